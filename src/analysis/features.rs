@@ -1,0 +1,442 @@
+//! Pass one: the streaming, per-channel feature extractor.
+//!
+//! Every sample is touched once, in 20 ms frames split into two 10 ms halves. What is kept is
+//! small and proportional to the duration (8 bytes per 10 ms plus one VAD bit per 20 ms), so a
+//! four-hour call costs a few MB per channel and never its audio. Spectra are summed into
+//! buckets by frame level, so the speech and noise spectra can be taken once the noise floor is
+//! known, without a second pass over the audio. No allocation happens per frame.
+
+use crate::audio::Resampler;
+use crate::config::VadMode;
+
+use super::spectrum::PowerSpectrum;
+use super::vad::{self, Vad};
+
+/// A sample whose magnitude is at or below this is digital silence (about -72 dBFS; covers the
+/// smallest G.711 A-law step, which has no exact zero).
+pub const SILENCE_EPS: f32 = 2.5e-4;
+
+/// What is kept of each 10 ms of one channel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Half {
+    /// Mean square of the samples.
+    pub power: f32,
+    /// Digital-silence samples at the start and at the end of this half.
+    pub lead_zeros: u16,
+    pub trail_zeros: u16,
+}
+
+/// Spectra summed by frame level, in 1 dB buckets from -100 to +10 dBFS.
+#[derive(Debug, Clone)]
+pub struct LevelSpectra {
+    pub bins: usize,
+    pub bin_hz: f64,
+    pub sums: Vec<f64>,
+    pub counts: Vec<u64>,
+}
+
+pub const LEVEL_MIN_DB: f64 = -100.0;
+pub const LEVEL_BUCKETS: usize = 110;
+
+impl LevelSpectra {
+    fn new(bins: usize, bin_hz: f64) -> LevelSpectra {
+        LevelSpectra {
+            bins,
+            bin_hz,
+            sums: vec![0.0; bins * LEVEL_BUCKETS],
+            counts: vec![0; LEVEL_BUCKETS],
+        }
+    }
+
+    pub fn bucket(level_db: f64) -> usize {
+        ((level_db - LEVEL_MIN_DB).floor().max(0.0) as usize).min(LEVEL_BUCKETS - 1)
+    }
+
+    fn add(&mut self, level_db: f64, power: &[f32]) {
+        let b = Self::bucket(level_db);
+        self.counts[b] += 1;
+        for (s, &p) in self.sums[b * self.bins..(b + 1) * self.bins]
+            .iter_mut()
+            .zip(power)
+        {
+            *s += p as f64;
+        }
+    }
+
+    /// The mean spectrum of the frames whose level lies in `[lo_db, hi_db)`, with its frame count.
+    pub fn mean_between(&self, lo_db: f64, hi_db: f64) -> (Vec<f64>, u64) {
+        let mut out = vec![0.0; self.bins];
+        let mut n = 0;
+        for b in 0..LEVEL_BUCKETS {
+            let bucket_lo = LEVEL_MIN_DB + b as f64;
+            let inside = if b == 0 {
+                lo_db < bucket_lo + 1.0
+            } else {
+                bucket_lo + 0.5 >= lo_db
+            };
+            if !inside || bucket_lo + 0.5 >= hi_db || self.counts[b] == 0 {
+                continue;
+            }
+            n += self.counts[b];
+            for (o, s) in out
+                .iter_mut()
+                .zip(&self.sums[b * self.bins..(b + 1) * self.bins])
+            {
+                *o += s;
+            }
+        }
+        if n > 0 {
+            out.iter_mut().for_each(|o| *o /= n as f64);
+        }
+        (out, n)
+    }
+}
+
+/// Magnitude histogram of loud samples, to find flat-topped (clipped) runs at the signal's extreme.
+#[derive(Debug, Clone)]
+pub struct ClipHistogram {
+    /// Samples by magnitude, for magnitudes from `CLIP_LO` up in steps of `CLIP_STEP`.
+    pub samples: Vec<u64>,
+    /// Flat runs (two or more equal samples) by magnitude.
+    pub runs: Vec<u64>,
+}
+
+pub const CLIP_LO: f32 = 0.25;
+pub const CLIP_STEP: f32 = 0.0005;
+const CLIP_BINS: usize = 3500;
+
+impl ClipHistogram {
+    pub fn bin(magnitude: f32) -> usize {
+        (((magnitude - CLIP_LO) / CLIP_STEP).max(0.0) as usize).min(CLIP_BINS - 1)
+    }
+}
+
+/// Everything pass one keeps of one channel.
+#[derive(Debug, Clone)]
+pub struct ChannelFeatures {
+    pub rate: u32,
+    /// Samples per 10 ms half.
+    pub half_len: usize,
+    pub halves: Vec<Half>,
+    /// One WebRTC VAD decision per 20 ms (two halves).
+    pub vad: Vec<bool>,
+    pub samples: u64,
+    pub sum: f64,
+    pub peak: f32,
+    pub clip: ClipHistogram,
+    /// Frame spectra of frames the VAD called non-speech / speech.
+    pub spectra: [LevelSpectra; 2],
+    /// Fine (about 1 Hz) spectra of about 1 s blocks of the signal decimated to about 1 kHz.
+    pub hum: LevelSpectra,
+}
+
+/// The streaming extractor for one channel.
+pub struct ChannelTracker {
+    f: ChannelFeatures,
+    frame_len: usize,
+    full_scale: f32,
+    pending: Vec<f32>,
+    spectrum: PowerSpectrum,
+    vad: Option<Vad>,
+    vad_resampled: Option<(Resampler, Vad, Vec<f32>)>,
+    clip_prev: f32,
+    clip_in_run: bool,
+    dec: usize,
+    dec_acc: f32,
+    dec_fill: usize,
+    hum_block: Vec<f32>,
+    hum_block_power: f64,
+    hum_block_halves: u32,
+    hum_spectrum: PowerSpectrum,
+}
+
+/// Samples of the decimated signal per hum block (about 1 s at about 1 kHz).
+const HUM_BLOCK: usize = 1024;
+/// Rate the VAD runs at when the file's rate is not one it takes.
+const VAD_FALLBACK_RATE: u32 = 8000;
+
+impl ChannelTracker {
+    pub fn new(rate: u32, full_scale: f32, mode: VadMode) -> Result<ChannelTracker, String> {
+        let half_len = ((rate as f64) / 100.0).round().max(1.0) as usize;
+        let frame_len = 2 * half_len;
+        let spectrum = PowerSpectrum::new(frame_len);
+        let bin_hz = rate as f64 / spectrum.size() as f64;
+        let (vad, vad_resampled) = if vad::RATES.contains(&rate) {
+            (Vad::new(rate, mode), None)
+        } else {
+            let resampler =
+                Resampler::new(rate, VAD_FALLBACK_RATE).map_err(|e| e.to_string())?;
+            let vad = Vad::new(VAD_FALLBACK_RATE, mode).ok_or("no VAD at 8 kHz")?;
+            (None, Some((resampler, vad, Vec::new())))
+        };
+        let dec = ((rate as f64) / 1000.0).round().max(1.0) as usize;
+        let hum_spectrum = PowerSpectrum::new(HUM_BLOCK);
+        let hum_bin_hz = rate as f64 / dec as f64 / hum_spectrum.size() as f64;
+        Ok(ChannelTracker {
+            f: ChannelFeatures {
+                rate,
+                half_len,
+                halves: Vec::new(),
+                vad: Vec::new(),
+                samples: 0,
+                sum: 0.0,
+                peak: 0.0,
+                clip: ClipHistogram {
+                    samples: vec![0; CLIP_BINS],
+                    runs: vec![0; CLIP_BINS],
+                },
+                spectra: [
+                    LevelSpectra::new(spectrum.bins(), bin_hz),
+                    LevelSpectra::new(spectrum.bins(), bin_hz),
+                ],
+                hum: LevelSpectra::new(hum_spectrum.bins(), hum_bin_hz),
+            },
+            frame_len,
+            full_scale,
+            pending: Vec::with_capacity(frame_len),
+            spectrum,
+            vad,
+            vad_resampled,
+            clip_prev: 0.0,
+            clip_in_run: false,
+            dec,
+            dec_acc: 0.0,
+            dec_fill: 0,
+            hum_block: Vec::with_capacity(HUM_BLOCK),
+            hum_block_power: 0.0,
+            hum_block_halves: 0,
+            hum_spectrum,
+        })
+    }
+
+    /// Feeds the next samples of this channel.
+    pub fn push(&mut self, mut samples: &[f32]) {
+        if !self.pending.is_empty() {
+            let take = (self.frame_len - self.pending.len()).min(samples.len());
+            self.pending.extend_from_slice(&samples[..take]);
+            samples = &samples[take..];
+            if self.pending.len() < self.frame_len {
+                return;
+            }
+            let frame = std::mem::take(&mut self.pending);
+            self.frame(&frame);
+            self.pending = frame;
+            self.pending.clear();
+        }
+        let mut chunks = samples.chunks_exact(self.frame_len);
+        for frame in &mut chunks {
+            self.frame(frame);
+        }
+        self.pending.extend_from_slice(chunks.remainder());
+    }
+
+    /// Ends the stream: a last partial frame counts for the sample statistics (peak, DC,
+    /// clipping, duration) but is too short to judge for speech.
+    pub fn finish(mut self) -> ChannelFeatures {
+        let tail = std::mem::take(&mut self.pending);
+        for half in tail.chunks(self.f.half_len) {
+            let (sum, _, max) = moments(half);
+            self.f.sum += sum as f64;
+            self.f.peak = self.f.peak.max(max);
+            if max >= 0.5 * self.full_scale {
+                self.scan_clipping(half);
+            }
+        }
+        self.f.samples += tail.len() as u64;
+        self.f
+    }
+
+    fn frame(&mut self, frame: &[f32]) {
+        let half_len = self.f.half_len;
+        let mut frame_power = 0.0f64;
+        for half in frame.chunks_exact(half_len) {
+            let (sum, sumsq, max) = moments(half);
+            let power = sumsq / half_len as f32;
+            frame_power += power as f64;
+            self.f.sum += sum as f64;
+            if max > self.f.peak {
+                self.f.peak = max;
+            }
+            let (lead, trail) = if max <= SILENCE_EPS {
+                (half_len, half_len)
+            } else {
+                (
+                    half.iter().position(|x| x.abs() > SILENCE_EPS).unwrap_or(0),
+                    half.iter().rev().position(|x| x.abs() > SILENCE_EPS).unwrap_or(0),
+                )
+            };
+            self.f.halves.push(Half {
+                power,
+                lead_zeros: lead as u16,
+                trail_zeros: trail as u16,
+            });
+            if max >= 0.5 * self.full_scale {
+                self.scan_clipping(half);
+            } else {
+                self.clip_in_run = false;
+                self.clip_prev = 0.0;
+            }
+        }
+        self.f.samples += frame.len() as u64;
+
+        let speech = self.vad_frame(frame);
+        let level = 10.0 * (frame_power / 2.0 + 1e-20).log10();
+        self.spectrum.compute(frame);
+        self.f.spectra[speech as usize].add(level, &self.spectrum.power);
+
+        self.decimate(frame);
+        self.hum_block_power += frame_power;
+        self.hum_block_halves += 2;
+    }
+
+    fn vad_frame(&mut self, frame: &[f32]) -> bool {
+        if let Some(vad) = &mut self.vad {
+            let speech = vad.is_speech(frame);
+            self.f.vad.push(speech);
+            return speech;
+        }
+        let Some((resampler, vad, buffer)) = &mut self.vad_resampled else {
+            return false;
+        };
+        resampler.process(frame, buffer);
+        let step = (VAD_FALLBACK_RATE / 50) as usize;
+        let mut last = self.f.vad.last().copied().unwrap_or(false);
+        let mut start = 0;
+        while buffer.len() - start >= step {
+            last = vad.is_speech(&buffer[start..start + step]);
+            self.f.vad.push(last);
+            start += step;
+        }
+        buffer.drain(..start);
+        last
+    }
+
+    /// Counts loud samples by magnitude and flat runs among them.
+    fn scan_clipping(&mut self, half: &[f32]) {
+        let lo = 0.5 * self.full_scale;
+        let flat = 1e-4 * self.full_scale.max(1e-6);
+        for &x in half {
+            let m = x.abs();
+            if m < lo {
+                self.clip_in_run = false;
+                self.clip_prev = 0.0;
+                continue;
+            }
+            let bin = ClipHistogram::bin(m);
+            self.f.clip.samples[bin] += 1;
+            let is_flat = (x - self.clip_prev).abs() <= flat;
+            if is_flat && !self.clip_in_run {
+                self.f.clip.runs[bin] += 1;
+            }
+            self.clip_in_run = is_flat;
+            self.clip_prev = x;
+        }
+    }
+
+    /// Box-car decimation to about 1 kHz for the hum spectrum.
+    fn decimate(&mut self, frame: &[f32]) {
+        let dec = self.dec;
+        let mut rest = frame;
+        if self.dec_fill > 0 {
+            let take = (dec - self.dec_fill).min(rest.len());
+            self.dec_acc += rest[..take].iter().sum::<f32>();
+            self.dec_fill += take;
+            rest = &rest[take..];
+            if self.dec_fill < dec {
+                return;
+            }
+            let v = self.dec_acc / dec as f32;
+            self.push_hum(v);
+            self.dec_acc = 0.0;
+            self.dec_fill = 0;
+        }
+        let mut chunks = rest.chunks_exact(dec);
+        for c in &mut chunks {
+            let v = c.iter().sum::<f32>() / dec as f32;
+            self.push_hum(v);
+        }
+        let r = chunks.remainder();
+        self.dec_acc = r.iter().sum();
+        self.dec_fill = r.len();
+    }
+
+    fn push_hum(&mut self, v: f32) {
+        self.hum_block.push(v);
+        if self.hum_block.len() == HUM_BLOCK {
+            let halves = self.hum_block_halves.max(1) as f64;
+            let level = 10.0 * (self.hum_block_power / halves + 1e-20).log10();
+            self.hum_spectrum.compute(&self.hum_block);
+            self.f.hum.add(level, &self.hum_spectrum.power);
+            self.hum_block.clear();
+            self.hum_block_power = 0.0;
+            self.hum_block_halves = 0;
+        }
+    }
+}
+
+/// Sum, sum of squares and largest magnitude of `x`, with independent accumulators so the
+/// loop vectorises.
+#[inline]
+fn moments(x: &[f32]) -> (f32, f32, f32) {
+    let mut s = [0.0f32; 8];
+    let mut q = [0.0f32; 8];
+    let mut m = [0.0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for i in 0..8 {
+            s[i] += c[i];
+            q[i] += c[i] * c[i];
+            m[i] = m[i].max(c[i].abs());
+        }
+    }
+    let mut sum: f32 = s.iter().sum();
+    let mut sumsq: f32 = q.iter().sum();
+    let mut max = m.iter().cloned().fold(0.0, f32::max);
+    for &v in chunks.remainder() {
+        sum += v;
+        sumsq += v * v;
+        max = max.max(v.abs());
+    }
+    (sum, sumsq, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moments_match_naive() {
+        let x: Vec<f32> = (0..83).map(|i| ((i * 37 % 19) as f32 - 9.0) / 10.0).collect();
+        let (s, q, m) = moments(&x);
+        let ns: f32 = x.iter().sum();
+        let nq: f32 = x.iter().map(|v| v * v).sum();
+        let nm = x.iter().map(|v| v.abs()).fold(0.0, f32::max);
+        assert!((s - ns).abs() < 1e-4 && (q - nq).abs() < 1e-3 && m == nm);
+    }
+
+    #[test]
+    fn frames_split_across_pushes_give_the_same_features() {
+        let x: Vec<f32> = (0..8000)
+            .map(|i| 0.3 * (i as f32 * 0.05).sin() + if i % 7 == 0 { 0.01 } else { 0.0 })
+            .collect();
+        let whole = {
+            let mut t = ChannelTracker::new(8000, 1.0, VadMode::Aggressive).unwrap();
+            t.push(&x);
+            t.finish()
+        };
+        let split = {
+            let mut t = ChannelTracker::new(8000, 1.0, VadMode::Aggressive).unwrap();
+            for c in x.chunks(333) {
+                t.push(c);
+            }
+            t.finish()
+        };
+        assert_eq!(whole.halves.len(), 100);
+        assert_eq!(whole.halves.len(), split.halves.len());
+        assert_eq!(whole.vad, split.vad);
+        for (a, b) in whole.halves.iter().zip(&split.halves) {
+            assert_eq!(a.power, b.power);
+        }
+        assert_eq!(whole.samples, 8000);
+    }
+}

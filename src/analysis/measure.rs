@@ -1,0 +1,486 @@
+//! Pass two: turning the kept features and the speech segments into the report's measurements,
+//! per channel, over the mix of all channels, and between the parties of a conversation.
+
+use std::collections::BTreeMap;
+
+use crate::config::{AnalysisConfig, Thresholds};
+
+use super::features::{ChannelFeatures, ClipHistogram, Half, LevelSpectra};
+use super::model::{
+    Clarity, Clipping, Conversation, Dropouts, Level, Metrics, Noise, Silence, Speech,
+};
+use super::segments::{self, level_db, Segments, FLOOR_DB};
+use super::spectrum;
+
+/// Fewer non-speech halves than this (200 ms) leave the noise unmeasured.
+const MIN_NOISE_HALVES: usize = 20;
+/// Halves this close to speech are left out of the noise measurement (decays, breaths).
+const NOISE_GUARD_HALVES: usize = 5;
+/// Highest mains harmonic looked at (the hum spectrum is decimated to about 1 kHz).
+const HUM_MAX_HZ: f64 = 480.0;
+/// Share of speech energy under the reported bandwidth.
+const ROLLOFF_SHARE: f64 = 0.95;
+
+/// Time base shared by all channels of one recording.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub half_s: f64,
+    pub duration_s: f64,
+}
+
+/// What pass two keeps of one channel besides its metrics, for the mix and the conversation.
+pub struct ChannelResult {
+    pub metrics: Metrics,
+    pub segments: Segments,
+    pub samples: u64,
+    pub clipped: u64,
+    pub dropout_s: f64,
+    pub speech_spectrum: Option<(Vec<f64>, f64)>,
+    pub hum: Option<spectrum::Hum>,
+}
+
+/// The noise power over the non-speech halves (away from speech), if there are enough of them.
+fn measured_noise(powers: &[f32], segments: &Segments) -> Option<(f64, usize)> {
+    let mut sum = 0.0;
+    let mut n = 0;
+    let mut next = 0;
+    let mut j = 0;
+    while j < powers.len() {
+        let (seg_start, seg_end) = segments.get(next).copied().unwrap_or((usize::MAX, usize::MAX));
+        if j + NOISE_GUARD_HALVES >= seg_start {
+            j = seg_end.saturating_add(NOISE_GUARD_HALVES);
+            next += 1;
+            continue;
+        }
+        sum += powers[j] as f64;
+        n += 1;
+        j += 1;
+    }
+    (n >= MIN_NOISE_HALVES).then(|| (sum / n as f64, n))
+}
+
+fn mean_power(powers: &[f32], segments: &Segments) -> Option<f64> {
+    let (sum, n) = segments.iter().fold((0.0, 0usize), |(s, n), &(a, b)| {
+        (s + powers[a..b].iter().map(|&p| p as f64).sum::<f64>(), n + b - a)
+    });
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// Speech, silence, level and noise measurements from half powers and segments.
+pub struct Basics {
+    pub speech: Speech,
+    pub silence: Silence,
+    pub active_power: Option<f64>,
+    pub noise_power: f64,
+    pub snr_db: Option<f64>,
+    pub noise_measured: bool,
+}
+
+pub fn basics(
+    powers: &[f32],
+    segments: &Segments,
+    estimate: f64,
+    timing: Timing,
+    cfg: &AnalysisConfig,
+    with_segments: bool,
+) -> Basics {
+    let t = |h: usize| (h as f64 * timing.half_s).min(timing.duration_s);
+    let talk: f64 = segments.iter().map(|&(s, e)| t(e) - t(s)).sum();
+    let start = segments.first().map(|s| t(s.0));
+    let end = segments.last().map(|s| t(s.1));
+    let gaps: Vec<f64> = segments.windows(2).map(|w| t(w[1].0) - t(w[0].1)).collect();
+    let dead: Vec<f64> = gaps.iter().copied().filter(|&g| g > cfg.dead_air_s).collect();
+    let speech = Speech {
+        ratio: if timing.duration_s > 0.0 {
+            (talk / timing.duration_s).clamp(0.0, 1.0)
+        } else {
+            0.0
+        },
+        talk_time_s: talk,
+        start_s: start,
+        end_s: end,
+        leading_silence_s: start.unwrap_or(timing.duration_s),
+        trailing_silence_s: end.map_or(timing.duration_s, |e| (timing.duration_s - e).max(0.0)),
+        segments: with_segments.then(|| segments.iter().map(|&(s, e)| [t(s), t(e)]).collect()),
+    };
+    let silence = Silence {
+        longest_s: gaps.iter().copied().fold(0.0, f64::max),
+        dead_air_s: dead.iter().sum(),
+        dead_air_count: dead.len() as u32,
+    };
+    let measured = measured_noise(powers, segments);
+    let noise_power = measured.map_or(estimate, |m| m.0).max(1e-12);
+    let speech_power = mean_power(powers, segments);
+    // Speech and noise add in power: what the speech frames hold beyond the noise is speech.
+    let active_power = speech_power.map(|p| (p - noise_power).max(p * 1e-3));
+    let snr_db = match (active_power, measured) {
+        (Some(a), Some(_)) => Some(level_db(a) - level_db(noise_power)),
+        _ => None,
+    };
+    Basics {
+        speech,
+        silence,
+        active_power,
+        noise_power,
+        snr_db,
+        noise_measured: measured.is_some(),
+    }
+}
+
+/// Clipped samples and events: samples at the very top of the signal's range, where flat runs
+/// show the waveform was cut off. A natural peak reaches its extreme once and is not a run.
+fn clipping(hist: &ClipHistogram, peak: f32) -> (u64, u64) {
+    if peak <= 0.0 {
+        return (0, 0);
+    }
+    let from = ClipHistogram::bin(peak * 0.998);
+    let events: u64 = hist.runs[from..].iter().sum();
+    if events == 0 {
+        return (0, 0);
+    }
+    (hist.samples[from..].iter().sum(), events)
+}
+
+/// Lost-packet gaps: runs of digital silence 10-200 ms long strictly inside speech.
+fn dropouts(halves: &[Half], half_len: usize, segments: &Segments) -> (u64, u64) {
+    let min = half_len as u64; // 10 ms
+    let max = 20 * half_len as u64; // 200 ms
+    let silent = |h: &Half| h.lead_zeros as usize >= half_len;
+    let mut count = 0;
+    let mut samples = 0;
+    let mut seg = 0;
+    let mut consider = |start: u64, len: u64, count: &mut u64, samples: &mut u64| {
+        if len < min || len > max {
+            return;
+        }
+        let end = start + len;
+        while seg < segments.len() && (segments[seg].1 * half_len) as u64 <= start {
+            seg += 1;
+        }
+        if let Some(&(s, e)) = segments.get(seg) {
+            if (s * half_len) as u64 <= start && end <= (e * half_len) as u64 {
+                *count += 1;
+                *samples += len;
+            }
+        }
+    };
+    let mut j = 0;
+    while j < halves.len() {
+        if silent(&halves[j]) {
+            let before = if j > 0 { halves[j - 1].trail_zeros as u64 } else { 0 };
+            let first = j;
+            while j < halves.len() && silent(&halves[j]) {
+                j += 1;
+            }
+            // A run that touches the start or the end of the file is not inside anything.
+            if first == 0 || j == halves.len() {
+                continue;
+            }
+            let after = halves[j].lead_zeros as u64;
+            let start = (first * half_len) as u64 - before;
+            let len = before + ((j - first) * half_len) as u64 + after;
+            consider(start, len, &mut count, &mut samples);
+        } else {
+            if j + 1 < halves.len() && !silent(&halves[j + 1]) {
+                let len = halves[j].trail_zeros as u64 + halves[j + 1].lead_zeros as u64;
+                let start = ((j + 1) * half_len) as u64 - halves[j].trail_zeros as u64;
+                consider(start, len, &mut count, &mut samples);
+            }
+            j += 1;
+        }
+    }
+    (count, samples)
+}
+
+/// The noise-free mean spectrum of speech frames and its bin width.
+fn speech_spectrum(spectra: &[LevelSpectra; 2], noise_db: f64, gate_db: f64) -> Option<(Vec<f64>, f64)> {
+    let (speech, n) = spectra[1].mean_between(gate_db, f64::INFINITY);
+    if n == 0 {
+        return None;
+    }
+    let (quiet0, n0) = spectra[0].mean_between(f64::NEG_INFINITY, noise_db + 3.0);
+    let (quiet1, n1) = spectra[1].mean_between(f64::NEG_INFINITY, noise_db + 3.0);
+    let clean: Vec<f64> = if n0 + n1 > 0 {
+        speech
+            .iter()
+            .zip(quiet0.iter().zip(&quiet1))
+            .map(|(s, (a, b))| {
+                let noise = (a * n0 as f64 + b * n1 as f64) / (n0 + n1) as f64;
+                (s - noise).max(0.0)
+            })
+            .collect()
+    } else {
+        speech
+    };
+    Some((clean, spectra[1].bin_hz))
+}
+
+fn hum_of(hum: &LevelSpectra, noise_db: f64, margin_db: f64) -> Option<spectrum::Hum> {
+    let (quiet, n) = hum.mean_between(f64::NEG_INFINITY, noise_db + 3.0);
+    let (spectrum, n) = if n >= 2 {
+        (quiet, n)
+    } else {
+        hum.mean_between(f64::NEG_INFINITY, f64::INFINITY)
+    };
+    if n == 0 {
+        return None;
+    }
+    spectrum::detect_hum(&spectrum, hum.bin_hz, HUM_MAX_HZ, margin_db)
+}
+
+fn clarity(spectrum: &Option<(Vec<f64>, f64)>, nyquist: f64, t: &Thresholds) -> Clarity {
+    let bandwidth = spectrum
+        .as_ref()
+        .and_then(|(p, bin_hz)| spectrum::rolloff_hz(p, *bin_hz, ROLLOFF_SHARE));
+    let limit = t.muffled_below_hz.min(0.45 * nyquist);
+    Clarity {
+        bandwidth_hz: bandwidth.map(|b| b.round()),
+        muffled: bandwidth.is_some_and(|b| b < limit),
+    }
+}
+
+fn peak_dbfs(peak: f32) -> f64 {
+    if peak > 0.0 {
+        (20.0 * (peak as f64).log10()).max(FLOOR_DB)
+    } else {
+        FLOOR_DB
+    }
+}
+
+fn assemble(b: Basics, peak: f32, dc: f64, noise_level: Noise, clarity: Clarity, clip: Clipping, drop: Dropouts) -> Metrics {
+    Metrics {
+        speech: b.speech,
+        silence: b.silence,
+        level: Level {
+            active_speech_dbfs: b.active_power.map(level_db),
+            peak_dbfs: peak_dbfs(peak),
+            dc_offset: dc,
+        },
+        noise: noise_level,
+        clarity,
+        clipping: clip,
+        dropouts: drop,
+    }
+}
+
+/// All measurements of one channel.
+pub fn channel(
+    f: &ChannelFeatures,
+    seg: &segments::Segmentation,
+    timing: Timing,
+    cfg: &AnalysisConfig,
+    t: &Thresholds,
+    with_segments: bool,
+) -> ChannelResult {
+    let powers: Vec<f32> = f.halves.iter().map(|h| h.power).collect();
+    let b = basics(&powers, &seg.segments, seg.noise_power, timing, cfg, with_segments);
+    let noise_db = level_db(b.noise_power);
+    let gate_db = noise_db + cfg.vad.energy_margin_db.max(2.5 * seg.spread_db);
+    let spectrum = if seg.segments.is_empty() {
+        None
+    } else {
+        speech_spectrum(&f.spectra, noise_db, gate_db)
+    };
+    let hum = hum_of(&f.hum, noise_db, t.hum_margin_db);
+    let (clipped, events) = clipping(&f.clip, f.peak);
+    let (drop_count, drop_samples) = dropouts(&f.halves, f.half_len, &seg.segments);
+    let dropout_s = drop_samples as f64 / f.rate as f64;
+    let talk = b.speech.talk_time_s;
+    let clarity = clarity(&spectrum, f.rate as f64 / 2.0, t);
+    let noise = Noise {
+        floor_dbfs: Some(noise_db),
+        snr_db: b.snr_db.map(round2),
+        hum_hz: hum.map(|h| h.hz),
+    };
+    let metrics = assemble(
+        b,
+        f.peak,
+        if f.samples > 0 { f.sum / f.samples as f64 } else { 0.0 },
+        noise,
+        clarity,
+        Clipping {
+            ratio: ratio(clipped as f64, f.samples as f64),
+            events,
+        },
+        Dropouts {
+            count: drop_count,
+            ratio: ratio(dropout_s, talk),
+        },
+    );
+    ChannelResult {
+        metrics,
+        segments: seg.segments.clone(),
+        samples: f.samples,
+        clipped,
+        dropout_s,
+        speech_spectrum: spectrum,
+        hum,
+    }
+}
+
+/// The whole recording's measurements from its channels: speech is "anyone speaks", levels and
+/// noise are over the power sum of the channels (what a listener to both legs hears).
+pub fn mix(
+    features: &[ChannelFeatures],
+    channels: &[ChannelResult],
+    timing: Timing,
+    cfg: &AnalysisConfig,
+    t: &Thresholds,
+    with_segments: bool,
+) -> Metrics {
+    let halves = features.iter().map(|f| f.halves.len()).min().unwrap_or(0);
+    let powers: Vec<f32> = (0..halves)
+        .map(|j| features.iter().map(|f| f.halves[j].power).sum())
+        .collect();
+    let all: Vec<&Segments> = channels.iter().map(|c| &c.segments).collect();
+    let union = segments::union(&all);
+    let (estimate, _) = segments::noise_floor(&powers);
+    let b = basics(&powers, &union, estimate, timing, cfg, with_segments);
+    let noise_db = level_db(b.noise_power);
+    let samples: u64 = channels.iter().map(|c| c.samples).sum();
+    let clipped: u64 = channels.iter().map(|c| c.clipped).sum();
+    let talk: f64 = channels.iter().map(|c| c.metrics.speech.talk_time_s).sum();
+    let mut summed: Option<(Vec<f64>, f64)> = None;
+    for (p, bin_hz) in channels.iter().filter_map(|c| c.speech_spectrum.as_ref()) {
+        match &mut summed {
+            Some((acc, _)) => acc.iter_mut().zip(p).for_each(|(a, x)| *a += x),
+            None => summed = Some((p.clone(), *bin_hz)),
+        }
+    }
+    let hum = channels
+        .iter()
+        .filter_map(|c| c.hum)
+        .max_by(|a, b| a.excess_db.total_cmp(&b.excess_db));
+    let nyquist = features.first().map_or(4000.0, |f| f.rate as f64 / 2.0);
+    let dc = channels.iter().map(|c| c.metrics.level.dc_offset).sum::<f64>() / channels.len().max(1) as f64;
+    let peak = features.iter().map(|f| f.peak).fold(0.0, f32::max);
+    let noise = Noise {
+        floor_dbfs: Some(noise_db),
+        snr_db: b.snr_db.map(round2),
+        hum_hz: hum.map(|h| h.hz),
+    };
+    assemble(
+        b,
+        peak,
+        dc,
+        noise,
+        clarity(&summed, nyquist, t),
+        Clipping {
+            ratio: ratio(clipped as f64, samples as f64),
+            events: channels.iter().map(|c| c.metrics.clipping.events).sum(),
+        },
+        Dropouts {
+            count: channels.iter().map(|c| c.metrics.dropouts.count).sum(),
+            ratio: ratio(channels.iter().map(|c| c.dropout_s).sum(), talk),
+        },
+    )
+}
+
+/// Talk shares, overtalk, interruptions and non-talk time between the channels.
+pub fn conversation(
+    channels: &[ChannelResult],
+    roles: &[String],
+    timing: Timing,
+    cfg: &AnalysisConfig,
+) -> Conversation {
+    let t = |h: usize| (h as f64 * timing.half_s).min(timing.duration_s);
+    let talk_total: f64 = channels.iter().map(|c| c.metrics.speech.talk_time_s).sum();
+    let mut talk_ratio = BTreeMap::new();
+    let mut interruptions = BTreeMap::new();
+    for (c, role) in channels.iter().zip(roles) {
+        talk_ratio.insert(role.clone(), ratio(c.metrics.speech.talk_time_s, talk_total));
+        interruptions.insert(role.clone(), 0u32);
+    }
+    let all: Vec<&Segments> = channels.iter().map(|c| &c.segments).collect();
+    let overlaps = segments::overlaps(&all);
+    let overtalk_s: f64 = overlaps.iter().map(|&(s, e)| t(e) - t(s)).sum();
+    let mut overtalk_count = 0;
+    for &(s, e) in &overlaps {
+        if t(e) - t(s) <= cfg.overtalk_min_s {
+            continue;
+        }
+        overtalk_count += 1;
+        // The side whose turn began last, while another was already speaking, interrupted.
+        let starts: Vec<(usize, usize)> = channels
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.segments
+                    .iter()
+                    .find(|&&(a, b)| a <= s && s < b)
+                    .map(|&(a, _)| (a, i))
+            })
+            .collect();
+        if let Some(&(latest, who)) = starts.iter().max() {
+            let tied = starts.iter().filter(|&&(a, _)| a == latest).count() > 1;
+            if !tied {
+                *interruptions.entry(roles[who].clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    let union = segments::union(&all);
+    let non_talk_s: f64 = union
+        .windows(2)
+        .map(|w| t(w[1].0) - t(w[0].1))
+        .filter(|&g| g > cfg.non_talk_min_s)
+        .sum();
+    Conversation {
+        talk_ratio,
+        overtalk_s: round2(overtalk_s),
+        overtalk_count,
+        interruptions,
+        non_talk_s: round2(non_talk_s),
+        non_talk_ratio: ratio(non_talk_s, timing.duration_s),
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        (a / b).clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn half(power: f32, lead: u16, trail: u16) -> Half {
+        Half { power, lead_zeros: lead, trail_zeros: trail }
+    }
+
+    #[test]
+    fn a_zeroed_packet_inside_speech_is_one_dropout() {
+        // 80-sample halves; a 160-sample zero run from sample 40 of half 10 to sample 40 of half 12.
+        let mut halves = vec![half(0.01, 0, 0); 40];
+        halves[10] = half(0.01, 0, 40);
+        halves[11] = half(0.0, 80, 80);
+        halves[12] = half(0.01, 40, 0);
+        let (count, samples) = dropouts(&halves, 80, &vec![(0, 40)]);
+        assert_eq!((count, samples), (1, 160));
+        // Outside speech it is a pause, not a dropout.
+        let (count, _) = dropouts(&halves, 80, &vec![(20, 40)]);
+        assert_eq!(count, 0);
+        // Straddling two halves without a whole silent half.
+        let mut halves = vec![half(0.01, 0, 0); 40];
+        halves[5] = half(0.01, 0, 50);
+        halves[6] = half(0.01, 50, 0);
+        assert_eq!(dropouts(&halves, 80, &vec![(0, 40)]), (1, 100));
+    }
+
+    #[test]
+    fn flat_tops_at_the_extreme_are_clipping_and_a_lone_peak_is_not() {
+        let mut hist = ClipHistogram { samples: vec![0; 3500], runs: vec![0; 3500] };
+        let top = ClipHistogram::bin(1.0);
+        hist.samples[top] = 1;
+        assert_eq!(clipping(&hist, 1.0), (0, 0));
+        hist.samples[top] = 50;
+        hist.runs[top] = 10;
+        assert_eq!(clipping(&hist, 1.0), (50, 10));
+    }
+}

@@ -1,0 +1,180 @@
+//! The analysis core: decoded samples in, quality measurements and a judgement out.
+//!
+//! Pure and streaming: an [`Analyzer`] is fed interleaved f32 blocks of any size and keeps only
+//! small per-frame features (pass one, `features`); [`Analyzer::finish`] turns those into
+//! segments (`segments`), measurements (`measure`) and the score (`score`). It never reads a
+//! file, a clock or the environment, and never logs: the caller owns all I/O.
+
+pub mod features;
+pub mod measure;
+pub mod model;
+pub mod score;
+pub mod segments;
+pub mod spectrum;
+pub mod vad;
+
+use crate::config::Config;
+
+use features::{ChannelFeatures, ChannelTracker};
+use measure::Timing;
+use model::{ChannelReport, Conversation, DecodeReport, Metrics, Quality};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error("analyse {channels} channels at {rate} Hz: {reason}")]
+    Unsupported {
+        channels: u16,
+        rate: u32,
+        reason: String,
+    },
+}
+
+/// The streaming analyser of one recording.
+pub struct Analyzer {
+    rate: u32,
+    trackers: Vec<ChannelTracker>,
+    scratch: Vec<f32>,
+}
+
+/// Everything measured about one recording, before it is wrapped into a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    pub duration_s: f64,
+    pub metrics: Metrics,
+    pub quality: Quality,
+    pub channels: Option<Vec<ChannelReport>>,
+    pub conversation: Option<Conversation>,
+}
+
+impl Analyzer {
+    /// An analyser for `channels` channels at `rate` Hz whose codec's full scale is `full_scale`.
+    pub fn new(
+        rate: u32,
+        channels: u16,
+        full_scale: f32,
+        config: &Config,
+    ) -> Result<Analyzer, AnalysisError> {
+        let unsupported = |reason: String| AnalysisError::Unsupported {
+            channels,
+            rate,
+            reason,
+        };
+        if channels == 0 {
+            return Err(unsupported("no channels".into()));
+        }
+        if !(8000..=48000).contains(&rate) {
+            return Err(unsupported("sample rates from 8 to 48 kHz are supported".into()));
+        }
+        let trackers = (0..channels)
+            .map(|_| ChannelTracker::new(rate, full_scale, config.analysis.vad.mode))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unsupported)?;
+        Ok(Analyzer {
+            rate,
+            trackers,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Feeds interleaved frames (a trailing partial frame is ignored).
+    pub fn push(&mut self, interleaved: &[f32]) {
+        let n = self.trackers.len();
+        if n == 1 {
+            self.trackers[0].push(interleaved);
+            return;
+        }
+        let frames = interleaved.len() / n;
+        for (c, tracker) in self.trackers.iter_mut().enumerate() {
+            self.scratch.clear();
+            self.scratch
+                .extend(interleaved[..frames * n].iter().skip(c).step_by(n));
+            tracker.push(&self.scratch);
+        }
+    }
+
+    /// Ends the stream and judges the recording.
+    pub fn finish(self, config: &Config, decode: &DecodeReport, with_segments: bool) -> Analysis {
+        let rate = self.rate;
+        let features: Vec<ChannelFeatures> =
+            self.trackers.into_iter().map(ChannelTracker::finish).collect();
+        judge(rate, &features, config, decode, with_segments)
+    }
+}
+
+/// Pass two over the kept features of every channel.
+fn judge(
+    rate: u32,
+    features: &[ChannelFeatures],
+    config: &Config,
+    decode: &DecodeReport,
+    with_segments: bool,
+) -> Analysis {
+    let cfg = &config.analysis;
+    let samples = features.first().map_or(0, |f| f.samples);
+    let half_len = features.first().map_or(1, |f| f.half_len);
+    let timing = Timing {
+        half_s: half_len as f64 / rate as f64,
+        duration_s: samples as f64 / rate as f64,
+    };
+    let results: Vec<measure::ChannelResult> = features
+        .iter()
+        .map(|f| {
+            let powers: Vec<f32> = f.halves.iter().map(|h| h.power).collect();
+            let seg = segments::segment(&powers, &f.vad, timing.half_s, &cfg.vad);
+            measure::channel(f, &seg, timing, cfg, &config.thresholds, with_segments)
+        })
+        .collect();
+    let roles: Vec<String> = (0..features.len())
+        .map(|i| {
+            cfg.channel_roles
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("channel_{i}"))
+        })
+        .collect();
+    let multi = features.len() > 1;
+    let metrics = if multi {
+        measure::mix(features, &results, timing, cfg, &config.thresholds, with_segments)
+    } else {
+        results[0].metrics.clone()
+    };
+    let sides: Vec<(String, f64)> = if multi {
+        roles
+            .iter()
+            .zip(&results)
+            .map(|(r, c)| (r.clone(), c.metrics.speech.talk_time_s))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let quality = score::assess(
+        &metrics,
+        &score::Context {
+            duration_s: timing.duration_s,
+            sample_rate: rate,
+            decode,
+            sides: &sides,
+        },
+        config,
+    );
+    let conversation = multi.then(|| measure::conversation(&results, &roles, timing, cfg));
+    let channels = multi.then(|| {
+        results
+            .into_iter()
+            .zip(roles)
+            .enumerate()
+            .map(|(index, (r, role))| ChannelReport {
+                index,
+                role,
+                metrics: r.metrics,
+            })
+            .collect()
+    });
+    Analysis {
+        duration_s: timing.duration_s,
+        metrics,
+        quality,
+        channels,
+        conversation,
+    }
+}

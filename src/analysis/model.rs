@@ -1,0 +1,197 @@
+//! The analysis report: the JSON contract of `docs/analysis-report.md` as Rust types.
+//!
+//! Field names are the contract. Add fields freely; never rename or remove one without bumping
+//! [`SCHEMA`].
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "callwarden.analysis.v1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub file: String,
+    pub sha256: String,
+    pub format: Format,
+    pub quality: Quality,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<ChannelReport>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<Conversation>,
+    pub decode: DecodeReport,
+    pub analyzer: Analyzer,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Format {
+    pub container: String,
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub duration_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quality {
+    pub score: u32,
+    pub mos: f64,
+    pub grade: Grade,
+    pub flags: Vec<Flag>,
+    /// The points each impairment took off the score (an addition to the contract).
+    pub penalties: Vec<Penalty>,
+    /// Version of the scoring formula (docs/scoring.md).
+    pub formula: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grade {
+    Good,
+    Fair,
+    Poor,
+    Bad,
+}
+
+impl Grade {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grade::Good => "good",
+            Grade::Fair => "fair",
+            Grade::Poor => "poor",
+            Grade::Bad => "bad",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flag {
+    pub code: String,
+    pub severity: Severity,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Penalty {
+    pub term: String,
+    pub points: f64,
+}
+
+/// The measurements shared by the whole recording and each channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub speech: Speech,
+    pub silence: Silence,
+    pub level: Level,
+    pub noise: Noise,
+    pub clarity: Clarity,
+    pub clipping: Clipping,
+    pub dropouts: Dropouts,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Speech {
+    pub ratio: f64,
+    pub talk_time_s: f64,
+    pub start_s: Option<f64>,
+    pub end_s: Option<f64>,
+    pub leading_silence_s: f64,
+    pub trailing_silence_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Vec<[f64; 2]>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    pub longest_s: f64,
+    pub dead_air_s: f64,
+    pub dead_air_count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Level {
+    pub active_speech_dbfs: Option<f64>,
+    pub peak_dbfs: f64,
+    pub dc_offset: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Noise {
+    pub floor_dbfs: Option<f64>,
+    pub snr_db: Option<f64>,
+    pub hum_hz: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clarity {
+    pub bandwidth_hz: Option<f64>,
+    pub muffled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clipping {
+    pub ratio: f64,
+    pub events: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dropouts {
+    pub count: u64,
+    pub ratio: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelReport {
+    pub index: usize,
+    pub role: String,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub talk_ratio: std::collections::BTreeMap<String, f64>,
+    pub overtalk_s: f64,
+    pub overtalk_count: u32,
+    pub interruptions: std::collections::BTreeMap<String, u32>,
+    pub non_talk_s: f64,
+    pub non_talk_ratio: f64,
+}
+
+/// How decoding went (an addition to the contract).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DecodeReport {
+    pub header_mismatch: bool,
+    pub truncated: bool,
+    pub skipped_packets: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analyzer {
+    pub version: String,
+    pub config_hash: String,
+    pub elapsed_ms: u64,
+}
+
+/// The line printed for a file that could not be analysed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReport {
+    pub schema: String,
+    pub file: String,
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}

@@ -1,0 +1,327 @@
+//! The quality score, its MOS and grade, and the flags: a pure judgement of measurements.
+//!
+//! Formula `score.v1`, explained term by term in `docs/scoring.md`: the score starts at 100 and
+//! each impairment takes points off, every term continuous and saturating, in the manner of the
+//! ITU-T G.107 E-model (whose rating R it mirrors, so its R-to-MOS mapping applies). Thresholds
+//! come from the configuration; nothing here reads a clock or a file.
+
+use crate::config::{Config, Thresholds};
+
+use super::model::{DecodeReport, Flag, Grade, Metrics, Penalty, Quality, Severity};
+
+pub const FORMULA: &str = "score.v1";
+
+/// SNR at or above which noise costs nothing, and at which the noise term saturates.
+const SNR_CLEAN_DB: f64 = 35.0;
+const SNR_WORST_DB: f64 = -5.0;
+const NOISE_MAX: f64 = 50.0;
+/// Points per dB of speech level outside the [too_quiet, too_loud] band, and the cap.
+const LEVEL_PER_DB: f64 = 1.5;
+const LEVEL_MAX: f64 = 20.0;
+/// Clipping: 10 points per decade of clipped share above 1e-4, at most 30.
+const CLIP_FROM: f64 = 1e-4;
+const CLIP_PER_DECADE: f64 = 10.0;
+const CLIP_MAX: f64 = 30.0;
+/// G.113's packet-loss robustness of G.711 without concealment.
+const BPL_G711: f64 = 4.3;
+const LOSS_MAX: f64 = 60.0;
+/// Bandwidth: no cost at the muffled threshold, the full cost at 500 Hz.
+const BANDWIDTH_FLOOR_HZ: f64 = 500.0;
+const BANDWIDTH_MAX: f64 = 25.0;
+const HUM_POINTS: f64 = 5.0;
+const DEAD_AIR_EACH: f64 = 2.0;
+const DEAD_AIR_MAX: f64 = 10.0;
+const ONE_SIDED_POINTS: f64 = 30.0;
+
+/// What the judgement needs besides the whole-recording metrics.
+pub struct Context<'a> {
+    pub duration_s: f64,
+    pub sample_rate: u32,
+    pub decode: &'a DecodeReport,
+    /// Per-channel (role, talk time) for multi-channel recordings.
+    pub sides: &'a [(String, f64)],
+}
+
+pub fn assess(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Quality {
+    let t = &config.thresholds;
+    let flags = flags(m, ctx, config);
+    let mut penalties = Vec::new();
+    let mut take = |term: &str, points: f64| {
+        if points > 0.0 {
+            penalties.push(Penalty {
+                term: term.to_string(),
+                points: (points * 10.0).round() / 10.0,
+            });
+        }
+    };
+    let no_speech = m.speech.talk_time_s <= 0.0;
+    if no_speech {
+        take("no_speech", 100.0);
+    } else {
+        if let Some(snr) = m.noise.snr_db {
+            let x = ((SNR_CLEAN_DB - snr) / (SNR_CLEAN_DB - SNR_WORST_DB)).clamp(0.0, 1.0);
+            take("noise", NOISE_MAX * x);
+        }
+        if let Some(level) = m.level.active_speech_dbfs {
+            let off = (t.too_quiet_dbfs - level).max(0.0) + (level - t.too_loud_dbfs).max(0.0);
+            take("level", (LEVEL_PER_DB * off).min(LEVEL_MAX));
+        }
+        if m.clipping.ratio > CLIP_FROM {
+            let decades = (m.clipping.ratio / CLIP_FROM).log10();
+            take("clipping", (CLIP_PER_DECADE * decades).min(CLIP_MAX));
+        }
+        let loss_pct = m.dropouts.ratio * 100.0;
+        if loss_pct > 0.0 {
+            take("dropouts", (95.0 * loss_pct / (loss_pct + BPL_G711)).min(LOSS_MAX));
+        }
+        if let Some(bw) = m.clarity.bandwidth_hz {
+            let limit = muffled_limit(t, ctx.sample_rate);
+            let x = ((limit - bw) / (limit - BANDWIDTH_FLOOR_HZ).max(1.0)).clamp(0.0, 1.0);
+            take("bandwidth", BANDWIDTH_MAX * x);
+        }
+        if m.noise.hum_hz.is_some() {
+            take("hum", HUM_POINTS);
+        }
+        take(
+            "dead_air",
+            (DEAD_AIR_EACH * m.silence.dead_air_count as f64).min(DEAD_AIR_MAX),
+        );
+        if one_sided(ctx, t).is_some() {
+            take("one_sided", ONE_SIDED_POINTS);
+        }
+    }
+    let total: f64 = penalties.iter().map(|p| p.points).sum();
+    let r = (100.0 - total).clamp(0.0, 100.0);
+    let s = &config.score;
+    let grade = if r >= s.good {
+        Grade::Good
+    } else if r >= s.fair {
+        Grade::Fair
+    } else if r >= s.poor {
+        Grade::Poor
+    } else {
+        Grade::Bad
+    };
+    Quality {
+        score: r.round() as u32,
+        mos: (mos(r) * 100.0).round() / 100.0,
+        grade,
+        flags,
+        penalties,
+        formula: FORMULA.to_string(),
+    }
+}
+
+/// ITU-T G.107's mapping of the rating R (0..100) to a mean opinion score (1..4.5).
+pub fn mos(r: f64) -> f64 {
+    if r <= 0.0 {
+        1.0
+    } else if r >= 100.0 {
+        4.5
+    } else {
+        (1.0 + 0.035 * r + 7e-6 * r * (r - 60.0) * (100.0 - r)).clamp(1.0, 4.5)
+    }
+}
+
+/// The bandwidth below which speech sounds muffled at this sample rate.
+pub fn muffled_limit(t: &Thresholds, sample_rate: u32) -> f64 {
+    t.muffled_below_hz.min(0.45 * sample_rate as f64 / 2.0)
+}
+
+/// The side that (nearly) never speaks while another does, with its share.
+fn one_sided<'a>(ctx: &'a Context<'_>, t: &Thresholds) -> Option<(&'a str, f64)> {
+    let total: f64 = ctx.sides.iter().map(|s| s.1).sum();
+    if ctx.sides.len() < 2 || total <= 0.0 {
+        return None;
+    }
+    ctx.sides
+        .iter()
+        .map(|(role, talk)| (role.as_str(), talk / total))
+        .find(|&(_, share)| share < t.one_sided_ratio)
+}
+
+fn flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
+    let t = &config.thresholds;
+    let mut out = Vec::new();
+    let mut flag = |code: &str, severity: Severity, message: String| {
+        out.push(Flag {
+            code: code.to_string(),
+            severity,
+            message,
+        })
+    };
+    let min_dur = config.analysis.min_duration_s;
+    if ctx.duration_s < min_dur {
+        flag(
+            "too_short",
+            Severity::Warn,
+            format!("duration {:.1} s is below {min_dur:.1} s", ctx.duration_s),
+        );
+    }
+    if ctx.decode.header_mismatch {
+        flag(
+            "header_mismatch",
+            Severity::Info,
+            "WAV header sizes disagree with the file; read to the real end of the data".into(),
+        );
+    }
+    if ctx.decode.truncated {
+        flag(
+            "truncated",
+            Severity::Warn,
+            "the file ends before its header says; analysed as far as it decodes".into(),
+        );
+    }
+    if m.speech.talk_time_s <= 0.0 {
+        flag(
+            "no_speech",
+            Severity::Error,
+            format!("no speech found in {:.1} s", ctx.duration_s),
+        );
+        return out;
+    }
+    if let Some(snr) = m.noise.snr_db {
+        if snr < t.low_snr_db {
+            let severity = if snr < t.low_snr_db / 2.0 {
+                Severity::Error
+            } else {
+                Severity::Warn
+            };
+            flag(
+                "low_snr",
+                severity,
+                format!("SNR {snr:.1} dB is below {:.0} dB", t.low_snr_db),
+            );
+        }
+    }
+    if let Some(floor) = m.noise.floor_dbfs {
+        if floor > t.high_noise_floor_dbfs {
+            flag(
+                "high_noise",
+                Severity::Warn,
+                format!(
+                    "noise floor {floor:.1} dBFS is above {:.0} dBFS",
+                    t.high_noise_floor_dbfs
+                ),
+            );
+        }
+    }
+    if let Some(level) = m.level.active_speech_dbfs {
+        if level < t.too_quiet_dbfs {
+            flag(
+                "too_quiet",
+                Severity::Warn,
+                format!(
+                    "speech level {level:.1} dBFS is below {:.0} dBFS",
+                    t.too_quiet_dbfs
+                ),
+            );
+        }
+        if level > t.too_loud_dbfs {
+            flag(
+                "too_loud",
+                Severity::Warn,
+                format!(
+                    "speech level {level:.1} dBFS is above {:.0} dBFS",
+                    t.too_loud_dbfs
+                ),
+            );
+        }
+    }
+    if m.clipping.ratio >= t.clipping_ratio && m.clipping.events > 0 {
+        flag(
+            "clipping",
+            Severity::Warn,
+            format!(
+                "{:.3}% of samples clipped ({} events) is at or above {:.3}%",
+                m.clipping.ratio * 100.0,
+                m.clipping.events,
+                t.clipping_ratio * 100.0
+            ),
+        );
+    }
+    if m.dropouts.ratio >= t.dropout_ratio && m.dropouts.count > 0 {
+        flag(
+            "dropouts",
+            Severity::Warn,
+            format!(
+                "{} dropouts, {:.2}% of speech time, at or above {:.2}%",
+                m.dropouts.count,
+                m.dropouts.ratio * 100.0,
+                t.dropout_ratio * 100.0
+            ),
+        );
+    }
+    if m.clarity.muffled {
+        let bw = m.clarity.bandwidth_hz.unwrap_or(0.0);
+        flag(
+            "muffled",
+            Severity::Warn,
+            format!(
+                "speech bandwidth {bw:.0} Hz is below {:.0} Hz",
+                muffled_limit(t, ctx.sample_rate)
+            ),
+        );
+    }
+    if let Some(hz) = m.noise.hum_hz {
+        flag(
+            "hum",
+            Severity::Warn,
+            format!(
+                "{hz} Hz mains hum stands more than {:.0} dB out of the noise",
+                t.hum_margin_db
+            ),
+        );
+    }
+    if m.silence.dead_air_count > 0 {
+        flag(
+            "dead_air",
+            Severity::Info,
+            format!(
+                "{} silences longer than {:.0} s, {:.1} s in all",
+                m.silence.dead_air_count, config.analysis.dead_air_s, m.silence.dead_air_s
+            ),
+        );
+    }
+    if m.speech.leading_silence_s > t.leading_silence_s {
+        flag(
+            "long_leading_silence",
+            Severity::Info,
+            format!(
+                "first speech at {:.1} s is later than {:.0} s",
+                m.speech.leading_silence_s, t.leading_silence_s
+            ),
+        );
+    }
+    if let Some((role, share)) = one_sided(ctx, t) {
+        flag(
+            "one_sided",
+            Severity::Error,
+            format!(
+                "{role} side has {:.1}% of the talk time, below {:.1}%",
+                share * 100.0,
+                t.one_sided_ratio * 100.0
+            ),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mos_follows_g107() {
+        assert_eq!(mos(0.0), 1.0);
+        assert_eq!(mos(100.0), 4.5);
+        assert!((mos(93.2) - 4.41).abs() < 0.01);
+        assert!((mos(50.0) - 2.58).abs() < 0.01);
+        let mut last = 0.0;
+        for r in 0..=100 {
+            let m = mos(r as f64);
+            assert!(m >= last, "mos not monotone at {r}");
+            last = m;
+        }
+    }
+}

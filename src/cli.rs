@@ -1,0 +1,260 @@
+//! The command line: clap definitions, dispatch and rendering. No business logic lives here.
+//!
+//! Exit codes (documented in the README, tested in tests/it/cli.rs):
+//! 0 everything asked for was done; 1 internal error; 2 bad input (a file that could not be
+//! analysed, an invalid configuration, a usage error).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use clap::{Parser, Subcommand};
+
+use crate::analysis::model::{Report, Severity};
+use crate::config::Config;
+use crate::pipeline::{self, Options};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_INTERNAL: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "callwarden", version, about = "Call-recording quality and compliance")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Analyse recordings: quality score, speech, noise, level, clarity, clipping, dropouts.
+    Analyze(AnalyzeArgs),
+    /// Print the default configuration (commented TOML).
+    DefaultConfig,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    /// Recordings to analyse (WAV PCM/float/G.711, MP3, FLAC, Ogg Vorbis).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print one JSON object per file (JSON Lines), as in docs/analysis-report.md.
+    #[arg(long)]
+    pub json: bool,
+    /// Include every speech segment in the JSON.
+    #[arg(long)]
+    pub segments: bool,
+    /// Files analysed in parallel (default: the number of cores).
+    #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+    /// Configuration file (TOML); keys it leaves out keep their defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let code = match cli.command {
+        Command::Analyze(args) => analyze(args),
+        Command::DefaultConfig => {
+            print!("{}", crate::config::DEFAULT_TOML);
+            Ok(EXIT_OK)
+        }
+    };
+    match code {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("callwarden: {e:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLWARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The line printed for one file, and whether it was analysed.
+struct Outcome {
+    line: String,
+    ok: bool,
+}
+
+fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let jobs = args
+        .jobs
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .min(args.files.len())
+        .max(1);
+    let options = Options {
+        segments: args.segments,
+    };
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
+    let mut failed = false;
+    let stdout = std::io::stdout();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let (next, files, config) = (&next, &args.files, &config);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = files.get(i) else { break };
+                let name = path.display().to_string();
+                let outcome = match pipeline::analyze_file(path, &name, config, options) {
+                    Ok(report) => Outcome {
+                        line: if args.json {
+                            serde_json::to_string(&report).unwrap_or_default()
+                        } else {
+                            summary(&report)
+                        },
+                        ok: true,
+                    },
+                    Err(e) => {
+                        tracing::debug!(file = %name, code = e.code, "analysis failed");
+                        Outcome {
+                            line: if args.json {
+                                serde_json::to_string(&e.to_report(&name)).unwrap_or_default()
+                            } else {
+                                format!("{name}: failed to analyse: {} ({})", e.message, e.code)
+                            },
+                            ok: false,
+                        }
+                    }
+                };
+                if tx.send((i, outcome)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        // Print in the order the files were given, as soon as each one's turn comes.
+        let mut waiting = BTreeMap::new();
+        let mut turn = 0;
+        for (i, outcome) in rx {
+            waiting.insert(i, outcome);
+            while let Some(outcome) = waiting.remove(&turn) {
+                failed |= !outcome.ok;
+                if outcome.ok || args.json {
+                    let mut out = stdout.lock();
+                    let _ = writeln!(out, "{}", outcome.line);
+                } else {
+                    eprintln!("{}", outcome.line);
+                }
+                turn += 1;
+            }
+        }
+    });
+    Ok(if failed { EXIT_BAD_INPUT } else { EXIT_OK })
+}
+
+fn opt(v: Option<f64>, unit: &str) -> String {
+    v.map_or("n/a".to_string(), |v| format!("{v:.1} {unit}"))
+}
+
+/// The readable summary of one report.
+pub fn summary(r: &Report) -> String {
+    let m = &r.metrics;
+    let q = &r.quality;
+    let mut s = format!(
+        "{}\n  score {} ({}, MOS {:.1})  {:.1} s  {} {} {} Hz {} ch\n",
+        r.file,
+        q.score,
+        q.grade.as_str(),
+        q.mos,
+        r.format.duration_s,
+        r.format.container,
+        r.format.codec,
+        r.format.sample_rate,
+        r.format.channels
+    );
+    s += &format!(
+        "  speech   {:.0}% ({:.1} s), first {}, last {}; longest silence {:.1} s, dead air {} ({:.1} s)\n",
+        m.speech.ratio * 100.0,
+        m.speech.talk_time_s,
+        opt(m.speech.start_s, "s"),
+        opt(m.speech.end_s, "s"),
+        m.silence.longest_s,
+        m.silence.dead_air_count,
+        m.silence.dead_air_s
+    );
+    s += &format!(
+        "  level    speech {}, peak {:.1} dBFS; noise floor {}, SNR {}{}\n",
+        opt(m.level.active_speech_dbfs, "dBFS"),
+        m.level.peak_dbfs,
+        opt(m.noise.floor_dbfs, "dBFS"),
+        opt(m.noise.snr_db, "dB"),
+        m.noise
+            .hum_hz
+            .map_or(String::new(), |h| format!(", hum {h} Hz"))
+    );
+    s += &format!(
+        "  clarity  bandwidth {}{}; clipping {:.3}% ({} events); dropouts {} ({:.2}% of speech)\n",
+        opt(m.clarity.bandwidth_hz, "Hz"),
+        if m.clarity.muffled { " (muffled)" } else { "" },
+        m.clipping.ratio * 100.0,
+        m.clipping.events,
+        m.dropouts.count,
+        m.dropouts.ratio * 100.0
+    );
+    if let (Some(channels), Some(c)) = (&r.channels, &r.conversation) {
+        for ch in channels {
+            s += &format!(
+                "  {:<8} talk {:.1} s ({:.0}%), speech {}, SNR {}\n",
+                ch.role,
+                ch.metrics.speech.talk_time_s,
+                c.talk_ratio.get(&ch.role).copied().unwrap_or(0.0) * 100.0,
+                opt(ch.metrics.level.active_speech_dbfs, "dBFS"),
+                opt(ch.metrics.noise.snr_db, "dB")
+            );
+        }
+        let interruptions: Vec<String> = c
+            .interruptions
+            .iter()
+            .map(|(role, n)| format!("{role} {n}"))
+            .collect();
+        s += &format!(
+            "  overtalk {:.1} s ({} events), interruptions {}; non-talk {:.1} s ({:.0}%)\n",
+            c.overtalk_s,
+            c.overtalk_count,
+            interruptions.join(", "),
+            c.non_talk_s,
+            c.non_talk_ratio * 100.0
+        );
+    }
+    if q.flags.is_empty() {
+        s += "  flags    none";
+    } else {
+        for (i, f) in q.flags.iter().enumerate() {
+            let sev = match f.severity {
+                Severity::Info => "info",
+                Severity::Warn => "warn",
+                Severity::Error => "error",
+            };
+            s += &format!(
+                "  {}{sev:<5} {}: {}",
+                if i == 0 { "flags    " } else { "         " },
+                f.code,
+                f.message
+            );
+            if i + 1 < q.flags.len() {
+                s.push('\n');
+            }
+        }
+    }
+    s
+}

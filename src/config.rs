@@ -1,0 +1,301 @@
+//! The configuration: its types, its defaults, and loading it from TOML.
+//!
+//! The commented default file `config/callwarden.toml` is embedded in the binary; a test keeps it
+//! identical to [`Config::default`]. A configuration is validated once, at load: unknown keys are
+//! rejected with their name and line, values out of range with their key. The rest of the code gets
+//! a `Config` by reference and never reads files or the environment for settings.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The default configuration file, as shipped in `config/`.
+pub const DEFAULT_TOML: &str = include_str!("../config/callwarden.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("read config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("parse config {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config {path}: `{key}` {problem}")]
+    Invalid {
+        path: String,
+        key: &'static str,
+        problem: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub analysis: AnalysisConfig,
+    pub score: ScoreConfig,
+    pub thresholds: Thresholds,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisConfig {
+    pub channel_roles: Vec<String>,
+    pub dead_air_s: f64,
+    pub non_talk_min_s: f64,
+    pub overtalk_min_s: f64,
+    pub min_duration_s: f64,
+    pub vad: VadConfig,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        AnalysisConfig {
+            channel_roles: vec!["agent".into(), "customer".into()],
+            dead_air_s: 5.0,
+            non_talk_min_s: 3.0,
+            overtalk_min_s: 0.3,
+            min_duration_s: 2.0,
+            vad: VadConfig::default(),
+        }
+    }
+}
+
+/// WebRTC VAD aggressiveness, from least to most likely to call a frame non-speech.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VadMode {
+    Quality,
+    LowBitrate,
+    Aggressive,
+    VeryAggressive,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VadConfig {
+    pub mode: VadMode,
+    pub min_silence_ms: u32,
+    pub min_speech_ms: u32,
+    pub energy_margin_db: f64,
+    pub edge_margin_db: f64,
+}
+
+impl Default for VadConfig {
+    fn default() -> Self {
+        VadConfig {
+            mode: VadMode::Aggressive,
+            min_silence_ms: 300,
+            min_speech_ms: 80,
+            energy_margin_db: 3.0,
+            edge_margin_db: 1.0,
+        }
+    }
+}
+
+/// Grade bands on the 0..100 score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoreConfig {
+    pub good: f64,
+    pub fair: f64,
+    pub poor: f64,
+}
+
+impl Default for ScoreConfig {
+    fn default() -> Self {
+        ScoreConfig {
+            good: 80.0,
+            fair: 65.0,
+            poor: 50.0,
+        }
+    }
+}
+
+/// The thresholds behind the quality flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    pub low_snr_db: f64,
+    pub high_noise_floor_dbfs: f64,
+    pub too_quiet_dbfs: f64,
+    pub too_loud_dbfs: f64,
+    pub clipping_ratio: f64,
+    pub dropout_ratio: f64,
+    pub muffled_below_hz: f64,
+    pub leading_silence_s: f64,
+    pub one_sided_ratio: f64,
+    pub hum_margin_db: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            low_snr_db: 15.0,
+            high_noise_floor_dbfs: -45.0,
+            too_quiet_dbfs: -35.0,
+            too_loud_dbfs: -10.0,
+            clipping_ratio: 0.0005,
+            dropout_ratio: 0.005,
+            muffled_below_hz: 1800.0,
+            leading_silence_s: 10.0,
+            one_sided_ratio: 0.02,
+            hum_margin_db: 10.0,
+        }
+    }
+}
+
+impl Config {
+    /// Loads and validates a configuration file; keys it leaves out keep their defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, problem: &str| ConfigError::Invalid {
+            path: origin.to_string(),
+            key,
+            problem: problem.to_string(),
+        };
+        let a = &self.analysis;
+        let positive = [
+            ("analysis.dead_air_s", a.dead_air_s),
+            ("analysis.non_talk_min_s", a.non_talk_min_s),
+            ("analysis.overtalk_min_s", a.overtalk_min_s),
+        ];
+        for (key, value) in positive {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(bad(key, "must be a positive number of seconds"));
+            }
+        }
+        if !(a.min_duration_s.is_finite() && a.min_duration_s >= 0.0) {
+            return Err(bad("analysis.min_duration_s", "must be 0 or more seconds"));
+        }
+        if a.channel_roles.iter().any(|r| r.trim().is_empty()) {
+            return Err(bad("analysis.channel_roles", "must not contain empty names"));
+        }
+        if !(10..=5000).contains(&a.vad.min_silence_ms) {
+            return Err(bad("analysis.vad.min_silence_ms", "must be 10 to 5000"));
+        }
+        if a.vad.min_speech_ms > 2000 {
+            return Err(bad("analysis.vad.min_speech_ms", "must be 0 to 2000"));
+        }
+        for (key, value) in [
+            ("analysis.vad.energy_margin_db", a.vad.energy_margin_db),
+            ("analysis.vad.edge_margin_db", a.vad.edge_margin_db),
+        ] {
+            if !(value.is_finite() && (0.0..=40.0).contains(&value)) {
+                return Err(bad(key, "must be 0 to 40 dB"));
+            }
+        }
+        let s = &self.score;
+        if !(s.good <= 100.0 && s.good >= s.fair && s.fair >= s.poor && s.poor >= 0.0) {
+            return Err(bad(
+                "score",
+                "bands must satisfy 100 >= good >= fair >= poor >= 0",
+            ));
+        }
+        let t = &self.thresholds;
+        for (key, value) in [
+            ("thresholds.clipping_ratio", t.clipping_ratio),
+            ("thresholds.dropout_ratio", t.dropout_ratio),
+            ("thresholds.one_sided_ratio", t.one_sided_ratio),
+        ] {
+            if !(value.is_finite() && (0.0..=1.0).contains(&value)) {
+                return Err(bad(key, "must be a ratio from 0 to 1"));
+            }
+        }
+        for (key, value) in [
+            ("thresholds.low_snr_db", t.low_snr_db),
+            ("thresholds.high_noise_floor_dbfs", t.high_noise_floor_dbfs),
+            ("thresholds.too_quiet_dbfs", t.too_quiet_dbfs),
+            ("thresholds.too_loud_dbfs", t.too_loud_dbfs),
+            ("thresholds.muffled_below_hz", t.muffled_below_hz),
+            ("thresholds.leading_silence_s", t.leading_silence_s),
+            ("thresholds.hum_margin_db", t.hum_margin_db),
+        ] {
+            if !value.is_finite() {
+                return Err(bad(key, "must be a finite number"));
+            }
+        }
+        if t.too_quiet_dbfs >= t.too_loud_dbfs {
+            return Err(bad(
+                "thresholds.too_quiet_dbfs",
+                "must be below thresholds.too_loud_dbfs",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A short stable digest of the effective configuration, stored with every analysis so a
+    /// result can be traced to the settings that made it.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        let hash = Sha256::digest(&canonical);
+        hex::encode(&hash[..8])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_file_is_the_default() {
+        let parsed = Config::parse(DEFAULT_TOML, "default").expect("default config parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(Config::parse("", "empty").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = "[analysis]\ndead_air_s = 4.0\ndead_aire_s = 5.0\n";
+        let err = Config::parse(text, "test.toml").unwrap_err().to_string();
+        assert!(err.contains("dead_aire_s"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let check = |text: &str, key: &str| {
+            let err = Config::parse(text, "t").unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        };
+        check("[analysis]\ndead_air_s = -1.0\n", "analysis.dead_air_s");
+        check("[score]\ngood = 50.0\nfair = 60.0\n", "score");
+        check("[thresholds]\nclipping_ratio = 2.0\n", "thresholds.clipping_ratio");
+        check("[analysis.vad]\nmode = \"loud\"\n", "mode");
+        check(
+            "[thresholds]\ntoo_quiet_dbfs = -5.0\n",
+            "thresholds.too_quiet_dbfs",
+        );
+    }
+
+    #[test]
+    fn digest_follows_the_settings() {
+        let a = Config::default();
+        let mut b = Config::default();
+        b.analysis.dead_air_s = 6.0;
+        assert_eq!(a.digest(), Config::default().digest());
+        assert_ne!(a.digest(), b.digest());
+    }
+}

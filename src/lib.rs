@@ -1,0 +1,10 @@
+//! callwarden: call-recording quality and compliance.
+//!
+//! The library behind the `callwarden` binary. See ARCHITECTURE.md for the data flow and the
+//! module map.
+
+pub mod analysis;
+pub mod audio;
+pub mod config;
+pub mod cli;
+pub mod pipeline;

@@ -1,0 +1,135 @@
+//! One recording through the whole analysis: hash the bytes, decode, analyse, report.
+//!
+//! This is the I/O edge around the pure `analysis` core, shared by `callwarden analyze` and (later)
+//! the daemon's workers. It reads the file and nothing else; it never writes.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::analysis::model::{self, DecodeReport, ErrorBody, ErrorReport, Format, Report};
+use crate::analysis::Analyzer;
+use crate::audio::{AudioError, Decoder};
+use crate::config::Config;
+
+/// Frames handed from the decoder to the analyser at a time.
+const BLOCK_FRAMES: usize = 8192;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Include every speech segment in the report.
+    pub segments: bool,
+}
+
+/// Why a file could not be analysed; `code` is the contract's error code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct FileError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FileError {
+    pub fn to_report(&self, file: &str) -> ErrorReport {
+        ErrorReport {
+            schema: model::SCHEMA.to_string(),
+            file: file.to_string(),
+            error: ErrorBody {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+            },
+        }
+    }
+}
+
+impl From<AudioError> for FileError {
+    fn from(e: AudioError) -> FileError {
+        FileError {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// SHA-256 of a file's bytes, as lowercase hex (what `sha256sum` prints).
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Analyses the recording at `path`; `name` is how the report names it.
+pub fn analyze_file(
+    path: &Path,
+    name: &str,
+    config: &Config,
+    options: Options,
+) -> Result<Report, FileError> {
+    let started = Instant::now();
+    let sha256 = sha256_file(path).map_err(|e| FileError {
+        code: "io",
+        message: format!("read {}: {e}", path.display()),
+    })?;
+    let mut decoder = Decoder::open(path)?;
+    let info = decoder.info().clone();
+    let mut analyzer = Analyzer::new(info.sample_rate, info.channels, info.full_scale, config)
+        .map_err(|e| FileError {
+            code: "unsupported_format",
+            message: e.to_string(),
+        })?;
+    let mut block = Vec::with_capacity(BLOCK_FRAMES * info.channels as usize);
+    let mut frames = 0u64;
+    loop {
+        let n = decoder.read(&mut block, BLOCK_FRAMES)?;
+        if n == 0 {
+            break;
+        }
+        frames += n as u64;
+        analyzer.push(&block);
+    }
+    if frames == 0 {
+        return Err(FileError {
+            code: "empty",
+            message: format!("decode {}: no audio in the file", path.display()),
+        });
+    }
+    let notes = decoder.notes();
+    let decode = DecodeReport {
+        header_mismatch: notes.header_mismatch,
+        truncated: notes.truncated,
+        skipped_packets: notes.skipped_packets,
+    };
+    let analysis = analyzer.finish(config, &decode, options.segments);
+    Ok(Report {
+        schema: model::SCHEMA.to_string(),
+        file: name.to_string(),
+        sha256,
+        format: Format {
+            container: info.container.clone(),
+            codec: info.codec.clone(),
+            sample_rate: info.sample_rate,
+            channels: info.channels,
+            duration_s: (analysis.duration_s * 1000.0).round() / 1000.0,
+        },
+        quality: analysis.quality,
+        metrics: analysis.metrics,
+        channels: analysis.channels,
+        conversation: analysis.conversation,
+        decode,
+        analyzer: model::Analyzer {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            config_hash: config.digest(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        },
+    })
+}
