@@ -87,8 +87,8 @@ impl Default for VadConfig {
             mode: VadMode::Aggressive,
             min_silence_ms: 300,
             min_speech_ms: 80,
-            energy_margin_db: 3.0,
-            edge_margin_db: 1.0,
+            energy_margin_db: 1.5,
+            edge_margin_db: 0.5,
         }
     }
 }

@@ -21,6 +21,13 @@ pub const SILENCE_EPS: f32 = 2.5e-4;
 pub struct Half {
     /// Mean square of the samples.
     pub power: f32,
+    /// Mean square of the pre-emphasised samples (1 - 0.97 z^-1): the speech band's energy,
+    /// with rumble, hum and DC drift (which are not speech) some 20-30 dB down. Detection runs
+    /// on this; levels are measured on `power`.
+    pub band: f32,
+    /// Mean square about the half's own mean: the full band without DC and the slow wander
+    /// under about 50 Hz that no voice makes. Detection's full-band view.
+    pub ac: f32,
     /// Digital-silence samples at the start and at the end of this half.
     pub lead_zeros: u16,
     pub trail_zeros: u16,
@@ -136,6 +143,7 @@ pub struct ChannelTracker {
     frame_len: usize,
     full_scale: f32,
     pending: Vec<f32>,
+    last_sample: f32,
     spectrum: PowerSpectrum,
     vad: Option<Vad>,
     vad_resampled: Option<(Resampler, Vad, Vec<f32>)>,
@@ -194,6 +202,7 @@ impl ChannelTracker {
             frame_len,
             full_scale,
             pending: Vec::with_capacity(frame_len),
+            last_sample: 0.0,
             spectrum,
             vad,
             vad_resampled,
@@ -252,6 +261,10 @@ impl ChannelTracker {
         for half in frame.chunks_exact(half_len) {
             let (sum, sumsq, max) = moments(half);
             let power = sumsq / half_len as f32;
+            let mean = sum / half_len as f32;
+            let ac = (power - mean * mean).max(0.0);
+            let band = emphasised_energy(half, self.last_sample) / half_len as f32;
+            self.last_sample = half[half_len - 1];
             frame_power += power as f64;
             self.f.sum += sum as f64;
             if max > self.f.peak {
@@ -267,6 +280,8 @@ impl ChannelTracker {
             };
             self.f.halves.push(Half {
                 power,
+                band,
+                ac,
                 lead_zeros: lead as u16,
                 trail_zeros: trail as u16,
             });
@@ -374,6 +389,32 @@ impl ChannelTracker {
     }
 }
 
+/// Speech's standard pre-emphasis coefficient.
+pub const PRE_EMPHASIS: f32 = 0.97;
+
+/// Energy of `x` after pre-emphasis, `prev` being the sample before it.
+#[inline]
+fn emphasised_energy(x: &[f32], prev: f32) -> f32 {
+    let Some(&first) = x.first() else { return 0.0 };
+    let d0 = first - PRE_EMPHASIS * prev;
+    let mut acc = [0.0f32; 8];
+    let (a, b) = (&x[1..], &x[..x.len() - 1]);
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (u, v) in (&mut ca).zip(&mut cb) {
+        for i in 0..8 {
+            let d = u[i] - PRE_EMPHASIS * v[i];
+            acc[i] += d * d;
+        }
+    }
+    let mut e: f32 = acc.iter().sum::<f32>() + d0 * d0;
+    for (u, v) in ca.remainder().iter().zip(cb.remainder()) {
+        let d = u - PRE_EMPHASIS * v;
+        e += d * d;
+    }
+    e
+}
+
 /// Sum, sum of squares and largest magnitude of `x`, with independent accumulators so the
 /// loop vectorises.
 #[inline]
@@ -412,6 +453,15 @@ mod tests {
         let nq: f32 = x.iter().map(|v| v * v).sum();
         let nm = x.iter().map(|v| v.abs()).fold(0.0, f32::max);
         assert!((s - ns).abs() < 1e-4 && (q - nq).abs() < 1e-3 && m == nm);
+    }
+
+    #[test]
+    fn emphasis_removes_dc_and_keeps_high_frequencies() {
+        let dc = vec![0.5f32; 80];
+        assert!(emphasised_energy(&dc, 0.5) / 80.0 < 0.25 * 0.001);
+        let alt: Vec<f32> = (0..80).map(|i| if i % 2 == 0 { 0.5 } else { -0.5 }).collect();
+        let e = emphasised_energy(&alt, -0.5) / 80.0;
+        assert!((e - 0.25 * 1.97 * 1.97).abs() < 1e-3, "{e}");
     }
 
     #[test]

@@ -40,7 +40,13 @@ pub struct ChannelResult {
 }
 
 /// The noise power over the non-speech halves (away from speech), if there are enough of them.
-fn measured_noise(powers: &[f32], segments: &Segments) -> Option<(f64, usize)> {
+/// Halves louder than `limit` are left out: speech the detector missed is not noise.
+fn measured_noise(
+    powers: &[f32],
+    smoothed: &[f32],
+    segments: &Segments,
+    limit: f64,
+) -> Option<(f64, usize)> {
     let mut sum = 0.0;
     let mut n = 0;
     let mut next = 0;
@@ -52,8 +58,10 @@ fn measured_noise(powers: &[f32], segments: &Segments) -> Option<(f64, usize)> {
             next += 1;
             continue;
         }
-        sum += powers[j] as f64;
-        n += 1;
+        if smoothed[j] as f64 <= limit {
+            sum += powers[j] as f64;
+            n += 1;
+        }
         j += 1;
     }
     (n >= MIN_NOISE_HALVES).then(|| (sum / n as f64, n))
@@ -78,8 +86,9 @@ pub struct Basics {
 
 pub fn basics(
     powers: &[f32],
+    smoothed: &[f32],
     segments: &Segments,
-    estimate: f64,
+    estimate: &segments::NoiseEstimate,
     timing: Timing,
     cfg: &AnalysisConfig,
     with_segments: bool,
@@ -108,9 +117,12 @@ pub fn basics(
         dead_air_s: dead.iter().sum(),
         dead_air_count: dead.len() as u32,
     };
-    let measured = measured_noise(powers, segments);
-    let noise_power = measured.map_or(estimate, |m| m.0).max(1e-12);
-    let speech_power = mean_power(powers, segments);
+    let limit = 10f64.powf(estimate.limit_db / 10.0);
+    let measured = measured_noise(powers, smoothed, segments, limit);
+    let noise_power = measured.map_or(estimate.power, |m| m.0).max(1e-12);
+    let hangover = ((segments::P56_HANGOVER_S / timing.half_s).round() as usize).max(1);
+    let activity = segments::p56_activity(segments, hangover, powers.len());
+    let speech_power = mean_power(powers, &activity);
     // Speech and noise add in power: what the speech frames hold beyond the noise is speech.
     let active_power = speech_power.map(|p| (p - noise_power).max(p * 1e-3));
     let snr_db = match (active_power, measured) {
@@ -141,16 +153,25 @@ fn clipping(hist: &ClipHistogram, peak: f32) -> (u64, u64) {
     (hist.samples[from..].iter().sum(), events)
 }
 
-/// Lost-packet gaps: runs of digital silence 10-200 ms long strictly inside speech.
-fn dropouts(halves: &[Half], half_len: usize, segments: &Segments) -> (u64, u64) {
+/// Lost-packet gaps: runs of digital silence 10-200 ms long strictly inside speech that cut
+/// the speech off abruptly: the 10 ms on both sides still hold speech above `cut_power`.
+/// A pause where the talker's voice decays into digital silence (an
+/// edited prompt, a codec's silence suppression) is not a lost packet.
+fn dropouts(halves: &[Half], half_len: usize, segments: &Segments, cut_power: f64) -> (u64, u64) {
     let min = half_len as u64; // 10 ms
     let max = 20 * half_len as u64; // 200 ms
     let silent = |h: &Half| h.lead_zeros as usize >= half_len;
     let mut count = 0;
     let mut samples = 0;
     let mut seg = 0;
+    let loud = |j: usize| halves.get(j).is_some_and(|h| h.power as f64 >= cut_power);
     let mut consider = |start: u64, len: u64, count: &mut u64, samples: &mut u64| {
         if len < min || len > max {
+            return;
+        }
+        let (before, after) = (start as usize / half_len, (start + len) as usize / half_len);
+        let before_ok = if (start as usize) % half_len > 0 { loud(before) } else { before > 0 && loud(before - 1) };
+        if !(before_ok && loud(after)) {
             return;
         }
         let end = start + len;
@@ -192,7 +213,15 @@ fn dropouts(halves: &[Half], half_len: usize, segments: &Segments) -> (u64, u64)
     (count, samples)
 }
 
-/// The noise-free mean spectrum of speech frames and its bin width.
+/// Speech's standard pre-emphasis coefficient (1 - 0.97 z^-1).
+const PRE_EMPHASIS: f64 = 0.97;
+
+/// The noise-free mean spectrum of speech frames, pre-emphasised, and its bin width.
+///
+/// Voiced speech falls by about 6 dB per octave, so nearly all of its raw power lies under
+/// 1 kHz and a raw roll-off says little about the channel. Pre-emphasis (+6 dB/octave, as
+/// every speech front end applies) flattens that tilt, so the 95% roll-off lands near the top
+/// of the band the channel really carries: about 3.4 kHz for a clean narrowband call.
 fn speech_spectrum(spectra: &[LevelSpectra; 2], noise_db: f64, gate_db: f64) -> Option<(Vec<f64>, f64)> {
     let (speech, n) = spectra[1].mean_between(gate_db, f64::INFINITY);
     if n == 0 {
@@ -212,7 +241,17 @@ fn speech_spectrum(spectra: &[LevelSpectra; 2], noise_db: f64, gate_db: f64) -> 
     } else {
         speech
     };
-    Some((clean, spectra[1].bin_hz))
+    let bin_hz = spectra[1].bin_hz;
+    let rate = bin_hz * 2.0 * (clean.len() - 1) as f64;
+    let emphasised = clean
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let w = 2.0 * std::f64::consts::PI * i as f64 * bin_hz / rate;
+            p * (1.0 + PRE_EMPHASIS * PRE_EMPHASIS - 2.0 * PRE_EMPHASIS * w.cos())
+        })
+        .collect();
+    Some((emphasised, bin_hz))
 }
 
 fn hum_of(hum: &LevelSpectra, noise_db: f64, margin_db: f64) -> Option<spectrum::Hum> {
@@ -273,9 +312,17 @@ pub fn channel(
     with_segments: bool,
 ) -> ChannelResult {
     let powers: Vec<f32> = f.halves.iter().map(|h| h.power).collect();
-    let b = basics(&powers, &seg.segments, seg.noise_power, timing, cfg, with_segments);
+    let b = basics(
+        &powers,
+        &seg.smoothed,
+        &seg.segments,
+        &seg.noise,
+        timing,
+        cfg,
+        with_segments,
+    );
     let noise_db = level_db(b.noise_power);
-    let gate_db = noise_db + cfg.vad.energy_margin_db.max(2.5 * seg.spread_db);
+    let gate_db = noise_db + cfg.vad.energy_margin_db.max(2.0 * seg.noise.spread_db);
     let spectrum = if seg.segments.is_empty() {
         None
     } else {
@@ -283,7 +330,12 @@ pub fn channel(
     };
     let hum = hum_of(&f.hum, noise_db, t.hum_margin_db);
     let (clipped, events) = clipping(&f.clip, f.peak);
-    let (drop_count, drop_samples) = dropouts(&f.halves, f.half_len, &seg.segments);
+    // A lost packet cuts speech off: its neighbours hold speech within P.56's margin of the
+    // active level (a part-zeroed half holds half of that at least).
+    let cut_power = b.active_power.map_or(f64::INFINITY, |a| {
+        0.5 * a * 10f64.powf(-segments::P56_MARGIN_DB / 10.0)
+    });
+    let (drop_count, drop_samples) = dropouts(&f.halves, f.half_len, &seg.segments, cut_power);
     let dropout_s = drop_samples as f64 / f.rate as f64;
     let talk = b.speech.talk_time_s;
     let clarity = clarity(&spectrum, f.rate as f64 / 2.0, t);
@@ -334,8 +386,9 @@ pub fn mix(
         .collect();
     let all: Vec<&Segments> = channels.iter().map(|c| &c.segments).collect();
     let union = segments::union(&all);
-    let (estimate, _) = segments::noise_floor(&powers);
-    let b = basics(&powers, &union, estimate, timing, cfg, with_segments);
+    let smoothed = segments::smooth(&powers);
+    let estimate = segments::noise_floor(&powers);
+    let b = basics(&powers, &smoothed, &union, &estimate, timing, cfg, with_segments);
     let noise_db = level_db(b.noise_power);
     let samples: u64 = channels.iter().map(|c| c.samples).sum();
     let clipped: u64 = channels.iter().map(|c| c.clipped).sum();
@@ -451,7 +504,7 @@ mod tests {
     use super::*;
 
     fn half(power: f32, lead: u16, trail: u16) -> Half {
-        Half { power, lead_zeros: lead, trail_zeros: trail }
+        Half { power, band: power, ac: power, lead_zeros: lead, trail_zeros: trail }
     }
 
     #[test]
@@ -461,16 +514,19 @@ mod tests {
         halves[10] = half(0.01, 0, 40);
         halves[11] = half(0.0, 80, 80);
         halves[12] = half(0.01, 40, 0);
-        let (count, samples) = dropouts(&halves, 80, &vec![(0, 40)]);
+        let (count, samples) = dropouts(&halves, 80, &vec![(0, 40)], 0.001);
         assert_eq!((count, samples), (1, 160));
         // Outside speech it is a pause, not a dropout.
-        let (count, _) = dropouts(&halves, 80, &vec![(20, 40)]);
+        let (count, _) = dropouts(&halves, 80, &vec![(20, 40)], 0.001);
         assert_eq!(count, 0);
+        // Speech that fades out before the silence is a pause too.
+        halves[10].power = 1e-6;
+        assert_eq!(dropouts(&halves, 80, &vec![(0, 40)], 0.001).0, 0);
         // Straddling two halves without a whole silent half.
         let mut halves = vec![half(0.01, 0, 0); 40];
         halves[5] = half(0.01, 0, 50);
         halves[6] = half(0.01, 50, 0);
-        assert_eq!(dropouts(&halves, 80, &vec![(0, 40)]), (1, 100));
+        assert_eq!(dropouts(&halves, 80, &vec![(0, 40)], 0.001), (1, 100));
     }
 
     #[test]

@@ -120,7 +120,9 @@ fn judge(
         .iter()
         .map(|f| {
             let powers: Vec<f32> = f.halves.iter().map(|h| h.power).collect();
-            let seg = segments::segment(&powers, &f.vad, timing.half_s, &cfg.vad);
+            let band: Vec<f32> = f.halves.iter().map(|h| h.band).collect();
+            let ac: Vec<f32> = f.halves.iter().map(|h| h.ac).collect();
+            let seg = segments::segment(&powers, &ac, &band, &f.vad, timing.half_s, &cfg.vad);
             measure::channel(f, &seg, timing, cfg, &config.thresholds, with_segments)
         })
         .collect();
