@@ -94,7 +94,7 @@ pub fn basics(
     with_segments: bool,
 ) -> Basics {
     let t = |h: usize| (h as f64 * timing.half_s).min(timing.duration_s);
-    let talk: f64 = segments.iter().map(|&(s, e)| t(e) - t(s)).sum();
+    let talk: f64 = segments.iter().map(|&(s, e)| t(e) - t(s)).sum::<f64>() + 0.0;
     let start = segments.first().map(|s| t(s.0));
     let end = segments.last().map(|s| t(s.1));
     let gaps: Vec<f64> = segments.windows(2).map(|w| t(w[1].0) - t(w[0].1)).collect();
@@ -114,7 +114,7 @@ pub fn basics(
     };
     let silence = Silence {
         longest_s: gaps.iter().copied().fold(0.0, f64::max),
-        dead_air_s: dead.iter().sum(),
+        dead_air_s: dead.iter().sum::<f64>() + 0.0,
         dead_air_count: dead.len() as u32,
     };
     let limit = 10f64.powf(estimate.limit_db / 10.0);
@@ -446,7 +446,7 @@ pub fn conversation(
     }
     let all: Vec<&Segments> = channels.iter().map(|c| &c.segments).collect();
     let overlaps = segments::overlaps(&all);
-    let overtalk_s: f64 = overlaps.iter().map(|&(s, e)| t(e) - t(s)).sum();
+    let overtalk_s: f64 = overlaps.iter().map(|&(s, e)| t(e) - t(s)).sum::<f64>() + 0.0;
     let mut overtalk_count = 0;
     for &(s, e) in &overlaps {
         if t(e) - t(s) <= cfg.overtalk_min_s {
@@ -476,7 +476,8 @@ pub fn conversation(
         .windows(2)
         .map(|w| t(w[1].0) - t(w[0].1))
         .filter(|&g| g > cfg.non_talk_min_s)
-        .sum();
+        .sum::<f64>()
+        + 0.0;
     Conversation {
         talk_ratio,
         overtalk_s: round2(overtalk_s),

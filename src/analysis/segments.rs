@@ -89,16 +89,20 @@ pub fn noise_floor(powers: &[f32]) -> NoiseEstimate {
     for &p in powers {
         hist[bin(p)] += 1.0;
     }
-    // Median bin: the noise peak lies at or below it whenever there is noise to speak of.
-    let mut acc = 0.0;
-    let half = powers.len() as f64 / 2.0;
-    let median = hist
-        .iter()
-        .position(|&c| {
-            acc += c;
-            acc >= half
-        })
-        .unwrap_or(bins - 1);
+    // The noise peak is the quiet end's: search up to 3 dB above the 10th percentile (and
+    // never past the median), so that speech's own pile of levels in a call with few pauses
+    // is not taken for the noise.
+    let percentile = |q: f64| {
+        let target = (q * powers.len() as f64).ceil().max(1.0);
+        let mut acc = 0.0;
+        hist.iter()
+            .position(|&c| {
+                acc += c;
+                acc >= target
+            })
+            .unwrap_or(bins - 1)
+    };
+    let search_top = percentile(0.5).min(percentile(0.1) + (3.0 / STEP) as usize);
     // Smooth over +-0.5 dB so the peak is not a single lucky bin (a 1.25 dB box, whose own
     // width is taken out of the measured spread below).
     const KERNEL_SD: f64 = 0.36;
@@ -109,7 +113,7 @@ pub fn noise_floor(powers: &[f32]) -> NoiseEstimate {
             hist[lo..=hi].iter().sum::<f64>() / (hi - lo + 1) as f64
         })
         .collect();
-    let (mode, peak) = smooth[..=median]
+    let (mode, peak) = smooth[..=search_top]
         .iter()
         .enumerate()
         .fold((0, -1.0), |best, (b, &c)| if c > best.1 { (b, c) } else { best });
