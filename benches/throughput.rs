@@ -178,11 +178,21 @@ fn main() {
         }
     }
     let Some((path, ours)) = mono8k else { return };
-    let ffmpeg = std::process::Command::new("ffmpeg").arg("-version").output();
+    let ffmpeg = std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output();
     if ffmpeg.map(|o| o.status.success()).unwrap_or(false) {
         let secs = best_of(3, || {
             let status = std::process::Command::new("ffmpeg")
-                .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "1", "-i"])
+                .args([
+                    "-nostdin",
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-threads",
+                    "1",
+                    "-i",
+                ])
                 .arg(&path)
                 .args(["-af", "silencedetect,astats", "-f", "null", "-"])
                 .status()

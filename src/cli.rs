@@ -22,7 +22,11 @@ pub const EXIT_INTERNAL: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "callwarden", version, about = "Call-recording quality and compliance")]
+#[command(
+    name = "callwarden",
+    version,
+    about = "Call-recording quality and compliance"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -75,8 +79,15 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLWARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CALLWARDEN_LOG").unwrap_or_else(|_| {
+            // symphonia logs its probing of every non-audio file as an error; the outcome is
+            // reported by us, once.
+            tracing_subscriber::EnvFilter::new(
+                "warn,symphonia_core=off,symphonia_format_riff=off,symphonia_format_ogg=off,\
+                 symphonia_bundle_mp3=off,symphonia_bundle_flac=off,symphonia_codec_vorbis=off",
+            )
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

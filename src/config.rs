@@ -186,7 +186,10 @@ impl Config {
             return Err(bad("analysis.min_duration_s", "must be 0 or more seconds"));
         }
         if a.channel_roles.iter().any(|r| r.trim().is_empty()) {
-            return Err(bad("analysis.channel_roles", "must not contain empty names"));
+            return Err(bad(
+                "analysis.channel_roles",
+                "must not contain empty names",
+            ));
         }
         if !(10..=5000).contains(&a.vad.min_silence_ms) {
             return Err(bad("analysis.vad.min_silence_ms", "must be 10 to 5000"));
@@ -282,7 +285,10 @@ mod tests {
         };
         check("[analysis]\ndead_air_s = -1.0\n", "analysis.dead_air_s");
         check("[score]\ngood = 50.0\nfair = 60.0\n", "score");
-        check("[thresholds]\nclipping_ratio = 2.0\n", "thresholds.clipping_ratio");
+        check(
+            "[thresholds]\nclipping_ratio = 2.0\n",
+            "thresholds.clipping_ratio",
+        );
         check("[analysis.vad]\nmode = \"loud\"\n", "mode");
         check(
             "[thresholds]\ntoo_quiet_dbfs = -5.0\n",

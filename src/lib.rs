@@ -5,6 +5,6 @@
 
 pub mod analysis;
 pub mod audio;
-pub mod config;
 pub mod cli;
+pub mod config;
 pub mod pipeline;

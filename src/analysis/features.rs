@@ -172,8 +172,7 @@ impl ChannelTracker {
         let (vad, vad_resampled) = if vad::RATES.contains(&rate) {
             (Vad::new(rate, mode), None)
         } else {
-            let resampler =
-                Resampler::new(rate, VAD_FALLBACK_RATE).map_err(|e| e.to_string())?;
+            let resampler = Resampler::new(rate, VAD_FALLBACK_RATE).map_err(|e| e.to_string())?;
             let vad = Vad::new(VAD_FALLBACK_RATE, mode).ok_or("no VAD at 8 kHz")?;
             (None, Some((resampler, vad, Vec::new())))
         };
@@ -275,7 +274,10 @@ impl ChannelTracker {
             } else {
                 (
                     half.iter().position(|x| x.abs() > SILENCE_EPS).unwrap_or(0),
-                    half.iter().rev().position(|x| x.abs() > SILENCE_EPS).unwrap_or(0),
+                    half.iter()
+                        .rev()
+                        .position(|x| x.abs() > SILENCE_EPS)
+                        .unwrap_or(0),
                 )
             };
             self.f.halves.push(Half {
@@ -447,7 +449,9 @@ mod tests {
 
     #[test]
     fn moments_match_naive() {
-        let x: Vec<f32> = (0..83).map(|i| ((i * 37 % 19) as f32 - 9.0) / 10.0).collect();
+        let x: Vec<f32> = (0..83)
+            .map(|i| ((i * 37 % 19) as f32 - 9.0) / 10.0)
+            .collect();
         let (s, q, m) = moments(&x);
         let ns: f32 = x.iter().sum();
         let nq: f32 = x.iter().map(|v| v * v).sum();
@@ -459,7 +463,9 @@ mod tests {
     fn emphasis_removes_dc_and_keeps_high_frequencies() {
         let dc = vec![0.5f32; 80];
         assert!(emphasised_energy(&dc, 0.5) / 80.0 < 0.25 * 0.001);
-        let alt: Vec<f32> = (0..80).map(|i| if i % 2 == 0 { 0.5 } else { -0.5 }).collect();
+        let alt: Vec<f32> = (0..80)
+            .map(|i| if i % 2 == 0 { 0.5 } else { -0.5 })
+            .collect();
         let e = emphasised_energy(&alt, -0.5) / 80.0;
         assert!((e - 0.25 * 1.97 * 1.97).abs() < 1e-3, "{e}");
     }

@@ -52,7 +52,10 @@ fn measured_noise(
     let mut next = 0;
     let mut j = 0;
     while j < powers.len() {
-        let (seg_start, seg_end) = segments.get(next).copied().unwrap_or((usize::MAX, usize::MAX));
+        let (seg_start, seg_end) = segments
+            .get(next)
+            .copied()
+            .unwrap_or((usize::MAX, usize::MAX));
         if j + NOISE_GUARD_HALVES >= seg_start {
             j = seg_end.saturating_add(NOISE_GUARD_HALVES);
             next += 1;
@@ -69,7 +72,10 @@ fn measured_noise(
 
 fn mean_power(powers: &[f32], segments: &Segments) -> Option<f64> {
     let (sum, n) = segments.iter().fold((0.0, 0usize), |(s, n), &(a, b)| {
-        (s + powers[a..b].iter().map(|&p| p as f64).sum::<f64>(), n + b - a)
+        (
+            s + powers[a..b].iter().map(|&p| p as f64).sum::<f64>(),
+            n + b - a,
+        )
     });
     (n > 0).then(|| sum / n as f64)
 }
@@ -98,7 +104,11 @@ pub fn basics(
     let start = segments.first().map(|s| t(s.0));
     let end = segments.last().map(|s| t(s.1));
     let gaps: Vec<f64> = segments.windows(2).map(|w| t(w[1].0) - t(w[0].1)).collect();
-    let dead: Vec<f64> = gaps.iter().copied().filter(|&g| g > cfg.dead_air_s).collect();
+    let dead: Vec<f64> = gaps
+        .iter()
+        .copied()
+        .filter(|&g| g > cfg.dead_air_s)
+        .collect();
     let speech = Speech {
         ratio: if timing.duration_s > 0.0 {
             (talk / timing.duration_s).clamp(0.0, 1.0)
@@ -170,7 +180,11 @@ fn dropouts(halves: &[Half], half_len: usize, segments: &Segments, cut_power: f6
             return;
         }
         let (before, after) = (start as usize / half_len, (start + len) as usize / half_len);
-        let before_ok = if (start as usize) % half_len > 0 { loud(before) } else { before > 0 && loud(before - 1) };
+        let before_ok = if (start as usize) % half_len > 0 {
+            loud(before)
+        } else {
+            before > 0 && loud(before - 1)
+        };
         if !(before_ok && loud(after)) {
             return;
         }
@@ -188,7 +202,11 @@ fn dropouts(halves: &[Half], half_len: usize, segments: &Segments, cut_power: f6
     let mut j = 0;
     while j < halves.len() {
         if silent(&halves[j]) {
-            let before = if j > 0 { halves[j - 1].trail_zeros as u64 } else { 0 };
+            let before = if j > 0 {
+                halves[j - 1].trail_zeros as u64
+            } else {
+                0
+            };
             let first = j;
             while j < halves.len() && silent(&halves[j]) {
                 j += 1;
@@ -222,7 +240,11 @@ const PRE_EMPHASIS: f64 = 0.97;
 /// 1 kHz and a raw roll-off says little about the channel. Pre-emphasis (+6 dB/octave, as
 /// every speech front end applies) flattens that tilt, so the 95% roll-off lands near the top
 /// of the band the channel really carries: about 3.4 kHz for a clean narrowband call.
-fn speech_spectrum(spectra: &[LevelSpectra; 2], noise_db: f64, gate_db: f64) -> Option<(Vec<f64>, f64)> {
+fn speech_spectrum(
+    spectra: &[LevelSpectra; 2],
+    noise_db: f64,
+    gate_db: f64,
+) -> Option<(Vec<f64>, f64)> {
     let (speech, n) = spectra[1].mean_between(gate_db, f64::INFINITY);
     if n == 0 {
         return None;
@@ -286,7 +308,15 @@ fn peak_dbfs(peak: f32) -> f64 {
     }
 }
 
-fn assemble(b: Basics, peak: f32, dc: f64, noise_level: Noise, clarity: Clarity, clip: Clipping, drop: Dropouts) -> Metrics {
+fn assemble(
+    b: Basics,
+    peak: f32,
+    dc: f64,
+    noise_level: Noise,
+    clarity: Clarity,
+    clip: Clipping,
+    drop: Dropouts,
+) -> Metrics {
     Metrics {
         speech: b.speech,
         silence: b.silence,
@@ -347,7 +377,11 @@ pub fn channel(
     let metrics = assemble(
         b,
         f.peak,
-        if f.samples > 0 { f.sum / f.samples as f64 } else { 0.0 },
+        if f.samples > 0 {
+            f.sum / f.samples as f64
+        } else {
+            0.0
+        },
         noise,
         clarity,
         Clipping {
@@ -388,7 +422,15 @@ pub fn mix(
     let union = segments::union(&all);
     let smoothed = segments::smooth(&powers);
     let estimate = segments::noise_floor(&powers);
-    let b = basics(&powers, &smoothed, &union, &estimate, timing, cfg, with_segments);
+    let b = basics(
+        &powers,
+        &smoothed,
+        &union,
+        &estimate,
+        timing,
+        cfg,
+        with_segments,
+    );
     let noise_db = level_db(b.noise_power);
     let samples: u64 = channels.iter().map(|c| c.samples).sum();
     let clipped: u64 = channels.iter().map(|c| c.clipped).sum();
@@ -405,7 +447,11 @@ pub fn mix(
         .filter_map(|c| c.hum)
         .max_by(|a, b| a.excess_db.total_cmp(&b.excess_db));
     let nyquist = features.first().map_or(4000.0, |f| f.rate as f64 / 2.0);
-    let dc = channels.iter().map(|c| c.metrics.level.dc_offset).sum::<f64>() / channels.len().max(1) as f64;
+    let dc = channels
+        .iter()
+        .map(|c| c.metrics.level.dc_offset)
+        .sum::<f64>()
+        / channels.len().max(1) as f64;
     let peak = features.iter().map(|f| f.peak).fold(0.0, f32::max);
     let noise = Noise {
         floor_dbfs: Some(noise_db),
@@ -441,7 +487,10 @@ pub fn conversation(
     let mut talk_ratio = BTreeMap::new();
     let mut interruptions = BTreeMap::new();
     for (c, role) in channels.iter().zip(roles) {
-        talk_ratio.insert(role.clone(), ratio(c.metrics.speech.talk_time_s, talk_total));
+        talk_ratio.insert(
+            role.clone(),
+            ratio(c.metrics.speech.talk_time_s, talk_total),
+        );
         interruptions.insert(role.clone(), 0u32);
     }
     let all: Vec<&Segments> = channels.iter().map(|c| &c.segments).collect();
@@ -505,7 +554,13 @@ mod tests {
     use super::*;
 
     fn half(power: f32, lead: u16, trail: u16) -> Half {
-        Half { power, band: power, ac: power, lead_zeros: lead, trail_zeros: trail }
+        Half {
+            power,
+            band: power,
+            ac: power,
+            lead_zeros: lead,
+            trail_zeros: trail,
+        }
     }
 
     #[test]
@@ -532,7 +587,10 @@ mod tests {
 
     #[test]
     fn flat_tops_at_the_extreme_are_clipping_and_a_lone_peak_is_not() {
-        let mut hist = ClipHistogram { samples: vec![0; 3500], runs: vec![0; 3500] };
+        let mut hist = ClipHistogram {
+            samples: vec![0; 3500],
+            runs: vec![0; 3500],
+        };
         let top = ClipHistogram::bin(1.0);
         hist.samples[top] = 1;
         assert_eq!(clipping(&hist, 1.0), (0, 0));

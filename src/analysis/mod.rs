@@ -63,7 +63,9 @@ impl Analyzer {
             return Err(unsupported("no channels".into()));
         }
         if !(8000..=48000).contains(&rate) {
-            return Err(unsupported("sample rates from 8 to 48 kHz are supported".into()));
+            return Err(unsupported(
+                "sample rates from 8 to 48 kHz are supported".into(),
+            ));
         }
         let trackers = (0..channels)
             .map(|_| ChannelTracker::new(rate, full_scale, config.analysis.vad.mode))
@@ -95,8 +97,11 @@ impl Analyzer {
     /// Ends the stream and judges the recording.
     pub fn finish(self, config: &Config, decode: &DecodeReport, with_segments: bool) -> Analysis {
         let rate = self.rate;
-        let features: Vec<ChannelFeatures> =
-            self.trackers.into_iter().map(ChannelTracker::finish).collect();
+        let features: Vec<ChannelFeatures> = self
+            .trackers
+            .into_iter()
+            .map(ChannelTracker::finish)
+            .collect();
         judge(rate, &features, config, decode, with_segments)
     }
 }
@@ -136,7 +141,14 @@ fn judge(
         .collect();
     let multi = features.len() > 1;
     let metrics = if multi {
-        measure::mix(features, &results, timing, cfg, &config.thresholds, with_segments)
+        measure::mix(
+            features,
+            &results,
+            timing,
+            cfg,
+            &config.thresholds,
+            with_segments,
+        )
     } else {
         results[0].metrics.clone()
     };

@@ -72,7 +72,10 @@ pub fn assess(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Quality {
         }
         let loss_pct = m.dropouts.ratio * 100.0;
         if loss_pct > 0.0 {
-            take("dropouts", (95.0 * loss_pct / (loss_pct + BPL_G711)).min(LOSS_MAX));
+            take(
+                "dropouts",
+                (95.0 * loss_pct / (loss_pct + BPL_G711)).min(LOSS_MAX),
+            );
         }
         if let Some(bw) = m.clarity.bandwidth_hz {
             let limit = muffled_limit(t, ctx.sample_rate);

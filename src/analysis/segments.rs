@@ -116,7 +116,10 @@ pub fn noise_floor(powers: &[f32]) -> NoiseEstimate {
     let (mode, peak) = smooth[..=search_top]
         .iter()
         .enumerate()
-        .fold((0, -1.0), |best, (b, &c)| if c > best.1 { (b, c) } else { best });
+        .fold(
+            (0, -1.0),
+            |best, (b, &c)| if c > best.1 { (b, c) } else { best },
+        );
     // Quiet-side width at exp(-1/2) of the peak: one standard deviation of a normal shape.
     let target = 0.6065 * peak;
     let mut b = mode;
@@ -125,13 +128,20 @@ pub fn noise_floor(powers: &[f32]) -> NoiseEstimate {
     }
     // Interpolate the crossing between bins b and b + 1.
     let above = smooth[b + 1].max(target);
-    let frac = if above > smooth[b] { (above - target) / (above - smooth[b]) } else { 0.0 };
+    let frac = if above > smooth[b] {
+        (above - target) / (above - smooth[b])
+    } else {
+        0.0
+    };
     let width = if b < mode {
         ((mode - b - 1) as f64 + frac) * STEP
     } else {
         0.0
     };
-    let spread = (width * width - KERNEL_SD * KERNEL_SD).max(0.0).sqrt().clamp(0.2, 8.0);
+    let spread = (width * width - KERNEL_SD * KERNEL_SD)
+        .max(0.0)
+        .sqrt()
+        .clamp(0.2, 8.0);
     let top = level(mode) + 2.0 * spread + STEP;
     let limit = 10f64.powf(top / 10.0);
     let (sum, n) = powers
@@ -139,7 +149,11 @@ pub fn noise_floor(powers: &[f32]) -> NoiseEstimate {
         .map(|&p| p as f64)
         .filter(|&p| p <= limit)
         .fold((0.0, 0u64), |(s, n), p| (s + p, n + 1));
-    let power = if n > 0 { sum / n as f64 } else { 10f64.powf(level(mode) / 10.0) };
+    let power = if n > 0 {
+        sum / n as f64
+    } else {
+        10f64.powf(level(mode) / 10.0)
+    };
     NoiseEstimate {
         power: power.max(FLOOR_POWER),
         spread_db: spread,
@@ -219,7 +233,10 @@ pub fn segment(
         .collect();
     let window_means: Vec<f32> = (0..ac.len())
         .map(|j| {
-            let (a, b) = (j.saturating_sub(TAIL_WINDOW / 2), (j + TAIL_WINDOW / 2).min(ac.len()));
+            let (a, b) = (
+                j.saturating_sub(TAIL_WINDOW / 2),
+                (j + TAIL_WINDOW / 2).min(ac.len()),
+            );
             ((prefix[b] - prefix[a]) / (b - a).max(1) as f64) as f32
         })
         .collect();
@@ -289,7 +306,10 @@ impl View {
 /// Mean power over the segments less the noise: the active speech power.
 fn active_power(powers: &[f32], segments: &Segments, noise: f64) -> Option<f64> {
     let (sum, n) = segments.iter().fold((0.0, 0usize), |(s, n), &(a, b)| {
-        (s + powers[a..b].iter().map(|&p| p as f64).sum::<f64>(), n + b - a)
+        (
+            s + powers[a..b].iter().map(|&p| p as f64).sum::<f64>(),
+            n + b - a,
+        )
     });
     (n > 0).then(|| (sum / n as f64 - noise).max(FLOOR_POWER))
 }
@@ -509,7 +529,11 @@ mod tests {
             })
             .collect();
         let noise = noise_floor(&powers);
-        assert!((level_db(noise.power) + 40.0).abs() < 0.5, "{}", level_db(noise.power));
+        assert!(
+            (level_db(noise.power) + 40.0).abs() < 0.5,
+            "{}",
+            level_db(noise.power)
+        );
     }
 
     #[test]

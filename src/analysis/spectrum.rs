@@ -148,9 +148,7 @@ pub fn detect_hum(power: &[f64], bin_hz: f64, max_hz: f64, margin_db: f64) -> Op
                 excess_db: strongest,
             };
             best = match best {
-                Some(b)
-                    if b.lines > lines || (b.lines == lines && b.excess_db >= strongest) =>
-                {
+                Some(b) if b.lines > lines || (b.lines == lines && b.excess_db >= strongest) => {
                     Some(b)
                 }
                 _ => Some(candidate),

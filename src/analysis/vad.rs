@@ -42,8 +42,11 @@ impl Vad {
             return false;
         }
         self.scratch.clear();
-        self.scratch
-            .extend(frame.iter().map(|&x| (x * 32768.0).clamp(-32768.0, 32767.0) as i16));
+        self.scratch.extend(
+            frame
+                .iter()
+                .map(|&x| (x * 32768.0).clamp(-32768.0, 32767.0) as i16),
+        );
         self.inner.is_voice_segment(&self.scratch).unwrap_or(false)
     }
 }

@@ -53,14 +53,23 @@ fn unsupported(path: &str, what: impl std::fmt::Display) -> AudioError {
 }
 
 impl CodecStream {
-    pub fn open(file: File, path: &str, extension: Option<&str>) -> Result<CodecStream, AudioError> {
+    pub fn open(
+        file: File,
+        path: &str,
+        extension: Option<&str>,
+    ) -> Result<CodecStream, AudioError> {
         let mss = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
         let mut hint = Hint::new();
         if let Some(ext) = extension {
             hint.with_extension(ext);
         }
         let reader = symphonia::default::get_probe()
-            .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
+            .probe(
+                &hint,
+                mss,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
             .map_err(|e| match e {
                 Error::Unsupported(_) => unsupported(path, "not a recognised audio container"),
                 Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -173,19 +182,26 @@ impl CodecStream {
                     if channels != self.info.channels {
                         return Err(decode_error(
                             &self.path,
-                            format!("channel count changed from {} to {channels}", self.info.channels),
+                            format!(
+                                "channel count changed from {} to {channels}",
+                                self.info.channels
+                            ),
                         ));
                     }
                     if buf.frames() == 0 {
                         empty += 1;
                         if empty > MAX_EMPTY_PACKETS {
-                            return Err(decode_error(&self.path, "no audio in thousands of packets"));
+                            return Err(decode_error(
+                                &self.path,
+                                "no audio in thousands of packets",
+                            ));
                         }
                         continue;
                     }
                     buf.copy_to_vec_interleaved(&mut self.scratch);
                     let n = buf.frames() * channels as usize;
-                    self.decoded.extend_from_slice(&self.scratch[..n.min(self.scratch.len())]);
+                    self.decoded
+                        .extend_from_slice(&self.scratch[..n.min(self.scratch.len())]);
                 }
                 Err(Error::DecodeError(_)) => self.skip(&mut bad)?,
                 Err(Error::ResetRequired) => self.reset()?,

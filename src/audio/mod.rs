@@ -119,7 +119,10 @@ impl Decoder {
         }
         use std::io::Seek;
         file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
-        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_lowercase);
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_lowercase);
         let stream = codec::CodecStream::open(file, &name, ext.as_deref())?;
         Ok(Decoder {
             inner: Inner::Codec(Box::new(stream)),

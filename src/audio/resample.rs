@@ -81,7 +81,10 @@ mod tests {
         // All but the last partial chunk comes out.
         assert!(out.len() > 7500 && out.len() <= 8000, "{}", out.len());
         let tail = &out[2000..];
-        let crossings = tail.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
+        let crossings = tail
+            .windows(2)
+            .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
+            .count();
         let hz = crossings as f32 * 8000.0 / tail.len() as f32;
         assert!((hz - 440.0).abs() < 5.0, "{hz}");
     }

@@ -126,7 +126,9 @@ impl WavStream {
                 _ => {
                     let skip = size + (size & 1);
                     if pos + skip > file_len {
-                        return Err(decode("chunk runs past the end of the file before any data"));
+                        return Err(decode(
+                            "chunk runs past the end of the file before any data",
+                        ));
                     }
                     reader.seek(SeekFrom::Current(skip as i64)).map_err(io)?;
                     pos += skip;
@@ -157,8 +159,14 @@ impl WavStream {
             (WAVE_FORMAT_IEEE_FLOAT, 64) => (Encoding::F64, "pcm_f64le", None),
             (WAVE_FORMAT_MULAW, 8) => (Encoding::Law, "pcm_mulaw", Some(g711::mulaw_to_i16)),
             (WAVE_FORMAT_ALAW, 8) => (Encoding::Law, "pcm_alaw", Some(g711::alaw_to_i16)),
-            (WAVE_FORMAT_PCM | WAVE_FORMAT_IEEE_FLOAT | WAVE_FORMAT_MULAW | WAVE_FORMAT_ALAW, b) => {
-                return Err(unsupported(format!("{} with {b} bits per sample", codec_name(tag))))
+            (
+                WAVE_FORMAT_PCM | WAVE_FORMAT_IEEE_FLOAT | WAVE_FORMAT_MULAW | WAVE_FORMAT_ALAW,
+                b,
+            ) => {
+                return Err(unsupported(format!(
+                    "{} with {b} bits per sample",
+                    codec_name(tag)
+                )))
             }
             _ => return Err(unsupported(codec_name(tag))),
         };

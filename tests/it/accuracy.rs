@@ -109,7 +109,9 @@ fn low_pass(x: &[f32], cutoff_hz: f64, order: usize) -> Vec<f32> {
 }
 
 fn clip(x: &[f32], gain: f32) -> Vec<f32> {
-    x.iter().map(|v| (v * gain).clamp(-1.0, 32767.0 / 32768.0)).collect()
+    x.iter()
+        .map(|v| (v * gain).clamp(-1.0, 32767.0 / 32768.0))
+        .collect()
 }
 
 /// Zeroes 20 ms packets at random with probability `loss`.
@@ -139,7 +141,11 @@ fn impairments_score_below_clean() {
     let clipped = analyze(&clip(&clean_samples, 8.0), 1);
     let muffled = analyze(&low_pass(&clean_samples, 1000.0, 4), 1);
     let lossy = analyze(&drop_packets(&call.samples, 0.02, 5), 1);
-    for (name, a) in [("clipped", &clipped), ("muffled", &muffled), ("lossy", &lossy)] {
+    for (name, a) in [
+        ("clipped", &clipped),
+        ("muffled", &muffled),
+        ("lossy", &lossy),
+    ] {
         assert!(
             a.quality.score < clean.quality.score,
             "{name}: {} is not below clean {} ({:?})",
@@ -148,10 +154,26 @@ fn impairments_score_below_clean() {
             a.quality.penalties
         );
     }
-    assert!(flags(&clipped).contains(&"clipping".to_string()), "{:?}", flags(&clipped));
-    assert!(flags(&muffled).contains(&"muffled".to_string()), "{:?}", flags(&muffled));
-    assert!(flags(&lossy).contains(&"dropouts".to_string()), "{:?}", flags(&lossy));
-    assert!(!flags(&clean).contains(&"muffled".to_string()), "{:?}", flags(&clean));
+    assert!(
+        flags(&clipped).contains(&"clipping".to_string()),
+        "{:?}",
+        flags(&clipped)
+    );
+    assert!(
+        flags(&muffled).contains(&"muffled".to_string()),
+        "{:?}",
+        flags(&muffled)
+    );
+    assert!(
+        flags(&lossy).contains(&"dropouts".to_string()),
+        "{:?}",
+        flags(&lossy)
+    );
+    assert!(
+        !flags(&clean).contains(&"muffled".to_string()),
+        "{:?}",
+        flags(&clean)
+    );
 }
 
 #[test]
@@ -161,7 +183,11 @@ fn clipping_found_from_a_tenth_of_a_percent_and_not_on_loud_clean_speech() {
     let peak = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     // Loud but clean: the peak just under full scale.
     let loud = analyze(&clip(&x, 0.999 / peak), 1);
-    assert!(!flags(&loud).contains(&"clipping".to_string()), "{:?}", loud.metrics.clipping);
+    assert!(
+        !flags(&loud).contains(&"clipping".to_string()),
+        "{:?}",
+        loud.metrics.clipping
+    );
     // Raise the gain until at least 0.1% of the samples are cut off.
     let mut gain = 1.0 / peak;
     let clipped = loop {
@@ -173,8 +199,16 @@ fn clipping_found_from_a_tenth_of_a_percent_and_not_on_loud_clean_speech() {
         gain *= 1.05;
     };
     let a = analyze(&clipped, 1);
-    assert!(flags(&a).contains(&"clipping".to_string()), "{:?}", a.metrics.clipping);
-    assert!(a.metrics.clipping.ratio >= 0.0005, "{:?}", a.metrics.clipping);
+    assert!(
+        flags(&a).contains(&"clipping".to_string()),
+        "{:?}",
+        a.metrics.clipping
+    );
+    assert!(
+        a.metrics.clipping.ratio >= 0.0005,
+        "{:?}",
+        a.metrics.clipping
+    );
 }
 
 #[test]
@@ -224,7 +258,11 @@ fn silence_and_near_silence_have_no_speech() {
     let hiss: Vec<f32> = white(n, 4).iter().map(|v| v * 1e-4).collect();
     for (name, x) in [("silence", silence), ("near silence", hiss)] {
         let a = analyze(&x, 1);
-        assert!(flags(&a).contains(&"no_speech".to_string()), "{name}: {:?}", flags(&a));
+        assert!(
+            flags(&a).contains(&"no_speech".to_string()),
+            "{name}: {:?}",
+            flags(&a)
+        );
         assert_eq!(a.metrics.speech.talk_time_s, 0.0, "{name}");
         assert_eq!(a.quality.score, 0, "{name}");
     }

@@ -97,7 +97,10 @@ fn two_party_call_talk_time_and_overtalk() {
 #[test]
 fn a_silent_leg_is_one_sided() {
     let (agent, _) = track(24.0, &[("asterisk-demo-echotest", 0.5)]);
-    let silent = white(agent.len(), 77).iter().map(|v| v * 1e-3).collect::<Vec<_>>();
+    let silent = white(agent.len(), 77)
+        .iter()
+        .map(|v| v * 1e-3)
+        .collect::<Vec<_>>();
     let a = analyze(&interleave(&[&agent, &silent]), 2);
     assert!(
         a.quality.flags.iter().any(|f| f.code == "one_sided"),

@@ -113,7 +113,10 @@ pub fn trim(x: &[f32]) -> Vec<f32> {
     let p = frame_powers(x);
     let threshold = active_power(x, RATE) * 10f64.powf(-15.9 / 10.0);
     let first = p.iter().position(|&v| v >= threshold).unwrap_or(0);
-    let last = p.iter().rposition(|&v| v >= threshold).unwrap_or(p.len() - 1);
+    let last = p
+        .iter()
+        .rposition(|&v| v >= threshold)
+        .unwrap_or(p.len() - 1);
     x[first * 80..((last + 1) * 80).min(x.len())].to_vec()
 }
 
@@ -201,10 +204,6 @@ impl Call {
 
     pub fn end_s(&self) -> f64 {
         self.spans.last().unwrap().1 as f64 / RATE as f64
-    }
-
-    pub fn talk_s(&self) -> f64 {
-        self.spans.iter().map(|s| (s.1 - s.0) as f64).sum::<f64>() / RATE as f64
     }
 
     /// The call with `noise` (scaled) added so that active speech power over noise power is

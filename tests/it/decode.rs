@@ -1,0 +1,447 @@
+//! Decoding: every format to the same measurements, the files PBXs really leave behind, and
+//! every malformed input to a clean error.
+
+use std::path::{Path, PathBuf};
+
+use callwarden::audio::{AudioError, Decoder};
+use callwarden::config::Config;
+use callwarden::pipeline::{self, Options};
+
+use crate::support::assets;
+
+fn formats(name: &str) -> PathBuf {
+    assets().join("formats").join(name)
+}
+
+/// All samples of a file, interleaved, with its notes.
+fn decode_all(path: &Path) -> Result<(Vec<f32>, callwarden::audio::DecodeNotes), AudioError> {
+    let mut d = Decoder::open(path)?;
+    let mut all = Vec::new();
+    let mut block = Vec::new();
+    while d.read(&mut block, 1000)? > 0 {
+        all.extend_from_slice(&block);
+    }
+    Ok((all, d.notes().clone()))
+}
+
+fn original() -> Vec<i16> {
+    hound::WavReader::open(formats("speech.wav"))
+        .unwrap()
+        .samples::<i16>()
+        .map(|s| s.unwrap())
+        .collect()
+}
+
+/// A WAV file made by hand, so headers can lie.
+struct Wav {
+    tag: u16,
+    bits: u16,
+    channels: u16,
+    rate: u32,
+    data: Vec<u8>,
+    declared: Option<u32>,
+    riff: Option<u32>,
+    extensible: bool,
+    after: Vec<u8>,
+}
+
+impl Wav {
+    fn pcm16(samples: &[i16], channels: u16, rate: u32) -> Wav {
+        Wav {
+            tag: 1,
+            bits: 16,
+            channels,
+            rate,
+            data: samples.iter().flat_map(|s| s.to_le_bytes()).collect(),
+            declared: None,
+            riff: None,
+            extensible: false,
+            after: Vec::new(),
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let block = self.channels as u32 * self.bits as u32 / 8;
+        let mut fmt = Vec::new();
+        fmt.extend((if self.extensible { 0xFFFEu16 } else { self.tag }).to_le_bytes());
+        fmt.extend(self.channels.to_le_bytes());
+        fmt.extend(self.rate.to_le_bytes());
+        fmt.extend((self.rate * block).to_le_bytes());
+        fmt.extend((block as u16).to_le_bytes());
+        fmt.extend(self.bits.to_le_bytes());
+        if self.extensible {
+            fmt.extend(22u16.to_le_bytes());
+            fmt.extend(self.bits.to_le_bytes());
+            fmt.extend(0u32.to_le_bytes());
+            fmt.extend(self.tag.to_le_bytes());
+            fmt.extend([
+                0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71,
+            ]);
+        }
+        let mut out = Vec::new();
+        out.extend(b"RIFF");
+        let riff = 4 + 8 + fmt.len() + 8 + self.data.len() + self.after.len();
+        out.extend(self.riff.unwrap_or(riff as u32).to_le_bytes());
+        out.extend(b"WAVE");
+        out.extend(b"fmt ");
+        out.extend((fmt.len() as u32).to_le_bytes());
+        out.extend(&fmt);
+        out.extend(b"data");
+        out.extend(
+            self.declared
+                .unwrap_or(self.data.len() as u32)
+                .to_le_bytes(),
+        );
+        out.extend(&self.data);
+        out.extend(&self.after);
+        out
+    }
+
+    fn write(&self, dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, self.bytes()).unwrap();
+        path
+    }
+}
+
+fn analyze(path: &Path) -> callwarden::analysis::model::Report {
+    pipeline::analyze_file(path, "t", &Config::default(), Options::default())
+        .unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+/// Same measurements as the PCM original, within tolerances that lossy codecs can meet.
+fn check_same(path: &Path, level_tol_db: f64) {
+    let base = analyze(&formats("speech.wav"));
+    let r = analyze(path);
+    let (b, m) = (&base.metrics, &r.metrics);
+    let name = path.display();
+    assert!(
+        (r.format.duration_s - base.format.duration_s).abs() < 0.08,
+        "{name}: duration {}",
+        r.format.duration_s
+    );
+    assert!(
+        (m.speech.talk_time_s - b.speech.talk_time_s).abs() <= 0.1,
+        "{name}: talk {}",
+        m.speech.talk_time_s
+    );
+    assert!(
+        (m.speech.start_s.unwrap() - b.speech.start_s.unwrap()).abs() <= 0.03,
+        "{name}: start"
+    );
+    assert!(
+        (m.speech.end_s.unwrap() - b.speech.end_s.unwrap()).abs() <= 0.06,
+        "{name}: end"
+    );
+    let (lr, lb) = (
+        m.level.active_speech_dbfs.unwrap(),
+        b.level.active_speech_dbfs.unwrap(),
+    );
+    assert!(
+        (lr - lb).abs() <= level_tol_db,
+        "{name}: level {lr:.2} vs {lb:.2}"
+    );
+    let (wr, wb) = (
+        m.clarity.bandwidth_hz.unwrap(),
+        b.clarity.bandwidth_hz.unwrap(),
+    );
+    assert!((wr - wb).abs() <= 200.0, "{name}: bandwidth {wr} vs {wb}");
+    assert_eq!(r.quality.grade, base.quality.grade, "{name}");
+}
+
+#[test]
+fn every_format_decodes_to_the_same_measurements() {
+    for (file, codec, tol) in [
+        ("speech.flac", "flac", 0.1),
+        ("speech.mp3", "mp3", 1.0),
+        ("speech.ogg", "vorbis", 0.5),
+        ("speech-mulaw.wav", "pcm_mulaw", 0.2),
+        ("speech-alaw.wav", "pcm_alaw", 0.2),
+    ] {
+        let path = formats(file);
+        let d = Decoder::open(&path).unwrap();
+        assert_eq!(d.info().codec, codec, "{file}");
+        assert_eq!(
+            (d.info().sample_rate, d.info().channels),
+            (8000, 1),
+            "{file}"
+        );
+        check_same(&path, tol);
+    }
+}
+
+#[test]
+fn g711_round_trips_are_close_to_the_original() {
+    let orig = original();
+    for (file, scale) in [("speech-mulaw.wav", 32124.0), ("speech-alaw.wav", 32256.0)] {
+        let (x, _) = decode_all(&formats(file)).unwrap();
+        assert_eq!(x.len(), orig.len(), "{file}");
+        // G.711 keeps about 38 dB SNR on speech.
+        let err: f64 = x
+            .iter()
+            .zip(&orig)
+            .map(|(a, &b)| (*a as f64 - b as f64 / 32768.0).powi(2))
+            .sum();
+        let sig: f64 = orig.iter().map(|&b| (b as f64 / 32768.0).powi(2)).sum();
+        assert!(10.0 * (sig / err).log10() > 30.0, "{file}");
+        let peak = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(peak <= scale / 32768.0 + 1e-6, "{file}");
+        assert_eq!(
+            Decoder::open(&formats(file)).unwrap().info().full_scale,
+            scale as f32 / 32768.0
+        );
+    }
+}
+
+fn to_bytes(samples: &[i16], bits: u16, float: bool) -> Vec<u8> {
+    samples
+        .iter()
+        .flat_map(|&s| {
+            let v = s as f64 / 32768.0;
+            match (bits, float) {
+                (8, false) => vec![((s >> 8) as i32 + 128) as u8],
+                (24, false) => ((s as i32) << 8).to_le_bytes()[..3].to_vec(),
+                (32, false) => ((s as i32) << 16).to_le_bytes().to_vec(),
+                (32, true) => (v as f32).to_le_bytes().to_vec(),
+                (64, true) => v.to_le_bytes().to_vec(),
+                _ => unreachable!(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn pcm_variants_decode_to_the_same_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let orig = original();
+    for (bits, float, extensible, tol) in [
+        (8u16, false, false, 1.0 / 128.0),
+        (24, false, false, 1e-6),
+        (32, false, true, 1e-6),
+        (32, true, false, 1e-6),
+        (64, true, true, 1e-6),
+    ] {
+        let mut w = Wav::pcm16(&orig, 1, 8000);
+        w.tag = if float { 3 } else { 1 };
+        w.bits = bits;
+        w.extensible = extensible;
+        w.data = to_bytes(&orig, bits, float);
+        let path = w.write(dir.path(), &format!("v{bits}{float}.wav"));
+        let (x, notes) = decode_all(&path).unwrap();
+        assert_eq!(x.len(), orig.len(), "{bits} bits");
+        assert!(!notes.header_mismatch && !notes.truncated);
+        let worst = x
+            .iter()
+            .zip(&orig)
+            .map(|(a, &b)| (a - b as f32 / 32768.0).abs())
+            .fold(0.0, f32::max);
+        assert!(worst <= tol, "{bits} bits float={float}: off by {worst}");
+    }
+}
+
+#[test]
+fn stereo_and_other_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let orig = original();
+    // Stereo: the same speech on both legs.
+    let both: Vec<i16> = orig.iter().flat_map(|&s| [s, s]).collect();
+    let stereo = Wav::pcm16(&both, 2, 8000).write(dir.path(), "stereo.wav");
+    let r = analyze(&stereo);
+    assert_eq!(r.format.channels, 2);
+    let channels = r.channels.as_ref().unwrap();
+    let base = analyze(&formats("speech.wav"));
+    for ch in channels {
+        assert!((ch.metrics.speech.talk_time_s - base.metrics.speech.talk_time_s).abs() < 0.05);
+    }
+    // Other rates (16, 44.1, 48 kHz): linear upsampling of the same speech.
+    for rate in [16000u32, 11025, 44100, 48000] {
+        let n = orig.len() * rate as usize / 8000;
+        let up: Vec<i16> = (0..n)
+            .map(|i| {
+                let t = i as f64 * 8000.0 / rate as f64;
+                let (k, f) = (t as usize, t.fract());
+                let a = orig[k.min(orig.len() - 1)] as f64;
+                let b = orig[(k + 1).min(orig.len() - 1)] as f64;
+                (a + (b - a) * f) as i16
+            })
+            .collect();
+        let path = Wav::pcm16(&up, 1, rate).write(dir.path(), &format!("r{rate}.wav"));
+        let r = analyze(&path);
+        assert_eq!(r.format.sample_rate, rate);
+        let (t, tb) = (
+            r.metrics.speech.talk_time_s,
+            base.metrics.speech.talk_time_s,
+        );
+        assert!((t - tb).abs() <= 0.15, "{rate} Hz: talk {t} vs {tb}");
+        assert!((r.format.duration_s - base.format.duration_s).abs() < 0.01);
+    }
+}
+
+#[test]
+fn lying_headers_are_read_to_the_real_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let orig = original();
+    let cases: [(&str, Option<u32>, Option<u32>); 4] = [
+        // Asterisk MixMonitor before close: sizes never patched.
+        ("asterisk-open", Some(0), Some(36)),
+        ("riff-8", Some(0), Some(8)),
+        ("streaming", Some(0xFFFF_FFFF), Some(0xFFFF_FFFF)),
+        // Patched once, then written to again.
+        ("stale", Some(8000), None),
+    ];
+    for (name, declared, riff) in cases {
+        let mut w = Wav::pcm16(&orig, 1, 8000);
+        w.declared = declared;
+        w.riff = riff;
+        let path = w.write(dir.path(), &format!("{name}.wav"));
+        let (x, notes) = decode_all(&path).unwrap();
+        assert_eq!(x.len(), orig.len(), "{name}: all the audio");
+        assert!(notes.header_mismatch, "{name}");
+        let r = analyze(&path);
+        assert!(
+            r.quality.flags.iter().any(|f| f.code == "header_mismatch"),
+            "{name}"
+        );
+    }
+    // A LIST chunk after the data is not audio, and not a mismatch.
+    let mut w = Wav::pcm16(&orig, 1, 8000);
+    w.after = [b"LIST".as_slice(), &8u32.to_le_bytes(), b"INFOabcd"].concat();
+    let (x, notes) = decode_all(&w.write(dir.path(), "list.wav")).unwrap();
+    assert_eq!(x.len(), orig.len());
+    assert_eq!(notes, Default::default());
+}
+
+#[test]
+fn truncated_files_are_analysed_as_far_as_they_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let orig = original();
+    let mut w = Wav::pcm16(&orig, 1, 8000);
+    w.declared = Some(orig.len() as u32 * 2);
+    w.data.truncate(orig.len()); // half the samples
+    let path = w.write(dir.path(), "cut.wav");
+    let (x, notes) = decode_all(&path).unwrap();
+    assert_eq!(x.len(), orig.len() / 2);
+    assert!(notes.truncated);
+    let r = analyze(&path);
+    assert!(r.quality.flags.iter().any(|f| f.code == "truncated"));
+    // A FLAC stream cut in the middle: its header knows the length.
+    let flac = std::fs::read(formats("speech.flac")).unwrap();
+    let cut = dir.path().join("cut.flac");
+    std::fs::write(&cut, &flac[..flac.len() / 2]).unwrap();
+    let (x, notes) = decode_all(&cut).unwrap();
+    assert!(!x.is_empty() && x.len() < orig.len());
+    assert!(notes.truncated);
+    // An MP3 cut in the middle still decodes what is there.
+    let mp3 = std::fs::read(formats("speech.mp3")).unwrap();
+    let cut = dir.path().join("cut.mp3");
+    std::fs::write(&cut, &mp3[..mp3.len() / 2]).unwrap();
+    let (x, _) = decode_all(&cut).unwrap();
+    assert!(x.len() > orig.len() / 4);
+}
+
+fn check_error(name: &str, bytes: &[u8], code: &str, needle: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let err = pipeline::analyze_file(&path, name, &Config::default(), Options::default())
+        .expect_err(name);
+    assert_eq!(err.code, code, "{name}: {}", err.message);
+    assert!(err.message.contains(needle), "{name}: {}", err.message);
+}
+
+#[test]
+fn malformed_inputs_end_in_clean_errors() {
+    let orig = original();
+    let good = Wav::pcm16(&orig[..8000], 1, 8000).bytes();
+    let mut rng = crate::support::Rng::new(1);
+    let random: Vec<u8> = (0..50_000).map(|_| rng.next_u64() as u8).collect();
+    check_error("empty.wav", b"", "empty", "no audio");
+    check_error(
+        "random.wav",
+        &random,
+        "unsupported_format",
+        "not a recognised",
+    );
+    check_error(
+        "random.mp3",
+        &random,
+        "unsupported_format",
+        "not a recognised",
+    );
+    check_error(
+        "text.wav",
+        b"hello, this is not audio\n",
+        "unsupported_format",
+        "",
+    );
+    check_error(
+        "riff-only.wav",
+        b"RIFF\x04\x00\x00\x00WAVE",
+        "decode_failed",
+        "fmt",
+    );
+    // fmt chunk cut short.
+    check_error("short-fmt.wav", &good[..30], "decode_failed", "fmt");
+    // No data bytes at all behind a good header.
+    check_error("header-only.wav", &good[..44], "empty", "no audio");
+    // Zero channels.
+    let mut zero = good.clone();
+    zero[22] = 0;
+    check_error("zero-channels.wav", &zero, "decode_failed", "0 channels");
+    // A chunk before the data that claims more than the file.
+    let mut bogus = good[..36].to_vec();
+    bogus.extend(b"junk\xff\xff\xff\x7f");
+    bogus.extend(&good[36..]);
+    check_error("bogus-chunk.wav", &bogus, "decode_failed", "past the end");
+    // Data before fmt.
+    let mut swapped = b"RIFF\x00\x00\x00\x00WAVEdata\x04\x00\x00\x00\x00\x00\x00\x00".to_vec();
+    swapped.extend(&good[12..36]);
+    check_error(
+        "data-first.wav",
+        &swapped,
+        "decode_failed",
+        "before the fmt",
+    );
+    // Rates and codecs we do not take, by name.
+    let mut fast = Wav::pcm16(&orig[..8000], 1, 96000);
+    fast.rate = 96000;
+    check_error("96k.wav", &fast.bytes(), "unsupported_format", "96000 Hz");
+    let gsm = std::fs::read(formats("speech-gsm.wav")).unwrap();
+    check_error("gsm.wav", &gsm, "unsupported_format", "GSM 6.10 (WAV49)");
+    let mut adpcm = Wav::pcm16(&orig[..8000], 1, 8000);
+    adpcm.tag = 0x11;
+    adpcm.bits = 4;
+    check_error(
+        "adpcm.wav",
+        &adpcm.bytes(),
+        "unsupported_format",
+        "IMA ADPCM",
+    );
+}
+
+#[test]
+fn missing_files_and_directories_are_io_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.wav");
+    let err = pipeline::analyze_file(&missing, "nope", &Config::default(), Options::default())
+        .unwrap_err();
+    assert_eq!(err.code, "io");
+    let err = pipeline::analyze_file(dir.path(), "dir", &Config::default(), Options::default())
+        .unwrap_err();
+    assert_eq!(err.code, "io");
+}
+
+#[test]
+fn truncation_at_every_point_never_panics() {
+    // Every prefix of a small WAV and MP3 either decodes or fails cleanly.
+    let dir = tempfile::tempdir().unwrap();
+    let wav = Wav::pcm16(&original()[..4000], 1, 8000).bytes();
+    let mp3 = std::fs::read(formats("speech.mp3")).unwrap();
+    for (ext, bytes) in [("wav", &wav), ("mp3", &mp3)] {
+        for cut in (0..bytes.len().min(6000)).step_by(97) {
+            let path = dir.path().join(format!("p{cut}.{ext}"));
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let _ = pipeline::analyze_file(&path, "p", &Config::default(), Options::default());
+        }
+    }
+}
