@@ -180,7 +180,7 @@ fn dropouts(halves: &[Half], half_len: usize, segments: &Segments, cut_power: f6
             return;
         }
         let (before, after) = (start as usize / half_len, (start + len) as usize / half_len);
-        let before_ok = if (start as usize) % half_len > 0 {
+        let before_ok = if !(start as usize).is_multiple_of(half_len) {
             loud(before)
         } else {
             before > 0 && loud(before - 1)

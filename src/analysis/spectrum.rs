@@ -68,7 +68,7 @@ impl PowerSpectrum {
 /// The frequency under which `share` of the spectrum's power lies. `None` for an empty spectrum.
 pub fn rolloff_hz(power: &[f64], bin_hz: f64, share: f64) -> Option<f64> {
     let total: f64 = power.iter().map(|p| p.max(0.0)).sum();
-    if !(total > 0.0) {
+    if total.is_nan() || total <= 0.0 {
         return None;
     }
     let target = total * share;

@@ -10,7 +10,6 @@ pub const RATES: [u32; 4] = [8000, 16000, 32000, 48000];
 
 pub struct Vad {
     inner: webrtc_vad::Vad,
-    scratch: Vec<i16>,
 }
 
 impl Vad {
@@ -31,22 +30,18 @@ impl Vad {
         };
         Some(Vad {
             inner: webrtc_vad::Vad::new_with_rate_and_mode(rate, mode),
-            scratch: Vec::new(),
         })
     }
 
-    /// Whether `frame` (10, 20 or 30 ms of samples at the detector's rate, on the f32 scale where
-    /// 1.0 is full scale) holds speech. A frame of any other length is not speech.
-    pub fn is_speech(&mut self, frame: &[f32]) -> bool {
-        if frame.is_empty() {
-            return false;
-        }
-        self.scratch.clear();
-        self.scratch.extend(
-            frame
-                .iter()
-                .map(|&x| (x * 32768.0).clamp(-32768.0, 32767.0) as i16),
-        );
-        self.inner.is_voice_segment(&self.scratch).unwrap_or(false)
+    /// Whether `frame` (10, 20 or 30 ms of 16-bit samples at the detector's rate) holds
+    /// speech. A frame of any other length is not speech.
+    pub fn is_speech(&mut self, frame: &[i16]) -> bool {
+        !frame.is_empty() && self.inner.is_voice_segment(frame).unwrap_or(false)
     }
+}
+
+/// Converts f32 samples (1.0 = full scale) to the VAD's 16-bit input, appending to `out`.
+pub fn to_i16(samples: &[f32], out: &mut Vec<i16>) {
+    // `as` saturates (and maps NaN to 0), so no clamp is needed and the loop vectorises.
+    out.extend(samples.iter().map(|&x| (x * 32768.0) as i16));
 }

@@ -72,7 +72,7 @@ impl AudioError {
 
 enum Inner {
     Wav(wav::WavStream),
-    Codec(Box<codec::CodecStream>),
+    Codec(codec::CodecStream),
 }
 
 /// A streaming decoder over one file.
@@ -125,7 +125,7 @@ impl Decoder {
             .map(str::to_lowercase);
         let stream = codec::CodecStream::open(file, &name, ext.as_deref())?;
         Ok(Decoder {
-            inner: Inner::Codec(Box::new(stream)),
+            inner: Inner::Codec(stream),
         })
     }
 

@@ -150,7 +150,8 @@ impl WavStream {
             path: path.to_string(),
             what,
         };
-        let (encoding, codec, law): (Encoding, &str, Option<fn(u8) -> i16>) = match (tag, bits) {
+        type Law = Option<fn(u8) -> i16>;
+        let (encoding, codec, law): (Encoding, &str, Law) = match (tag, bits) {
             (WAVE_FORMAT_PCM, 8) => (Encoding::U8, "pcm_u8", None),
             (WAVE_FORMAT_PCM, 16) => (Encoding::S16, "pcm_s16le", None),
             (WAVE_FORMAT_PCM, 24) => (Encoding::S24, "pcm_s24le", None),

@@ -188,7 +188,7 @@ fn g711_round_trips_are_close_to_the_original() {
         assert!(peak <= scale / 32768.0 + 1e-6, "{file}");
         assert_eq!(
             Decoder::open(&formats(file)).unwrap().info().full_scale,
-            scale as f32 / 32768.0
+            scale / 32768.0
         );
     }
 }
