@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{AnalysisConfig, Thresholds};
 
-use super::features::{ChannelFeatures, ClipHistogram, Half, LevelSpectra};
+use super::features::{ChannelFeatures, ClipHistogram, LevelSpectra, Zeros};
 use super::model::{
     Clarity, Clipping, Conversation, Dropouts, Level, Metrics, Noise, Silence, Speech,
 };
@@ -41,17 +41,28 @@ pub struct ChannelResult {
 
 /// The noise power over the non-speech halves (away from speech), if there are enough of them.
 /// Halves louder than `limit` are left out: speech the detector missed is not noise.
-fn measured_noise(
-    powers: &[f32],
-    smoothed: &[f32],
-    segments: &Segments,
-    limit: f64,
-) -> Option<(f64, usize)> {
+fn measured_noise(powers: &[f32], segments: &Segments, limit: f64) -> Option<(f64, usize)> {
+    // The limit applies to the 50 ms smoothed power, computed here as a running window.
+    let reach = segments::SMOOTH_HALVES;
+    let n = powers.len();
+    let mut window = 0.0f64;
+    let (mut lo, mut hi) = (0usize, 0usize);
+    let mut smoothed_at = |j: usize| {
+        while hi < (j + reach + 1).min(n) {
+            window += powers[hi] as f64;
+            hi += 1;
+        }
+        while lo < j.saturating_sub(reach) {
+            window -= powers[lo] as f64;
+            lo += 1;
+        }
+        window.max(0.0) / (hi - lo) as f64
+    };
     let mut sum = 0.0;
-    let mut n = 0;
+    let mut count = 0;
     let mut next = 0;
     let mut j = 0;
-    while j < powers.len() {
+    while j < n {
         let (seg_start, seg_end) = segments
             .get(next)
             .copied()
@@ -61,13 +72,13 @@ fn measured_noise(
             next += 1;
             continue;
         }
-        if smoothed[j] as f64 <= limit {
+        if smoothed_at(j) <= limit {
             sum += powers[j] as f64;
-            n += 1;
+            count += 1;
         }
         j += 1;
     }
-    (n >= MIN_NOISE_HALVES).then(|| (sum / n as f64, n))
+    (count >= MIN_NOISE_HALVES).then(|| (sum / count as f64, count))
 }
 
 fn mean_power(powers: &[f32], segments: &Segments) -> Option<f64> {
@@ -92,7 +103,6 @@ pub struct Basics {
 
 pub fn basics(
     powers: &[f32],
-    smoothed: &[f32],
     segments: &Segments,
     estimate: &segments::NoiseEstimate,
     timing: Timing,
@@ -128,7 +138,7 @@ pub fn basics(
         dead_air_count: dead.len() as u32,
     };
     let limit = 10f64.powf(estimate.limit_db / 10.0);
-    let measured = measured_noise(powers, smoothed, segments, limit);
+    let measured = measured_noise(powers, segments, limit);
     let noise_power = measured.map_or(estimate.power, |m| m.0).max(1e-12);
     let hangover = ((segments::P56_HANGOVER_S / timing.half_s).round() as usize).max(1);
     let activity = segments::p56_activity(segments, hangover, powers.len());
@@ -167,15 +177,22 @@ fn clipping(hist: &ClipHistogram, peak: f32) -> (u64, u64) {
 /// the speech off abruptly: the 10 ms on both sides still hold speech above `cut_power`.
 /// A pause where the talker's voice decays into digital silence (an
 /// edited prompt, a codec's silence suppression) is not a lost packet.
-fn dropouts(halves: &[Half], half_len: usize, segments: &Segments, cut_power: f64) -> (u64, u64) {
+fn dropouts(
+    zeros: &[Zeros],
+    powers: &[f32],
+    half_len: usize,
+    segments: &Segments,
+    cut_power: f64,
+) -> (u64, u64) {
+    let n = powers.len();
     let min = half_len as u64; // 10 ms
     let max = 20 * half_len as u64; // 200 ms
-    let silent = |h: &Half| h.lead_zeros as usize >= half_len;
+    let silent = |z: &Zeros| z.lead as usize >= half_len;
+    let loud = |j: usize| powers.get(j).is_some_and(|&p| p as f64 >= cut_power);
     let mut count = 0;
     let mut samples = 0;
     let mut seg = 0;
-    let loud = |j: usize| halves.get(j).is_some_and(|h| h.power as f64 >= cut_power);
-    let mut consider = |start: u64, len: u64, count: &mut u64, samples: &mut u64| {
+    let mut consider = |start: u64, len: u64| {
         if len < min || len > max {
             return;
         }
@@ -194,38 +211,48 @@ fn dropouts(halves: &[Half], half_len: usize, segments: &Segments, cut_power: f6
         }
         if let Some(&(s, e)) = segments.get(seg) {
             if (s * half_len) as u64 <= start && end <= (e * half_len) as u64 {
-                *count += 1;
-                *samples += len;
+                count += 1;
+                samples += len;
             }
         }
     };
-    let mut j = 0;
-    while j < halves.len() {
-        if silent(&halves[j]) {
-            let before = if j > 0 {
-                halves[j - 1].trail_zeros as u64
-            } else {
-                0
-            };
-            let first = j;
-            while j < halves.len() && silent(&halves[j]) {
-                j += 1;
+    let mut k = 0;
+    while k < zeros.len() {
+        let z = zeros[k];
+        let j = z.index as usize;
+        if silent(&z) {
+            let first_k = k;
+            let mut last = j;
+            while k + 1 < zeros.len()
+                && zeros[k + 1].index as usize == last + 1
+                && silent(&zeros[k + 1])
+            {
+                k += 1;
+                last += 1;
             }
+            let before = match first_k.checked_sub(1).map(|p| zeros[p]) {
+                Some(p) if p.index as usize + 1 == j => p.trail as u64,
+                _ => 0,
+            };
+            let after = match zeros.get(k + 1) {
+                Some(a) if a.index as usize == last + 1 => a.lead as u64,
+                _ => 0,
+            };
+            k += 1;
             // A run that touches the start or the end of the file is not inside anything.
-            if first == 0 || j == halves.len() {
+            if j == 0 || last + 1 >= n {
                 continue;
             }
-            let after = halves[j].lead_zeros as u64;
-            let start = (first * half_len) as u64 - before;
-            let len = before + ((j - first) * half_len) as u64 + after;
-            consider(start, len, &mut count, &mut samples);
+            let start = (j * half_len) as u64 - before;
+            consider(start, before + ((last + 1 - j) * half_len) as u64 + after);
         } else {
-            if j + 1 < halves.len() && !silent(&halves[j + 1]) {
-                let len = halves[j].trail_zeros as u64 + halves[j + 1].lead_zeros as u64;
-                let start = ((j + 1) * half_len) as u64 - halves[j].trail_zeros as u64;
-                consider(start, len, &mut count, &mut samples);
+            if let Some(next) = zeros.get(k + 1) {
+                if next.index as usize == j + 1 && !silent(next) && z.trail > 0 && next.lead > 0 {
+                    let start = ((j + 1) * half_len) as u64 - z.trail as u64;
+                    consider(start, z.trail as u64 + next.lead as u64);
+                }
             }
-            j += 1;
+            k += 1;
         }
     }
     (count, samples)
@@ -333,18 +360,18 @@ fn assemble(
 }
 
 /// All measurements of one channel.
+#[allow(clippy::too_many_arguments)]
 pub fn channel(
     f: &ChannelFeatures,
+    powers: &[f32],
     seg: &segments::Segmentation,
     timing: Timing,
     cfg: &AnalysisConfig,
     t: &Thresholds,
     with_segments: bool,
 ) -> ChannelResult {
-    let powers: Vec<f32> = f.halves.iter().map(|h| h.power).collect();
     let b = basics(
-        &powers,
-        &seg.smoothed,
+        powers,
         &seg.segments,
         &seg.noise,
         timing,
@@ -365,7 +392,8 @@ pub fn channel(
     let cut_power = b.active_power.map_or(f64::INFINITY, |a| {
         0.5 * a * 10f64.powf(-segments::P56_MARGIN_DB / 10.0)
     });
-    let (drop_count, drop_samples) = dropouts(&f.halves, f.half_len, &seg.segments, cut_power);
+    let (drop_count, drop_samples) =
+        dropouts(&f.zeros, powers, f.half_len, &seg.segments, cut_power);
     let dropout_s = drop_samples as f64 / f.rate as f64;
     let talk = b.speech.talk_time_s;
     let clarity = clarity(&spectrum, f.rate as f64 / 2.0, t);
@@ -416,21 +444,12 @@ pub fn mix(
 ) -> Metrics {
     let halves = features.iter().map(|f| f.halves.len()).min().unwrap_or(0);
     let powers: Vec<f32> = (0..halves)
-        .map(|j| features.iter().map(|f| f.halves[j].power).sum())
+        .map(|j| features.iter().map(|f| f.halves[j].power()).sum())
         .collect();
     let all: Vec<&Segments> = channels.iter().map(|c| &c.segments).collect();
     let union = segments::union(&all);
-    let smoothed = segments::smooth(&powers);
     let estimate = segments::noise_floor(&powers);
-    let b = basics(
-        &powers,
-        &smoothed,
-        &union,
-        &estimate,
-        timing,
-        cfg,
-        with_segments,
-    );
+    let b = basics(&powers, &union, &estimate, timing, cfg, with_segments);
     let noise_db = level_db(b.noise_power);
     let samples: u64 = channels.iter().map(|c| c.samples).sum();
     let clipped: u64 = channels.iter().map(|c| c.clipped).sum();
@@ -553,36 +572,32 @@ fn round2(x: f64) -> f64 {
 mod tests {
     use super::*;
 
-    fn half(power: f32, lead: u16, trail: u16) -> Half {
-        Half {
-            power,
-            band: power,
-            ac: power,
-            lead_zeros: lead,
-            trail_zeros: trail,
-        }
+    fn z(index: u32, lead: u16, trail: u16) -> Zeros {
+        Zeros { index, lead, trail }
     }
 
     #[test]
     fn a_zeroed_packet_inside_speech_is_one_dropout() {
         // 80-sample halves; a 160-sample zero run from sample 40 of half 10 to sample 40 of half 12.
-        let mut halves = vec![half(0.01, 0, 0); 40];
-        halves[10] = half(0.01, 0, 40);
-        halves[11] = half(0.0, 80, 80);
-        halves[12] = half(0.01, 40, 0);
-        let (count, samples) = dropouts(&halves, 80, &vec![(0, 40)], 0.001);
-        assert_eq!((count, samples), (1, 160));
+        let mut powers = vec![0.01f32; 40];
+        powers[11] = 0.0;
+        let zeros = vec![z(10, 0, 40), z(11, 80, 80), z(12, 40, 0)];
+        assert_eq!(
+            dropouts(&zeros, &powers, 80, &vec![(0, 40)], 0.001),
+            (1, 160)
+        );
         // Outside speech it is a pause, not a dropout.
-        let (count, _) = dropouts(&halves, 80, &vec![(20, 40)], 0.001);
-        assert_eq!(count, 0);
+        assert_eq!(dropouts(&zeros, &powers, 80, &vec![(20, 40)], 0.001).0, 0);
         // Speech that fades out before the silence is a pause too.
-        halves[10].power = 1e-6;
-        assert_eq!(dropouts(&halves, 80, &vec![(0, 40)], 0.001).0, 0);
+        powers[10] = 1e-6;
+        assert_eq!(dropouts(&zeros, &powers, 80, &vec![(0, 40)], 0.001).0, 0);
         // Straddling two halves without a whole silent half.
-        let mut halves = vec![half(0.01, 0, 0); 40];
-        halves[5] = half(0.01, 0, 50);
-        halves[6] = half(0.01, 50, 0);
-        assert_eq!(dropouts(&halves, 80, &vec![(0, 40)], 0.001), (1, 100));
+        let powers = vec![0.01f32; 40];
+        let zeros = vec![z(5, 0, 50), z(6, 50, 0)];
+        assert_eq!(
+            dropouts(&zeros, &powers, 80, &vec![(0, 40)], 0.001),
+            (1, 100)
+        );
     }
 
     #[test]

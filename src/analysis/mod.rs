@@ -124,11 +124,21 @@ fn judge(
     let results: Vec<measure::ChannelResult> = features
         .iter()
         .map(|f| {
-            let powers: Vec<f32> = f.halves.iter().map(|h| h.power).collect();
-            let band: Vec<f32> = f.halves.iter().map(|h| h.band).collect();
-            let ac: Vec<f32> = f.halves.iter().map(|h| h.ac).collect();
-            let seg = segments::segment(&powers, &ac, &band, &f.vad, timing.half_s, &cfg.vad);
-            measure::channel(f, &seg, timing, cfg, &config.thresholds, with_segments)
+            let powers: Vec<f32> = f.halves.iter().map(|h| h.power()).collect();
+            let seg = {
+                let band: Vec<f32> = f.halves.iter().map(|h| h.band()).collect();
+                let ac: Vec<f32> = f.halves.iter().map(|h| h.ac()).collect();
+                segments::segment(&powers, &ac, &band, &f.vad, timing.half_s, &cfg.vad)
+            };
+            measure::channel(
+                f,
+                &powers,
+                &seg,
+                timing,
+                cfg,
+                &config.thresholds,
+                with_segments,
+            )
         })
         .collect();
     let roles: Vec<String> = (0..features.len())

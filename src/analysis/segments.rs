@@ -21,29 +21,32 @@ pub type Segments = Vec<(usize, usize)>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segmentation {
     pub noise: NoiseEstimate,
-    /// Half powers averaged over 50 ms, the detection statistic.
-    pub smoothed: Vec<f32>,
     pub segments: Segments,
 }
 
 /// Halves on each side averaged into the detection statistic (50 ms in all): long enough to
 /// steady the noise's level (its spread shrinks by the square root of five), short against a
 /// syllable.
-const SMOOTH_HALVES: usize = 2;
+pub const SMOOTH_HALVES: usize = 2;
 
 /// The moving average of the half powers over `2 * SMOOTH_HALVES + 1` halves.
 pub fn smooth(powers: &[f32]) -> Vec<f32> {
+    moving_average(powers, SMOOTH_HALVES)
+}
+
+/// The centred moving average over `2 * reach + 1` halves (fewer at the ends).
+fn moving_average(powers: &[f32], reach: usize) -> Vec<f32> {
     let n = powers.len();
     let mut out = Vec::with_capacity(n);
     let mut sum = 0.0f64;
     let (mut lo, mut hi) = (0usize, 0usize); // the window is powers[lo..hi]
     for j in 0..n {
-        let want_hi = (j + SMOOTH_HALVES + 1).min(n);
+        let want_hi = (j + reach + 1).min(n);
         while hi < want_hi {
             sum += powers[hi] as f64;
             hi += 1;
         }
-        let want_lo = j.saturating_sub(SMOOTH_HALVES);
+        let want_lo = j.saturating_sub(reach);
         while lo < want_lo {
             sum -= powers[lo] as f64;
             lo += 1;
@@ -246,25 +249,9 @@ pub fn segment(
     // slow noise swells are not taken for speech. The active level comes first from the
     // confident segments, then once more from the refined ones (in noise the confident ones
     // hold only the loud parts).
-    let prefix: Vec<f64> = std::iter::once(0.0)
-        .chain(ac.iter().scan(0.0f64, |acc, &p| {
-            *acc += p as f64;
-            Some(*acc)
-        }))
-        .collect();
-    let window_means: Vec<f32> = (0..ac.len())
-        .map(|j| {
-            let (a, b) = (
-                j.saturating_sub(TAIL_WINDOW / 2),
-                (j + TAIL_WINDOW / 2).min(ac.len()),
-            );
-            ((prefix[b] - prefix[a]) / (b - a).max(1) as f64) as f32
-        })
-        .collect();
-    let tail_spread = noise_floor(&window_means).spread_db;
+    let tail_spread = noise_floor(&moving_average(ac, TAIL_WINDOW / 2)).spread_db;
     let refine_cfg = Refine {
         ac,
-        prefix: &prefix,
         tail_visible: full.noise.power
             * 10f64.powf(cfg.edge_margin_db.max(2.0 * tail_spread) / 10.0),
         full: &full,
@@ -284,7 +271,6 @@ pub fn segment(
     let segments = refined;
     Segmentation {
         noise: measured,
-        smoothed: smooth(powers),
         segments: bridge(&segments, halves(cfg.min_silence_ms)),
     }
 }
@@ -342,8 +328,6 @@ const TAIL_WINDOW: usize = 10;
 /// Moves segment edges to where speech is active, and adds the active runs next to speech.
 struct Refine<'a> {
     ac: &'a [f32],
-    /// Prefix sums of `ac`.
-    prefix: &'a [f64],
     tail_visible: f64,
     full: &'a View,
     emph: &'a View,
@@ -375,7 +359,7 @@ impl Refine<'_> {
             .collect();
         // A weak tail: the 100 ms beyond the edge, taken together, still holds speech.
         let window = |a: usize, b: usize| {
-            let mean = (self.prefix[b] - self.prefix[a]) / (b - a).max(1) as f64;
+            let mean = self.ac[a..b].iter().map(|&p| p as f64).sum::<f64>() / (b - a).max(1) as f64;
             b > a && mean - noise >= relative && mean > self.tail_visible
         };
         let mut segments = coarse.clone();
