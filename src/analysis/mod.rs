@@ -33,7 +33,8 @@ pub enum AnalysisError {
 pub struct Analyzer {
     rate: u32,
     trackers: Vec<ChannelTracker>,
-    scratch: Vec<f32>,
+    /// One deinterleaved block per channel, reused.
+    scratch: Vec<Vec<f32>>,
 }
 
 /// Everything measured about one recording, before it is wrapped into a report.
@@ -85,12 +86,17 @@ impl Analyzer {
             self.trackers[0].push(interleaved);
             return;
         }
+        // Deinterleave into reused per-channel blocks, then feed each channel.
         let frames = interleaved.len() / n;
-        for (c, tracker) in self.trackers.iter_mut().enumerate() {
-            self.scratch.clear();
-            self.scratch
-                .extend(interleaved[..frames * n].iter().skip(c).step_by(n));
-            tracker.push(&self.scratch);
+        self.scratch.resize_with(n, Vec::new);
+        for (c, channel) in self.scratch.iter_mut().enumerate() {
+            channel.resize(frames, 0.0);
+            for (dst, frame) in channel.iter_mut().zip(interleaved.chunks_exact(n)) {
+                *dst = frame[c];
+            }
+        }
+        for (tracker, channel) in self.trackers.iter_mut().zip(&self.scratch) {
+            tracker.push(channel);
         }
     }
 

@@ -29,7 +29,8 @@ enum Encoding {
 }
 
 pub struct WavStream {
-    reader: BufReader<File>,
+    /// Positioned in the data; read in whole blocks, so no buffering of its own.
+    reader: File,
     path: String,
     encoding: Encoding,
     law: Option<Box<[f32; 256]>>,
@@ -214,6 +215,7 @@ impl WavStream {
                 path: path.to_string(),
             });
         }
+        let mut reader = reader.into_inner();
         reader.seek(SeekFrom::Start(data_start)).map_err(io)?;
         let full_scale = match codec {
             "pcm_mulaw" => 32124.0 / 32768.0,
