@@ -1,8 +1,9 @@
 //! Pass one: the streaming, per-channel feature extractor.
 //!
 //! Every sample is touched once, in 20 ms frames split into two 10 ms halves. What is kept is
-//! small and proportional to the duration (8 bytes per 10 ms plus one VAD bit per 20 ms), so a
-//! four-hour call costs a few MB per channel and never its audio. Spectra are summed into
+//! small and proportional to the duration (6 bytes per 10 ms, one VAD decision per 30 ms, and
+//! the rare runs of digital silence), so a four-hour call costs about 9 MB per channel and never
+//! its audio. Spectra are summed into
 //! buckets by frame level, so the speech and noise spectra can be taken once the noise floor is
 //! known, without a second pass over the audio. No allocation happens per frame.
 

@@ -1,11 +1,12 @@
 //! Pass two, per channel: the noise floor and the speech segments, from the kept features.
 //!
 //! The WebRTC VAD alone calls nearly everything speech in loud noise, so a 10 ms half is speech
-//! only when the VAD says so *and* its energy stands out of the noise floor by more than the
-//! noise's own spread. The noise floor is the mean power of the quiet part of the level
-//! distribution, found by iterating from the 10th percentile. Raw decisions are then smoothed:
-//! short gaps bridged, short bursts dropped, and each edge extended over the frames that still
-//! stand above the noise, so soft onsets and decays are kept.
+//! only when the VAD says so *and* its energy (50 ms smoothed) stands out of the noise floor by
+//! more than the noise's own spread, in either of two views (full band without DC, or the
+//! pre-emphasised speech band). The noise floor is the peak at the quiet end of the level
+//! histogram. Raw decisions are then smoothed: short gaps bridged, bursts with too little
+//! evidence dropped, and each edge moved to where the speech is within P.56's margin of its
+//! active level, as far as it can be seen above the noise.
 
 use crate::config::VadConfig;
 
