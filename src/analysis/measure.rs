@@ -81,16 +81,6 @@ fn measured_noise(powers: &[f32], segments: &Segments, limit: f64) -> Option<(f6
     (count >= MIN_NOISE_HALVES).then(|| (sum / count as f64, count))
 }
 
-fn mean_power(powers: &[f32], segments: &Segments) -> Option<f64> {
-    let (sum, n) = segments.iter().fold((0.0, 0usize), |(s, n), &(a, b)| {
-        (
-            s + powers[a..b].iter().map(|&p| p as f64).sum::<f64>(),
-            n + b - a,
-        )
-    });
-    (n > 0).then(|| sum / n as f64)
-}
-
 /// Speech, silence, level and noise measurements from half powers and segments.
 pub struct Basics {
     pub speech: Speech,
@@ -142,7 +132,7 @@ pub fn basics(
     let noise_power = measured.map_or(estimate.power, |m| m.0).max(1e-12);
     let hangover = ((segments::P56_HANGOVER_S / timing.half_s).round() as usize).max(1);
     let activity = segments::p56_activity(segments, hangover, powers.len());
-    let speech_power = mean_power(powers, &activity);
+    let speech_power = segments::mean_power(powers, &activity);
     // Speech and noise add in power: what the speech frames hold beyond the noise is speech.
     let active_power = speech_power.map(|p| (p - noise_power).max(p * 1e-3));
     let snr_db = match (active_power, measured) {

@@ -311,15 +311,20 @@ impl View {
     }
 }
 
-/// Mean power over the segments less the noise: the active speech power.
-fn active_power(powers: &[f32], segments: &Segments, noise: f64) -> Option<f64> {
+/// Mean power over the segments, if they hold any halves.
+pub fn mean_power(powers: &[f32], segments: &Segments) -> Option<f64> {
     let (sum, n) = segments.iter().fold((0.0, 0usize), |(s, n), &(a, b)| {
         (
             s + powers[a..b].iter().map(|&p| p as f64).sum::<f64>(),
             n + b - a,
         )
     });
-    (n > 0).then(|| (sum / n as f64 - noise).max(FLOOR_POWER))
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// Mean power over the segments less the noise: the active speech power.
+fn active_power(powers: &[f32], segments: &Segments, noise: f64) -> Option<f64> {
+    mean_power(powers, segments).map(|p| (p - noise).max(FLOOR_POWER))
 }
 
 /// Halves in the one-sided window that looks past an edge for a tail too weak to see in

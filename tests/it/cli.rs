@@ -12,6 +12,20 @@ fn callwarden(args: &[&str]) -> Output {
         .expect("run callwarden")
 }
 
+/// Analyses the demo call with the configuration `text`.
+fn demo_with_config(text: &[u8]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let demo = assets().join("demo/call-stereo.wav");
+    callwarden(&[
+        "analyze",
+        "--config",
+        cfg.to_str().unwrap(),
+        demo.to_str().unwrap(),
+    ])
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -100,20 +114,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn a_bad_config_is_named_with_its_key_and_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        "[analysis]\ndead_air_s = 4.0\n\n[thresholds]\nlow_snr = 3.0\n",
-    )
-    .unwrap();
-    let demo = assets().join("demo/call-stereo.wav");
-    let o = callwarden(&[
-        "analyze",
-        "--config",
-        cfg.to_str().unwrap(),
-        demo.to_str().unwrap(),
-    ]);
+    let o = demo_with_config(b"[analysis]\ndead_air_s = 4.0\n\n[thresholds]\nlow_snr = 3.0\n");
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(err.contains("low_snr") && err.contains("line 5"), "{err}");
@@ -123,15 +124,6 @@ fn a_bad_config_is_named_with_its_key_and_line() {
 fn the_default_config_is_printed_and_loads() {
     let o = callwarden(&["default-config"]);
     assert_eq!(o.status.code(), Some(0));
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, &o.stdout).unwrap();
-    let demo = assets().join("demo/call-stereo.wav");
-    let o = callwarden(&[
-        "analyze",
-        "--config",
-        cfg.to_str().unwrap(),
-        demo.to_str().unwrap(),
-    ]);
+    let o = demo_with_config(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
