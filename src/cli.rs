@@ -36,8 +36,26 @@ pub struct Cli {
 pub enum Command {
     /// Analyse recordings: quality score, speech, noise, level, clarity, clipping, dropouts.
     Analyze(AnalyzeArgs),
+    /// Import recordings (an archive, a PBX's monitor folder) into the store, once each.
+    Ingest(IngestArgs),
     /// Print the default configuration (commented TOML).
     DefaultConfig,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Files or directories (searched recursively; symlinks are not followed).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Configuration file (TOML); keys it leaves out keep their defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Store directory (default: `store.path` from the configuration).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Files analysed in parallel (default: `ingest.workers`, or the number of cores).
+    #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +82,7 @@ pub fn main() -> ExitCode {
     init_logging();
     let code = match cli.command {
         Command::Analyze(args) => analyze(args),
+        Command::Ingest(args) => ingest(args),
         Command::DefaultConfig => {
             print!("{}", crate::config::DEFAULT_TOML);
             Ok(EXIT_OK)
@@ -101,14 +120,11 @@ struct Outcome {
 }
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let config = load_config(&args.config)?;
     let jobs = args
         .jobs
         .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .unwrap_or_else(cores)
         .min(args.files.len())
         .max(1);
     let options = Options {
@@ -171,6 +187,103 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
         }
     });
     Ok(if failed { EXIT_BAD_INPUT } else { EXIT_OK })
+}
+
+fn load_config(path: &Option<PathBuf>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    })
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn ingest(args: IngestArgs) -> anyhow::Result<u8> {
+    use std::io::IsTerminal;
+    use std::time::Instant;
+
+    let config = load_config(&args.config)?;
+    let store_dir = args
+        .store
+        .clone()
+        .unwrap_or_else(|| config.store.path.clone());
+    let store = match crate::store::Store::open(&store_dir) {
+        Ok(s) => s,
+        Err(crate::store::StoreError::Locked { path }) => {
+            anyhow::bail!(
+                "the store at {path} is in use, most likely by the running daemon: let the daemon \
+                 ingest these recordings (put them under one of its roots) or stop it first"
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (candidates, problems) = crate::ingest::scan(&args.paths, &config.ingest.extensions);
+    for p in &problems {
+        eprintln!("callwarden: {p}");
+    }
+    let jobs = args
+        .jobs
+        .map(usize::from)
+        .unwrap_or(match config.ingest.workers {
+            0 => cores(),
+            n => n,
+        });
+    let terminal = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last_line = 0usize;
+    let progress = |done: usize, total: usize, audio_s: f64| {
+        let elapsed = started.elapsed().as_secs_f64().max(1e-3);
+        let rate = done as f64 / elapsed;
+        let eta = (total - done) as f64 / rate.max(1e-9);
+        let line = format!(
+            "{done}/{total} files, {:.1} h of audio, {rate:.1} files/s, ETA {eta:.0} s",
+            audio_s / 3600.0
+        );
+        if terminal {
+            eprint!("\r{line}   ");
+            if done == total {
+                eprintln!();
+            }
+        } else if done == total || done * 20 / total.max(1) > last_line {
+            last_line = done * 20 / total.max(1);
+            eprintln!("callwarden: ingest: {line}");
+        }
+    };
+    let ingestor = crate::ingest::Ingestor {
+        store: &store,
+        config: &config,
+    };
+    let settle_ms = (config.ingest.settle_s * 1000.0) as i64;
+    let summary = ingestor.run(
+        candidates,
+        jobs,
+        crate::ingest::now_ms(),
+        settle_ms,
+        progress,
+    )?;
+    println!(
+        "ingested {}, already stored {}, too short {}, failed {}, modified after ingest {}, \
+         still being written {}",
+        summary.ingested,
+        summary.already_stored,
+        summary.too_short,
+        summary.failed.len(),
+        summary.modified.len(),
+        summary.unsettled
+    );
+    for (path, why) in &summary.failed {
+        println!("  failed: {path}: {why}");
+    }
+    for path in &summary.modified {
+        println!("  modified after ingest (original hash kept): {path}");
+    }
+    Ok(if summary.failed.is_empty() && problems.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_BAD_INPUT
+    })
 }
 
 fn opt(v: Option<f64>, unit: &str) -> String {

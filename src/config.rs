@@ -35,6 +35,48 @@ pub struct Config {
     pub analysis: AnalysisConfig,
     pub score: ScoreConfig,
     pub thresholds: Thresholds,
+    pub ingest: IngestConfig,
+    pub store: StoreConfig,
+}
+
+/// Which files are recordings, and when one is finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Recording file extensions, matched without regard to case.
+    pub extensions: Vec<String>,
+    /// A file found by a scan counts as finished once left alone this long (seconds).
+    pub settle_s: f64,
+    /// Files hashed and analysed at once; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            extensions: ["wav", "mp3", "flac", "ogg", "gsm"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            settle_s: 5.0,
+            workers: 0,
+        }
+    }
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub path: std::path::PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: "/var/lib/callwarden/store".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,6 +276,19 @@ impl Config {
             if !value.is_finite() {
                 return Err(bad(key, "must be a finite number"));
             }
+        }
+        let i = &self.ingest;
+        if i.extensions.is_empty() || i.extensions.iter().any(|e| e.is_empty() || e.contains('.')) {
+            return Err(bad(
+                "ingest.extensions",
+                "must list extensions without dots, like \"wav\"",
+            ));
+        }
+        if !(i.settle_s.is_finite() && i.settle_s >= 0.0) {
+            return Err(bad("ingest.settle_s", "must be 0 or more seconds"));
+        }
+        if self.store.path.as_os_str().is_empty() {
+            return Err(bad("store.path", "must not be empty"));
         }
         if t.too_quiet_dbfs >= t.too_loud_dbfs {
             return Err(bad(

@@ -7,4 +7,7 @@ pub mod analysis;
 pub mod audio;
 pub mod cli;
 pub mod config;
+pub mod ingest;
+pub mod metadata;
 pub mod pipeline;
+pub mod store;

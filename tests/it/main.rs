@@ -3,5 +3,6 @@
 mod accuracy;
 mod cli;
 mod decode;
+mod ingest;
 mod stereo;
 mod support;

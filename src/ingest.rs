@@ -1,0 +1,400 @@
+//! Ingest: finding finished recordings and bringing each into the store exactly once.
+//!
+//! This is the one-shot pipeline behind `callwarden ingest PATH...` (importing an archive); the
+//! daemon will feed the same [`Ingestor`] from its watcher. Identity is path + size + mtime,
+//! confirmed by the content hash: a stored file is skipped; a stored file whose bytes changed
+//! keeps its original hash and gets `modified_after_ingest`; a failed one is retried only when it
+//! changes. It reads recordings and sidecars and writes only the store; it never moves, changes or
+//! deletes a recording, and never follows a symlink.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::analysis::model::ErrorBody;
+use crate::config::Config;
+use crate::metadata::Metadata;
+use crate::pipeline::{self, Options};
+use crate::store::{Record, RecordState, Store, StoreError};
+
+/// A file found by a scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i128,
+}
+
+/// What happened to each file of a run.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Summary {
+    pub ingested: usize,
+    pub already_stored: usize,
+    pub too_short: usize,
+    pub failed: Vec<(String, String)>,
+    pub modified: Vec<String>,
+    pub unsettled: usize,
+    pub audio_s: f64,
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// Whether `path` has one of the recording extensions (case-insensitive).
+pub fn is_recording(path: &Path, extensions: &[String]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| extensions.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// Every recording under `roots` (files given directly count too), without following symlinks.
+/// Unreadable directories are reported, not fatal.
+pub fn scan(roots: &[PathBuf], extensions: &[String]) -> (Vec<Candidate>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    for root in roots {
+        for entry in walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    problems.push(format!("scan {}: {e}", root.display()));
+                    continue;
+                }
+            };
+            if !entry.file_type().is_file() || !is_recording(entry.path(), extensions) {
+                continue;
+            }
+            match entry.metadata() {
+                Ok(meta) => found.push(Candidate {
+                    path: entry.path().to_path_buf(),
+                    size: meta.len(),
+                    mtime_ns: mtime_ns(&meta),
+                }),
+                Err(e) => problems.push(format!("stat {}: {e}", entry.path().display())),
+            }
+        }
+    }
+    (found, problems)
+}
+
+/// The sidecar of a recording (`NAME.json` beside `NAME.wav`), parsed: `None` when there is none.
+pub fn read_sidecar(recording: &Path) -> Option<Result<Metadata, String>> {
+    let path = recording.with_extension("json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(Metadata::parse(&text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => Some(Err(format!("read {}: {e}", path.display()))),
+    }
+}
+
+/// What to do with a candidate, given what the store holds for its path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Same size and mtime as stored.
+    Skip,
+    /// Never seen, or failed before and changed since: analyse and store.
+    Analyse,
+    /// Stored, and its size or mtime changed: hash it to know whether its bytes did.
+    Recheck,
+}
+
+pub fn plan(candidate: &Candidate, stored: Option<&Record>) -> Plan {
+    match stored {
+        None => Plan::Analyse,
+        Some(r) if r.size == candidate.size && r.mtime_ns == candidate.mtime_ns => Plan::Skip,
+        Some(r) if r.state == RecordState::Failed => Plan::Analyse,
+        Some(_) => Plan::Recheck,
+    }
+}
+
+/// Ingests files into one store with one configuration.
+pub struct Ingestor<'a> {
+    pub store: &'a Store,
+    pub config: &'a Config,
+}
+
+/// The outcome of the CPU work for one file, sent back to the thread that writes the store.
+struct Work {
+    candidate: Candidate,
+    previous: Option<Record>,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    Analysed(
+        Box<Result<crate::analysis::model::Report, pipeline::FileError>>,
+        Option<String>,
+    ),
+    Hashed(Result<String, String>),
+}
+
+impl Ingestor<'_> {
+    /// Ingests `candidates` with `jobs` worker threads; `now_ms` is the current time and
+    /// `settle_ms` how long a file must have been left alone to count as finished.
+    pub fn run(
+        &self,
+        candidates: Vec<Candidate>,
+        jobs: usize,
+        now_ms: i64,
+        settle_ms: i64,
+        mut progress: impl FnMut(usize, usize, f64),
+    ) -> Result<Summary, StoreError> {
+        let mut summary = Summary::default();
+        let mut todo = Vec::new();
+        for c in candidates {
+            if now_ms.saturating_sub((c.mtime_ns / 1_000_000) as i64) < settle_ms {
+                summary.unsettled += 1;
+                continue;
+            }
+            let stored = self.store.by_path(&c.path.display().to_string())?;
+            match plan(&c, stored.as_ref()) {
+                Plan::Skip => summary.already_stored += 1,
+                Plan::Analyse | Plan::Recheck => todo.push((c, stored)),
+            }
+        }
+        let total = todo.len();
+        let next = AtomicUsize::new(0);
+        let (tx, rx) = mpsc::sync_channel::<Work>(jobs.max(1) * 2);
+        let config = self.config;
+        let todo = &todo;
+        std::thread::scope(|scope| -> Result<(), StoreError> {
+            for _ in 0..jobs.max(1) {
+                let tx = tx.clone();
+                let next = &next;
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((candidate, previous)) = todo.get(i) else {
+                        break;
+                    };
+                    let outcome = match plan(candidate, previous.as_ref()) {
+                        Plan::Recheck => Outcome::Hashed(
+                            pipeline::sha256_file(&candidate.path).map_err(|e| e.to_string()),
+                        ),
+                        _ => {
+                            let name = candidate.path.display().to_string();
+                            let r = pipeline::analyze_file(
+                                &candidate.path,
+                                &name,
+                                config,
+                                Options::default(),
+                            );
+                            let sha = match &r {
+                                Err(_) => pipeline::sha256_file(&candidate.path).ok(),
+                                Ok(_) => None,
+                            };
+                            Outcome::Analysed(Box::new(r), sha)
+                        }
+                    };
+                    let work = Work {
+                        candidate: candidate.clone(),
+                        previous: previous.clone(),
+                        outcome,
+                    };
+                    if tx.send(work).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(tx);
+            let mut done = 0;
+            for work in rx {
+                self.store_one(work, now_ms, &mut summary)?;
+                done += 1;
+                progress(done, total, summary.audio_s);
+            }
+            Ok(())
+        })?;
+        Ok(summary)
+    }
+
+    fn store_one(&self, work: Work, now_ms: i64, summary: &mut Summary) -> Result<(), StoreError> {
+        let Work {
+            candidate,
+            previous,
+            outcome,
+        } = work;
+        let path = candidate.path.display().to_string();
+        match outcome {
+            Outcome::Hashed(hash) => {
+                let Some(old) = previous else { return Ok(()) };
+                let mut record = old.clone();
+                record.size = candidate.size;
+                record.mtime_ns = candidate.mtime_ns;
+                match hash {
+                    Ok(sha) if sha == old.sha256 => {
+                        summary.already_stored += 1;
+                    }
+                    Ok(sha) => {
+                        // Evidence of tampering or a PBX bug: keep the original hash and say so.
+                        tracing::warn!(file = %path, stored = %old.sha256, now = %sha,
+                            "recording changed after ingest; original hash kept");
+                        if !record.flags.iter().any(|f| f == "modified_after_ingest") {
+                            record.flags.push("modified_after_ingest".into());
+                        }
+                        summary.modified.push(path.clone());
+                    }
+                    Err(e) => {
+                        summary.failed.push((path.clone(), e));
+                        return Ok(());
+                    }
+                }
+                self.store.put(&record, Some(&old))
+            }
+            Outcome::Analysed(result, failed_sha) => {
+                let (metadata, metadata_error) = match read_sidecar(&candidate.path) {
+                    None => (None, None),
+                    Some(Ok(m)) => (Some(m), None),
+                    Some(Err(e)) => (None, Some(e)),
+                };
+                let mut flags = Vec::new();
+                if metadata_error.is_some() {
+                    flags.push("metadata_invalid".to_string());
+                }
+                let started_ms = metadata
+                    .as_ref()
+                    .and_then(Metadata::start_ms)
+                    .unwrap_or((candidate.mtime_ns / 1_000_000) as i64);
+                let id = match &previous {
+                    Some(p) => p.id,
+                    None => self.store.next_id()?,
+                };
+                let (state, sha256, report, error) = match *result {
+                    Ok(report) => {
+                        let short = report.format.duration_s < self.config.analysis.min_duration_s;
+                        summary.audio_s += report.format.duration_s;
+                        if short {
+                            summary.too_short += 1;
+                        } else {
+                            summary.ingested += 1;
+                        }
+                        let state = if short {
+                            RecordState::TooShort
+                        } else {
+                            RecordState::Analysed
+                        };
+                        (state, report.sha256.clone(), Some(report), None)
+                    }
+                    Err(e) => {
+                        tracing::info!(file = %path, code = e.code, error = %e.message, "failed");
+                        summary.failed.push((path.clone(), e.message.clone()));
+                        let body = ErrorBody {
+                            code: e.code.to_string(),
+                            message: e.message,
+                        };
+                        (
+                            RecordState::Failed,
+                            failed_sha.unwrap_or_default(),
+                            None,
+                            Some(body),
+                        )
+                    }
+                };
+                let record = Record {
+                    id,
+                    path,
+                    size: candidate.size,
+                    mtime_ns: candidate.mtime_ns,
+                    sha256,
+                    state,
+                    started_ms,
+                    ingested_ms: now_ms,
+                    report,
+                    error,
+                    metadata,
+                    flags,
+                    metadata_error,
+                };
+                self.store.put(&record, previous.as_ref())
+            }
+        }
+    }
+}
+
+/// The current time in ms since the Unix epoch (the edge where the clock is read).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RecordingId;
+
+    fn candidate(size: u64, mtime_ns: i128) -> Candidate {
+        Candidate {
+            path: "/r/a.wav".into(),
+            size,
+            mtime_ns,
+        }
+    }
+
+    fn stored(size: u64, mtime_ns: i128, state: RecordState) -> Record {
+        Record {
+            id: RecordingId(1),
+            path: "/r/a.wav".into(),
+            size,
+            mtime_ns,
+            sha256: "x".into(),
+            state,
+            started_ms: 0,
+            ingested_ms: 0,
+            report: None,
+            error: None,
+            metadata: None,
+            flags: vec![],
+            metadata_error: None,
+        }
+    }
+
+    #[test]
+    fn plans() {
+        let check = |c: Candidate, s: Option<Record>, expected: Plan| {
+            assert_eq!(plan(&c, s.as_ref()), expected, "{c:?} vs {s:?}");
+        };
+        check(candidate(10, 5), None, Plan::Analyse);
+        check(
+            candidate(10, 5),
+            Some(stored(10, 5, RecordState::Analysed)),
+            Plan::Skip,
+        );
+        check(
+            candidate(10, 5),
+            Some(stored(10, 5, RecordState::Failed)),
+            Plan::Skip,
+        );
+        check(
+            candidate(11, 5),
+            Some(stored(10, 5, RecordState::Failed)),
+            Plan::Analyse,
+        );
+        check(
+            candidate(10, 6),
+            Some(stored(10, 5, RecordState::Analysed)),
+            Plan::Recheck,
+        );
+        check(
+            candidate(12, 5),
+            Some(stored(10, 5, RecordState::TooShort)),
+            Plan::Recheck,
+        );
+    }
+
+    #[test]
+    fn extensions_match_without_case() {
+        let exts = vec!["wav".to_string(), "mp3".to_string()];
+        assert!(is_recording(Path::new("/a/b.WAV"), &exts));
+        assert!(is_recording(Path::new("b.mp3"), &exts));
+        assert!(!is_recording(Path::new("b.json"), &exts));
+        assert!(!is_recording(Path::new("wav"), &exts));
+    }
+}

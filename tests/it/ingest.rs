@@ -1,0 +1,198 @@
+//! `callwarden ingest`: every finished recording stored exactly once, with its sidecar, its
+//! failures and later changes recorded; reruns pick up where they stopped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+use callwarden::store::{RecordState, Store};
+
+use crate::support::{assets, standard_call, write_wav};
+
+fn ingest(paths: &[&Path], store: &Path) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callwarden"));
+    cmd.arg("ingest")
+        .arg("--store")
+        .arg(store)
+        .arg("--jobs")
+        .arg("2");
+    cmd.args(paths);
+    cmd.env_remove("CALLWARDEN_LOG")
+        .output()
+        .expect("run callwarden")
+}
+
+fn summary(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Sets a file's mtime an hour back, so it counts as finished.
+fn age(path: &Path) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+}
+
+struct Folder {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    store: PathBuf,
+}
+
+fn folder() -> Folder {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("monitor");
+    let day = root.join("2026-11-20");
+    std::fs::create_dir_all(&day).unwrap();
+    for name in [
+        "asterisk-demo-echotest",
+        "asterisk-vm-review",
+        "asterisk-queue-youarenext",
+    ] {
+        std::fs::copy(
+            assets().join(format!("speech/{name}.wav")),
+            day.join(format!("{name}.WAV")),
+        )
+        .unwrap();
+    }
+    write_wav(&day.join("call.wav"), &standard_call().samples, 1);
+    // A good sidecar, a broken one, a short recording and a corrupt one.
+    std::fs::write(
+        day.join("asterisk-demo-echotest.json"),
+        r#"{"agent": "alice", "queue": "support", "start_time": "2026-11-20T09:00:00Z",
+            "consent": {"state": "granted", "source": "ivr"}, "trunk": "sip-1"}"#,
+    )
+    .unwrap();
+    std::fs::write(day.join("asterisk-vm-review.json"), "{not json").unwrap();
+    std::fs::copy(
+        assets().join("speech/fsdd-7_theo_3.wav"),
+        day.join("short.wav"),
+    )
+    .unwrap();
+    std::fs::write(day.join("corrupt.wav"), b"RIFF\x10\x00\x00\x00WAVEjunk").unwrap();
+    std::fs::write(day.join("notes.txt"), "not a recording").unwrap();
+    for entry in std::fs::read_dir(&day).unwrap() {
+        age(&entry.unwrap().path());
+    }
+    let store = dir.path().join("store");
+    Folder {
+        _dir: dir,
+        root,
+        store,
+    }
+}
+
+#[test]
+fn an_archive_is_stored_once_with_sidecars_and_failures() {
+    let f = folder();
+    let o = ingest(&[&f.root], &f.store);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a corrupt file makes the run exit 2"
+    );
+    assert_eq!(
+        summary(&o),
+        "ingested 4, already stored 0, too short 1, failed 1, modified after ingest 0, still being written 0"
+    );
+    let store = Store::open(&f.store).unwrap();
+    let records: Vec<_> = store.all().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 6);
+    let find = |suffix: &str| records.iter().find(|r| r.path.ends_with(suffix)).unwrap();
+    let echo = find("asterisk-demo-echotest.WAV");
+    assert_eq!(echo.state, RecordState::Analysed);
+    let meta = echo.metadata.as_ref().unwrap();
+    assert_eq!(meta.agent.as_deref(), Some("alice"));
+    assert_eq!(meta.extra["trunk"], "sip-1");
+    assert_eq!(echo.started_ms, 1_795_165_200_000);
+    let bytes = std::fs::read(&echo.path).unwrap();
+    assert_eq!(
+        echo.sha256,
+        callwarden::pipeline::sha256_file(Path::new(&echo.path)).unwrap()
+    );
+    assert_eq!(echo.size, bytes.len() as u64);
+    assert!(echo.report.as_ref().unwrap().quality.score > 50);
+    let review = find("asterisk-vm-review.WAV");
+    assert_eq!(review.flags, vec!["metadata_invalid".to_string()]);
+    assert!(review.metadata_error.is_some());
+    assert_eq!(review.state, RecordState::Analysed);
+    assert_eq!(find("short.wav").state, RecordState::TooShort);
+    let corrupt = find("corrupt.wav");
+    assert_eq!(corrupt.state, RecordState::Failed);
+    assert_eq!(corrupt.error.as_ref().unwrap().code, "decode_failed");
+    assert_eq!(store.count_by_state(RecordState::Analysed), 4);
+}
+
+#[test]
+fn a_rerun_skips_what_is_stored_and_sees_what_changed() {
+    let f = folder();
+    ingest(&[&f.root], &f.store);
+    let o = ingest(&[&f.root], &f.store);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        summary(&o).starts_with("ingested 0, already stored 6,"),
+        "{}",
+        summary(&o)
+    );
+
+    // One recording's bytes change after ingest (a second writer, or tampering).
+    let call = f.root.join("2026-11-20/call.wav");
+    let before = Store::open(&f.store)
+        .unwrap()
+        .by_path(&call.display().to_string())
+        .unwrap()
+        .unwrap();
+    let mut bytes = std::fs::read(&call).unwrap();
+    let n = bytes.len();
+    bytes[n - 100..]
+        .iter_mut()
+        .for_each(|b| *b = b.wrapping_add(1));
+    std::fs::write(&call, &bytes).unwrap();
+    age(&call);
+    // And a new one arrives, too fresh to be finished yet.
+    let fresh = f.root.join("2026-11-20/fresh.wav");
+    std::fs::copy(assets().join("speech/asterisk-privacy-prompt.wav"), &fresh).unwrap();
+
+    let o = ingest(&[&f.root], &f.store);
+    assert_eq!(
+        summary(&o),
+        "ingested 0, already stored 5, too short 0, failed 0, modified after ingest 1, still being written 1"
+    );
+    let store = Store::open(&f.store).unwrap();
+    let after = store.by_path(&call.display().to_string()).unwrap().unwrap();
+    assert_eq!(after.sha256, before.sha256, "the original hash stays");
+    assert_eq!(after.flags, vec!["modified_after_ingest".to_string()]);
+    assert_eq!(after.id, before.id);
+    assert!(store
+        .by_path(&fresh.display().to_string())
+        .unwrap()
+        .is_none());
+    assert_eq!(store.all().count(), 6);
+}
+
+#[test]
+fn a_store_in_use_is_said_so() {
+    let f = folder();
+    let _held = Store::open(&f.store).unwrap();
+    let o = ingest(&[&f.root], &f.store);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("in use"), "{err}");
+}
+
+#[test]
+fn symlinks_are_not_followed() {
+    let f = folder();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("elsewhere.wav");
+    std::fs::copy(assets().join("speech/asterisk-privacy-prompt.wav"), &target).unwrap();
+    std::os::unix::fs::symlink(&target, f.root.join("2026-11-20/link.wav")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), f.root.join("linked-dir")).unwrap();
+    ingest(&[&f.root], &f.store);
+    let store = Store::open(&f.store).unwrap();
+    assert!(store.all().all(|r| !r.unwrap().path.contains("link")));
+}
