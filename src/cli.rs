@@ -38,8 +38,17 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Import recordings (an archive, a PBX's monitor folder) into the store, once each.
     Ingest(IngestArgs),
+    /// Run the daemon: watch the recordings roots and ingest every finished call once.
+    Daemon(DaemonArgs),
     /// Print the default configuration (commented TOML).
     DefaultConfig,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// Configuration file (TOML), reloaded on SIGHUP.
+    #[arg(long, default_value = "/etc/callwarden/callwarden.toml")]
+    pub config: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -83,6 +92,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Analyze(args) => analyze(args),
         Command::Ingest(args) => ingest(args),
+        Command::Daemon(args) => daemon(args),
         Command::DefaultConfig => {
             print!("{}", crate::config::DEFAULT_TOML);
             Ok(EXIT_OK)
@@ -97,6 +107,20 @@ pub fn main() -> ExitCode {
     }
 }
 
+fn daemon(args: DaemonArgs) -> anyhow::Result<u8> {
+    let config = Config::load(&args.config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let counters = runtime.block_on(crate::daemon::run(
+        config,
+        Some(args.config.clone()),
+        std::future::pending(),
+    ))?;
+    tracing::info!(?counters, "exit");
+    Ok(EXIT_OK)
+}
+
 fn init_logging() {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("CALLWARDEN_LOG").unwrap_or_else(|_| {
@@ -107,8 +131,11 @@ fn init_logging() {
                  symphonia_bundle_mp3=off,symphonia_bundle_flac=off,symphonia_codec_vorbis=off",
             )
         });
+    use std::io::IsTerminal;
+    // Plain lines without colours when not on a terminal (journald, files, tests).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -43,23 +43,32 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
+    /// Directories the daemon watches (recursively; new subdirectories are watched as they come).
+    pub roots: Vec<std::path::PathBuf>,
     /// Recording file extensions, matched without regard to case.
     pub extensions: Vec<String>,
     /// A file found by a scan counts as finished once left alone this long (seconds).
     pub settle_s: f64,
     /// Files hashed and analysed at once; 0 means one per core.
     pub workers: usize,
+    /// The daemon rescans its roots this often (seconds), for what events missed.
+    pub rescan_interval_s: f64,
+    /// On stop, how long the daemon waits for analyses in flight (seconds).
+    pub drain_timeout_s: f64,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
+            roots: Vec::new(),
             extensions: ["wav", "mp3", "flac", "ogg", "gsm"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
             settle_s: 5.0,
             workers: 0,
+            rescan_interval_s: 600.0,
+            drain_timeout_s: 30.0,
         }
     }
 }
@@ -286,6 +295,14 @@ impl Config {
         }
         if !(i.settle_s.is_finite() && i.settle_s >= 0.0) {
             return Err(bad("ingest.settle_s", "must be 0 or more seconds"));
+        }
+        for (key, value) in [
+            ("ingest.rescan_interval_s", i.rescan_interval_s),
+            ("ingest.drain_timeout_s", i.drain_timeout_s),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(bad(key, "must be a positive number of seconds"));
+            }
         }
         if self.store.path.as_os_str().is_empty() {
             return Err(bad("store.path", "must not be empty"));

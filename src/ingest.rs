@@ -121,8 +121,8 @@ pub struct Ingestor<'a> {
     pub config: &'a Config,
 }
 
-/// The outcome of the CPU work for one file, sent back to the thread that writes the store.
-struct Work {
+/// The outcome of the CPU work for one file, to be written to the store.
+pub struct Work {
     candidate: Candidate,
     previous: Option<Record>,
     outcome: Outcome,
@@ -163,7 +163,6 @@ impl Ingestor<'_> {
         let total = todo.len();
         let next = AtomicUsize::new(0);
         let (tx, rx) = mpsc::sync_channel::<Work>(jobs.max(1) * 2);
-        let config = self.config;
         let todo = &todo;
         std::thread::scope(|scope| -> Result<(), StoreError> {
             for _ in 0..jobs.max(1) {
@@ -174,30 +173,7 @@ impl Ingestor<'_> {
                     let Some((candidate, previous)) = todo.get(i) else {
                         break;
                     };
-                    let outcome = match plan(candidate, previous.as_ref()) {
-                        Plan::Recheck => Outcome::Hashed(
-                            pipeline::sha256_file(&candidate.path).map_err(|e| e.to_string()),
-                        ),
-                        _ => {
-                            let name = candidate.path.display().to_string();
-                            let r = pipeline::analyze_file(
-                                &candidate.path,
-                                &name,
-                                config,
-                                Options::default(),
-                            );
-                            let sha = match &r {
-                                Err(_) => pipeline::sha256_file(&candidate.path).ok(),
-                                Ok(_) => None,
-                            };
-                            Outcome::Analysed(Box::new(r), sha)
-                        }
-                    };
-                    let work = Work {
-                        candidate: candidate.clone(),
-                        previous: previous.clone(),
-                        outcome,
-                    };
+                    let work = self.process(candidate.clone(), previous.clone());
                     if tx.send(work).is_err() {
                         break;
                     }
@@ -215,7 +191,37 @@ impl Ingestor<'_> {
         Ok(summary)
     }
 
-    fn store_one(&self, work: Work, now_ms: i64, summary: &mut Summary) -> Result<(), StoreError> {
+    /// The CPU work for one file (hash, or hash and analyse), on the calling thread.
+    pub fn process(&self, candidate: Candidate, previous: Option<Record>) -> Work {
+        let outcome = match plan(&candidate, previous.as_ref()) {
+            Plan::Recheck => {
+                Outcome::Hashed(pipeline::sha256_file(&candidate.path).map_err(|e| e.to_string()))
+            }
+            _ => {
+                let name = candidate.path.display().to_string();
+                let r =
+                    pipeline::analyze_file(&candidate.path, &name, self.config, Options::default());
+                let sha = match &r {
+                    Err(_) => pipeline::sha256_file(&candidate.path).ok(),
+                    Ok(_) => None,
+                };
+                Outcome::Analysed(Box::new(r), sha)
+            }
+        };
+        Work {
+            candidate,
+            previous,
+            outcome,
+        }
+    }
+
+    /// Writes the outcome of [`Ingestor::process`] to the store, counting it in `summary`.
+    pub fn store_one(
+        &self,
+        work: Work,
+        now_ms: i64,
+        summary: &mut Summary,
+    ) -> Result<(), StoreError> {
         let Work {
             candidate,
             previous,
@@ -316,6 +322,67 @@ impl Ingestor<'_> {
             }
         }
     }
+}
+
+impl Ingestor<'_> {
+    /// Attaches a sidecar that arrived after its recording was stored. Returns whether a stored
+    /// recording took it.
+    pub fn attach_sidecar(&self, sidecar: &Path) -> Result<bool, StoreError> {
+        for ext in &self.config.ingest.extensions {
+            for ext in [ext.to_lowercase(), ext.to_uppercase()] {
+                let recording = sidecar.with_extension(&ext);
+                let Some(old) = self.store.by_path(&recording.display().to_string())? else {
+                    continue;
+                };
+                let mut record = old.clone();
+                record.flags.retain(|f| f != "metadata_invalid");
+                match read_sidecar(&recording) {
+                    None => return Ok(false),
+                    Some(Ok(m)) => {
+                        if let Some(start) = m.start_ms() {
+                            record.started_ms = start;
+                        }
+                        record.metadata = Some(m);
+                        record.metadata_error = None;
+                    }
+                    Some(Err(e)) => {
+                        record.flags.push("metadata_invalid".into());
+                        record.metadata_error = Some(e);
+                    }
+                }
+                if record != old {
+                    self.store.put(&record, Some(&old))?;
+                }
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Marks the record of a file that is gone as `missing`. Returns whether it was stored.
+    pub fn mark_missing(&self, path: &Path) -> Result<bool, StoreError> {
+        let Some(old) = self.store.by_path(&path.display().to_string())? else {
+            return Ok(false);
+        };
+        if old.state == RecordState::Missing || path.symlink_metadata().is_ok() {
+            return Ok(false);
+        }
+        let mut record = old.clone();
+        record.state = RecordState::Missing;
+        self.store.put(&record, Some(&old))?;
+        Ok(true)
+    }
+}
+
+/// A recording file as a candidate, if it is a regular file (not a symlink) with a recording
+/// extension.
+pub fn candidate(path: &Path, extensions: &[String]) -> Option<Candidate> {
+    let meta = path.symlink_metadata().ok()?;
+    (meta.file_type().is_file() && is_recording(path, extensions)).then(|| Candidate {
+        path: path.to_path_buf(),
+        size: meta.len(),
+        mtime_ns: mtime_ns(&meta),
+    })
 }
 
 /// The current time in ms since the Unix epoch (the edge where the clock is read).

@@ -286,6 +286,11 @@ impl Store {
         })
     }
 
+    /// Writes everything to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(sled_err("flush"))
+    }
+
     /// How many records are in each state.
     pub fn count_by_state(&self, state: RecordState) -> usize {
         self.by_state.scan_prefix([state.byte()]).count()

@@ -2,6 +2,7 @@
 
 mod accuracy;
 mod cli;
+mod daemon;
 mod decode;
 mod ingest;
 mod stereo;

@@ -1,0 +1,429 @@
+//! The daemon: watch the roots, ingest every finished recording exactly once, stop cleanly.
+//!
+//! One loop over a closed set of events (a filesystem event, a finished job, a tick, a signal,
+//! shutdown) fed by `tokio::select!`. CPU work (hashing, analysis) and store writes run on a
+//! fixed pool of worker threads fed from an unbounded queue of paths, so a burst of files is
+//! queued, not threaded, and the watcher never waits on analysis. A file is ingested when it was
+//! closed after writing or moved in, or — found by a scan or changed without a close — when its
+//! size and mtime have stayed the same for the settle time. Start-up and periodic rescans catch
+//! what events missed and mark vanished files `missing`. It never moves, changes or deletes a
+//! recording.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::ingest::{self, Candidate, Ingestor, Plan, Summary};
+use crate::store::{Store, StoreError};
+use crate::watch::{self, WatchEvent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("no recordings root configured: set ingest.roots")]
+    NoRoots,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Watch(#[from] watch::WatchError),
+    #[error("install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// A file handed to a worker.
+struct Job {
+    candidate: Candidate,
+    config: Arc<Config>,
+}
+
+/// What a worker reports back.
+struct Done {
+    path: PathBuf,
+    summary: Summary,
+    error: Option<StoreError>,
+}
+
+/// Counters for STATUS= and the final log line.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub stored: usize,
+    pub failed: usize,
+    pub modified: usize,
+    pub missing: usize,
+}
+
+/// A file that changed without a close: ingested once it stays the same for the settle time.
+struct Pending {
+    size: u64,
+    mtime_ns: i128,
+    since: Instant,
+}
+
+struct State {
+    config: Arc<Config>,
+    config_path: Option<PathBuf>,
+    store: Arc<Store>,
+    queue: std_mpsc::Sender<Job>,
+    pending: HashMap<PathBuf, Pending>,
+    in_flight: HashSet<PathBuf>,
+    /// Paths that changed again while a worker had them.
+    dirty: HashSet<PathBuf>,
+    counters: Counters,
+}
+
+impl State {
+    fn ingestor(&self) -> Ingestor<'_> {
+        Ingestor {
+            store: &self.store,
+            config: &self.config,
+        }
+    }
+
+    fn is_under_roots(&self, path: &Path) -> bool {
+        self.config.ingest.roots.iter().any(|r| path.starts_with(r))
+    }
+
+    /// Queues `path` if it is a recording that the store does not hold as it is now.
+    fn dispatch(&mut self, path: &Path) {
+        if self.in_flight.contains(path) {
+            self.dirty.insert(path.to_path_buf());
+            return;
+        }
+        self.pending.remove(path);
+        let Some(candidate) = ingest::candidate(path, &self.config.ingest.extensions) else {
+            return;
+        };
+        match self.store.by_path(&path.display().to_string()) {
+            Ok(stored) if ingest::plan(&candidate, stored.as_ref()) == Plan::Skip => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "store lookup failed");
+                return;
+            }
+        }
+        self.in_flight.insert(path.to_path_buf());
+        let _ = self.queue.send(Job {
+            candidate,
+            config: self.config.clone(),
+        });
+    }
+
+    /// Remembers a file that is still changing.
+    fn changed(&mut self, path: &Path) {
+        if let Some(c) = ingest::candidate(path, &self.config.ingest.extensions) {
+            self.pending.insert(
+                c.path,
+                Pending {
+                    size: c.size,
+                    mtime_ns: c.mtime_ns,
+                    since: Instant::now(),
+                },
+            );
+        }
+    }
+
+    /// Queues the pending files that have stayed the same for the settle time.
+    fn settle(&mut self) {
+        let settle = Duration::from_secs_f64(self.config.ingest.settle_s);
+        let mut ready = Vec::new();
+        let extensions = self.config.ingest.extensions.clone();
+        self.pending
+            .retain(|path, p| match ingest::candidate(path, &extensions) {
+                None => false,
+                Some(c) if c.size != p.size || c.mtime_ns != p.mtime_ns => {
+                    *p = Pending {
+                        size: c.size,
+                        mtime_ns: c.mtime_ns,
+                        since: Instant::now(),
+                    };
+                    true
+                }
+                Some(_) if p.since.elapsed() >= settle => {
+                    ready.push(path.clone());
+                    false
+                }
+                Some(_) => true,
+            });
+        for path in ready {
+            self.dispatch(&path);
+        }
+    }
+
+    fn event(&mut self, event: WatchEvent) {
+        match event {
+            WatchEvent::Finished(path) if is_sidecar(&path) => {
+                if let Err(e) = self.ingestor().attach_sidecar(&path) {
+                    tracing::error!(file = %path.display(), error = %e, "attaching sidecar failed");
+                }
+            }
+            WatchEvent::Finished(path) => self.dispatch(&path),
+            WatchEvent::Changed(path) if !is_sidecar(&path) => self.changed(&path),
+            WatchEvent::Changed(_) => {}
+            WatchEvent::NewDirectory(dir) => self.scan(&[dir], false),
+            WatchEvent::Removed(path) => {
+                self.pending.remove(&path);
+                match self.ingestor().mark_missing(&path) {
+                    Ok(true) => {
+                        self.counters.missing += 1;
+                        tracing::warn!(file = %path.display(), "recording removed: marked missing");
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(file = %path.display(), error = %e, "store write failed")
+                    }
+                }
+            }
+            WatchEvent::Rescan => {
+                tracing::info!("events were lost: rescanning");
+                let roots = self.config.ingest.roots.clone();
+                self.scan(&roots, true);
+            }
+        }
+    }
+
+    /// Reconciles `roots` with the store: finished files are queued, fresh ones wait to settle,
+    /// and (with `missing`) stored files that are gone are marked missing.
+    fn scan(&mut self, roots: &[PathBuf], missing: bool) {
+        let (found, problems) = ingest::scan(roots, &self.config.ingest.extensions);
+        for p in problems {
+            tracing::warn!("{p}");
+        }
+        let settle_ns = (self.config.ingest.settle_s * 1e9) as i128;
+        let now_ns = ingest::now_ms() as i128 * 1_000_000;
+        for c in found {
+            if now_ns - c.mtime_ns >= settle_ns {
+                self.dispatch(&c.path);
+            } else if !self.pending.contains_key(&c.path) {
+                self.changed(&c.path);
+            }
+        }
+        if missing {
+            let gone: Vec<PathBuf> = self
+                .store
+                .all()
+                .filter_map(Result::ok)
+                .filter(|r| r.state != crate::store::RecordState::Missing)
+                .map(|r| PathBuf::from(r.path))
+                .filter(|p| self.is_under_roots(p) && p.symlink_metadata().is_err())
+                .collect();
+            for path in gone {
+                self.event(WatchEvent::Removed(path));
+            }
+        }
+    }
+
+    fn done(&mut self, done: Done) {
+        self.in_flight.remove(&done.path);
+        let s = &done.summary;
+        self.counters.stored += s.ingested + s.too_short;
+        self.counters.failed += s.failed.len();
+        self.counters.modified += s.modified.len();
+        if let Some(e) = done.error {
+            tracing::error!(file = %done.path.display(), error = %e, "store write failed");
+        } else if s.ingested + s.too_short > 0 {
+            tracing::info!(file = %done.path.display(), "stored");
+        } else if let Some((_, why)) = s.failed.first() {
+            tracing::warn!(file = %done.path.display(), error = %why, "stored as failed");
+        } else if !s.modified.is_empty() {
+            tracing::warn!(file = %done.path.display(), "changed after ingest: flagged, original hash kept");
+        }
+        // A sidecar may have landed while the recording was being analysed.
+        let sidecar = done.path.with_extension("json");
+        if sidecar.exists() {
+            if let Err(e) = self.ingestor().attach_sidecar(&sidecar) {
+                tracing::error!(file = %sidecar.display(), error = %e, "attaching sidecar failed");
+            }
+        }
+        if self.dirty.remove(&done.path) {
+            self.changed(&done.path);
+        }
+    }
+
+    fn reload(&mut self) {
+        let Some(path) = self.config_path.clone() else {
+            tracing::info!("SIGHUP: no configuration file to reload");
+            return;
+        };
+        match Config::load(&path) {
+            Ok(new) if !new.ingest.roots.is_empty() => {
+                tracing::info!(config = %path.display(), "configuration reloaded");
+                self.config = Arc::new(new);
+            }
+            Ok(_) => {
+                tracing::error!("reload: the new configuration has no roots; keeping the old one")
+            }
+            Err(e) => tracing::error!(error = %e, "reload failed; keeping the old configuration"),
+        }
+    }
+
+    fn status(&self) -> String {
+        let c = &self.counters;
+        format!(
+            "stored {}, failed {}, modified {}, missing {}, queued {}, settling {}",
+            c.stored,
+            c.failed,
+            c.modified,
+            c.missing,
+            self.in_flight.len(),
+            self.pending.len()
+        )
+    }
+}
+
+fn is_sidecar(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
+/// Starts `n` worker threads that ingest the jobs of `queue` and report to `done`.
+fn workers(
+    n: usize,
+    store: Arc<Store>,
+    queue: std_mpsc::Receiver<Job>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    let queue = Arc::new(Mutex::new(queue));
+    for i in 0..n {
+        let (store, queue, done) = (store.clone(), queue.clone(), done.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("callwarden-worker-{i}"))
+            .spawn(move || loop {
+                let job = match queue.lock() {
+                    Ok(q) => q.recv(),
+                    Err(_) => return,
+                };
+                let Ok(Job { candidate, config }) = job else {
+                    return;
+                };
+                let ingestor = Ingestor {
+                    store: &store,
+                    config: &config,
+                };
+                let path = candidate.path.clone();
+                let previous = store.by_path(&path.display().to_string()).ok().flatten();
+                let work = ingestor.process(candidate, previous);
+                let mut summary = Summary::default();
+                let error = ingestor
+                    .store_one(work, ingest::now_ms(), &mut summary)
+                    .err();
+                if done
+                    .send(Done {
+                        path,
+                        summary,
+                        error,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start a worker thread");
+        }
+    }
+}
+
+fn notify(state: &[sd_notify::NotifyState]) {
+    let _ = sd_notify::notify(state);
+}
+
+/// Runs the daemon until SIGTERM, SIGINT or `shutdown` completes.
+pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Counters, DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    if config.ingest.roots.is_empty() {
+        return Err(DaemonError::NoRoots);
+    }
+    let store = Arc::new(Store::open(&config.store.path)?);
+    let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
+    let watcher = watch::watch(&config.ingest.roots, watch_tx)?;
+    let (queue_tx, queue_rx) = std_mpsc::channel();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let n = match config.ingest.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    workers(n, store.clone(), queue_rx, done_tx);
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+
+    let rescan_every = Duration::from_secs_f64(config.ingest.rescan_interval_s);
+    let mut state = State {
+        config: Arc::new(config),
+        config_path,
+        store: store.clone(),
+        queue: queue_tx,
+        pending: HashMap::new(),
+        in_flight: HashSet::new(),
+        dirty: HashSet::new(),
+        counters: Counters::default(),
+    };
+    // The watch is up before the scan, so nothing falls between the two.
+    let roots = state.config.ingest.roots.clone();
+    state.scan(&roots, true);
+    tracing::info!(roots = ?roots, workers = n, "watching");
+    notify(&[sd_notify::NotifyState::Ready]);
+
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut rescan =
+        tokio::time::interval_at(tokio::time::Instant::now() + rescan_every, rescan_every);
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let mut keepalive = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(5)));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            Some(event) = watch_rx.recv() => state.event(event),
+            Some(done) = done_rx.recv() => state.done(done),
+            _ = tick.tick() => state.settle(),
+            _ = rescan.tick() => {
+                let roots = state.config.ingest.roots.clone();
+                state.scan(&roots, true);
+            }
+            _ = keepalive.tick() => {
+                let status = state.status();
+                if watchdog.is_some() {
+                    notify(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
+                } else {
+                    notify(&[sd_notify::NotifyState::Status(&status)]);
+                }
+            }
+            _ = hup.recv() => state.reload(),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = &mut shutdown => break,
+        }
+    }
+
+    // Stop: no new work, drain what is in flight (bounded), flush.
+    notify(&[sd_notify::NotifyState::Stopping]);
+    drop(watcher);
+    let (tx, _) = std_mpsc::channel();
+    state.queue = tx; // closing the queue ends the idle workers
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs_f64(state.config.ingest.drain_timeout_s);
+    while !state.in_flight.is_empty() {
+        match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+            Ok(Some(done)) => state.done(done),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    if !state.in_flight.is_empty() {
+        tracing::warn!(
+            left = state.in_flight.len(),
+            "drain timeout: unfinished files will be ingested at the next start"
+        );
+    }
+    store.flush()?;
+    tracing::info!(status = %state.status(), "stopped");
+    Ok(state.counters)
+}

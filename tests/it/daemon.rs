@@ -1,0 +1,310 @@
+//! The daemon, run as the real binary on temp directories: files arriving every way a PBX
+//! writes them are stored exactly once, never before they are finished; restarts reconcile.
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use callwarden::store::{RecordState, Store};
+
+use crate::support::{assets, standard_call, write_wav};
+
+/// A running daemon; killed (by PID) if a test fails before stopping it.
+struct Daemon {
+    child: Option<Child>,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    fn start(config: &Path) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_callwarden"))
+            .arg("daemon")
+            .arg("--config")
+            .arg(config)
+            .env("CALLWARDEN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the daemon");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let d = Daemon {
+            child: Some(child),
+            lines,
+        };
+        d.wait_for(|l| l.iter().any(|x| x.contains("watching")), "the watch");
+        d
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    fn wait_for(&self, done: impl Fn(&[String]) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if done(&self.lines.lock().unwrap()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "timed out waiting for {what}: {:#?}",
+            self.lines.lock().unwrap()
+        );
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> Option<i32> {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        child.wait().unwrap().code()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    store: PathBuf,
+    config: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("monitor");
+    std::fs::create_dir_all(&root).unwrap();
+    let store = dir.path().join("store");
+    let config = dir.path().join("callwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ingest]\nroots = [{:?}]\nsettle_s = 1.0\nworkers = 2\n[store]\npath = {:?}\n",
+            root, store
+        ),
+    )
+    .unwrap();
+    Setup {
+        _dir: dir,
+        root,
+        store,
+        config,
+    }
+}
+
+/// Writes a WAV the way Asterisk's MixMonitor does: a header claiming 0 data bytes, audio
+/// appended in chunks while the call runs, the sizes patched only at close.
+fn write_like_asterisk(path: &Path, samples: &[i16], chunks: usize, pause: Duration) {
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut header = Vec::new();
+    header.extend(b"RIFF");
+    header.extend(36u32.to_le_bytes());
+    header.extend(b"WAVEfmt ");
+    header.extend(16u32.to_le_bytes());
+    header.extend(1u16.to_le_bytes());
+    header.extend(1u16.to_le_bytes());
+    header.extend(8000u32.to_le_bytes());
+    header.extend(16000u32.to_le_bytes());
+    header.extend(2u16.to_le_bytes());
+    header.extend(16u16.to_le_bytes());
+    header.extend(b"data");
+    header.extend(0u32.to_le_bytes());
+    f.write_all(&header).unwrap();
+    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    for chunk in bytes.chunks(bytes.len().div_ceil(chunks)) {
+        f.write_all(chunk).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(pause);
+    }
+    let data = bytes.len() as u32;
+    f.seek(SeekFrom::Start(4)).unwrap();
+    f.write_all(&(36 + data).to_le_bytes()).unwrap();
+    f.seek(SeekFrom::Start(40)).unwrap();
+    f.write_all(&data.to_le_bytes()).unwrap();
+}
+
+fn pcm(name: &str) -> Vec<i16> {
+    hound::WavReader::open(assets().join(format!("speech/{name}.wav")))
+        .unwrap()
+        .samples::<i16>()
+        .map(|s| s.unwrap())
+        .collect()
+}
+
+#[test]
+fn files_arriving_every_way_are_stored_once_and_only_when_finished() {
+    let s = setup();
+    let d = Daemon::start(&s.config);
+    let root = &s.root;
+    // Written in one go.
+    write_wav(&root.join("one-go.wav"), &standard_call().samples, 1);
+    // Written to a temporary name and renamed in.
+    std::fs::copy(
+        assets().join("speech/asterisk-vm-review.wav"),
+        root.join(".incoming.tmp"),
+    )
+    .unwrap();
+    std::fs::rename(root.join(".incoming.tmp"), root.join("renamed.wav")).unwrap();
+    // A new per-day folder, with a sidecar before its audio.
+    let day = root.join("2026-11-21");
+    std::fs::create_dir(&day).unwrap();
+    std::fs::write(
+        day.join("early.json"),
+        r#"{"agent": "alice", "queue": "sales"}"#,
+    )
+    .unwrap();
+    std::fs::copy(
+        assets().join("speech/asterisk-queue-youarenext.wav"),
+        day.join("early.wav"),
+    )
+    .unwrap();
+    // Sidecar after the audio.
+    std::fs::copy(
+        assets().join("speech/asterisk-privacy-prompt.wav"),
+        day.join("late.wav"),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(
+        day.join("late.json"),
+        r#"{"agent": "bob", "direction": "inbound"}"#,
+    )
+    .unwrap();
+    // A corrupt one.
+    std::fs::write(
+        root.join("corrupt.wav"),
+        b"RIFF\x10\x00\x00\x00WAVEjunkjunk",
+    )
+    .unwrap();
+    // Slowly, as Asterisk writes a call: 2 s of writing with the header claiming 0 bytes.
+    let slow = pcm("asterisk-demo-echotest");
+    write_like_asterisk(
+        &root.join("asterisk.wav"),
+        &slow,
+        8,
+        Duration::from_millis(250),
+    );
+
+    d.wait_for(
+        |l| l.iter().filter(|x| x.contains("stored")).count() >= 6,
+        "six recordings",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(d.stop(), Some(0));
+
+    let store = Store::open(&s.store).unwrap();
+    let records: Vec<_> = store.all().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 6, "{records:#?}");
+    let find = |suffix: &str| records.iter().find(|r| r.path.ends_with(suffix)).unwrap();
+    // The slowly written file was analysed whole, once, from its final bytes.
+    let asterisk = find("asterisk.wav");
+    assert_eq!(asterisk.state, RecordState::Analysed);
+    let report = asterisk.report.as_ref().unwrap();
+    assert!((report.format.duration_s - slow.len() as f64 / 8000.0).abs() < 0.01);
+    assert!(asterisk.flags.is_empty(), "{:?}", asterisk.flags);
+    assert_eq!(
+        asterisk.sha256,
+        callwarden::pipeline::sha256_file(Path::new(&asterisk.path)).unwrap()
+    );
+    assert_eq!(find("renamed.wav").state, RecordState::Analysed);
+    assert_eq!(find("one-go.wav").state, RecordState::Analysed);
+    assert_eq!(
+        find("early.wav")
+            .metadata
+            .as_ref()
+            .unwrap()
+            .agent
+            .as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        find("late.wav").metadata.as_ref().unwrap().agent.as_deref(),
+        Some("bob")
+    );
+    assert_eq!(find("corrupt.wav").state, RecordState::Failed);
+}
+
+#[test]
+fn restarts_reconcile_and_changes_are_flagged() {
+    let s = setup();
+    std::fs::copy(
+        assets().join("speech/asterisk-vm-review.wav"),
+        s.root.join("kept.wav"),
+    )
+    .unwrap();
+    std::fs::copy(
+        assets().join("speech/asterisk-privacy-prompt.wav"),
+        s.root.join("gone.wav"),
+    )
+    .unwrap();
+    let d = Daemon::start(&s.config);
+    d.wait_for(
+        |l| l.iter().filter(|x| x.contains("stored")).count() >= 2,
+        "two recordings",
+    );
+    assert_eq!(d.stop(), Some(0));
+
+    // While stopped: one file arrives, one is deleted.
+    std::fs::remove_file(s.root.join("gone.wav")).unwrap();
+    write_wav(&s.root.join("while-down.wav"), &standard_call().samples, 1);
+    let d = Daemon::start(&s.config);
+    d.wait_for(
+        |l| l.iter().any(|x| x.contains("stored")),
+        "the new recording",
+    );
+    // A stored file's bytes change under the daemon.
+    let kept = s.root.join("kept.wav");
+    let mut bytes = std::fs::read(&kept).unwrap();
+    let n = bytes.len();
+    bytes[n - 50..].iter_mut().for_each(|b| *b ^= 0x55);
+    std::fs::write(&kept, &bytes).unwrap();
+    d.wait_for(
+        |l| l.iter().any(|x| x.contains("changed after ingest")),
+        "the change",
+    );
+    assert_eq!(d.count("marked missing"), 1);
+    assert_eq!(d.stop(), Some(0));
+
+    let store = Store::open(&s.store).unwrap();
+    let get = |name: &str| {
+        store
+            .by_path(&s.root.join(name).display().to_string())
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(get("gone.wav").state, RecordState::Missing);
+    assert_eq!(get("while-down.wav").state, RecordState::Analysed);
+    let changed = get("kept.wav");
+    assert_eq!(changed.flags, vec!["modified_after_ingest".to_string()]);
+    assert_ne!(
+        changed.sha256,
+        callwarden::pipeline::sha256_file(&kept).unwrap(),
+        "the original hash stays"
+    );
+    assert_eq!(store.all().count(), 3);
+}
