@@ -371,7 +371,13 @@ pub async fn run(
     // The watch is up before the scan, so nothing falls between the two.
     let roots = state.config.ingest.roots.clone();
     state.scan(&roots, true);
-    tracing::info!(roots = ?roots, workers = n, "watching");
+    tracing::info!(
+        roots = ?roots,
+        workers = n,
+        queued = state.in_flight.len(),
+        settling = state.pending.len(),
+        "watching"
+    );
     notify(&[sd_notify::NotifyState::Ready]);
 
     let mut tick = tokio::time::interval(Duration::from_millis(200));

@@ -44,6 +44,32 @@ impl Daemon {
         d
     }
 
+    /// Files the start-up scan queued (from the "watching" line).
+    fn queued(&self) -> usize {
+        let lines = self.lines.lock().unwrap();
+        let line = lines.iter().find(|l| l.contains("watching")).unwrap();
+        let n = line.split("queued=").nth(1).unwrap();
+        n.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Waits until every file the start-up scan queued is done.
+    fn wait_idle(&self) {
+        let queued = self.queued();
+        self.wait_for(
+            |l| {
+                l.iter()
+                    .filter(|x| x.contains("stored") || x.contains("changed after ingest"))
+                    .count()
+                    >= queued
+            },
+            "the queued files",
+        );
+    }
+
     fn count(&self, needle: &str) -> usize {
         self.lines
             .lock()
@@ -307,4 +333,122 @@ fn restarts_reconcile_and_changes_are_flagged() {
         "the original hash stays"
     );
     assert_eq!(store.all().count(), 3);
+}
+
+/// Stops the child with SIGKILL, as a crash would.
+fn kill9(d: &mut Daemon) {
+    let mut child = d.child.take().unwrap();
+    Command::new("kill")
+        .arg("-KILL")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn kill_9_during_a_500_file_ingest_loses_and_doubles_nothing() {
+    let s = setup();
+    // 500 short distinct recordings (3 s each), already in place.
+    let base = pcm("asterisk-queue-youarenext");
+    for i in 0..500 {
+        let samples: Vec<i16> = base[..24_000]
+            .iter()
+            .map(|&v| v.wrapping_add(i as i16))
+            .collect();
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let path = s.root.join(format!("call-{i:03}.wav"));
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        samples.iter().for_each(|&v| w.write_sample(v).unwrap());
+        w.finalize().unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+            .unwrap();
+    }
+    // Twenty crashes at varied moments (deterministic: 50 ms steps).
+    for round in 0..20u64 {
+        let mut d = Daemon::start(&s.config);
+        std::thread::sleep(Duration::from_millis(20 + (round * 37) % 250));
+        kill9(&mut d);
+    }
+    // Then a clean run through what the crashes left.
+    let d = Daemon::start(&s.config);
+    d.wait_idle();
+    assert_eq!(d.stop(), Some(0));
+    let store = Store::open(&s.store).expect("the store opens cleanly after 20 crashes");
+    let records: Vec<_> = store.all().map(|r| r.unwrap()).collect();
+    let mut paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    assert_eq!(paths.len(), records.len(), "a file stored twice");
+    assert_eq!(records.len(), 500, "every file stored");
+    assert!(records.iter().all(|r| r.state == RecordState::Analysed));
+}
+
+#[test]
+fn sigterm_with_work_in_flight_exits_0_and_loses_nothing() {
+    let s = setup();
+    for i in 0..40 {
+        write_wav(
+            &s.root.join(format!("c{i}.wav")),
+            &standard_call().samples,
+            1,
+        );
+        let f = std::fs::File::options()
+            .write(true)
+            .open(s.root.join(format!("c{i}.wav")))
+            .unwrap();
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+            .unwrap();
+    }
+    // Stopped right after start, with the backlog in flight.
+    let d = Daemon::start(&s.config);
+    assert!(d.queued() > 0);
+    assert_eq!(d.stop(), Some(0));
+    // What the first run did not finish, the next one does.
+    let d = Daemon::start(&s.config);
+    d.wait_idle();
+    assert_eq!(d.stop(), Some(0));
+    let store = Store::open(&s.store).unwrap();
+    assert_eq!(store.all().count(), 40);
+}
+
+#[test]
+fn sighup_reloads_the_config_and_keeps_the_old_one_when_invalid() {
+    let s = setup();
+    let d = Daemon::start(&s.config);
+    let pid = d.child.as_ref().unwrap().id().to_string();
+    let original = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        format!("{original}\n[analysis]\nbogus_key = 1\n"),
+    )
+    .unwrap();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    d.wait_for(
+        |l| l.iter().any(|x| x.contains("reload failed")),
+        "the rejected reload",
+    );
+    std::fs::write(
+        &s.config,
+        format!("{original}\n[analysis]\ndead_air_s = 4.0\n"),
+    )
+    .unwrap();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    d.wait_for(
+        |l| l.iter().any(|x| x.contains("configuration reloaded")),
+        "the reload",
+    );
+    assert!(d
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("bogus_key")));
+    assert_eq!(d.stop(), Some(0));
 }
