@@ -305,6 +305,7 @@ fn workers(
                     config: &config,
                 };
                 let path = candidate.path.clone();
+                let _span = tracing::info_span!("recording", file = %path.display()).entered();
                 let previous = store.by_path(&path.display().to_string()).ok().flatten();
                 let work = ingestor.process(candidate, previous);
                 let mut summary = Summary::default();

@@ -452,3 +452,126 @@ fn sighup_reloads_the_config_and_keeps_the_old_one_when_invalid() {
         .any(|l| l.contains("bogus_key")));
     assert_eq!(d.stop(), Some(0));
 }
+
+#[test]
+fn two_hundred_recordings_arriving_every_way() {
+    let s = setup();
+    let d = Daemon::start(&s.config);
+    let root = s.root.clone();
+    let base = pcm("asterisk-queue-youarenext");
+    let distinct = |i: usize| -> Vec<i16> {
+        base.iter()
+            .map(|&v| v.wrapping_add((i % 50) as i16 - 25))
+            .collect()
+    };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let write = |path: &Path, samples: &[i16]| {
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        samples.iter().for_each(|&v| w.write_sample(v).unwrap());
+        w.finalize().unwrap();
+    };
+    // 30 Asterisk-style slow writers at once, each over about 1.5 s.
+    let slow: Vec<_> = (0..30)
+        .map(|i| {
+            let (root, samples) = (root.clone(), distinct(i));
+            std::thread::spawn(move || {
+                write_like_asterisk(
+                    &root.join(format!("slow-{i}.wav")),
+                    &samples,
+                    6,
+                    Duration::from_millis(250),
+                )
+            })
+        })
+        .collect();
+    let mut expected_meta = Vec::new();
+    for i in 30..200 {
+        let samples = distinct(i);
+        match i % 5 {
+            // Written in one go.
+            0 => write(&root.join(format!("plain-{i}.wav")), &samples),
+            // Written to a temporary name and renamed in.
+            1 => {
+                let tmp = root.join(format!(".tmp-{i}"));
+                write(&tmp, &samples);
+                std::fs::rename(&tmp, root.join(format!("renamed-{i}.WAV"))).unwrap();
+            }
+            // Copied into a new per-day folder, sidecar first.
+            2 => {
+                let day = root.join(format!("day-{}", i / 50));
+                std::fs::create_dir_all(&day).unwrap();
+                std::fs::write(
+                    day.join(format!("day-{i}.json")),
+                    format!(r#"{{"agent": "a{i}"}}"#),
+                )
+                .unwrap();
+                write(&day.join(format!("day-{i}.wav")), &samples);
+                expected_meta.push((day.join(format!("day-{i}.wav")), format!("a{i}")));
+            }
+            // Sidecar after the audio.
+            3 => {
+                let p = root.join(format!("late-{i}.wav"));
+                write(&p, &samples);
+                std::fs::write(
+                    root.join(format!("late-{i}.json")),
+                    format!(r#"{{"agent": "b{i}"}}"#),
+                )
+                .unwrap();
+                expected_meta.push((p, format!("b{i}")));
+            }
+            // Corrupt (ten of them) or plain.
+            _ if i < 80 => std::fs::write(
+                root.join(format!("corrupt-{i}.wav")),
+                b"RIFF\x04\x00\x00\x00WAVE",
+            )
+            .unwrap(),
+            _ => write(&root.join(format!("plain-{i}.wav")), &samples),
+        }
+    }
+    slow.into_iter().for_each(|t| t.join().unwrap());
+    d.wait_for(
+        |l| {
+            l.iter()
+                .filter(|x| x.contains("stored file=") || x.contains("stored as failed"))
+                .count()
+                >= 200
+        },
+        "200 recordings",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(d.stop(), Some(0));
+
+    let store = Store::open(&s.store).unwrap();
+    let records: Vec<_> = store.all().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 200);
+    let failed = records
+        .iter()
+        .filter(|r| r.state == RecordState::Failed)
+        .count();
+    assert_eq!(failed, 10);
+    for r in records.iter().filter(|r| r.state != RecordState::Failed) {
+        assert_eq!(r.state, RecordState::Analysed, "{}", r.path);
+        let report = r.report.as_ref().unwrap();
+        // Never analysed before it was finished: the whole utterance, and no flags of a cut file.
+        assert!(
+            (report.format.duration_s - base.len() as f64 / 8000.0).abs() < 0.01,
+            "{}",
+            r.path
+        );
+        assert!(r.flags.is_empty(), "{}: {:?}", r.path, r.flags);
+    }
+    for (path, agent) in expected_meta {
+        let r = store.by_path(&path.display().to_string()).unwrap().unwrap();
+        assert_eq!(
+            r.metadata.unwrap().agent.as_deref(),
+            Some(agent.as_str()),
+            "{}",
+            path.display()
+        );
+    }
+}
