@@ -188,6 +188,7 @@ impl Ingestor<'_> {
             }
             Ok(())
         })?;
+        self.store.flush()?;
         Ok(summary)
     }
 

@@ -3,8 +3,10 @@
 //! Trees: `recordings` (key: start time in ms, then id, both big-endian so ranges scan in time
 //! order; value: a version byte and the record as JSON), and the indexes `by_path` (path →
 //! record key), `by_state` (state, key), `by_agent` and `by_queue` (name, 0, key). `meta` holds
-//! the schema version. Every write of a record and its indexes is one transaction, flushed before
-//! the call returns. One process at a time: sled locks the directory; a second opener gets
+//! the schema version. Every write of a record and its indexes is one transaction. Writes reach
+//! disk with sled's background flush (every 500 ms) or [`Store::flush`]; a record lost to a crash
+//! before that is re-ingested at the next start, because its file is still there (what must
+//! never be lost, such as purge intents, will flush before its next step). One process at a time: sled locks the directory; a second opener gets
 //! [`StoreError::Locked`].
 
 use std::path::Path;
@@ -220,7 +222,7 @@ impl Store {
     }
 
     /// Writes `record` and its indexes in one transaction (replacing an older version of the
-    /// same record), then flushes.
+    /// same record). Visible to readers at once; durable at the next flush.
     pub fn put(&self, record: &Record, previous: Option<&Record>) -> Result<(), StoreError> {
         let key = record.key();
         let value = encode(record);
@@ -274,7 +276,6 @@ impl Store {
                 })
             }
         }
-        self.db.flush().map_err(sled_err("flush"))?;
         Ok(())
     }
 
