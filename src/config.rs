@@ -51,6 +51,8 @@ pub struct IngestConfig {
     pub settle_s: f64,
     /// Files hashed and analysed at once; 0 means one per core.
     pub workers: usize,
+    /// Fields taken from file names (see `metadata::FilenamePattern`); empty: none.
+    pub filename_pattern: String,
     /// The daemon rescans its roots this often (seconds), for what events missed.
     pub rescan_interval_s: f64,
     /// On stop, how long the daemon waits for analyses in flight (seconds).
@@ -67,6 +69,7 @@ impl Default for IngestConfig {
                 .collect(),
             settle_s: 5.0,
             workers: 0,
+            filename_pattern: String::new(),
             rescan_interval_s: 600.0,
             drain_timeout_s: 30.0,
         }
@@ -292,6 +295,11 @@ impl Config {
                 "ingest.extensions",
                 "must list extensions without dots, like \"wav\"",
             ));
+        }
+        if !i.filename_pattern.is_empty() {
+            if let Err(e) = crate::metadata::FilenamePattern::parse(&i.filename_pattern) {
+                return Err(bad("ingest.filename_pattern", &e));
+            }
         }
         if !(i.settle_s.is_finite() && i.settle_s >= 0.0) {
             return Err(bad("ingest.settle_s", "must be 0 or more seconds"));

@@ -256,10 +256,11 @@ impl Ingestor<'_> {
                 self.store.put(&record, Some(&old))
             }
             Outcome::Analysed(result, failed_sha) => {
+                let from_name = self.name_metadata(&candidate.path);
                 let (metadata, metadata_error) = match read_sidecar(&candidate.path) {
-                    None => (None, None),
-                    Some(Ok(m)) => (Some(m), None),
-                    Some(Err(e)) => (None, Some(e)),
+                    None => (from_name, None),
+                    Some(Ok(m)) => (Some(from_name.unwrap_or_default().overlay(m)), None),
+                    Some(Err(e)) => (from_name, Some(e)),
                 };
                 let mut flags = Vec::new();
                 if metadata_error.is_some() {
@@ -326,6 +327,18 @@ impl Ingestor<'_> {
 }
 
 impl Ingestor<'_> {
+    /// The metadata the file name carries under `ingest.filename_pattern`, if any.
+    fn name_metadata(&self, path: &Path) -> Option<Metadata> {
+        let pattern = &self.config.ingest.filename_pattern;
+        if pattern.is_empty() {
+            return None;
+        }
+        let stem = path.file_stem()?.to_str()?;
+        crate::metadata::FilenamePattern::parse(pattern)
+            .ok()?
+            .extract(stem)
+    }
+
     /// Attaches a sidecar that arrived after its recording was stored. Returns whether a stored
     /// recording took it.
     pub fn attach_sidecar(&self, sidecar: &Path) -> Result<bool, StoreError> {
@@ -340,6 +353,10 @@ impl Ingestor<'_> {
                 match read_sidecar(&recording) {
                     None => return Ok(false),
                     Some(Ok(m)) => {
+                        let m = self
+                            .name_metadata(&recording)
+                            .unwrap_or_default()
+                            .overlay(m);
                         if let Some(start) = m.start_ms() {
                             record.started_ms = start;
                         }

@@ -94,6 +94,156 @@ impl Metadata {
     }
 }
 
+impl Metadata {
+    /// `self` with every field that `over` sets replaced by `over`'s (a sidecar over what the
+    /// file name says).
+    pub fn overlay(mut self, over: Metadata) -> Metadata {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
+        }
+        take!(call_id, start_time, direction, agent, queue, caller, callee, consent);
+        if !over.tags.is_empty() {
+            self.tags = over.tags;
+        }
+        self.extra.extend(over.extra);
+        self
+    }
+}
+
+/// Fields taken from file names, e.g. `{queue}-{agent}-{epoch}` for `support-alice-1700481234`.
+///
+/// Placeholders: `{call_id}`, `{uniqueid}` (Asterisk's `epoch.sequence`: the call id and the start
+/// time), `{agent}`, `{queue}`, `{caller}`, `{callee}`, `{direction}`, `{epoch}` (Unix seconds),
+/// `{datetime}` (`YYYYMMDD-HHMMSS`, UTC) and `{_}` (ignored). Each placeholder takes the text up to
+/// the literal that follows it, so two placeholders need a literal between them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilenamePattern {
+    tokens: Vec<Token>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Literal(String),
+    Field(String),
+}
+
+const FIELDS: [&str; 10] = [
+    "call_id",
+    "uniqueid",
+    "agent",
+    "queue",
+    "caller",
+    "callee",
+    "direction",
+    "epoch",
+    "datetime",
+    "_",
+];
+
+impl FilenamePattern {
+    pub fn parse(pattern: &str) -> Result<FilenamePattern, String> {
+        let mut tokens = Vec::new();
+        let mut rest = pattern;
+        while !rest.is_empty() {
+            match rest.find('{') {
+                Some(0) => {
+                    let end = rest.find('}').ok_or("a `{` without its `}`")?;
+                    let name = &rest[1..end];
+                    if !FIELDS.contains(&name) {
+                        return Err(format!(
+                            "unknown placeholder {{{name}}} (known: {})",
+                            FIELDS.join(", ")
+                        ));
+                    }
+                    if matches!(tokens.last(), Some(Token::Field(_))) {
+                        return Err("two placeholders need a literal between them".into());
+                    }
+                    tokens.push(Token::Field(name.to_string()));
+                    rest = &rest[end + 1..];
+                }
+                Some(i) => {
+                    tokens.push(Token::Literal(rest[..i].to_string()));
+                    rest = &rest[i..];
+                }
+                None => {
+                    tokens.push(Token::Literal(rest.to_string()));
+                    rest = "";
+                }
+            }
+        }
+        Ok(FilenamePattern { tokens })
+    }
+
+    /// The metadata a file name (without its extension) carries, or `None` when it does not
+    /// match the pattern or a value is malformed.
+    pub fn extract(&self, stem: &str) -> Option<Metadata> {
+        let mut m = Metadata::default();
+        let mut rest = stem;
+        let mut i = 0;
+        while i < self.tokens.len() {
+            match &self.tokens[i] {
+                Token::Literal(l) => rest = rest.strip_prefix(l.as_str())?,
+                Token::Field(name) => {
+                    let value = match self.tokens.get(i + 1) {
+                        Some(Token::Literal(next)) => {
+                            let at = rest.find(next.as_str())?;
+                            let v = &rest[..at];
+                            rest = &rest[at..];
+                            v
+                        }
+                        _ => std::mem::take(&mut rest),
+                    };
+                    if value.is_empty() {
+                        return None;
+                    }
+                    set_field(&mut m, name, value)?;
+                }
+            }
+            i += 1;
+        }
+        rest.is_empty().then_some(m)
+    }
+}
+
+fn epoch_to_rfc3339(seconds: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(seconds).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+fn set_field(m: &mut Metadata, name: &str, value: &str) -> Option<()> {
+    let text = Some(value.to_string());
+    match name {
+        "call_id" => m.call_id = text,
+        "uniqueid" => {
+            let seconds: i64 = value.split('.').next()?.parse().ok()?;
+            m.call_id = text;
+            m.start_time = Some(epoch_to_rfc3339(seconds)?);
+        }
+        "agent" => m.agent = text,
+        "queue" => m.queue = text,
+        "caller" => m.caller = text,
+        "callee" => m.callee = text,
+        "direction" => {
+            m.direction =
+                Some(serde_json::from_value(serde_json::Value::String(value.to_lowercase())).ok()?)
+        }
+        "epoch" => m.start_time = Some(epoch_to_rfc3339(value.parse().ok()?)?),
+        "datetime" => {
+            let format =
+                time::macros::format_description!("[year][month][day]-[hour][minute][second]");
+            let t = time::PrimitiveDateTime::parse(value, &format)
+                .ok()?
+                .assume_utc();
+            m.start_time = t
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok();
+        }
+        _ => {}
+    }
+    Some(())
+}
+
 /// An RFC 3339 time as ms since the Unix epoch.
 pub fn rfc3339_ms(text: &str) -> Result<i64, String> {
     let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
@@ -119,6 +269,62 @@ mod tests {
         assert_eq!(m.consent.as_ref().unwrap().state, ConsentState::Granted);
         assert_eq!(m.extra["trunk"], "sip-1");
         assert_eq!(m.start_ms(), Some(1_795_162_434_000));
+    }
+
+    #[test]
+    fn file_names_carry_fields() {
+        let check =
+            |pattern: &str, stem: &str, expected: Option<(&str, Option<&str>, Option<&str>)>| {
+                let p = FilenamePattern::parse(pattern).unwrap();
+                let got = p.extract(stem).map(|m| {
+                    (
+                        m.start_time.clone().unwrap_or_default(),
+                        m.agent.clone(),
+                        m.queue.clone(),
+                    )
+                });
+                let expected = expected
+                    .map(|(t, a, q)| (t.to_string(), a.map(String::from), q.map(String::from)));
+                assert_eq!(got, expected, "{pattern} on {stem}");
+            };
+        check(
+            "{queue}-{agent}-{epoch}",
+            "support-alice-1700000000",
+            Some(("2023-11-14T22:13:20Z", Some("alice"), Some("support"))),
+        );
+        check(
+            "{uniqueid}",
+            "1700000000.56",
+            Some(("2023-11-14T22:13:20Z", None, None)),
+        );
+        check(
+            "q-{queue}_{datetime}",
+            "q-sales_20261120-091354",
+            Some(("2026-11-20T09:13:54Z", None, Some("sales"))),
+        );
+        check("{queue}-{agent}-{epoch}", "support-alice", None);
+        check("{queue}-{agent}-{epoch}", "support-alice-yesterday", None);
+        assert!(FilenamePattern::parse("{queue}{agent}").is_err());
+        assert!(FilenamePattern::parse("{nope}").is_err());
+        assert!(FilenamePattern::parse("{queue").is_err());
+    }
+
+    #[test]
+    fn a_sidecar_overrides_the_file_name() {
+        let from_name = Metadata {
+            agent: Some("a".into()),
+            queue: Some("q".into()),
+            ..Default::default()
+        };
+        let sidecar = Metadata {
+            agent: Some("b".into()),
+            ..Default::default()
+        };
+        let m = from_name.overlay(sidecar);
+        assert_eq!(
+            (m.agent.as_deref(), m.queue.as_deref()),
+            (Some("b"), Some("q"))
+        );
     }
 
     #[test]

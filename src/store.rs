@@ -361,6 +361,24 @@ mod tests {
     }
 
     #[test]
+    fn a_store_from_a_newer_version_is_refused_plainly() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let meta = db.open_tree("meta").unwrap();
+            meta.insert("schema_version", &99u32.to_be_bytes()).unwrap();
+            db.flush().unwrap();
+        }
+        match Store::open(dir.path()) {
+            Err(e @ StoreError::NewerSchema { found: 99, .. }) => {
+                assert!(e.to_string().contains("newer than this build"))
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => panic!("a newer store was opened"),
+        }
+    }
+
+    #[test]
     fn unknown_record_versions_are_reported_not_misread() {
         let err = decode(b"k", &[9, b'{', b'}']).unwrap_err();
         assert!(err.to_string().contains("unknown record version 9"));

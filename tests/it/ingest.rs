@@ -196,3 +196,63 @@ fn symlinks_are_not_followed() {
     let store = Store::open(&f.store).unwrap();
     assert!(store.all().all(|r| !r.unwrap().path.contains("link")));
 }
+
+#[test]
+fn file_names_carry_metadata_and_sidecars_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("monitor");
+    std::fs::create_dir(&root).unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[ingest]\nfilename_pattern = \"{queue}-{agent}-{epoch}\"\n",
+    )
+    .unwrap();
+    for (name, sidecar) in [
+        ("support-carol-1700000000.wav", None),
+        ("sales-dave-1700000100.wav", Some(r#"{"agent": "erin"}"#)),
+        ("unpatterned.wav", None),
+    ] {
+        let path = root.join(name);
+        std::fs::copy(assets().join("speech/asterisk-vm-review.wav"), &path).unwrap();
+        if let Some(text) = sidecar {
+            std::fs::write(path.with_extension("json"), text).unwrap();
+        }
+        age(&path);
+    }
+    let store = dir.path().join("store");
+    let o = Command::new(env!("CARGO_BIN_EXE_callwarden"))
+        .args(["ingest", "--config"])
+        .arg(&config)
+        .arg("--store")
+        .arg(&store)
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let store = Store::open(&store).unwrap();
+    let get = |name: &str| {
+        store
+            .by_path(&root.join(name).display().to_string())
+            .unwrap()
+            .unwrap()
+    };
+    let carol = get("support-carol-1700000000.wav");
+    let m = carol.metadata.unwrap();
+    assert_eq!(
+        (m.queue.as_deref(), m.agent.as_deref()),
+        (Some("support"), Some("carol"))
+    );
+    assert_eq!(carol.started_ms, 1_700_000_000_000);
+    let dave = get("sales-dave-1700000100.wav").metadata.unwrap();
+    assert_eq!(
+        (dave.queue.as_deref(), dave.agent.as_deref()),
+        (Some("sales"), Some("erin"))
+    );
+    assert_eq!(get("unpatterned.wav").metadata, None);
+}
