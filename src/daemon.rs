@@ -251,7 +251,15 @@ impl State {
         };
         match Config::load(&path) {
             Ok(new) if !new.ingest.roots.is_empty() => {
+                if new.ingest.roots != self.config.ingest.roots
+                    || new.store.path != self.config.store.path
+                {
+                    tracing::warn!("ingest.roots and store.path take effect at the next restart");
+                }
                 tracing::info!(config = %path.display(), "configuration reloaded");
+                let mut new = new;
+                new.ingest.roots = self.config.ingest.roots.clone();
+                new.store.path = self.config.store.path.clone();
                 self.config = Arc::new(new);
             }
             Ok(_) => {
