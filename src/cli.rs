@@ -355,7 +355,9 @@ pub fn summary(r: &Report) -> String {
     );
     s += &format!(
         "  clarity  bandwidth {}{}; clipping {:.3}% ({} events); dropouts {} ({:.2}% of speech)\n",
-        opt(m.clarity.bandwidth_hz, "Hz"),
+        m.clarity
+            .bandwidth_hz
+            .map_or("n/a".to_string(), |b| format!("{b:.0} Hz")),
         if m.clarity.muffled { " (muffled)" } else { "" },
         m.clipping.ratio * 100.0,
         m.clipping.events,

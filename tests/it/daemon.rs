@@ -130,7 +130,7 @@ fn setup() -> Setup {
     std::fs::write(
         &config,
         format!(
-            "[ingest]\nroots = [{:?}]\nsettle_s = 1.0\nworkers = 2\n[store]\npath = {:?}\n",
+            "[ingest]\nroots = [{:?}]\nsettle_s = 2.0\nworkers = 2\n[store]\npath = {:?}\n",
             root, store
         ),
     )
