@@ -16,14 +16,12 @@ use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 
-use super::{check_rate, AudioError, AudioInfo, DecodeNotes};
+use super::{AudioError, AudioInfo, DecodeNotes};
 
 /// Consecutive undecodable packets after which a file is given up.
 const MAX_BAD_PACKETS: u32 = 100;
 /// Packets in a row that yield no audio after which a file is given up.
-const MAX_FRUITLESS: u32 = 10_000;
-/// Frames a lossy stream may fall short of its container's count without being called cut.
-const LOSSY_SLACK: u64 = 4096;
+const MAX_EMPTY_PACKETS: u32 = 10_000;
 
 pub struct CodecStream {
     reader: Box<dyn FormatReader>,
@@ -31,8 +29,8 @@ pub struct CodecStream {
     params: AudioCodecParameters,
     track_id: u32,
     path: String,
-    /// The current packet's samples, interleaved, and how many of them were handed out.
     decoded: Vec<f32>,
+    scratch: Vec<f32>,
     offset: usize,
     produced: u64,
     done: bool,
@@ -79,10 +77,7 @@ impl CodecStream {
                 }
                 other => decode_error(path, format!("read the container: {other}")),
             })?;
-        let container = match reader.format_info().short_name {
-            "wave" => "wav".to_string(),
-            other => other.to_string(),
-        };
+        let container = reader.format_info().short_name.to_string();
         let track = reader
             .default_track(TrackType::Audio)
             .ok_or_else(|| unsupported(path, "no audio track"))?;
@@ -108,6 +103,7 @@ impl CodecStream {
             track_id,
             path: path.to_string(),
             decoded: Vec::new(),
+            scratch: Vec::new(),
             offset: 0,
             produced: 0,
             done: false,
@@ -130,41 +126,33 @@ impl CodecStream {
                 path: path.to_string(),
             });
         }
-        check_rate(path, stream.info.sample_rate)?;
+        if !(8000..=48000).contains(&stream.info.sample_rate) {
+            return Err(unsupported(
+                path,
+                format!(
+                    "sample rate {} Hz (8 to 48 kHz supported)",
+                    stream.info.sample_rate
+                ),
+            ));
+        }
         Ok(stream)
     }
 
     /// Decodes packets until some audio is buffered or the stream ends.
     fn fill(&mut self) -> Result<(), AudioError> {
-        let result = self.fill_inner();
-        if result.is_err() {
-            self.done = true;
-        }
-        result
-    }
-
-    fn fill_inner(&mut self) -> Result<(), AudioError> {
         let mut bad = 0;
-        // Rounds of the loop without audio: a reader that stops moving ends here, not in a hang.
-        let mut fruitless = 0;
+        let mut empty = 0;
         while !self.done && self.offset >= self.decoded.len() {
             self.decoded.clear();
             self.offset = 0;
-            fruitless += 1;
-            if fruitless > MAX_FRUITLESS {
-                return Err(decode_error(
-                    &self.path,
-                    format!("find audio: {MAX_FRUITLESS} packets in a row gave none"),
-                ));
-            }
             let packet = match self.reader.next_packet() {
                 Ok(Some(p)) => p,
                 Ok(None) => {
-                    self.finish(false);
+                    self.finish();
                     break;
                 }
                 Err(Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    self.finish(true);
+                    self.finish();
                     break;
                 }
                 Err(Error::ResetRequired) => {
@@ -175,7 +163,7 @@ impl CodecStream {
                     self.skip(&mut bad)?;
                     continue;
                 }
-                Err(e) => return Err(decode_error(&self.path, format!("read a packet: {e}"))),
+                Err(e) => return Err(decode_error(&self.path, e)),
             };
             if packet.track_id != self.track_id {
                 continue;
@@ -195,22 +183,32 @@ impl CodecStream {
                         return Err(decode_error(
                             &self.path,
                             format!(
-                                "decode a packet: the channel count changed from {} to {channels}",
+                                "channel count changed from {} to {channels}",
                                 self.info.channels
                             ),
                         ));
                     }
-                    if buf.frames() > 0 {
-                        buf.copy_to_vec_interleaved(&mut self.decoded);
-                        fruitless = 0;
+                    if buf.frames() == 0 {
+                        empty += 1;
+                        if empty > MAX_EMPTY_PACKETS {
+                            return Err(decode_error(
+                                &self.path,
+                                "no audio in thousands of packets",
+                            ));
+                        }
+                        continue;
                     }
+                    buf.copy_to_vec_interleaved(&mut self.scratch);
+                    let n = buf.frames() * channels as usize;
+                    self.decoded
+                        .extend_from_slice(&self.scratch[..n.min(self.scratch.len())]);
                 }
                 Err(Error::DecodeError(_)) => self.skip(&mut bad)?,
                 Err(Error::ResetRequired) => self.reset()?,
                 Err(Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    self.finish(true);
+                    self.finish();
                 }
-                Err(e) => return Err(decode_error(&self.path, format!("decode a packet: {e}"))),
+                Err(e) => return Err(decode_error(&self.path, e)),
             }
         }
         Ok(())
@@ -235,44 +233,32 @@ impl CodecStream {
         Ok(())
     }
 
-    /// The end of the stream; `cut` when it came as an unexpected end of file.
-    fn finish(&mut self, cut: bool) {
+    fn finish(&mut self) {
         self.done = true;
         if let Some(expected) = self.info.frames_hint {
-            // Lossy codecs may trim or pad up to a packet at the end; FLAC is exact. A real cut
-            // loses more than that, or ends in the middle of a packet.
-            let slack = if self.info.codec == "flac" {
-                0
-            } else {
-                LOSSY_SLACK
-            };
-            let produced = self.produced;
-            if produced + slack < expected || (cut && produced < expected) {
+            // Lossy codecs pad a little; a real cut loses much more than a packet.
+            if self.produced + 4096 < expected {
                 self.notes.truncated = true;
             }
         }
     }
 
-    fn channels(&self) -> usize {
-        self.info.channels.max(1) as usize
-    }
-
     pub fn read(&mut self, out: &mut Vec<f32>, max_frames: usize) -> Result<usize, AudioError> {
         out.clear();
-        let channels = self.channels();
-        let want = max_frames.saturating_mul(channels);
-        while out.len() < want {
+        let channels = self.info.channels.max(1) as usize;
+        while out.len() < max_frames * channels {
             if self.offset >= self.decoded.len() {
                 self.fill()?;
                 if self.offset >= self.decoded.len() {
                     break;
                 }
             }
-            let take = (want - out.len()).min(self.decoded.len() - self.offset);
+            let take = (max_frames * channels - out.len()).min(self.decoded.len() - self.offset);
             out.extend_from_slice(&self.decoded[self.offset..self.offset + take]);
             self.offset += take;
-            self.produced += (take / channels) as u64;
         }
-        Ok(out.len() / channels)
+        let frames = out.len() / channels;
+        self.produced += frames as u64;
+        Ok(frames)
     }
 }

@@ -1,8 +1,5 @@
 //! Adapter for `rubato` (the only place that names it): streaming mono resampling, used to
-//! feed the WebRTC VAD at 8 kHz when a file's rate is one the VAD does not take (11025,
-//! 22050, 44100 Hz, ...). An FFT resampler over fixed input chunks: about 1024 input samples of
-//! latency, and quality well beyond what speech detection needs. Input that does not fill a
-//! chunk waits for the next call.
+//! feed the WebRTC VAD at 8 kHz when a file's rate is one the VAD does not take.
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler as _};
@@ -19,15 +16,7 @@ pub struct Resampler {
 }
 
 impl Resampler {
-    /// A mono streaming resampler from `from_rate` to `to_rate` Hz.
     pub fn new(from_rate: u32, to_rate: u32) -> Result<Resampler, AudioError> {
-        if from_rate == 0 || to_rate == 0 {
-            return Err(AudioError::UnsupportedRate {
-                from: from_rate,
-                to: to_rate,
-                reason: "a rate of 0 Hz".into(),
-            });
-        }
         let inner = Fft::<f32>::new(
             from_rate as usize,
             to_rate as usize,
@@ -35,10 +24,9 @@ impl Resampler {
             1,
             FixedSync::Input,
         )
-        .map_err(|e| AudioError::UnsupportedRate {
-            from: from_rate,
-            to: to_rate,
-            reason: e.to_string(),
+        .map_err(|e| AudioError::Unsupported {
+            path: String::new(),
+            what: format!("resampling {from_rate} Hz to {to_rate} Hz: {e}"),
         })?;
         let out = vec![0.0; inner.output_frames_max()];
         Ok(Resampler {
