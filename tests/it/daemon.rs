@@ -19,10 +19,15 @@ struct Daemon {
 
 impl Daemon {
     fn start(config: &Path) -> Daemon {
+        Daemon::start_with(config, &[])
+    }
+
+    fn start_with(config: &Path, env: &[(&str, &Path)]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_callwarden"))
             .arg("daemon")
             .arg("--config")
             .arg(config)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
             .env("CALLWARDEN_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -573,5 +578,29 @@ fn two_hundred_recordings_arriving_every_way() {
             "{}",
             path.display()
         );
+    }
+}
+
+#[test]
+fn systemd_hears_ready_status_and_stopping() {
+    let s = setup();
+    let socket_path = s.root.parent().unwrap().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let d = Daemon::start_with(&s.config, &[("NOTIFY_SOCKET", &socket_path)]);
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !(seen.contains("READY=1") && seen.contains("STATUS=")) {
+        let n = socket.recv(&mut buf).expect("a notification");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        seen.push('\n');
+    }
+    assert!(seen.contains("STATUS=stored 0"), "{seen}");
+    assert_eq!(d.stop(), Some(0));
+    while !seen.contains("STOPPING=1") {
+        let n = socket.recv(&mut buf).expect("the stop notification");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
 }
