@@ -480,7 +480,7 @@ fn two_hundred_recordings_arriving_every_way() {
         samples.iter().for_each(|&v| w.write_sample(v).unwrap());
         w.finalize().unwrap();
     };
-    // 30 Asterisk-style slow writers at once, each over about 1.5 s.
+    // 30 Asterisk-style slow writers at once, each over about 3 s.
     let slow: Vec<_> = (0..30)
         .map(|i| {
             let (root, samples) = (root.clone(), distinct(i));
@@ -488,8 +488,8 @@ fn two_hundred_recordings_arriving_every_way() {
                 write_like_asterisk(
                     &root.join(format!("slow-{i}.wav")),
                     &samples,
-                    6,
-                    Duration::from_millis(250),
+                    8,
+                    Duration::from_millis(400),
                 )
             })
         })
