@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use callwarden::store::{RecordState, Store};
 
-use crate::support::{assets, standard_call, write_wav};
+use crate::support::{age, assets, standard_call, write_pcm, write_wav};
 
 /// A running daemon; killed (by PID) if a test fails before stopping it.
 struct Daemon {
@@ -361,19 +361,9 @@ fn kill_9_during_a_500_file_ingest_loses_and_doubles_nothing() {
             .iter()
             .map(|&v| v.wrapping_add(i as i16))
             .collect();
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 8000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
         let path = s.root.join(format!("call-{i:03}.wav"));
-        let mut w = hound::WavWriter::create(&path, spec).unwrap();
-        samples.iter().for_each(|&v| w.write_sample(v).unwrap());
-        w.finalize().unwrap();
-        let f = std::fs::File::options().write(true).open(&path).unwrap();
-        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
-            .unwrap();
+        write_pcm(&path, &samples);
+        age(&path, 60);
     }
     // Twenty crashes at varied moments (deterministic: 50 ms steps).
     for round in 0..20u64 {
@@ -399,17 +389,9 @@ fn kill_9_during_a_500_file_ingest_loses_and_doubles_nothing() {
 fn sigterm_with_work_in_flight_exits_0_and_loses_nothing() {
     let s = setup();
     for i in 0..40 {
-        write_wav(
-            &s.root.join(format!("c{i}.wav")),
-            &standard_call().samples,
-            1,
-        );
-        let f = std::fs::File::options()
-            .write(true)
-            .open(s.root.join(format!("c{i}.wav")))
-            .unwrap();
-        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
-            .unwrap();
+        let path = s.root.join(format!("c{i}.wav"));
+        write_wav(&path, &standard_call().samples, 1);
+        age(&path, 60);
     }
     // Stopped right after start, with the backlog in flight.
     let d = Daemon::start(&s.config);
@@ -469,17 +451,7 @@ fn two_hundred_recordings_arriving_every_way() {
             .map(|&v| v.wrapping_add((i % 50) as i16 - 25))
             .collect()
     };
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let write = |path: &Path, samples: &[i16]| {
-        let mut w = hound::WavWriter::create(path, spec).unwrap();
-        samples.iter().for_each(|&v| w.write_sample(v).unwrap());
-        w.finalize().unwrap();
-    };
+    let write = write_pcm;
     // 30 Asterisk-style slow writers at once, each over about 3 s.
     let slow: Vec<_> = (0..30)
         .map(|i| {

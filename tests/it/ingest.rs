@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, SystemTime};
 
 use callwarden::store::{RecordState, Store};
 
@@ -32,9 +31,7 @@ fn summary(o: &Output) -> String {
 
 /// Sets a file's mtime an hour back, so it counts as finished.
 fn age(path: &Path) {
-    let f = std::fs::File::options().write(true).open(path).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
+    crate::support::age(path, 3600);
 }
 
 struct Folder {

@@ -269,3 +269,23 @@ pub fn write_wav(path: &Path, samples: &[f32], channels: u16) {
     }
     w.finalize().unwrap();
 }
+
+/// Writes 16-bit samples as an 8 kHz mono WAV.
+pub fn write_pcm(path: &Path, samples: &[i16]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    samples.iter().for_each(|&v| w.write_sample(v).unwrap());
+    w.finalize().unwrap();
+}
+
+/// Sets a file's mtime `seconds` back, so a scan counts it as finished.
+pub fn age(path: &Path, seconds: u64) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(seconds))
+        .unwrap();
+}
