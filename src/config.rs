@@ -37,6 +37,134 @@ pub struct Config {
     pub thresholds: Thresholds,
     pub ingest: IngestConfig,
     pub store: StoreConfig,
+    pub consent: ConsentConfig,
+    pub retention: RetentionConfig,
+}
+
+/// Which consent law applies to a call (by queue, direction or tag).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsentConfig {
+    /// The law when no rule matches.
+    pub default: ConsentLaw,
+    /// The first rule that matches a call decides its law.
+    pub rule: Vec<ConsentRule>,
+}
+
+impl Default for ConsentConfig {
+    fn default() -> Self {
+        ConsentConfig {
+            default: ConsentLaw::OneParty,
+            rule: Vec::new(),
+        }
+    }
+}
+
+/// One-party consent (one side may record: most US states, the UK) or all-party (every side
+/// must agree: California, Germany, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentLaw {
+    OneParty,
+    AllParty,
+}
+
+impl ConsentLaw {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentLaw::OneParty => "one_party",
+            ConsentLaw::AllParty => "all_party",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRule {
+    #[serde(default)]
+    pub queue: Vec<String>,
+    #[serde(default)]
+    pub direction: Vec<crate::metadata::Direction>,
+    #[serde(default)]
+    pub tag: Vec<String>,
+    pub requires: ConsentLaw,
+}
+
+/// How long recordings are kept, and how purges run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// The daemon plans and runs a purge this often (seconds).
+    pub purge_interval_s: f64,
+    /// Recordings whose consent was denied are purged this long after the denial (hours).
+    pub denied_grace_h: f64,
+    /// Disk pressure: below this share of free space on a root's filesystem, alert and purge
+    /// early what the policy allows (0: never).
+    pub min_free_ratio: f64,
+    /// The rules; exactly one without any match key is the default.
+    pub rule: Vec<RetentionRule>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            purge_interval_s: 3600.0,
+            denied_grace_h: 24.0,
+            min_free_ratio: 0.05,
+            rule: vec![RetentionRule {
+                name: "default".into(),
+                keep: crate::policy::Span::Forever,
+                ..RetentionRule::default()
+            }],
+        }
+    }
+}
+
+/// One retention rule: what it matches (every listed key must match; a list matches any of
+/// its values) and what it keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consent: Vec<crate::metadata::ConsentState>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub direction: Vec<crate::metadata::Direction>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queue: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grade: Vec<crate::analysis::model::Grade>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state: Vec<crate::store::RecordState>,
+    /// How long after the call's start a recording is kept.
+    pub keep: crate::policy::Span,
+    /// A lock: nothing deletes it before this, manual purges included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_keep: Option<crate::policy::Span>,
+    /// What expiry deletes.
+    #[serde(default)]
+    pub delete: crate::policy::Scope,
+    /// Under disk pressure, may recordings under this rule go before their time (never held or
+    /// locked ones)?
+    #[serde(default)]
+    pub purge_early: bool,
+}
+
+impl RetentionRule {
+    /// A rule without any match key: the default.
+    pub fn is_default(&self) -> bool {
+        self.consent.is_empty()
+            && self.direction.is_empty()
+            && self.queue.is_empty()
+            && self.agent.is_empty()
+            && self.tag.is_empty()
+            && self.grade.is_empty()
+            && self.state.is_empty()
+    }
 }
 
 /// Which files are recordings, and when one is finished.
@@ -314,6 +442,56 @@ impl Config {
         }
         if self.store.path.as_os_str().is_empty() {
             return Err(bad("store.path", "must not be empty"));
+        }
+        let r = &self.retention;
+        if !(r.purge_interval_s.is_finite() && r.purge_interval_s >= 1.0) {
+            return Err(bad(
+                "retention.purge_interval_s",
+                "must be at least 1 second",
+            ));
+        }
+        if !(r.denied_grace_h.is_finite() && r.denied_grace_h >= 0.0) {
+            return Err(bad("retention.denied_grace_h", "must be 0 or more hours"));
+        }
+        if !(r.min_free_ratio.is_finite() && (0.0..1.0).contains(&r.min_free_ratio)) {
+            return Err(bad(
+                "retention.min_free_ratio",
+                "must be a ratio from 0 to below 1",
+            ));
+        }
+        match r.rule.iter().filter(|rule| rule.is_default()).count() {
+            0 => return Err(bad(
+                "retention.rule",
+                "needs a default rule (one without match keys), so every recording has a retention",
+            )),
+            1 => {}
+            _ => {
+                return Err(bad(
+                    "retention.rule",
+                    "has more than one default rule (rules without match keys)",
+                ))
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for rule in &r.rule {
+            if rule.name.trim().is_empty() {
+                return Err(bad("retention.rule.name", "must not be empty"));
+            }
+            if !names.insert(rule.name.as_str()) {
+                return Err(bad(
+                    "retention.rule.name",
+                    &format!("{:?} is used twice", rule.name),
+                ));
+            }
+            if rule.state.contains(&crate::store::RecordState::Purged) {
+                return Err(bad(
+                    "retention.rule.state",
+                    &format!(
+                        "rule {:?}: \"purged\" recordings have nothing left to keep",
+                        rule.name
+                    ),
+                ));
+            }
         }
         if t.too_quiet_dbfs >= t.too_loud_dbfs {
             return Err(bad(

@@ -157,7 +157,10 @@ impl State {
     fn event(&mut self, event: WatchEvent) {
         match event {
             WatchEvent::Finished(path) if is_sidecar(&path) => {
-                if let Err(e) = self.ingestor().attach_sidecar(&path) {
+                if let Err(e) = self
+                    .ingestor()
+                    .attach_sidecar(&path, crate::ingest::now_ms())
+                {
                     tracing::error!(file = %path.display(), error = %e, "attaching sidecar failed");
                 }
             }
@@ -167,7 +170,7 @@ impl State {
             WatchEvent::NewDirectory(dir) => self.scan(&[dir], false),
             WatchEvent::Removed(path) => {
                 self.pending.remove(&path);
-                match self.ingestor().mark_missing(&path) {
+                match self.ingestor().mark_missing(&path, crate::ingest::now_ms()) {
                     Ok(true) => {
                         self.counters.missing += 1;
                         tracing::warn!(file = %path.display(), "recording removed: marked missing");
@@ -235,7 +238,10 @@ impl State {
         // A sidecar may have landed while the recording was being analysed.
         let sidecar = done.path.with_extension("json");
         if sidecar.exists() {
-            if let Err(e) = self.ingestor().attach_sidecar(&sidecar) {
+            if let Err(e) = self
+                .ingestor()
+                .attach_sidecar(&sidecar, crate::ingest::now_ms())
+            {
                 tracing::error!(file = %sidecar.display(), error = %e, "attaching sidecar failed");
             }
         }

@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::analysis::model::ErrorBody;
+use crate::audit::Draft;
 use crate::config::Config;
 use crate::metadata::Metadata;
 use crate::pipeline::{self, Options};
@@ -253,7 +254,24 @@ impl Ingestor<'_> {
                         return Ok(());
                     }
                 }
-                self.store.put(&record, Some(&old))
+                let event = if record.flags != old.flags {
+                    Draft::new(
+                        "ingest",
+                        "modified_after_ingest",
+                        serde_json::json!({
+                        "path": path, "sha256_stored": old.sha256,
+                        "size": record.size, "mtime_ns": record.mtime_ns.to_string()}),
+                    )
+                } else {
+                    Draft::new(
+                        "ingest",
+                        "touched",
+                        serde_json::json!({
+                        "path": path, "size": record.size, "mtime_ns": record.mtime_ns.to_string()}),
+                    )
+                };
+                self.store
+                    .commit(&record, Some(&old), event.about(record.id.0), now_ms)
             }
             Outcome::Analysed(result, failed_sha) => {
                 let from_name = self.name_metadata(&candidate.path);
@@ -265,6 +283,9 @@ impl Ingestor<'_> {
                 let mut flags = Vec::new();
                 if metadata_error.is_some() {
                     flags.push("metadata_invalid".to_string());
+                }
+                if metadata.as_ref().is_some_and(unsafe_metadata) {
+                    flags.push("metadata_unsafe".to_string());
                 }
                 let started_ms = metadata
                     .as_ref()
@@ -305,6 +326,10 @@ impl Ingestor<'_> {
                         )
                     }
                 };
+                let consent = metadata
+                    .as_ref()
+                    .and_then(|m| crate::consent::from_metadata(m, now_ms));
+                let consent_law = crate::consent::law(metadata.as_ref(), &self.config.consent);
                 let record = Record {
                     id,
                     path,
@@ -314,13 +339,26 @@ impl Ingestor<'_> {
                     state,
                     started_ms,
                     ingested_ms: now_ms,
+                    duration_s: report.as_ref().map(|r| r.format.duration_s),
                     report,
                     error,
                     metadata,
                     flags,
                     metadata_error,
+                    consent,
+                    consent_law: Some(consent_law),
+                    ..previous.clone().unwrap_or_else(Record::blank)
                 };
-                self.store.put(&record, previous.as_ref())
+                let event = Draft::new(
+                    "ingest",
+                    "ingest",
+                    serde_json::json!({"path": record.path, "sha256": record.sha256,
+                        "size": record.size, "state": record.state,
+                        "consent": record.consent.as_ref().map(|c| c.state),
+                        "flags": record.flags}),
+                );
+                self.store
+                    .commit(&record, previous.as_ref(), event.about(record.id.0), now_ms)
             }
         }
     }
@@ -341,7 +379,7 @@ impl Ingestor<'_> {
 
     /// Attaches a sidecar that arrived after its recording was stored. Returns whether a stored
     /// recording took it.
-    pub fn attach_sidecar(&self, sidecar: &Path) -> Result<bool, StoreError> {
+    pub fn attach_sidecar(&self, sidecar: &Path, now_ms: i64) -> Result<bool, StoreError> {
         for ext in &self.config.ingest.extensions {
             for ext in [ext.to_lowercase(), ext.to_uppercase()] {
                 let recording = sidecar.with_extension(&ext);
@@ -360,6 +398,28 @@ impl Ingestor<'_> {
                         if let Some(start) = m.start_ms() {
                             record.started_ms = start;
                         }
+                        // The sidecar's consent, unless an operator has set one since.
+                        let operator_set =
+                            record.consent.as_ref().is_some_and(|c| c.actor != "ingest");
+                        if !operator_set {
+                            if let Some(c) = crate::consent::from_metadata(&m, now_ms) {
+                                if record.consent.as_ref().map(|o| o.state) != Some(c.state) {
+                                    if let Some(old) = record.consent.take() {
+                                        record.consent_history.push(old);
+                                    }
+                                    record.consent = Some(c);
+                                }
+                            }
+                        }
+                        record.consent_law =
+                            Some(crate::consent::law(Some(&m), &self.config.consent));
+                        if unsafe_metadata(&m) {
+                            if !record.flags.iter().any(|f| f == "metadata_unsafe") {
+                                record.flags.push("metadata_unsafe".into());
+                            }
+                        } else {
+                            record.flags.retain(|f| f != "metadata_unsafe");
+                        }
                         record.metadata = Some(m);
                         record.metadata_error = None;
                     }
@@ -369,7 +429,15 @@ impl Ingestor<'_> {
                     }
                 }
                 if record != old {
-                    self.store.put(&record, Some(&old))?;
+                    let event = Draft::new(
+                        "ingest",
+                        "metadata",
+                        serde_json::json!({"sidecar": sidecar.display().to_string(),
+                            "valid": record.metadata_error.is_none(),
+                            "consent": record.consent.as_ref().map(|c| c.state)}),
+                    );
+                    self.store
+                        .commit(&record, Some(&old), event.about(record.id.0), now_ms)?;
                 }
                 return Ok(true);
             }
@@ -378,18 +446,38 @@ impl Ingestor<'_> {
     }
 
     /// Marks the record of a file that is gone as `missing`. Returns whether it was stored.
-    pub fn mark_missing(&self, path: &Path) -> Result<bool, StoreError> {
+    pub fn mark_missing(&self, path: &Path, now_ms: i64) -> Result<bool, StoreError> {
         let Some(old) = self.store.by_path(&path.display().to_string())? else {
             return Ok(false);
         };
-        if old.state == RecordState::Missing || path.symlink_metadata().is_ok() {
+        if matches!(old.state, RecordState::Missing | RecordState::Purged)
+            || path.symlink_metadata().is_ok()
+        {
             return Ok(false);
         }
         let mut record = old.clone();
         record.state = RecordState::Missing;
-        self.store.put(&record, Some(&old))?;
+        tracing::warn!(file = %record.path, id = record.id.0, "recording is missing from disk");
+        let event = Draft::new(
+            "ingest",
+            "missing",
+            serde_json::json!({"path": record.path, "sha256": record.sha256}),
+        );
+        self.store
+            .commit(&record, Some(&old), event.about(record.id.0), now_ms)?;
         Ok(true)
     }
+}
+
+/// Whether a sidecar's fields look like paths or carry control characters (`../`, `/`, NUL):
+/// never used as paths by callwarden, but a sign of a confused or hostile writer, so flagged.
+pub fn unsafe_metadata(m: &Metadata) -> bool {
+    let bad = |s: &String| s.contains("..") || s.contains('/') || s.chars().any(char::is_control);
+    [&m.call_id, &m.agent, &m.queue, &m.caller, &m.callee]
+        .into_iter()
+        .flatten()
+        .any(bad)
+        || m.tags.iter().any(bad)
 }
 
 /// A recording file as a candidate, if it is a regular file (not a symlink) with a recording
@@ -431,13 +519,7 @@ mod tests {
             mtime_ns,
             sha256: "x".into(),
             state,
-            started_ms: 0,
-            ingested_ms: 0,
-            report: None,
-            error: None,
-            metadata: None,
-            flags: vec![],
-            metadata_error: None,
+            ..Record::blank()
         }
     }
 

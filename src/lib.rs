@@ -5,11 +5,16 @@
 
 pub mod analysis;
 pub mod audio;
+pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod consent;
 pub mod daemon;
 pub mod ingest;
 pub mod metadata;
 pub mod pipeline;
+pub mod policy;
+pub mod purge;
 pub mod store;
+pub mod verify;
 pub mod watch;

@@ -1,24 +1,35 @@
 //! The embedded store: the adapter for sled 0.34 (the only place that names it).
 //!
 //! Trees: `recordings` (key: start time in ms, then id, both big-endian so ranges scan in time
-//! order; value: a version byte and the record as JSON), and the indexes `by_path` (path →
-//! record key), `by_state` (state, key), `by_agent` and `by_queue` (name, 0, key). `meta` holds
-//! the schema version. Every write of a record and its indexes is one transaction. Writes reach
-//! disk with sled's background flush (every 500 ms) or [`Store::flush`]; a record lost to a crash
-//! before that is re-ingested at the next start, because its file is still there (what must
-//! never be lost, such as purge intents, will flush before its next step). One process at a time: sled locks the directory; a second opener gets
-//! [`StoreError::Locked`].
+//! order; value: a version byte and the record as JSON), the indexes `by_id` (id → key),
+//! `by_path` (path → key), `by_state` (state, key), `by_agent` and `by_queue` (name, 0, key);
+//! `audit` (sequence number → entry, the hash chain of [`crate::audit`]), `intents` (id → a purge
+//! about to delete that recording's files), `holds` (hold id → hold), and `meta` (the schema
+//! version and the audit chain's head).
+//!
+//! Every change is one transaction with its audit entries: a record and its indexes, or a hold
+//! and the records it covers, or purge intents, exist together with the entries that say who
+//! did it, or not at all. Ingest records reach disk with sled's background flush (every 500 ms) or
+//! [`Store::flush`]; one lost to a crash is re-ingested at the next start, because its file is
+//! still there. What must never be lost (purge intents and tombstones, holds, consent changes) is
+//! flushed before the call returns. One process at a time: sled locks the directory; a second
+//! opener gets [`StoreError::Locked`].
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
 
 use crate::analysis::model::{ErrorBody, Report};
+use crate::audit::{Draft, Entry, Head};
+use crate::config::ConsentLaw;
+use crate::consent::ConsentRecord;
 use crate::metadata::Metadata;
+use crate::policy::Scope;
 
-/// The schema this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema this build writes and reads. 2: consent, holds, purges and the audit log.
+pub const SCHEMA_VERSION: u32 = 2;
 /// The version byte in front of every record value.
 const RECORD_VERSION: u8 = 1;
 
@@ -26,7 +37,7 @@ const RECORD_VERSION: u8 = 1;
 pub enum StoreError {
     #[error("open the store at {path}: it is in use by another process (a running daemon?)")]
     Locked { path: String },
-    #[error("open the store at {path}: schema version {found} is newer than this build's {SCHEMA_VERSION}")]
+    #[error("open the store at {path}: schema version {found} is newer than this build's {SCHEMA_VERSION}: upgrade callwarden")]
     NewerSchema { path: String, found: u32 },
     #[error("store {what}: {source}")]
     Sled {
@@ -35,6 +46,8 @@ pub enum StoreError {
     },
     #[error("store: record {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A recording's identity in the store.
@@ -51,8 +64,10 @@ pub enum RecordState {
     TooShort,
     /// Could not be decoded; retried only if the file changes.
     Failed,
-    /// The file is gone from disk.
+    /// The file is gone from disk, not by callwarden's hand.
     Missing,
+    /// Deleted by a purge: the record is a tombstone.
+    Purged,
 }
 
 impl RecordState {
@@ -62,8 +77,36 @@ impl RecordState {
             RecordState::TooShort => 2,
             RecordState::Failed => 3,
             RecordState::Missing => 4,
+            RecordState::Purged => 5,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordState::Analysed => "analysed",
+            RecordState::TooShort => "too_short",
+            RecordState::Failed => "failed",
+            RecordState::Missing => "missing",
+            RecordState::Purged => "purged",
+        }
+    }
+}
+
+/// What stays of a purged recording: proof of what it was and why it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub deleted_ms: i64,
+    /// The retention rule behind the purge.
+    pub rule: String,
+    /// Why, in words (expired on …, consent denied …, disk pressure, manual).
+    pub reason: String,
+    pub actor: String,
+    pub scope: Scope,
+    /// The sidecar was deleted with the audio.
+    pub sidecar_deleted: bool,
+    /// The purge was interrupted and completed by a later run.
+    #[serde(default)]
+    pub rolled_forward: bool,
 }
 
 /// Everything stored about one recording.
@@ -82,19 +125,153 @@ pub struct Record {
     pub started_ms: i64,
     /// When callwarden stored it (ms since the epoch).
     pub ingested_ms: i64,
+    /// The audio's duration (kept when a purge removes the analysis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
     pub report: Option<Report>,
     pub error: Option<ErrorBody>,
     pub metadata: Option<Metadata>,
-    /// Record-level flags: `metadata_invalid`, `modified_after_ingest`.
+    /// Record-level flags: `metadata_invalid`, `metadata_unsafe`, `modified_after_ingest`,
+    /// `purge_refused`.
     pub flags: Vec<String>,
     /// Why the metadata was rejected, when it was.
     pub metadata_error: Option<String>,
+    /// The consent now; earlier states are in `consent_history`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<ConsentRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consent_history: Vec<ConsentRecord>,
+    /// The consent law that applies to the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_law: Option<ConsentLaw>,
+    /// Legal holds in force on it (hold ids).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<u64>,
+    /// Set when a purge refused to delete it (the file changed, a symlink, outside the roots);
+    /// the planner leaves it to a human.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge_note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tombstone: Option<Tombstone>,
 }
 
 impl Record {
+    /// A record with only its identity set (the rest empty), to be filled in.
+    pub fn blank() -> Record {
+        Record {
+            id: RecordingId(0),
+            path: String::new(),
+            size: 0,
+            mtime_ns: 0,
+            sha256: String::new(),
+            state: RecordState::Analysed,
+            started_ms: 0,
+            ingested_ms: 0,
+            duration_s: None,
+            report: None,
+            error: None,
+            metadata: None,
+            flags: Vec::new(),
+            metadata_error: None,
+            consent: None,
+            consent_history: Vec::new(),
+            consent_law: None,
+            holds: Vec::new(),
+            purge_note: None,
+            tombstone: None,
+        }
+    }
+
     fn key(&self) -> [u8; 16] {
         record_key(self.started_ms, self.id)
     }
+
+    /// The duration, from the analysis or as kept.
+    pub fn duration(&self) -> Option<f64> {
+        self.duration_s
+            .or_else(|| self.report.as_ref().map(|r| r.format.duration_s))
+    }
+}
+
+/// A purge about to delete a recording's files: written (and flushed) before anything is deleted,
+/// removed with the tombstone. A run that finds one completes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intent {
+    pub id: RecordingId,
+    pub path: String,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub rule: String,
+    pub reason: String,
+    pub scope: Scope,
+    pub actor: String,
+    pub planned_ms: i64,
+}
+
+/// Which recordings a hold covers. Every given criterion must match; at least one is needed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// Calls that started at or after this (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ms: Option<i64>,
+    /// Calls that started before this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<i64>,
+}
+
+impl Selection {
+    fn is_empty(&self) -> bool {
+        *self == Selection::default()
+    }
+
+    fn matches(&self, r: &Record) -> bool {
+        let m = r.metadata.as_ref();
+        (self.ids.is_empty() || self.ids.contains(&r.id.0))
+            && self
+                .agent
+                .as_ref()
+                .is_none_or(|a| m.and_then(|m| m.agent.as_ref()) == Some(a))
+            && self
+                .queue
+                .as_ref()
+                .is_none_or(|q| m.and_then(|m| m.queue.as_ref()) == Some(q))
+            && self
+                .call_id
+                .as_ref()
+                .is_none_or(|c| m.and_then(|m| m.call_id.as_ref()) == Some(c))
+            && self.from_ms.is_none_or(|t| r.started_ms >= t)
+            && self.until_ms.is_none_or(|t| r.started_ms < t)
+    }
+}
+
+/// A legal hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hold {
+    pub id: u64,
+    pub case: String,
+    pub reason: String,
+    pub actor: String,
+    pub added_ms: i64,
+    pub selection: Selection,
+    /// The recordings it covers (those the selection matched when it was added).
+    pub recordings: Vec<RecordingId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released: Option<Release>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    pub at_ms: i64,
+    pub actor: String,
+    pub reason: String,
 }
 
 fn record_key(started_ms: i64, id: RecordingId) -> [u8; 16] {
@@ -109,6 +286,12 @@ fn named_key(name: &str, key: &[u8; 16]) -> Vec<u8> {
     let mut k = Vec::with_capacity(name.len() + 17);
     k.extend_from_slice(name.as_bytes());
     k.push(0);
+    k.extend_from_slice(key);
+    k
+}
+
+fn state_key(state: RecordState, key: &[u8; 16]) -> Vec<u8> {
+    let mut k = vec![state.byte()];
     k.extend_from_slice(key);
     k
 }
@@ -134,13 +317,110 @@ fn decode(key: &[u8], value: &[u8]) -> Result<Record, StoreError> {
     }
 }
 
+fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+// Positions of the trees in a transaction.
+const RECORDINGS: usize = 0;
+const BY_PATH: usize = 1;
+const BY_STATE: usize = 2;
+const BY_AGENT: usize = 3;
+const BY_QUEUE: usize = 4;
+const BY_ID: usize = 5;
+const AUDIT: usize = 6;
+const META: usize = 7;
+const INTENTS: usize = 8;
+const HOLDS: usize = 9;
+const TREES: [&str; 10] = [
+    "recordings",
+    "by_path",
+    "by_state",
+    "by_agent",
+    "by_queue",
+    "by_id",
+    "audit",
+    "meta",
+    "intents",
+    "holds",
+];
+
+type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
+
+/// The writes of one transaction.
+struct Tx<'a>(&'a [TransactionalTree]);
+
+impl Tx<'_> {
+    fn put(&self, record: &Record, previous: Option<&Record>) -> TxResult<()> {
+        let t = self.0;
+        let key = record.key();
+        if let Some(old) = previous {
+            let old_key = old.key();
+            t[RECORDINGS].remove(&old_key)?;
+            t[BY_PATH].remove(old.path.as_bytes())?;
+            t[BY_STATE].remove(state_key(old.state, &old_key))?;
+            if let Some(m) = &old.metadata {
+                if let Some(agent) = &m.agent {
+                    t[BY_AGENT].remove(named_key(agent, &old_key))?;
+                }
+                if let Some(queue) = &m.queue {
+                    t[BY_QUEUE].remove(named_key(queue, &old_key))?;
+                }
+            }
+        }
+        t[RECORDINGS].insert(&key[..], encode(record))?;
+        t[BY_ID].insert(&record.id.0.to_be_bytes()[..], &key[..])?;
+        t[BY_PATH].insert(record.path.as_bytes(), &key[..])?;
+        t[BY_STATE].insert(state_key(record.state, &key), &[][..])?;
+        if let Some(m) = &record.metadata {
+            if let Some(agent) = &m.agent {
+                t[BY_AGENT].insert(named_key(agent, &key), &[][..])?;
+            }
+            if let Some(queue) = &m.queue {
+                t[BY_QUEUE].insert(named_key(queue, &key), &[][..])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, id: RecordingId) -> TxResult<Option<Record>> {
+        let Some(key) = self.0[BY_ID].get(id.0.to_be_bytes())? else {
+            return Ok(None);
+        };
+        match self.0[RECORDINGS].get(&key)? {
+            Some(v) => decode(&key, &v)
+                .map(Some)
+                .map_err(|e| ConflictableTransactionError::Abort(e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    fn append(&self, drafts: Vec<Draft>, time_ms: i64) -> TxResult<Vec<Entry>> {
+        let t = self.0;
+        let mut head: Head = match t[META].get("audit_head")? {
+            Some(v) => serde_json::from_slice(&v).map_err(|e| {
+                ConflictableTransactionError::Abort(format!("audit head unreadable: {e}"))
+            })?,
+            None => Head::default(),
+        };
+        let mut entries = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            let entry = draft.seal(head.seq + 1, time_ms, &head.hash);
+            t[AUDIT].insert(&entry.seq.to_be_bytes()[..], json(&entry))?;
+            head = Head {
+                seq: entry.seq,
+                hash: entry.hash.clone(),
+            };
+            entries.push(entry);
+        }
+        t[META].insert("audit_head", json(&head))?;
+        Ok(entries)
+    }
+}
+
 pub struct Store {
     db: sled::Db,
-    recordings: sled::Tree,
-    by_path: sled::Tree,
-    by_state: sled::Tree,
-    by_agent: sled::Tree,
-    by_queue: sled::Tree,
+    trees: Vec<sled::Tree>,
 }
 
 fn sled_err(what: &'static str) -> impl Fn(sled::Error) -> StoreError {
@@ -148,7 +428,7 @@ fn sled_err(what: &'static str) -> impl Fn(sled::Error) -> StoreError {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`, upgrading an older schema in place.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.display().to_string();
         let db = sled::Config::new().path(dir).open().map_err(|e| match &e {
@@ -163,35 +443,59 @@ impl Store {
                 source: e,
             },
         })?;
-        let meta = db.open_tree("meta").map_err(sled_err("open meta"))?;
-        match meta
+        let trees = TREES
+            .iter()
+            .map(|name| db.open_tree(name).map_err(sled_err("open a tree")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let store = Store { db, trees };
+        let meta = &store.trees[META];
+        let found = meta
             .get("schema_version")
             .map_err(sled_err("read the schema version"))?
-        {
-            Some(v) => {
-                let found = v
-                    .as_ref()
+            .map(|v| {
+                v.as_ref()
                     .try_into()
                     .map(u32::from_be_bytes)
-                    .unwrap_or(u32::MAX);
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::NewerSchema { path, found });
+                    .unwrap_or(u32::MAX)
+            });
+        match found {
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(StoreError::NewerSchema { path, found })
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(_) => {
+                // Version 1 had no id index: build it.
+                for kv in store.trees[RECORDINGS].iter() {
+                    let (k, v) = kv.map_err(sled_err("upgrade the store"))?;
+                    let r = decode(&k, &v)?;
+                    store.trees[BY_ID]
+                        .insert(r.id.0.to_be_bytes(), k)
+                        .map_err(sled_err("upgrade the store"))?;
                 }
+                meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(sled_err("write the schema version"))?;
+                store.flush()?;
             }
             None => {
                 meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())
                     .map_err(sled_err("write the schema version"))?;
             }
         }
-        let tree = |name: &'static str| db.open_tree(name).map_err(sled_err("open a tree"));
-        Ok(Store {
-            recordings: tree("recordings")?,
-            by_path: tree("by_path")?,
-            by_state: tree("by_state")?,
-            by_agent: tree("by_agent")?,
-            by_queue: tree("by_queue")?,
-            db,
-        })
+        Ok(store)
+    }
+
+    /// Runs `f` as one transaction over every tree.
+    fn transact<T>(
+        &self,
+        what: &'static str,
+        f: impl Fn(&Tx) -> TxResult<T>,
+    ) -> Result<T, StoreError> {
+        let trees: Vec<&sled::Tree> = self.trees.iter().collect();
+        match trees.as_slice().transaction(|t| f(&Tx(t))) {
+            Ok(v) => Ok(v),
+            Err(TransactionError::Storage(e)) => Err(sled_err(what)(e)),
+            Err(TransactionError::Abort(why)) => Err(StoreError::Refused(why)),
+        }
     }
 
     /// A new, never used id.
@@ -202,88 +506,415 @@ impl Store {
             .map_err(sled_err("generate an id"))
     }
 
-    /// The record stored for `path`, if any.
-    pub fn by_path(&self, path: &str) -> Result<Option<Record>, StoreError> {
-        let Some(key) = self
-            .by_path
-            .get(path)
-            .map_err(sled_err("read the path index"))?
-        else {
-            return Ok(None);
-        };
-        match self
-            .recordings
-            .get(&key)
+    fn record_at(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
+        match self.trees[RECORDINGS]
+            .get(key)
             .map_err(sled_err("read a record"))?
         {
-            Some(v) => decode(&key, &v).map(Some),
+            Some(v) => decode(key, &v).map(Some),
             None => Ok(None),
         }
     }
 
-    /// Writes `record` and its indexes in one transaction (replacing an older version of the
-    /// same record). Visible to readers at once; durable at the next flush.
-    pub fn put(&self, record: &Record, previous: Option<&Record>) -> Result<(), StoreError> {
-        let key = record.key();
-        let value = encode(record);
-        let result = (
-            &self.recordings,
-            &self.by_path,
-            &self.by_state,
-            &self.by_agent,
-            &self.by_queue,
-        )
-            .transaction(|(recordings, by_path, by_state, by_agent, by_queue)| {
-                if let Some(old) = previous {
-                    let old_key = old.key();
-                    recordings.remove(&old_key)?;
-                    by_path.remove(old.path.as_bytes())?;
-                    let mut state_key = vec![old.state.byte()];
-                    state_key.extend_from_slice(&old_key);
-                    by_state.remove(state_key)?;
-                    if let Some(m) = &old.metadata {
-                        if let Some(agent) = &m.agent {
-                            by_agent.remove(named_key(agent, &old_key))?;
-                        }
-                        if let Some(queue) = &m.queue {
-                            by_queue.remove(named_key(queue, &old_key))?;
-                        }
-                    }
+    /// The record stored for `path`, if any.
+    pub fn by_path(&self, path: &str) -> Result<Option<Record>, StoreError> {
+        match self.trees[BY_PATH]
+            .get(path)
+            .map_err(sled_err("read the path index"))?
+        {
+            Some(key) => self.record_at(&key),
+            None => Ok(None),
+        }
+    }
+
+    /// The record with this id, if any.
+    pub fn get(&self, id: RecordingId) -> Result<Option<Record>, StoreError> {
+        match self.trees[BY_ID]
+            .get(id.0.to_be_bytes())
+            .map_err(sled_err("read the id index"))?
+        {
+            Some(key) => self.record_at(&key),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `record` and its indexes (replacing `previous`, the version it was read as) with
+    /// its audit entry, in one transaction. Visible at once; durable at the next flush.
+    pub fn commit(
+        &self,
+        record: &Record,
+        previous: Option<&Record>,
+        event: Draft,
+        time_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.transact("write a record", |tx| {
+            tx.put(record, previous)?;
+            tx.append(vec![event.clone()], time_ms)?;
+            Ok(())
+        })
+    }
+
+    /// Appends audit entries that concern no record write (a configuration reload, the chain
+    /// head), flushed.
+    pub fn audit(&self, events: Vec<Draft>, time_ms: i64) -> Result<Vec<Entry>, StoreError> {
+        let entries = self.transact("append to the audit log", |tx| {
+            tx.append(events.clone(), time_ms)
+        })?;
+        self.flush()?;
+        Ok(entries)
+    }
+
+    /// Sets a recording's consent (the old one goes to its history) and audits who did it.
+    /// Flushed before it returns.
+    pub fn set_consent(
+        &self,
+        id: RecordingId,
+        consent: ConsentRecord,
+        law: ConsentLaw,
+        time_ms: i64,
+    ) -> Result<Record, StoreError> {
+        let record = self.transact("change consent", |tx| {
+            let Some(old) = tx.get(id)? else {
+                return Err(ConflictableTransactionError::Abort(format!(
+                    "no recording with id {}",
+                    id.0
+                )));
+            };
+            if old.state == RecordState::Purged {
+                return Err(ConflictableTransactionError::Abort(format!(
+                    "recording {} was purged: its consent can no longer change",
+                    id.0
+                )));
+            }
+            let mut record = old.clone();
+            if let Some(previous) = record.consent.take() {
+                record.consent_history.push(previous);
+            }
+            record.consent = Some(consent.clone());
+            record.consent_law = Some(law);
+            tx.put(&record, Some(&old))?;
+            let event = Draft::new(
+                &consent.actor,
+                "consent",
+                serde_json::json!({
+                    "from": old.consent.as_ref().map(|c| c.state),
+                    "to": consent.state,
+                    "source": consent.source,
+                    "note": consent.note,
+                    "law": law,
+                }),
+            )
+            .about(id.0);
+            tx.append(vec![event], time_ms)?;
+            Ok(record)
+        })?;
+        self.flush()?;
+        Ok(record)
+    }
+
+    /// Places a legal hold on the recordings `selection` matches now (purged ones excepted),
+    /// audited. Flushed before it returns.
+    pub fn add_hold(
+        &self,
+        case: &str,
+        reason: &str,
+        actor: &str,
+        selection: Selection,
+        time_ms: i64,
+    ) -> Result<Hold, StoreError> {
+        if selection.is_empty() {
+            return Err(StoreError::Refused(
+                "a hold needs a selection: ids, agent, queue, call id or a time range".into(),
+            ));
+        }
+        if case.trim().is_empty() {
+            return Err(StoreError::Refused("a hold needs a case id".into()));
+        }
+        let matched: Vec<Record> = self
+            .select(&selection)?
+            .into_iter()
+            .filter(|r| r.state != RecordState::Purged)
+            .collect();
+        let hold_id = self.db.generate_id().map_err(sled_err("generate an id"))?;
+        let hold = Hold {
+            id: hold_id,
+            case: case.into(),
+            reason: reason.into(),
+            actor: actor.into(),
+            added_ms: time_ms,
+            selection,
+            recordings: matched.iter().map(|r| r.id).collect(),
+            released: None,
+        };
+        self.transact("add a hold", |tx| {
+            let mut events = Vec::new();
+            for r in &matched {
+                // Read again inside the transaction: a concurrent write wins a retry, not a loss.
+                let Some(old) = tx.get(r.id)? else { continue };
+                let mut record = old.clone();
+                if !record.holds.contains(&hold_id) {
+                    record.holds.push(hold_id);
                 }
-                recordings.insert(&key[..], value.as_slice())?;
-                by_path.insert(record.path.as_bytes(), &key[..])?;
-                let mut state_key = vec![record.state.byte()];
-                state_key.extend_from_slice(&key);
-                by_state.insert(state_key, &[][..])?;
-                if let Some(m) = &record.metadata {
-                    if let Some(agent) = &m.agent {
-                        by_agent.insert(named_key(agent, &key), &[][..])?;
-                    }
-                    if let Some(queue) = &m.queue {
-                        by_queue.insert(named_key(queue, &key), &[][..])?;
-                    }
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
+                tx.put(&record, Some(&old))?;
+                events.push(
+                    Draft::new(
+                        actor,
+                        "hold_add",
+                        serde_json::json!({"hold": hold_id, "case": case}),
+                    )
+                    .about(r.id.0),
+                );
+            }
+            tx.0[HOLDS].insert(&hold_id.to_be_bytes()[..], json(&hold))?;
+            events.push(Draft::new(
+                actor,
+                "hold_add",
+                serde_json::json!({"hold": hold_id, "case": case, "reason": reason,
+                    "selection": hold.selection, "recordings": hold.recordings.len()}),
+            ));
+            tx.append(events, time_ms)?;
+            Ok(())
+        })?;
+        self.flush()?;
+        Ok(hold)
+    }
+
+    /// Releases a hold: its recordings' original deadlines apply again. Audited, flushed.
+    pub fn release_hold(
+        &self,
+        hold_id: u64,
+        actor: &str,
+        reason: &str,
+        time_ms: i64,
+    ) -> Result<Hold, StoreError> {
+        let hold = self.transact("release a hold", |tx| {
+            let Some(v) = tx.0[HOLDS].get(hold_id.to_be_bytes())? else {
+                return Err(ConflictableTransactionError::Abort(format!(
+                    "no hold with id {hold_id}"
+                )));
+            };
+            let mut hold: Hold = serde_json::from_slice(&v)
+                .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
+            if hold.released.is_some() {
+                return Err(ConflictableTransactionError::Abort(format!(
+                    "hold {hold_id} (case {}) is already released",
+                    hold.case
+                )));
+            }
+            let mut events = Vec::new();
+            for id in &hold.recordings {
+                let Some(old) = tx.get(*id)? else { continue };
+                let mut record = old.clone();
+                record.holds.retain(|h| *h != hold_id);
+                tx.put(&record, Some(&old))?;
+                events.push(
+                    Draft::new(
+                        actor,
+                        "hold_release",
+                        serde_json::json!({"hold": hold_id, "case": hold.case}),
+                    )
+                    .about(id.0),
+                );
+            }
+            hold.released = Some(Release {
+                at_ms: time_ms,
+                actor: actor.into(),
+                reason: reason.into(),
             });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Storage(e)) => return Err(sled_err("write a record")(e)),
-            // The closure above never aborts on its own.
-            Err(TransactionError::Abort(())) => {
-                return Err(StoreError::Corrupt {
-                    key: hex::encode(key),
-                    reason: "write transaction aborted".into(),
+            tx.0[HOLDS].insert(&hold_id.to_be_bytes()[..], json(&hold))?;
+            events.push(Draft::new(
+                actor,
+                "hold_release",
+                serde_json::json!({"hold": hold_id, "case": hold.case, "reason": reason}),
+            ));
+            tx.append(events, time_ms)?;
+            Ok(hold)
+        })?;
+        self.flush()?;
+        Ok(hold)
+    }
+
+    /// Every hold, released ones included.
+    pub fn holds(&self) -> Result<Vec<Hold>, StoreError> {
+        self.trees[HOLDS]
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(sled_err("read the holds"))?;
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                    key: hex::encode(k),
+                    reason: e.to_string(),
                 })
+            })
+            .collect()
+    }
+
+    /// The records a selection matches, using the id, agent or queue index when it can.
+    pub fn select(&self, selection: &Selection) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        let mut keep = |r: Record| {
+            if selection.matches(&r) {
+                out.push(r);
+            }
+        };
+        if !selection.ids.is_empty() {
+            for id in &selection.ids {
+                if let Some(r) = self.get(RecordingId(*id))? {
+                    keep(r);
+                }
+            }
+        } else if let Some((tree, name)) = selection
+            .agent
+            .as_ref()
+            .map(|a| (BY_AGENT, a))
+            .or(selection.queue.as_ref().map(|q| (BY_QUEUE, q)))
+        {
+            let mut prefix = name.as_bytes().to_vec();
+            prefix.push(0);
+            for kv in self.trees[tree].scan_prefix(&prefix) {
+                let (k, _) = kv.map_err(sled_err("scan an index"))?;
+                if let Some(r) = self.record_at(&k[prefix.len()..])? {
+                    keep(r);
+                }
+            }
+        } else {
+            let from = record_key(selection.from_ms.unwrap_or(i64::MIN), RecordingId(0));
+            let until = record_key(selection.until_ms.unwrap_or(i64::MAX), RecordingId(0));
+            for kv in self.trees[RECORDINGS].range(from..until) {
+                let (k, v) = kv.map_err(sled_err("scan the records"))?;
+                keep(decode(&k, &v)?);
             }
         }
-        Ok(())
+        Ok(out)
+    }
+
+    /// Records purge intents (with a `purge_intent` audit entry each) and flushes them to disk:
+    /// after this returns, the files may be deleted.
+    pub fn write_intents(&self, intents: &[Intent], time_ms: i64) -> Result<(), StoreError> {
+        self.transact("write purge intents", |tx| {
+            let mut events = Vec::with_capacity(intents.len());
+            for intent in intents {
+                tx.0[INTENTS].insert(&intent.id.0.to_be_bytes()[..], json(intent))?;
+                events.push(
+                    Draft::new(
+                        &intent.actor,
+                        "purge_intent",
+                        serde_json::json!({"path": intent.path, "rule": intent.rule,
+                            "reason": intent.reason, "scope": intent.scope}),
+                    )
+                    .about(intent.id.0),
+                );
+            }
+            tx.append(events, time_ms)?;
+            Ok(())
+        })?;
+        self.flush()
+    }
+
+    /// The purge intents not yet completed.
+    pub fn intents(&self) -> Result<Vec<Intent>, StoreError> {
+        self.trees[INTENTS]
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(sled_err("read the purge intents"))?;
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                    key: hex::encode(k),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Completes purges whose files are gone: each record becomes a tombstone, its intent is
+    /// removed and a `purge` audit entry written, in one transaction; flushed.
+    pub fn finish_purges(
+        &self,
+        done: &[(Intent, Tombstone)],
+        time_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.transact("record purges", |tx| {
+            let mut events = Vec::with_capacity(done.len());
+            for (intent, tombstone) in done {
+                let id_key = intent.id.0.to_be_bytes();
+                if tx.0[INTENTS].get(id_key)?.is_none() {
+                    // Completed already (by an earlier attempt of this very run).
+                    continue;
+                }
+                tx.0[INTENTS].remove(&id_key[..])?;
+                let Some(old) = tx.get(intent.id)? else {
+                    continue;
+                };
+                let mut record = old.clone();
+                record.duration_s = old.duration();
+                record.state = RecordState::Purged;
+                record.tombstone = Some(tombstone.clone());
+                if tombstone.scope == Scope::AudioAndMetadata {
+                    record.metadata = None;
+                    record.report = None;
+                    record.metadata_error = None;
+                }
+                tx.put(&record, Some(&old))?;
+                events.push(
+                    Draft::new(
+                        &tombstone.actor,
+                        "purge",
+                        serde_json::json!({"path": old.path, "sha256": old.sha256,
+                            "size": old.size, "rule": tombstone.rule, "reason": tombstone.reason,
+                            "scope": tombstone.scope, "sidecar_deleted": tombstone.sidecar_deleted,
+                            "rolled_forward": tombstone.rolled_forward}),
+                    )
+                    .about(intent.id.0),
+                );
+            }
+            tx.append(events, time_ms)?;
+            Ok(())
+        })?;
+        self.flush()
+    }
+
+    /// Abandons a purge whose file is not the one recorded (or not reachable safely): the
+    /// record keeps its file, gets `purge_refused` and the reason, and is left to a human.
+    pub fn refuse_purge(&self, intent: &Intent, why: &str, time_ms: i64) -> Result<(), StoreError> {
+        self.transact("record a refused purge", |tx| {
+            tx.0[INTENTS].remove(&intent.id.0.to_be_bytes()[..])?;
+            if let Some(old) = tx.get(intent.id)? {
+                let mut record = old.clone();
+                if !record.flags.iter().any(|f| f == "purge_refused") {
+                    record.flags.push("purge_refused".into());
+                }
+                record.purge_note = Some(why.to_string());
+                tx.put(&record, Some(&old))?;
+            }
+            let event = Draft::new(
+                &intent.actor,
+                "purge_refused",
+                serde_json::json!({"path": intent.path, "rule": intent.rule, "why": why}),
+            )
+            .about(intent.id.0);
+            tx.append(vec![event], time_ms)?;
+            Ok(())
+        })?;
+        self.flush()
     }
 
     /// Every record, in time order.
     pub fn all(&self) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
-        self.recordings.iter().map(|kv| {
+        self.trees[RECORDINGS].iter().map(|kv| {
             let (k, v) = kv.map_err(sled_err("scan the records"))?;
             decode(&k, &v)
+        })
+    }
+
+    /// The records in one state, in time order (by the state index).
+    pub fn in_state(
+        &self,
+        state: RecordState,
+    ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
+        self.trees[BY_STATE].scan_prefix([state.byte()]).map(|kv| {
+            let (k, _) = kv.map_err(sled_err("scan the state index"))?;
+            self.record_at(&k[1..])?.ok_or_else(|| StoreError::Corrupt {
+                key: hex::encode(&k),
+                reason: "state index points at no record".into(),
+            })
         })
     }
 
@@ -294,10 +925,39 @@ impl Store {
 
     /// How many records are in each state.
     pub fn count_by_state(&self, state: RecordState) -> usize {
-        self.by_state.scan_prefix([state.byte()]).count()
+        self.trees[BY_STATE].scan_prefix([state.byte()]).count()
+    }
+
+    /// The audit chain's head (its last entry's position and hash).
+    pub fn audit_head(&self) -> Result<Head, StoreError> {
+        match self.trees[META]
+            .get("audit_head")
+            .map_err(sled_err("read the audit head"))?
+        {
+            Some(v) => serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                key: "audit_head".into(),
+                reason: e.to_string(),
+            }),
+            None => Ok(Head::default()),
+        }
+    }
+
+    /// The audit entries in chain order, each with the position its key says and the entry or
+    /// why it does not decode.
+    pub fn audit_entries(
+        &self,
+    ) -> impl Iterator<Item = Result<(u64, Result<Entry, String>), StoreError>> + '_ {
+        self.trees[AUDIT].iter().map(|kv| {
+            let (k, v) = kv.map_err(sled_err("read the audit log"))?;
+            let seq = k
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(u64::MAX);
+            Ok((seq, serde_json::from_slice(&v).map_err(|e| e.to_string())))
+        })
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +980,7 @@ mod tests {
             }),
             flags: vec![],
             metadata_error: None,
+            ..Record::blank()
         }
     }
 
@@ -342,12 +1003,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let a = record(1, "/r/a.wav", 100);
-        store.put(&a, None).unwrap();
+        store
+            .commit(
+                &a,
+                None,
+                Draft::new("t", "ingest", serde_json::Value::Null),
+                1,
+            )
+            .unwrap();
         assert_eq!(store.by_path("/r/a.wav").unwrap(), Some(a.clone()));
         assert_eq!(store.count_by_state(RecordState::Analysed), 1);
         let mut b = a.clone();
         b.state = RecordState::Missing;
-        store.put(&b, Some(&a)).unwrap();
+        store
+            .commit(
+                &b,
+                Some(&a),
+                Draft::new("t", "missing", serde_json::Value::Null),
+                2,
+            )
+            .unwrap();
         assert_eq!(store.count_by_state(RecordState::Analysed), 0);
         assert_eq!(store.count_by_state(RecordState::Missing), 1);
         assert_eq!(store.all().count(), 1);

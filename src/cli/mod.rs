@@ -2,7 +2,10 @@
 //!
 //! Exit codes (documented in the README, tested in tests/it/cli.rs):
 //! 0 everything asked for was done; 1 internal error; 2 bad input (a file that could not be
-//! analysed, an invalid configuration, a usage error).
+//! analysed, an invalid configuration, a usage error); 3 done, but something needs a human
+//! (`audit verify` found a break, a purge was refused).
+
+mod compliance;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -20,6 +23,7 @@ use crate::pipeline::{self, Options};
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_INTERNAL: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_ATTENTION: u8 = 3;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,6 +44,20 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Run the daemon: watch the recordings roots and ingest every finished call once.
     Daemon(DaemonArgs),
+    /// Purge what the retention policy says is due (never held or locked recordings).
+    Purge(compliance::PurgeArgs),
+    /// The audit log: verify the chain and every recording's hash, or export it.
+    #[command(subcommand)]
+    Audit(compliance::AuditCommand),
+    /// Reports for compliance officers.
+    #[command(subcommand)]
+    Report(compliance::ReportCommand),
+    /// Legal holds: add, release, list.
+    #[command(subcommand)]
+    Hold(compliance::HoldCommand),
+    /// Consent: set a recording's consent state.
+    #[command(subcommand)]
+    Consent(compliance::ConsentCommand),
     /// Print the default configuration (commented TOML).
     DefaultConfig,
 }
@@ -93,6 +111,11 @@ pub fn main() -> ExitCode {
         Command::Analyze(args) => analyze(args),
         Command::Ingest(args) => ingest(args),
         Command::Daemon(args) => daemon(args),
+        Command::Purge(args) => compliance::purge(args),
+        Command::Audit(cmd) => compliance::audit(cmd),
+        Command::Report(cmd) => compliance::report(cmd),
+        Command::Hold(cmd) => compliance::hold(cmd),
+        Command::Consent(cmd) => compliance::consent(cmd),
         Command::DefaultConfig => {
             print!("{}", crate::config::DEFAULT_TOML);
             Ok(EXIT_OK)
@@ -100,6 +123,15 @@ pub fn main() -> ExitCode {
     };
     match code {
         Ok(code) => ExitCode::from(code),
+        // A reader that went away (`| head`) is not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::from(EXIT_OK)
+        }
         Err(e) => {
             eprintln!("callwarden: {e:#}");
             ExitCode::from(EXIT_BAD_INPUT)

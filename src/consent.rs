@@ -1,0 +1,134 @@
+//! Consent: what a recording's consent is, where it came from, and which law applies (pure).
+//!
+//! A recording's consent comes from its sidecar at ingest (source `sidecar` unless the sidecar
+//! names one) and can be changed later by an operator through [`crate::store::Store::set_consent`],
+//! which keeps the history and writes an audit entry with who did it. The law (one-party or
+//! all-party consent) comes from `[consent]` in the configuration, by queue, direction or tag.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConsentConfig, ConsentLaw};
+use crate::metadata::{ConsentSource, ConsentState, Metadata};
+
+/// A recording's consent at one point of its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    pub state: ConsentState,
+    pub source: ConsentSource,
+    /// When consent was given or denied, if known (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_ms: Option<i64>,
+    /// When callwarden recorded it.
+    pub recorded_ms: i64,
+    /// Who recorded it: `ingest` for sidecars, else the operator.
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The consent a sidecar states, recorded at `now_ms`.
+pub fn from_metadata(m: &Metadata, now_ms: i64) -> Option<ConsentRecord> {
+    let c = m.consent.as_ref()?;
+    Some(ConsentRecord {
+        state: c.state,
+        source: c.source.unwrap_or(ConsentSource::Sidecar),
+        time_ms: c
+            .time
+            .as_deref()
+            .and_then(|t| crate::metadata::rfc3339_ms(t).ok()),
+        recorded_ms: now_ms,
+        actor: "ingest".into(),
+        note: None,
+    })
+}
+
+/// The consent law for a call: the first `[[consent.rule]]` that matches, else the default.
+pub fn law(m: Option<&Metadata>, config: &ConsentConfig) -> ConsentLaw {
+    for rule in &config.rule {
+        let queue_ok = rule.queue.is_empty()
+            || m.and_then(|m| m.queue.as_ref())
+                .is_some_and(|q| rule.queue.contains(q));
+        let direction_ok = rule.direction.is_empty()
+            || m.and_then(|m| m.direction)
+                .is_some_and(|d| rule.direction.contains(&d));
+        let tag_ok =
+            rule.tag.is_empty() || m.is_some_and(|m| m.tags.iter().any(|t| rule.tag.contains(t)));
+        if queue_ok && direction_ok && tag_ok {
+            return rule.requires;
+        }
+    }
+    config.default
+}
+
+/// Whether a recording lacks the consent its law needs: under all-party consent only `granted`
+/// or `not_required` will do; under one-party consent, the business's own consent suffices.
+pub fn lacking(law: ConsentLaw, consent: Option<&ConsentRecord>) -> bool {
+    match law {
+        ConsentLaw::OneParty => consent.is_some_and(|c| c.state == ConsentState::Denied),
+        ConsentLaw::AllParty => !consent
+            .is_some_and(|c| matches!(c.state, ConsentState::Granted | ConsentState::NotRequired)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConsentRule;
+    use crate::metadata::Direction;
+
+    #[test]
+    fn the_first_matching_rule_sets_the_law() {
+        let config = ConsentConfig {
+            default: ConsentLaw::OneParty,
+            rule: vec![
+                ConsentRule {
+                    queue: vec!["eu".into()],
+                    direction: vec![],
+                    tag: vec![],
+                    requires: ConsentLaw::AllParty,
+                },
+                ConsentRule {
+                    queue: vec![],
+                    direction: vec![Direction::Outbound],
+                    tag: vec!["ca".into()],
+                    requires: ConsentLaw::AllParty,
+                },
+            ],
+        };
+        let m = |queue: Option<&str>, direction, tags: &[&str]| Metadata {
+            queue: queue.map(String::from),
+            direction,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        };
+        assert_eq!(law(None, &config), ConsentLaw::OneParty);
+        assert_eq!(
+            law(Some(&m(Some("eu"), None, &[])), &config),
+            ConsentLaw::AllParty
+        );
+        assert_eq!(
+            law(Some(&m(None, Some(Direction::Outbound), &["ca"])), &config),
+            ConsentLaw::AllParty
+        );
+        assert_eq!(
+            law(Some(&m(None, Some(Direction::Inbound), &["ca"])), &config),
+            ConsentLaw::OneParty
+        );
+    }
+
+    #[test]
+    fn sidecar_consent_is_recorded_with_its_source() {
+        let m = Metadata::parse(
+            r#"{"consent": {"state": "granted", "source": "ivr", "time": "2026-01-02T03:04:05Z"}}"#,
+        )
+        .unwrap();
+        let c = from_metadata(&m, 7).unwrap();
+        assert_eq!(c.state, ConsentState::Granted);
+        assert_eq!(c.source, ConsentSource::Ivr);
+        assert_eq!(c.time_ms, Some(1_767_323_045_000));
+        assert_eq!(c.actor, "ingest");
+        assert!(!lacking(ConsentLaw::AllParty, Some(&c)));
+        assert!(lacking(ConsentLaw::AllParty, None));
+        assert!(!lacking(ConsentLaw::OneParty, None));
+    }
+}

@@ -1,0 +1,468 @@
+//! The retention planner: a pure function from records, policy and time to decisions.
+//!
+//! `plan(records, policy, now)` says for every recording whether it is kept or purged, and why:
+//! the rule that set its retention and the deadline, or the hold or lock that keeps it. Nothing
+//! here reads the clock, the disk or the store; [`crate::purge`] carries decisions out.
+//!
+//! The rules (`[[retention.rule]]` in the configuration):
+//! - A rule matches a recording when every key it lists matches (a list matches any of its
+//!   values). The rule without match keys is the default: it applies when no other rule matches.
+//! - When several rules match, the longest retention wins (ties: the first in the file). Its
+//!   `delete` says what expiry deletes.
+//! - `min_keep` is a lock, like S3 Object Lock's compliance mode: no deletion before it, manual
+//!   and disk-pressure purges included. The longest lock of the matching rules applies.
+//! - Denied consent shortens the retention to the denial plus `denied_grace_h`, unless a hold or a
+//!   lock says otherwise.
+//! - A legal hold overrides every deletion path. Released, the original deadline applies again.
+//! - A purge is never undone by time: if a recording is due at `now`, it is due at any later time
+//!   (holds and consent are inputs, not time).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{RetentionConfig, RetentionRule};
+use crate::metadata::ConsentState;
+use crate::store::{Record, RecordState, RecordingId};
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// A retention period: `"36h"`, `"90d"`, `"12w"`, `"5y"` (calendar years) or `"forever"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Span {
+    Hours(u32),
+    Days(u32),
+    Weeks(u32),
+    Years(u32),
+    #[default]
+    Forever,
+}
+
+impl TryFrom<String> for Span {
+    type Error = String;
+    fn try_from(text: String) -> Result<Span, String> {
+        Span::parse(&text)
+    }
+}
+
+impl From<Span> for String {
+    fn from(span: Span) -> String {
+        span.to_string()
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Span::Hours(n) => write!(f, "{n}h"),
+            Span::Days(n) => write!(f, "{n}d"),
+            Span::Weeks(n) => write!(f, "{n}w"),
+            Span::Years(n) => write!(f, "{n}y"),
+            Span::Forever => f.write_str("forever"),
+        }
+    }
+}
+
+impl Span {
+    pub fn parse(text: &str) -> Result<Span, String> {
+        let t = text.trim();
+        if t == "forever" {
+            return Ok(Span::Forever);
+        }
+        let bad = || {
+            format!("{text:?} is not a period: write a whole number and h, d, w or y (\"90d\", \"5y\"), or \"forever\"")
+        };
+        let unit = t.chars().last().ok_or_else(bad)?;
+        let n: u32 = t[..t.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+        if n > 1000 * 365 {
+            return Err(format!("{text:?} is longer than a thousand years"));
+        }
+        match unit {
+            'h' => Ok(Span::Hours(n)),
+            'd' => Ok(Span::Days(n)),
+            'w' => Ok(Span::Weeks(n)),
+            'y' if n <= 1000 => Ok(Span::Years(n)),
+            'y' => Err(format!("{text:?} is longer than a thousand years")),
+            _ => Err(bad()),
+        }
+    }
+
+    /// `from_ms` plus this span, in ms since the epoch; `None` for forever. Years are calendar
+    /// years (29 February plus a year is 1 March).
+    pub fn after(self, from_ms: i64) -> Option<i64> {
+        match self {
+            Span::Hours(n) => Some(from_ms.saturating_add(i64::from(n) * HOUR_MS)),
+            Span::Days(n) => Some(from_ms.saturating_add(i64::from(n) * DAY_MS)),
+            Span::Weeks(n) => Some(from_ms.saturating_add(i64::from(n) * 7 * DAY_MS)),
+            Span::Years(n) => Some(add_years(from_ms, n)),
+            Span::Forever => None,
+        }
+    }
+}
+
+fn add_years(from_ms: i64, years: u32) -> i64 {
+    use time::{Date, Month, OffsetDateTime};
+    let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(from_ms) * 1_000_000) else {
+        return i64::MAX;
+    };
+    let year = t.year() + years as i32;
+    let date = Date::from_calendar_date(year, t.month(), t.day())
+        .or_else(|_| Date::from_calendar_date(year, Month::March, 1));
+    match date {
+        Ok(d) => {
+            let moved = t.replace_date(d);
+            (moved.unix_timestamp_nanos() / 1_000_000) as i64
+        }
+        Err(_) => i64::MAX,
+    }
+}
+
+/// What a purge deletes. The tombstone (hash, size, duration, when, why, who) always stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Scope {
+    /// The audio file and its sidecar; the record's metadata and analysis stay.
+    #[default]
+    #[serde(rename = "audio")]
+    Audio,
+    /// The files, and the record's metadata and analysis.
+    #[serde(rename = "audio+metadata")]
+    AudioAndMetadata,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Audio => "audio",
+            Scope::AudioAndMetadata => "audio+metadata",
+        }
+    }
+}
+
+/// Why a purge is being planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The scheduled run: what has expired.
+    Schedule,
+    /// Free space is low: also what the policy allows to go early.
+    DiskPressure,
+    /// An operator asked for these recordings to go.
+    Manual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Keep,
+    Purge,
+    /// Already purged, or the file is gone: nothing to do.
+    Nothing,
+}
+
+/// Why a decision was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Reason {
+    /// Kept until its deadline (`None`: forever).
+    Retained { until_ms: Option<i64> },
+    /// Its retention has passed.
+    Expired { deadline_ms: i64 },
+    /// Consent was denied and the grace period has passed.
+    ConsentDenied { denied_ms: i64, deadline_ms: i64 },
+    /// Free space is low and the rule allows purging early.
+    DiskPressure,
+    /// An operator asked.
+    Manual,
+    /// A legal hold keeps it, whatever its deadline.
+    Held {
+        holds: Vec<u64>,
+        deadline_ms: Option<i64>,
+    },
+    /// A rule's `min_keep` locks it until then.
+    Locked { until_ms: i64 },
+    /// An earlier purge refused to delete it (the file changed, a symlink, outside the roots):
+    /// someone must look.
+    NeedsReview { note: String },
+    /// Purged already.
+    Purged { at_ms: i64 },
+    /// The file is gone, not by callwarden's hand (the record is `missing`).
+    FileMissing,
+}
+
+/// The plan for one recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub id: RecordingId,
+    pub action: Action,
+    /// The rule that set its retention.
+    pub rule: String,
+    /// What a purge deletes.
+    pub scope: Scope,
+    pub reason: Reason,
+}
+
+impl Decision {
+    /// The reason in words, with the rule and the times.
+    pub fn explain(&self) -> String {
+        let rule = &self.rule;
+        match &self.reason {
+            Reason::Retained { until_ms: None } => format!("kept forever by rule {rule:?}"),
+            Reason::Retained { until_ms: Some(t) } => {
+                format!("kept until {} by rule {rule:?}", fmt_ms(*t))
+            }
+            Reason::Expired { deadline_ms } => {
+                format!("expired {} under rule {rule:?}", fmt_ms(*deadline_ms))
+            }
+            Reason::ConsentDenied {
+                denied_ms,
+                deadline_ms,
+            } => format!(
+                "consent denied {}, grace ended {}",
+                fmt_ms(*denied_ms),
+                fmt_ms(*deadline_ms)
+            ),
+            Reason::DiskPressure => {
+                format!("disk pressure; rule {rule:?} allows purging early")
+            }
+            Reason::Manual => "requested by an operator".into(),
+            Reason::Held { holds, .. } => format!("under legal hold {holds:?}"),
+            Reason::Locked { until_ms } => {
+                format!(
+                    "locked until {} (min_keep of rule {rule:?})",
+                    fmt_ms(*until_ms)
+                )
+            }
+            Reason::NeedsReview { note } => format!("needs review: {note}"),
+            Reason::Purged { at_ms } => format!("purged {}", fmt_ms(*at_ms)),
+            Reason::FileMissing => "the file is missing (not deleted by callwarden)".into(),
+        }
+    }
+}
+
+/// A time in ms since the epoch as RFC 3339 (UTC).
+pub fn fmt_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{ms} ms"))
+}
+
+fn matches(rule: &RetentionRule, r: &Record) -> bool {
+    fn any<T: PartialEq>(list: &[T], value: Option<T>) -> bool {
+        list.is_empty() || value.is_some_and(|v| list.contains(&v))
+    }
+    let m = r.metadata.as_ref();
+    let consent = r.consent.as_ref().map(|c| c.state);
+    any(
+        &rule.consent,
+        Some(consent.unwrap_or(ConsentState::Unknown)),
+    ) && any(&rule.direction, m.and_then(|m| m.direction))
+        && any(&rule.queue, m.and_then(|m| m.queue.clone()))
+        && any(&rule.agent, m.and_then(|m| m.agent.clone()))
+        && (rule.tag.is_empty() || m.is_some_and(|m| m.tags.iter().any(|t| rule.tag.contains(t))))
+        && any(&rule.grade, r.report.as_ref().map(|rep| rep.quality.grade))
+        && any(&rule.state, Some(r.state))
+}
+
+/// Orders deadlines with forever (`None`) last.
+fn later(a: Option<i64>, b: Option<i64>) -> bool {
+    match (a, b) {
+        (None, Some(_)) => true,
+        (Some(a), Some(b)) => a > b,
+        _ => false,
+    }
+}
+
+/// The rule that sets a recording's retention, its deadline and the longest lock over it.
+pub fn governing<'p>(
+    r: &Record,
+    policy: &'p RetentionConfig,
+) -> (&'p RetentionRule, Option<i64>, Option<i64>) {
+    let mut winner: Option<(&RetentionRule, Option<i64>)> = None;
+    let mut lock: Option<i64> = None;
+    let consider = |rule: &'p RetentionRule,
+                    winner: &mut Option<(&'p RetentionRule, Option<i64>)>,
+                    lock: &mut Option<i64>| {
+        let deadline = rule.keep.after(r.started_ms);
+        if winner.is_none_or(|(_, best)| later(deadline, best)) {
+            *winner = Some((rule, deadline));
+        }
+        if let Some(min_keep) = rule.min_keep {
+            let until = min_keep.after(r.started_ms).unwrap_or(i64::MAX);
+            *lock = Some(lock.map_or(until, |l| l.max(until)));
+        }
+    };
+    for rule in policy.rule.iter().filter(|rule| !rule.is_default()) {
+        if matches(rule, r) {
+            consider(rule, &mut winner, &mut lock);
+        }
+    }
+    if winner.is_none() {
+        if let Some(rule) = policy.rule.iter().find(|rule| rule.is_default()) {
+            consider(rule, &mut winner, &mut lock);
+        }
+    }
+    match winner {
+        Some((rule, deadline)) => (rule, deadline, lock),
+        // A validated policy always has a default rule; without one, keep everything.
+        None => (&FALLBACK, None, lock),
+    }
+}
+
+static FALLBACK: RetentionRule = RetentionRule {
+    name: String::new(),
+    consent: Vec::new(),
+    direction: Vec::new(),
+    queue: Vec::new(),
+    agent: Vec::new(),
+    tag: Vec::new(),
+    grade: Vec::new(),
+    state: Vec::new(),
+    keep: Span::Forever,
+    min_keep: None,
+    delete: Scope::Audio,
+    purge_early: false,
+};
+
+/// The decision for one recording.
+pub fn decide(r: &Record, policy: &RetentionConfig, now_ms: i64, trigger: Trigger) -> Decision {
+    let (rule, deadline, lock) = governing(r, policy);
+    let decision = |action, reason| Decision {
+        id: r.id,
+        action,
+        rule: rule.name.clone(),
+        scope: rule.delete,
+        reason,
+    };
+    if r.state == RecordState::Purged {
+        let at_ms = r.tombstone.as_ref().map_or(0, |t| t.deleted_ms);
+        return decision(Action::Nothing, Reason::Purged { at_ms });
+    }
+    if r.state == RecordState::Missing {
+        return decision(Action::Nothing, Reason::FileMissing);
+    }
+    // Consent denied: the denial plus the grace period, if sooner.
+    let denied = r
+        .consent
+        .as_ref()
+        .filter(|c| c.state == ConsentState::Denied)
+        .map(|c| {
+            let at = c.time_ms.unwrap_or(c.recorded_ms);
+            let grace = (policy.denied_grace_h * HOUR_MS as f64) as i64;
+            (at, at.saturating_add(grace))
+        });
+    let (due_ms, due_reason) = match denied {
+        Some((denied_ms, deadline_ms)) if deadline.is_none_or(|d| deadline_ms < d) => (
+            Some(deadline_ms),
+            Reason::ConsentDenied {
+                denied_ms,
+                deadline_ms,
+            },
+        ),
+        _ => (
+            deadline,
+            Reason::Expired {
+                deadline_ms: deadline.unwrap_or(i64::MAX),
+            },
+        ),
+    };
+    if !r.holds.is_empty() {
+        return decision(
+            Action::Keep,
+            Reason::Held {
+                holds: r.holds.clone(),
+                deadline_ms: due_ms,
+            },
+        );
+    }
+    if let Some(note) = &r.purge_note {
+        return decision(Action::Keep, Reason::NeedsReview { note: note.clone() });
+    }
+    if r.flags.iter().any(|f| f == "modified_after_ingest") {
+        let note = "the file changed after ingest: the one on disk is not the recording".into();
+        return decision(Action::Keep, Reason::NeedsReview { note });
+    }
+    let due = due_ms.is_some_and(|d| now_ms >= d);
+    let reason = match trigger {
+        _ if due => due_reason,
+        Trigger::Manual => Reason::Manual,
+        Trigger::DiskPressure if rule.purge_early => Reason::DiskPressure,
+        _ => return decision(Action::Keep, Reason::Retained { until_ms: due_ms }),
+    };
+    if let Some(until_ms) = lock.filter(|&l| now_ms < l) {
+        return decision(Action::Keep, Reason::Locked { until_ms });
+    }
+    decision(Action::Purge, reason)
+}
+
+/// The scheduled plan: a decision for every record.
+pub fn plan<'a>(
+    records: impl IntoIterator<Item = &'a Record>,
+    policy: &RetentionConfig,
+    now_ms: i64,
+) -> Vec<Decision> {
+    records
+        .into_iter()
+        .map(|r| decide(r, policy, now_ms, Trigger::Schedule))
+        .collect()
+}
+
+/// Counts of a plan, for summaries.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct PlanCounts {
+    pub purge: usize,
+    pub keep: usize,
+    pub held: usize,
+    pub locked: usize,
+    pub needs_review: usize,
+    pub nothing: usize,
+}
+
+pub fn count(decisions: &[Decision]) -> PlanCounts {
+    let mut c = PlanCounts::default();
+    for d in decisions {
+        match (&d.action, &d.reason) {
+            (Action::Purge, _) => c.purge += 1,
+            (Action::Nothing, _) => c.nothing += 1,
+            (_, Reason::Held { .. }) => c.held += 1,
+            (_, Reason::Locked { .. }) => c.locked += 1,
+            (_, Reason::NeedsReview { .. }) => c.needs_review += 1,
+            _ => c.keep += 1,
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_parse_and_print() {
+        for text in ["36h", "90d", "12w", "5y", "forever"] {
+            assert_eq!(Span::parse(text).unwrap().to_string(), text);
+        }
+        for bad in ["", "d", "90", "-3d", "1.5y", "3m", "2000y"] {
+            assert!(Span::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn years_are_calendar_years() {
+        // 2024-02-29T12:00:00Z plus one year is 2025-03-01T12:00:00Z.
+        let leap = 1_709_208_000_000;
+        assert_eq!(fmt_ms(leap), "2024-02-29T12:00:00Z");
+        assert_eq!(
+            fmt_ms(Span::Years(1).after(leap).unwrap()),
+            "2025-03-01T12:00:00Z"
+        );
+        assert_eq!(
+            fmt_ms(Span::Years(4).after(leap).unwrap()),
+            "2028-02-29T12:00:00Z"
+        );
+        assert_eq!(Span::Days(2).after(0), Some(2 * DAY_MS));
+        assert_eq!(Span::Forever.after(0), None);
+    }
+}

@@ -1,0 +1,472 @@
+//! Purge: carrying out the planner's deletions, crash-safe, only under the roots.
+//!
+//! For each batch of recordings the planner says to purge:
+//! 1. write an intent per recording (with its `purge_intent` audit entry) and flush the store;
+//! 2. for each: walk from the configured root to the file one directory at a time with
+//!    `O_NOFOLLOW` (a symlink anywhere below the root refuses the purge), check the file is the
+//!    one recorded (a regular file with the recorded size and mtime; else refuse and flag it),
+//!    delete the audio and a regular-file sidecar beside it;
+//! 3. fsync every directory touched;
+//! 4. turn each record into a tombstone, remove its intent and write its `purge` audit entry, in
+//!    one transaction, and flush.
+//!
+//! Interrupted anywhere, the next run first completes every intent left over (step 2 again:
+//! a file still there is checked and deleted, a file already gone is rolled forward), so there is
+//! never a deleted file without its tombstone and audit entry, and never a tombstone for a file
+//! still there. The `fs` functions below are the only place that deletes anything (the rustix
+//! adapter).
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::policy::{self, Action, Decision, PlanCounts, Trigger};
+use crate::store::{Intent, Record, RecordState, RecordingId, Store, StoreError, Tombstone};
+
+/// Recordings deleted between two flushes of the store.
+const BATCH: usize = 500;
+
+/// What a purge run did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Summary {
+    /// The plan's counts (what was kept and why).
+    pub planned: PlanCounts,
+    /// Recordings deleted, with tombstones written.
+    pub purged: usize,
+    /// Of those, purges an earlier run had started (completed or rolled forward).
+    pub completed_from_earlier: usize,
+    pub bytes_freed: u64,
+    /// Purges refused: recording id, path, why (each is flagged `purge_refused`).
+    pub refused: Vec<(u64, String, String)>,
+    /// Purges that failed for now (an I/O error): their intents stay, the next run retries.
+    pub errors: Vec<(u64, String, String)>,
+}
+
+/// What happened to one recording's files.
+enum Outcome {
+    /// Deleted now: the directory to fsync, whether the sidecar went too, the bytes freed.
+    Deleted {
+        dir: PathBuf,
+        dir_fd: OwnedFd,
+        sidecar: bool,
+        bytes: u64,
+    },
+    /// The audio is not there (an interrupted purge deleted it, or someone did).
+    Gone { sidecar: bool },
+    /// Not deleted, never will be by callwarden: someone must look.
+    Refused(String),
+    /// Not deleted for now.
+    Error(String),
+}
+
+/// Runs purges against one store under one configuration.
+pub struct Purger<'a> {
+    pub store: &'a Store,
+    pub config: &'a Config,
+    /// Who is purging: `daemon`, or the user running the CLI.
+    pub actor: &'a str,
+}
+
+impl Purger<'_> {
+    /// The decisions of a scheduled run at `now_ms`, for every recording that still has files.
+    pub fn plan(
+        &self,
+        now_ms: i64,
+        trigger: Trigger,
+    ) -> Result<Vec<(Record, Decision)>, StoreError> {
+        let mut out = Vec::new();
+        let pending: std::collections::HashSet<RecordingId> =
+            self.store.intents()?.into_iter().map(|i| i.id).collect();
+        for state in [
+            RecordState::Analysed,
+            RecordState::TooShort,
+            RecordState::Failed,
+        ] {
+            for r in self.store.in_state(state) {
+                let r = r?;
+                if pending.contains(&r.id) {
+                    continue;
+                }
+                let d = policy::decide(&r, &self.config.retention, now_ms, trigger);
+                out.push((r, d));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Completes the purges an interrupted run left (intents without tombstones).
+    pub fn recover(&self, now_ms: i64, summary: &mut Summary) -> Result<(), StoreError> {
+        let intents = self.store.intents()?;
+        if !intents.is_empty() {
+            tracing::warn!(
+                count = intents.len(),
+                "completing purges an interrupted run left"
+            );
+        }
+        for chunk in intents.chunks(BATCH) {
+            self.delete_batch(chunk, now_ms, true, summary)?;
+        }
+        Ok(())
+    }
+
+    /// A scheduled (or disk-pressure) run: completes what an earlier run left, plans, and
+    /// purges what is due. With `dry_run`, deletes nothing and writes nothing.
+    pub fn run(
+        &self,
+        now_ms: i64,
+        trigger: Trigger,
+        dry_run: bool,
+    ) -> Result<(Vec<(Record, Decision)>, Summary), StoreError> {
+        let mut summary = Summary::default();
+        if !dry_run {
+            self.recover(now_ms, &mut summary)?;
+        }
+        let plan = self.plan(now_ms, trigger)?;
+        let decisions: Vec<Decision> = plan.iter().map(|(_, d)| d.clone()).collect();
+        summary.planned = policy::count(&decisions);
+        if !dry_run {
+            let mut due: Vec<&(Record, Decision)> = plan
+                .iter()
+                .filter(|(_, d)| d.action == Action::Purge)
+                .collect();
+            // Oldest first: under disk pressure the run may stop once there is room again.
+            due.sort_by_key(|(r, _)| (r.started_ms, r.id));
+            self.execute(&due, now_ms, trigger, &mut summary)?;
+        }
+        Ok((plan, summary))
+    }
+
+    /// Purges the given recordings at an operator's request: held and locked ones are refused
+    /// (in the returned decisions), the rest deleted as any purge.
+    pub fn purge_ids(
+        &self,
+        ids: &[RecordingId],
+        now_ms: i64,
+    ) -> Result<(Vec<Decision>, Summary), StoreError> {
+        let mut summary = Summary::default();
+        self.recover(now_ms, &mut summary)?;
+        let mut plan = Vec::new();
+        for id in ids {
+            let Some(r) = self.store.get(*id)? else {
+                return Err(StoreError::Refused(format!(
+                    "no recording with id {}",
+                    id.0
+                )));
+            };
+            let d = policy::decide(&r, &self.config.retention, now_ms, Trigger::Manual);
+            plan.push((r, d));
+        }
+        let decisions: Vec<Decision> = plan.iter().map(|(_, d)| d.clone()).collect();
+        summary.planned = policy::count(&decisions);
+        let due: Vec<&(Record, Decision)> = plan
+            .iter()
+            .filter(|(_, d)| d.action == Action::Purge)
+            .collect();
+        self.execute(&due, now_ms, Trigger::Manual, &mut summary)?;
+        Ok((decisions, summary))
+    }
+
+    fn execute(
+        &self,
+        due: &[&(Record, Decision)],
+        now_ms: i64,
+        trigger: Trigger,
+        summary: &mut Summary,
+    ) -> Result<(), StoreError> {
+        for chunk in due.chunks(BATCH) {
+            if trigger == Trigger::DiskPressure && !self.under_pressure() {
+                break;
+            }
+            let intents: Vec<Intent> = chunk
+                .iter()
+                .map(|(r, d)| Intent {
+                    id: r.id,
+                    path: r.path.clone(),
+                    size: r.size,
+                    mtime_ns: r.mtime_ns,
+                    rule: d.rule.clone(),
+                    reason: d.explain(),
+                    scope: d.scope,
+                    actor: self.actor.to_string(),
+                    planned_ms: now_ms,
+                })
+                .collect();
+            self.store.write_intents(&intents, now_ms)?;
+            self.delete_batch(&intents, now_ms, false, summary)?;
+        }
+        Ok(())
+    }
+
+    /// Step 2 to 4 for intents already written.
+    fn delete_batch(
+        &self,
+        intents: &[Intent],
+        now_ms: i64,
+        earlier: bool,
+        summary: &mut Summary,
+    ) -> Result<(), StoreError> {
+        let mut dirs: HashMap<PathBuf, OwnedFd> = HashMap::new();
+        let mut done = Vec::new();
+        for intent in intents {
+            let tombstone = |sidecar_deleted, rolled_forward| Tombstone {
+                deleted_ms: now_ms,
+                rule: intent.rule.clone(),
+                reason: intent.reason.clone(),
+                actor: intent.actor.clone(),
+                scope: intent.scope,
+                sidecar_deleted,
+                rolled_forward,
+            };
+            match self.delete_files(intent)? {
+                Outcome::Deleted {
+                    dir,
+                    dir_fd,
+                    sidecar,
+                    bytes,
+                } => {
+                    dirs.entry(dir).or_insert(dir_fd);
+                    summary.bytes_freed += bytes;
+                    done.push((intent.clone(), tombstone(sidecar, false)));
+                }
+                Outcome::Gone { sidecar } => {
+                    tracing::info!(id = intent.id.0, path = %intent.path,
+                        "purge: the file was already gone; tombstone written (rolled forward)");
+                    done.push((intent.clone(), tombstone(sidecar, true)));
+                }
+                Outcome::Refused(why) => {
+                    tracing::warn!(id = intent.id.0, path = %intent.path, %why, "purge refused");
+                    self.store.refuse_purge(intent, &why, now_ms)?;
+                    summary
+                        .refused
+                        .push((intent.id.0, intent.path.clone(), why));
+                }
+                Outcome::Error(why) => {
+                    tracing::error!(id = intent.id.0, path = %intent.path, %why,
+                        "purge failed; it will be retried");
+                    summary.errors.push((intent.id.0, intent.path.clone(), why));
+                }
+            }
+        }
+        for (dir, fd) in &dirs {
+            if let Err(e) = rustix::fs::fsync(fd) {
+                // The deletions may not be durable yet; the intents stay and the next run checks.
+                tracing::error!(dir = %dir.display(), error = %e, "fsync of a directory failed");
+                done.retain(|(i, _)| !Path::new(&i.path).starts_with(dir));
+            }
+        }
+        if earlier {
+            summary.completed_from_earlier += done.len();
+        }
+        summary.purged += done.len();
+        self.store.finish_purges(&done, now_ms)
+    }
+
+    /// The configured root `path` lies under, and the path's components below it.
+    fn locate(&self, path: &Path) -> Result<(PathBuf, Vec<String>), String> {
+        if !path.is_absolute() {
+            return Err("the path is not absolute".into());
+        }
+        let mut parts = Vec::new();
+        for c in path.components() {
+            match c {
+                Component::Normal(s) => match s.to_str() {
+                    Some(s) => parts.push(s.to_string()),
+                    None => return Err("the path is not valid UTF-8".into()),
+                },
+                Component::RootDir => {}
+                _ => return Err("the path has `.` or `..` components".into()),
+            }
+        }
+        for root in &self.config.ingest.roots {
+            if !root.is_absolute() {
+                continue;
+            }
+            let root_parts: Vec<String> = root
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(s) => s.to_str().map(String::from),
+                    _ => None,
+                })
+                .collect();
+            if parts.len() > root_parts.len() && parts[..root_parts.len()] == root_parts[..] {
+                return Ok((root.clone(), parts[root_parts.len()..].to_vec()));
+            }
+        }
+        Err("the path is outside the configured recordings roots (ingest.roots)".into())
+    }
+
+    /// Step 2 for one intent.
+    fn delete_files(&self, intent: &Intent) -> Result<Outcome, StoreError> {
+        let path = Path::new(&intent.path);
+        if let Some(r) = self.store.get(intent.id)? {
+            if r.flags.iter().any(|f| f == "modified_after_ingest") {
+                return Ok(Outcome::Refused(
+                    "the file changed after ingest: the one on disk is not the recording".into(),
+                ));
+            }
+        }
+        let (root, parts) = match self.locate(path) {
+            Ok(found) => found,
+            Err(why) => return Ok(Outcome::Refused(why)),
+        };
+        let Some((name, dirs)) = parts.split_last() else {
+            return Ok(Outcome::Refused("the path names no file".into()));
+        };
+        let dir_fd = match fs::open_below(&root, dirs) {
+            Ok(fd) => fd,
+            Err(fs::Open::Symlink(at)) => {
+                return Ok(Outcome::Refused(format!(
+                    "{at} is a symlink: purges never follow symlinks"
+                )))
+            }
+            Err(fs::Open::Missing) => return Ok(Outcome::Gone { sidecar: false }),
+            Err(fs::Open::Io(e)) => return Ok(Outcome::Error(e)),
+        };
+        let sidecar_name = Path::new(name)
+            .with_extension("json")
+            .to_string_lossy()
+            .into_owned();
+        let delete_sidecar = |dir_fd: &OwnedFd| -> Result<bool, String> {
+            if sidecar_name == *name {
+                return Ok(false);
+            }
+            fs::unlink_regular(dir_fd, &sidecar_name, None)
+        };
+        match fs::unlink_regular(&dir_fd, name, Some((intent.size, intent.mtime_ns))) {
+            Ok(true) => {
+                let sidecar = delete_sidecar(&dir_fd).unwrap_or_else(|e| {
+                    tracing::warn!(path = %intent.path, error = %e, "sidecar not deleted");
+                    false
+                });
+                Ok(Outcome::Deleted {
+                    dir: path.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                    dir_fd,
+                    sidecar,
+                    bytes: intent.size,
+                })
+            }
+            Ok(false) => {
+                let sidecar = delete_sidecar(&dir_fd).unwrap_or(false);
+                if sidecar {
+                    let _ = rustix::fs::fsync(&dir_fd);
+                }
+                Ok(Outcome::Gone { sidecar })
+            }
+            Err(why) if why.starts_with("refused: ") => {
+                Ok(Outcome::Refused(why["refused: ".len()..].to_string()))
+            }
+            Err(why) => Ok(Outcome::Error(why)),
+        }
+    }
+
+    /// Whether any root's filesystem has less free space than `retention.min_free_ratio`.
+    pub fn under_pressure(&self) -> bool {
+        let threshold = self.config.retention.min_free_ratio;
+        threshold > 0.0
+            && self
+                .config
+                .ingest
+                .roots
+                .iter()
+                .filter_map(|root| fs::free_ratio(root))
+                .any(|free| free < threshold)
+    }
+}
+
+/// The rustix adapter: directory walks without following symlinks, checked unlinks, free space.
+mod fs {
+    use std::os::fd::OwnedFd;
+    use std::path::Path;
+
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    use rustix::io::Errno;
+
+    pub enum Open {
+        Symlink(String),
+        Missing,
+        Io(String),
+    }
+
+    const DIR: OFlags = OFlags::DIRECTORY
+        .union(OFlags::RDONLY)
+        .union(OFlags::CLOEXEC)
+        .union(OFlags::NOFOLLOW);
+
+    /// Opens `root` (the configured path, which may itself be a symlink the operator chose),
+    /// then each of `dirs` below it without following symlinks.
+    pub fn open_below(root: &Path, dirs: &[String]) -> Result<OwnedFd, Open> {
+        let mut fd = rustix::fs::open(
+            root,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::NOENT => Open::Missing,
+            e => Open::Io(format!("open {}: {e}", root.display())),
+        })?;
+        let mut at = root.to_path_buf();
+        for d in dirs {
+            at.push(d);
+            fd = rustix::fs::openat(&fd, d.as_str(), DIR, Mode::empty()).map_err(|e| match e {
+                Errno::LOOP | Errno::NOTDIR => Open::Symlink(at.display().to_string()),
+                Errno::NOENT => Open::Missing,
+                e => Open::Io(format!("open {}: {e}", at.display())),
+            })?;
+        }
+        Ok(fd)
+    }
+
+    /// Deletes `name` in `dir` if it is a regular file (and, when `expect` is given, has that
+    /// size and mtime in ns). `Ok(false)`: not there. `Err("refused: …")`: there, but not the
+    /// file expected.
+    pub fn unlink_regular(
+        dir: &OwnedFd,
+        name: &str,
+        expect: Option<(u64, i128)>,
+    ) -> Result<bool, String> {
+        let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(format!("stat {name}: {e}")),
+        };
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::RegularFile => {}
+            FileType::Symlink => {
+                return Err(format!(
+                    "refused: {name} is a symlink: purges never follow symlinks"
+                ))
+            }
+            other => return Err(format!("refused: {name} is not a regular file ({other:?})")),
+        }
+        if let Some((size, mtime_ns)) = expect {
+            let now_mtime = i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec);
+            if st.st_size as u64 != size || now_mtime != mtime_ns {
+                return Err(format!(
+                    "refused: the file on disk is not the one recorded (size {} vs {size}, \
+                     mtime changed: {}); it was replaced or changed after ingest",
+                    st.st_size,
+                    now_mtime != mtime_ns
+                ));
+            }
+        }
+        match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(format!("delete {name}: {e}")),
+        }
+    }
+
+    /// The share of free space (for unprivileged users) on the filesystem of `path`.
+    pub fn free_ratio(path: &Path) -> Option<f64> {
+        let s = rustix::fs::statvfs(path).ok()?;
+        (s.f_blocks > 0).then(|| s.f_bavail as f64 / s.f_blocks as f64)
+    }
+}
+
+/// The share of free space on the filesystem of `path`, if it can be read.
+pub fn free_ratio(path: &Path) -> Option<f64> {
+    fs::free_ratio(path)
+}
