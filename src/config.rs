@@ -549,6 +549,18 @@ mod tests {
         );
         check("[analysis.vad]\nmode = \"loud\"\n", "mode");
         check(
+            "[[retention.rule]]\nname = \"short\"\nstate = [\"failed\"]\nkeep = \"30d\"\n",
+            "needs a default rule",
+        );
+        check(
+            "[[retention.rule]]\nname = \"default\"\nkeep = \"90 days\"\n",
+            "not a period",
+        );
+        check(
+            "[[retention.rule]]\nname = \"a\"\nkeep = \"1y\"\n[[retention.rule]]\nname = \"b\"\nkeep = \"2y\"\n",
+            "more than one default",
+        );
+        check(
             "[thresholds]\ntoo_quiet_dbfs = -5.0\n",
             "thresholds.too_quiet_dbfs",
         );

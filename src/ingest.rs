@@ -70,6 +70,15 @@ pub fn scan(roots: &[PathBuf], extensions: &[String]) -> (Vec<Candidate>, Vec<St
                     continue;
                 }
             };
+            if entry.file_type().is_symlink()
+                && (is_recording(entry.path(), extensions) || entry.path().is_dir())
+            {
+                problems.push(format!(
+                    "skipped symlink {}: symlinks in a recordings root are not followed",
+                    entry.path().display()
+                ));
+                continue;
+            }
             if !entry.file_type().is_file() || !is_recording(entry.path(), extensions) {
                 continue;
             }

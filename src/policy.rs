@@ -465,4 +465,355 @@ mod tests {
         assert_eq!(Span::Days(2).after(0), Some(2 * DAY_MS));
         assert_eq!(Span::Forever.after(0), None);
     }
+
+    fn rule(name: &str, keep: &str) -> RetentionRule {
+        RetentionRule {
+            name: name.into(),
+            keep: Span::parse(keep).unwrap(),
+            ..RetentionRule::default()
+        }
+    }
+
+    fn denied_at(ms: i64) -> Option<crate::consent::ConsentRecord> {
+        Some(crate::consent::ConsentRecord {
+            state: ConsentState::Denied,
+            source: crate::metadata::ConsentSource::Ivr,
+            time_ms: Some(ms),
+            recorded_ms: ms,
+            actor: "ingest".into(),
+            note: None,
+        })
+    }
+
+    #[test]
+    fn denied_consent_goes_after_the_grace_unless_locked_or_held() {
+        let mut policy = RetentionConfig {
+            rule: vec![rule("default", "5y")],
+            ..RetentionConfig::default()
+        };
+        let r = Record {
+            id: RecordingId(1),
+            started_ms: 0,
+            consent: denied_at(HOUR_MS),
+            ..Record::blank()
+        };
+        let at = |now, p: &RetentionConfig, r: &Record| decide(r, p, now, Trigger::Schedule);
+        assert_eq!(at(24 * HOUR_MS, &policy, &r).action, Action::Keep);
+        let d = at(25 * HOUR_MS, &policy, &r);
+        assert_eq!(d.action, Action::Purge);
+        assert!(d.explain().contains("consent denied"), "{}", d.explain());
+        // A lock keeps it to the lock's end.
+        policy.rule[0].min_keep = Some(Span::Days(30));
+        let d = at(25 * HOUR_MS, &policy, &r);
+        assert_eq!(
+            d.reason,
+            Reason::Locked {
+                until_ms: 30 * DAY_MS
+            }
+        );
+        assert_eq!(at(30 * DAY_MS, &policy, &r).action, Action::Purge);
+        // A hold keeps it whatever the time; released, the deadline applies again.
+        let held = Record {
+            holds: vec![3],
+            ..r.clone()
+        };
+        assert_eq!(at(10 * 365 * DAY_MS, &policy, &held).action, Action::Keep);
+        assert_eq!(at(10 * 365 * DAY_MS, &policy, &r).action, Action::Purge);
+    }
+
+    #[test]
+    fn disk_pressure_and_manual_purges_respect_rules_locks_and_holds() {
+        let policy = RetentionConfig {
+            rule: vec![
+                rule("default", "1y"),
+                RetentionRule {
+                    state: vec![RecordState::TooShort],
+                    purge_early: true,
+                    ..rule("short", "90d")
+                },
+                RetentionRule {
+                    queue: vec!["legal".into()],
+                    min_keep: Some(Span::Years(7)),
+                    ..rule("legal", "7y")
+                },
+            ],
+            ..RetentionConfig::default()
+        };
+        let short = Record {
+            id: RecordingId(1),
+            state: RecordState::TooShort,
+            ..Record::blank()
+        };
+        let normal = Record {
+            id: RecordingId(2),
+            ..Record::blank()
+        };
+        let legal = Record {
+            id: RecordingId(3),
+            metadata: Some(crate::metadata::Metadata {
+                queue: Some("legal".into()),
+                ..Default::default()
+            }),
+            ..Record::blank()
+        };
+        let now = DAY_MS;
+        let d = |r: &Record, t| decide(r, &policy, now, t);
+        assert_eq!(d(&short, Trigger::Schedule).action, Action::Keep);
+        assert_eq!(
+            d(&short, Trigger::DiskPressure).reason,
+            Reason::DiskPressure
+        );
+        // The default rule does not allow early purges.
+        assert_eq!(d(&normal, Trigger::DiskPressure).action, Action::Keep);
+        assert_eq!(d(&normal, Trigger::Manual).reason, Reason::Manual);
+        // A lock refuses even a manual purge.
+        assert!(matches!(
+            d(&legal, Trigger::Manual).reason,
+            Reason::Locked { .. }
+        ));
+        assert_eq!(d(&legal, Trigger::Manual).rule, "legal");
+        // Already purged and missing files have nothing to do.
+        let gone = Record {
+            state: RecordState::Missing,
+            ..normal.clone()
+        };
+        assert_eq!(d(&gone, Trigger::Manual).action, Action::Nothing);
+    }
+
+    mod properties {
+        use super::super::*;
+        use crate::config::RetentionRule;
+        use crate::consent::ConsentRecord;
+        use crate::metadata::{ConsentSource, Direction, Metadata};
+        use proptest::prelude::*;
+
+        const YEAR: i64 = 365 * DAY_MS;
+        const QUEUES: [&str; 2] = ["sales", "support"];
+        const AGENTS: [&str; 2] = ["alice", "bob"];
+        const CONSENTS: [ConsentState; 4] = [
+            ConsentState::Granted,
+            ConsentState::Denied,
+            ConsentState::Unknown,
+            ConsentState::NotRequired,
+        ];
+        const STATES: [RecordState; 3] = [
+            RecordState::Analysed,
+            RecordState::TooShort,
+            RecordState::Failed,
+        ];
+
+        fn span() -> impl Strategy<Value = Span> {
+            prop_oneof![
+                (1u32..2000).prop_map(Span::Hours),
+                (1u32..800).prop_map(Span::Days),
+                (1u32..100).prop_map(Span::Weeks),
+                (1u32..10).prop_map(Span::Years),
+                Just(Span::Forever),
+            ]
+        }
+
+        fn subset<T: Clone + std::fmt::Debug + 'static>(
+            all: Vec<T>,
+        ) -> impl Strategy<Value = Vec<T>> {
+            proptest::sample::subsequence(all.clone(), 0..=all.len())
+        }
+
+        fn rule(i: usize) -> impl Strategy<Value = RetentionRule> {
+            (
+                subset(QUEUES.iter().map(|s| s.to_string()).collect()),
+                subset(AGENTS.iter().map(|s| s.to_string()).collect()),
+                subset(CONSENTS.to_vec()),
+                subset(STATES.to_vec()),
+                span(),
+                proptest::option::of(span()),
+                any::<bool>(),
+            )
+                .prop_map(
+                    move |(queue, agent, consent, state, keep, min_keep, early)| RetentionRule {
+                        name: format!("rule{i}"),
+                        queue,
+                        agent,
+                        consent,
+                        state,
+                        keep,
+                        min_keep,
+                        purge_early: early,
+                        ..RetentionRule::default()
+                    },
+                )
+        }
+
+        fn policy() -> impl Strategy<Value = RetentionConfig> {
+            (
+                span(),
+                proptest::option::of(span()),
+                proptest::collection::vec(rule(0), 0..5),
+                0.0f64..100.0,
+            )
+                .prop_map(|(keep, min_keep, rules, grace)| {
+                    let mut rule = vec![RetentionRule {
+                        name: "default".into(),
+                        keep,
+                        min_keep,
+                        ..RetentionRule::default()
+                    }];
+                    for (i, mut r) in rules.into_iter().enumerate() {
+                        r.name = format!("rule{}", i + 1);
+                        // A rule without keys would be a second default; give it one.
+                        if r.is_default() {
+                            r.queue = vec!["sales".into()];
+                        }
+                        rule.push(r);
+                    }
+                    RetentionConfig {
+                        denied_grace_h: grace,
+                        rule,
+                        ..RetentionConfig::default()
+                    }
+                })
+        }
+
+        fn record() -> impl Strategy<Value = Record> {
+            (
+                0i64..3 * YEAR,
+                proptest::sample::select(STATES.to_vec()),
+                proptest::option::of(proptest::sample::select(QUEUES.to_vec())),
+                proptest::option::of(proptest::sample::select(AGENTS.to_vec())),
+                proptest::option::of((proptest::sample::select(CONSENTS.to_vec()), 0i64..3 * YEAR)),
+                any::<bool>(),
+                0u64..1000,
+            )
+                .prop_map(|(started_ms, state, queue, agent, consent, held, id)| {
+                    Record {
+                        id: RecordingId(id),
+                        state,
+                        started_ms,
+                        metadata: Some(Metadata {
+                            queue: queue.map(String::from),
+                            agent: agent.map(String::from),
+                            direction: Some(Direction::Inbound),
+                            ..Metadata::default()
+                        }),
+                        consent: consent.map(|(state, t)| ConsentRecord {
+                            state,
+                            source: ConsentSource::Sidecar,
+                            time_ms: Some(t),
+                            recorded_ms: t,
+                            actor: "ingest".into(),
+                            note: None,
+                        }),
+                        holds: if held { vec![7] } else { vec![] },
+                        ..Record::blank()
+                    }
+                })
+        }
+
+        /// The rules that match, by the documented semantics, written out independently.
+        fn oracle_matching<'p>(r: &Record, p: &'p RetentionConfig) -> Vec<&'p RetentionRule> {
+            let m = r.metadata.as_ref().unwrap();
+            let consent = r
+                .consent
+                .as_ref()
+                .map_or(ConsentState::Unknown, |c| c.state);
+            let specific: Vec<&RetentionRule> = p
+                .rule
+                .iter()
+                .filter(|rule| !rule.is_default())
+                .filter(|rule| {
+                    (rule.queue.is_empty()
+                        || m.queue.as_ref().is_some_and(|q| rule.queue.contains(q)))
+                        && (rule.agent.is_empty()
+                            || m.agent.as_ref().is_some_and(|a| rule.agent.contains(a)))
+                        && (rule.consent.is_empty() || rule.consent.contains(&consent))
+                        && (rule.state.is_empty() || rule.state.contains(&r.state))
+                })
+                .collect();
+            if specific.is_empty() {
+                p.rule.iter().filter(|rule| rule.is_default()).collect()
+            } else {
+                specific
+            }
+        }
+
+        fn oracle_lock(r: &Record, p: &RetentionConfig) -> Option<i64> {
+            oracle_matching(r, p)
+                .iter()
+                .filter_map(|rule| rule.min_keep)
+                .map(|s| s.after(r.started_ms).unwrap_or(i64::MAX))
+                .max()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, rng_seed: proptest::test_runner::RngSeed::Fixed(20261123), ..ProptestConfig::default() })]
+
+            #[test]
+            fn held_or_locked_recordings_are_never_purged(
+                r in record(), p in policy(), now in 0i64..15 * YEAR,
+            ) {
+                for trigger in [Trigger::Schedule, Trigger::DiskPressure, Trigger::Manual] {
+                    let d = decide(&r, &p, now, trigger);
+                    if !r.holds.is_empty() {
+                        prop_assert_ne!(d.action, Action::Purge, "held, {:?}", trigger);
+                        let held = matches!(d.reason, Reason::Held { .. });
+                        prop_assert!(held, "{:?}", d);
+                    }
+                    if oracle_lock(&r, &p).is_some_and(|l| now < l) {
+                        prop_assert_ne!(d.action, Action::Purge, "locked, {:?}", trigger);
+                    }
+                }
+            }
+
+            #[test]
+            fn the_longest_matching_retention_wins(r in record(), p in policy()) {
+                let d = decide(&r, &p, 0, Trigger::Schedule);
+                let matching = oracle_matching(&r, &p);
+                let deadline = |rule: &RetentionRule| rule.keep.after(r.started_ms).unwrap_or(i64::MAX);
+                let longest = matching.iter().map(|rule| deadline(rule)).max().unwrap();
+                let winner = matching.iter().find(|rule| deadline(rule) == longest).unwrap();
+                prop_assert_eq!(&d.rule, &winner.name);
+                prop_assert_eq!(d.scope, winner.delete);
+                // And nothing is purged before that deadline unless consent was denied.
+                let denied = r.consent.as_ref().is_some_and(|c| c.state == ConsentState::Denied);
+                for now in [longest.saturating_sub(1), r.started_ms] {
+                    let d = decide(&r, &p, now, Trigger::Schedule);
+                    if d.action == Action::Purge {
+                        prop_assert!(denied, "purged before its retention: {:?}", d);
+                    }
+                }
+            }
+
+            #[test]
+            fn moving_now_forward_never_undeletes(
+                r in record(), p in policy(), now in 0i64..15 * YEAR, later in 0i64..15 * YEAR,
+            ) {
+                for trigger in [Trigger::Schedule, Trigger::DiskPressure, Trigger::Manual] {
+                    let before = decide(&r, &p, now, trigger);
+                    let after = decide(&r, &p, now + later, trigger);
+                    if before.action == Action::Purge {
+                        prop_assert_eq!(after.action, Action::Purge, "{:?} then {:?}", before, after);
+                    }
+                }
+            }
+
+            #[test]
+            fn every_decision_has_a_reason(
+                records in proptest::collection::vec(record(), 0..40), p in policy(), now in 0i64..15 * YEAR,
+            ) {
+                let decisions = plan(&records, &p, now);
+                prop_assert_eq!(decisions.len(), records.len());
+                for (d, r) in decisions.iter().zip(&records) {
+                    prop_assert_eq!(d.id, r.id);
+                    prop_assert!(!d.rule.is_empty());
+                    let why = d.explain();
+                    prop_assert!(why.len() > 10, "{}", why);
+                    let consistent = match d.action {
+                        Action::Purge => matches!(d.reason, Reason::Expired { .. } | Reason::ConsentDenied { .. }),
+                        Action::Keep => matches!(d.reason, Reason::Retained { .. } | Reason::Held { .. } | Reason::Locked { .. }),
+                        Action::Nothing => false,
+                    };
+                    prop_assert!(consistent, "{:?}", d);
+                }
+            }
+        }
+    }
 }

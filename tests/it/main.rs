@@ -2,6 +2,7 @@
 
 mod accuracy;
 mod cli;
+mod compliance;
 mod daemon;
 mod decode;
 mod ingest;
