@@ -6,20 +6,29 @@
 //! queued, not threaded, and the watcher never waits on analysis. A file is ingested when it was
 //! closed after writing or moved in, or — found by a scan or changed without a close — when its
 //! size and mtime have stayed the same for the settle time. Start-up and periodic rescans catch
-//! what events missed and mark vanished files `missing`. It never moves, changes or deletes a
-//! recording.
+//! what events missed and mark vanished files `missing`.
+//!
+//! Purges run on their own blocking thread, one at a time: on a schedule
+//! (`retention.purge_interval_s`), and early when a root's free space falls below
+//! `retention.min_free_ratio` (alerting, and purging only what the rules allow early). Only a
+//! purge deletes recordings (see [`crate::purge`]); ingest never moves, changes or deletes one.
+//! The daemon audits its start, stop and configuration reloads, and logs the audit chain's head
+//! at start and daily, so it can be anchored outside the machine.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::audit::Draft;
 use crate::config::Config;
 use crate::ingest::{self, Candidate, Ingestor, Plan, Summary};
+use crate::policy::Trigger;
 use crate::store::{Store, StoreError};
 use crate::watch::{self, WatchEvent};
 
@@ -55,7 +64,12 @@ pub struct Counters {
     pub failed: usize,
     pub modified: usize,
     pub missing: usize,
+    pub purged: usize,
+    pub purge_refused: usize,
 }
+
+/// What a purge run reports back to the loop.
+type PurgeResult = Result<crate::purge::Summary, StoreError>;
 
 /// A file that changed without a close: ingested once it stays the same for the settle time.
 struct Pending {
@@ -74,6 +88,14 @@ struct State {
     /// Paths that changed again while a worker had them.
     dirty: HashSet<PathBuf>,
     counters: Counters,
+    /// A purge is running on its thread.
+    purging: bool,
+    purge_done: mpsc::UnboundedSender<PurgeResult>,
+    /// Set at shutdown: a running purge stops after its batch.
+    stop: Arc<AtomicBool>,
+    /// When disk pressure was last alerted (alerts repeat at most hourly).
+    pressure_alerted: Option<Instant>,
+    last_purge: Option<String>,
 }
 
 impl State {
@@ -250,6 +272,114 @@ impl State {
         }
     }
 
+    /// Starts a purge on its own thread, unless one is running.
+    fn start_purge(&mut self, trigger: Trigger) {
+        if self.purging {
+            return;
+        }
+        self.purging = true;
+        let (store, config, stop, done) = (
+            self.store.clone(),
+            self.config.clone(),
+            self.stop.clone(),
+            self.purge_done.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let purger = crate::purge::Purger {
+                store: &store,
+                config: &config,
+                actor: "daemon",
+                stop: Some(&stop),
+            };
+            let _span = tracing::info_span!("purge", ?trigger).entered();
+            let result = purger.run(ingest::now_ms(), trigger, false).map(|(_, s)| s);
+            let _ = done.send(result);
+        });
+    }
+
+    fn purged(&mut self, result: PurgeResult) {
+        self.purging = false;
+        match result {
+            Ok(s) => {
+                self.counters.purged += s.purged;
+                self.counters.purge_refused += s.refused.len();
+                let line = format!(
+                    "{} purged, {} held, {} locked, {} refused, {} failed",
+                    s.purged,
+                    s.planned.held,
+                    s.planned.locked,
+                    s.refused.len(),
+                    s.errors.len()
+                );
+                tracing::info!(
+                    purged = s.purged,
+                    completed_from_earlier = s.completed_from_earlier,
+                    bytes_freed = s.bytes_freed,
+                    held = s.planned.held,
+                    locked = s.planned.locked,
+                    refused = s.refused.len(),
+                    failed = s.errors.len(),
+                    "purge run done"
+                );
+                self.last_purge = Some(format!(
+                    "{} ({line})",
+                    crate::policy::fmt_ms(ingest::now_ms())
+                ));
+            }
+            Err(e) => tracing::error!(error = %e, "purge run failed"),
+        }
+    }
+
+    /// Disk pressure: alert (at most hourly) and purge early what the rules allow.
+    fn check_pressure(&mut self) {
+        let threshold = self.config.retention.min_free_ratio;
+        if threshold <= 0.0 {
+            return;
+        }
+        let low: Vec<(String, f64)> = self
+            .config
+            .ingest
+            .roots
+            .iter()
+            .filter_map(|r| crate::purge::free_ratio(r).map(|f| (r.display().to_string(), f)))
+            .filter(|(_, free)| *free < threshold)
+            .collect();
+        if low.is_empty() {
+            self.pressure_alerted = None;
+            return;
+        }
+        if self
+            .pressure_alerted
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(3600))
+        {
+            self.pressure_alerted = Some(Instant::now());
+            for (root, free) in &low {
+                tracing::error!(alert = "disk_pressure", root = %root, free_ratio = free,
+                    min_free_ratio = threshold,
+                    "disk pressure: free space below the threshold; purging early only what the \
+                     rules allow (never held or locked recordings)");
+            }
+        }
+        self.start_purge(Trigger::DiskPressure);
+    }
+
+    /// Logs the audit chain's head, to be anchored outside the machine.
+    fn log_chain_head(&self) {
+        match self.store.audit_head() {
+            Ok(head) => tracing::info!(seq = head.seq, sha256 = %head.hash, "audit chain head"),
+            Err(e) => tracing::error!(error = %e, "reading the audit chain head failed"),
+        }
+    }
+
+    fn audit(&self, action: &'static str, details: serde_json::Value) {
+        if let Err(e) = self.store.audit(
+            vec![Draft::new("daemon", action, details)],
+            ingest::now_ms(),
+        ) {
+            tracing::error!(error = %e, action, "writing an audit entry failed");
+        }
+    }
+
     fn reload(&mut self) {
         let Some(path) = self.config_path.clone() else {
             tracing::info!("SIGHUP: no configuration file to reload");
@@ -266,6 +396,11 @@ impl State {
                 let mut new = new;
                 new.ingest.roots = self.config.ingest.roots.clone();
                 new.store.path = self.config.store.path.clone();
+                self.audit(
+                    "config_reload",
+                    serde_json::json!({"path": path.display().to_string(),
+                        "from": self.config.digest(), "to": new.digest()}),
+                );
                 self.config = Arc::new(new);
             }
             Ok(_) => {
@@ -278,13 +413,15 @@ impl State {
     fn status(&self) -> String {
         let c = &self.counters;
         format!(
-            "stored {}, failed {}, modified {}, missing {}, queued {}, settling {}",
+            "stored {}, failed {}, modified {}, missing {}, queued {}, settling {}, purged {}; last purge {}",
             c.stored,
             c.failed,
             c.modified,
             c.missing,
             self.in_flight.len(),
-            self.pending.len()
+            self.pending.len(),
+            c.purged,
+            self.last_purge.as_deref().unwrap_or("none yet")
         )
     }
 }
@@ -373,6 +510,7 @@ pub async fn run(
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
 
     let rescan_every = Duration::from_secs_f64(config.ingest.rescan_interval_s);
+    let (purge_tx, mut purge_rx) = mpsc::unbounded_channel();
     let mut state = State {
         config: Arc::new(config),
         config_path,
@@ -382,7 +520,18 @@ pub async fn run(
         in_flight: HashSet::new(),
         dirty: HashSet::new(),
         counters: Counters::default(),
+        purging: false,
+        purge_done: purge_tx,
+        stop: Arc::new(AtomicBool::new(false)),
+        pressure_alerted: None,
+        last_purge: None,
     };
+    state.audit(
+        "daemon_start",
+        serde_json::json!({"version": env!("CARGO_PKG_VERSION"),
+            "config": state.config.digest(),
+            "roots": state.config.ingest.roots}),
+    );
     // The watch is up before the scan, so nothing falls between the two.
     let roots = state.config.ingest.roots.clone();
     state.scan(&roots, true);
@@ -396,6 +545,16 @@ pub async fn run(
     notify(&[sd_notify::NotifyState::Ready]);
 
     let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let purge_every = |c: &Config| Duration::from_secs_f64(c.retention.purge_interval_s);
+    let mut purge_period = purge_every(&state.config);
+    // The first purge a minute after start (or sooner, if purges are more frequent): a restart
+    // does not wait a whole period.
+    let mut purge_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + purge_period.min(Duration::from_secs(60)),
+        purge_period,
+    );
+    let mut pressure_tick = tokio::time::interval(Duration::from_secs(60));
+    let mut head_tick = tokio::time::interval(Duration::from_secs(24 * 3600));
     let mut rescan =
         tokio::time::interval_at(tokio::time::Instant::now() + rescan_every, rescan_every);
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
@@ -418,7 +577,20 @@ pub async fn run(
                     notify(&[sd_notify::NotifyState::Status(&status)]);
                 }
             }
-            _ = hup.recv() => state.reload(),
+            _ = purge_tick.tick() => state.start_purge(Trigger::Schedule),
+            Some(result) = purge_rx.recv() => state.purged(result),
+            _ = pressure_tick.tick() => state.check_pressure(),
+            _ = head_tick.tick() => state.log_chain_head(),
+            _ = hup.recv() => {
+                state.reload();
+                if purge_every(&state.config) != purge_period {
+                    purge_period = purge_every(&state.config);
+                    purge_tick = tokio::time::interval_at(
+                        tokio::time::Instant::now() + purge_period,
+                        purge_period,
+                    );
+                }
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = &mut shutdown => break,
@@ -444,6 +616,18 @@ pub async fn run(
             "drain timeout: unfinished files will be ingested at the next start"
         );
     }
+    // A running purge stops after its batch; what it had started, the next run completes.
+    state.stop.store(true, Ordering::Relaxed);
+    if state.purging {
+        match tokio::time::timeout_at(deadline, purge_rx.recv()).await {
+            Ok(Some(result)) => state.purged(result),
+            _ => tracing::warn!("drain timeout: a purge batch is still running"),
+        }
+    }
+    state.audit(
+        "daemon_stop",
+        serde_json::json!({"stored": state.counters.stored, "purged": state.counters.purged}),
+    );
     store.flush()?;
     tracing::info!(status = %state.status(), "stopped");
     Ok(state.counters)

@@ -459,8 +459,10 @@ impl Ingestor<'_> {
         let Some(old) = self.store.by_path(&path.display().to_string())? else {
             return Ok(false);
         };
+        // A purge under way deletes the file before it writes the tombstone: not missing.
         if matches!(old.state, RecordState::Missing | RecordState::Purged)
             || path.symlink_metadata().is_ok()
+            || self.store.purge_pending(old.id)?
         {
             return Ok(false);
         }

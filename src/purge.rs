@@ -68,6 +68,8 @@ pub struct Purger<'a> {
     pub config: &'a Config,
     /// Who is purging: `daemon`, or the user running the CLI.
     pub actor: &'a str,
+    /// Set to stop between batches (the daemon's shutdown); each batch completes first.
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 impl Purger<'_> {
@@ -177,6 +179,10 @@ impl Purger<'_> {
         summary: &mut Summary,
     ) -> Result<(), StoreError> {
         for chunk in due.chunks(BATCH) {
+            if self.stopping() {
+                tracing::info!("purge stopped between batches; the rest waits for the next run");
+                break;
+            }
             if trigger == Trigger::DiskPressure && !self.under_pressure() {
                 break;
             }
@@ -360,6 +366,11 @@ impl Purger<'_> {
             }
             Err(why) => Ok(Outcome::Error(why)),
         }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Whether any root's filesystem has less free space than `retention.min_free_ratio`.

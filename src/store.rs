@@ -810,6 +810,13 @@ impl Store {
         self.flush()
     }
 
+    /// Whether a purge of this recording is under way (its intent written, no tombstone yet).
+    pub fn purge_pending(&self, id: RecordingId) -> Result<bool, StoreError> {
+        self.trees[INTENTS]
+            .contains_key(id.0.to_be_bytes())
+            .map_err(sled_err("read the purge intents"))
+    }
+
     /// The purge intents not yet completed.
     pub fn intents(&self) -> Result<Vec<Intent>, StoreError> {
         self.trees[INTENTS]

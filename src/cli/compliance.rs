@@ -207,6 +207,7 @@ pub fn purge(args: PurgeArgs) -> anyhow::Result<u8> {
         store: &store,
         config: &config,
         actor: &actor,
+        stop: None,
     };
     let mut out = std::io::stdout().lock();
     let (decisions, summary) = if !args.ids.is_empty() {

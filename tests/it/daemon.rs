@@ -576,3 +576,87 @@ fn systemd_hears_ready_status_and_stopping() {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
 }
+
+/// The daemon purges on its schedule: expired recordings go (with tombstones and audit entries
+/// by `daemon`), held ones stay; its start, reload and stop are audited.
+#[test]
+fn purges_on_schedule_and_audits_its_life() {
+    let s = setup();
+    let mut config = std::fs::read_to_string(&s.config).unwrap();
+    config += "[retention]\npurge_interval_s = 1.0\n\
+               [[retention.rule]]\nname = \"default\"\nkeep = \"1d\"\n";
+    std::fs::write(&s.config, &config).unwrap();
+    let call: Vec<i16> = (0..24_000)
+        .map(|i| ((i * 37) % 2000) as i16 - 1000)
+        .collect();
+    let paths: Vec<PathBuf> = (0..6)
+        .map(|i| {
+            let p = s.root.join(format!("old-{i}.wav"));
+            let mut samples = call.clone();
+            samples[0] = i;
+            write_pcm(&p, &samples);
+            age(&p, 3 * 24 * 3600);
+            p
+        })
+        .collect();
+    std::fs::write(paths[0].with_extension("json"), r#"{"agent": "held"}"#).unwrap();
+    // Ingested and put on hold before the daemon starts (the CLI needs the store to itself).
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_callwarden"))
+            .args(args)
+            .arg("--config")
+            .arg(&s.config)
+            .output()
+            .unwrap()
+    };
+    assert!(cli(&["ingest", s.root.to_str().unwrap()]).status.success());
+    let o = cli(&[
+        "hold", "add", "--agent", "held", "--case", "D-1", "--reason", "test",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let d = Daemon::start(&s.config);
+    d.wait_for(
+        |l| {
+            l.iter()
+                .any(|x| x.contains("purge run done") && x.contains("purged=5"))
+        },
+        "the scheduled purge",
+    );
+    assert!(d.count("audit chain head") >= 1);
+    assert!(paths[0].exists(), "a held recording was purged");
+    assert!(paths[1..].iter().all(|p| !p.exists()));
+    // The deletions are not mistaken for vanished recordings.
+    assert_eq!(d.count("marked missing"), 0);
+    Command::new("kill")
+        .arg("-HUP")
+        .arg(d.child.as_ref().unwrap().id().to_string())
+        .status()
+        .unwrap();
+    d.wait_for(
+        |l| l.iter().any(|x| x.contains("configuration reloaded")),
+        "the reload",
+    );
+    assert_eq!(d.stop(), Some(0));
+
+    let store = Store::open(&s.store).unwrap();
+    assert_eq!(store.count_by_state(RecordState::Purged), 5);
+    assert_eq!(store.count_by_state(RecordState::Missing), 0);
+    let entries: Vec<callwarden::audit::Entry> = store
+        .audit_entries()
+        .map(|e| e.unwrap().1.unwrap())
+        .collect();
+    let actions = |action: &str| {
+        entries
+            .iter()
+            .filter(|e| e.action == action)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(actions("purge").len(), 5);
+    assert!(actions("purge").iter().all(|e| e.actor == "daemon"));
+    for life in ["daemon_start", "config_reload", "daemon_stop"] {
+        assert_eq!(actions(life).len(), 1, "{life}");
+    }
+    let head = store.audit_head().unwrap();
+    assert_eq!(head.seq, entries.len() as u64);
+}
