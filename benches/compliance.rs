@@ -77,7 +77,7 @@ fn record(i: u64, started_ms: i64) -> Record {
         path: format!("/var/spool/asterisk/monitor/{i}.wav"),
         size: 1_000_000,
         sha256: "0".repeat(64),
-        state: if i % 50 == 0 {
+        state: if i.is_multiple_of(50) {
             RecordState::Failed
         } else {
             RecordState::Analysed
@@ -86,20 +86,20 @@ fn record(i: u64, started_ms: i64) -> Record {
         metadata: Some(Metadata {
             agent: Some(format!("agent-{}", i % 40)),
             queue: Some(queues[(i % 4) as usize].into()),
-            direction: Some(if i % 3 == 0 {
+            direction: Some(if i.is_multiple_of(3) {
                 Direction::Outbound
             } else {
                 Direction::Inbound
             }),
-            tags: if i % 97 == 0 {
+            tags: if i.is_multiple_of(97) {
                 vec!["complaint".into()]
             } else {
                 vec![]
             },
             ..Metadata::default()
         }),
-        consent: (i % 5 != 0).then(|| ConsentRecord {
-            state: if i % 31 == 0 {
+        consent: (!i.is_multiple_of(5)).then(|| ConsentRecord {
+            state: if i.is_multiple_of(31) {
                 ConsentState::Denied
             } else {
                 ConsentState::Granted
@@ -110,7 +110,11 @@ fn record(i: u64, started_ms: i64) -> Record {
             actor: "ingest".into(),
             note: None,
         }),
-        holds: if i % 1000 == 0 { vec![1] } else { vec![] },
+        holds: if i.is_multiple_of(1000) {
+            vec![1]
+        } else {
+            vec![]
+        },
         ..Record::blank()
     }
 }
@@ -168,7 +172,7 @@ fn bench_purge(n: usize) {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos() as i128;
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             std::fs::write(path.with_extension("json"), "{}").unwrap();
         }
         let r = Record {
