@@ -120,7 +120,7 @@ impl State {
         let Some(candidate) = ingest::candidate(path, &self.config.ingest.extensions) else {
             return;
         };
-        match self.store.by_path(&path.display().to_string()) {
+        match ingest::live_record(&self.store, path) {
             Ok(stored) if ingest::plan(&candidate, stored.as_ref()) == Plan::Skip => return,
             Ok(_) => {}
             Err(e) => {
@@ -457,7 +457,7 @@ fn workers(
                 };
                 let path = candidate.path.clone();
                 let _span = tracing::info_span!("recording", file = %path.display()).entered();
-                let previous = store.by_path(&path.display().to_string()).ok().flatten();
+                let previous = ingest::live_record(&store, &path).ok().flatten();
                 let work = ingestor.process(candidate, previous);
                 let mut summary = Summary::default();
                 let error = ingestor

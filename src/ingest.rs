@@ -164,7 +164,7 @@ impl Ingestor<'_> {
                 summary.unsettled += 1;
                 continue;
             }
-            let stored = self.store.by_path(&c.path.display().to_string())?;
+            let stored = live_record(self.store, &c.path)?;
             match plan(&c, stored.as_ref()) {
                 Plan::Skip => summary.already_stored += 1,
                 Plan::Analyse | Plan::Recheck => todo.push((c, stored)),
@@ -478,6 +478,14 @@ impl Ingestor<'_> {
             .commit(&record, Some(&old), event.about(record.id.0), now_ms)?;
         Ok(true)
     }
+}
+
+/// The record of the recording now at `path`, if stored. A purged record is a tombstone of an
+/// earlier file: a new file at its path is a new recording.
+pub fn live_record(store: &Store, path: &Path) -> Result<Option<Record>, StoreError> {
+    Ok(store
+        .by_path(&path.display().to_string())?
+        .filter(|r| r.state != RecordState::Purged))
 }
 
 /// Whether a sidecar's fields look like paths or carry control characters (`../`, `/`, NUL):

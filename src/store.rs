@@ -428,21 +428,33 @@ fn sled_err(what: &'static str) -> impl Fn(sled::Error) -> StoreError {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`, upgrading an older schema in place.
+    /// Opens (or creates) the store in `dir`, upgrading an older schema in place. A lock held
+    /// by a process that is just exiting (sled releases it when its last thread lets go) is
+    /// waited for up to a second; a lock held longer is [`StoreError::Locked`].
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.display().to_string();
-        let db = sled::Config::new().path(dir).open().map_err(|e| match &e {
-            sled::Error::Io(io)
-                if io.kind() == std::io::ErrorKind::WouldBlock
-                    || io.to_string().contains("lock") =>
-            {
-                StoreError::Locked { path: path.clone() }
+        let mut attempts = 0;
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io))
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    attempts += 1;
+                    if attempts > 20 {
+                        return Err(StoreError::Locked { path });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => {
+                    return Err(StoreError::Sled {
+                        what: "open",
+                        source: e,
+                    })
+                }
             }
-            _ => StoreError::Sled {
-                what: "open",
-                source: e,
-            },
-        })?;
+        };
         let trees = TREES
             .iter()
             .map(|name| db.open_tree(name).map_err(sled_err("open a tree")))
@@ -1058,6 +1070,102 @@ mod tests {
             Err(e) => panic!("unexpected error: {e}"),
             Ok(_) => panic!("a newer store was opened"),
         }
+    }
+
+    #[test]
+    fn a_version_1_store_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"id":7,"path":"/r/a.wav","size":10,"mtime_ns":5,"sha256":"ab",
+            "state":"analysed","started_ms":100,"ingested_ms":0,"report":null,"error":null,
+            "metadata":null,"flags":[],"metadata_error":null}"#;
+        let key = record_key(100, RecordingId(7));
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert("schema_version", &1u32.to_be_bytes())
+                .unwrap();
+            let mut value = vec![RECORD_VERSION];
+            value.extend_from_slice(old.as_bytes());
+            db.open_tree("recordings")
+                .unwrap()
+                .insert(key, value)
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let r = store.get(RecordingId(7)).unwrap().unwrap();
+        assert_eq!(r.path, "/r/a.wav");
+        assert!(r.holds.is_empty() && r.consent.is_none() && r.tombstone.is_none());
+        let version = store.trees[META].get("schema_version").unwrap().unwrap();
+        assert_eq!(version.as_ref(), SCHEMA_VERSION.to_be_bytes());
+    }
+
+    #[test]
+    fn every_change_appends_to_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = record(1, "/r/a.wav", 100);
+        store
+            .commit(
+                &a,
+                None,
+                Draft::new("t", "ingest", serde_json::Value::Null).about(1),
+                1,
+            )
+            .unwrap();
+        let consent = ConsentRecord {
+            state: crate::metadata::ConsentState::Denied,
+            source: crate::metadata::ConsentSource::Cli,
+            time_ms: Some(2),
+            recorded_ms: 2,
+            actor: "carol".into(),
+            note: None,
+        };
+        let r = store
+            .set_consent(RecordingId(1), consent, ConsentLaw::AllParty, 2)
+            .unwrap();
+        assert_eq!(r.consent.unwrap().actor, "carol");
+        let selection = Selection {
+            agent: Some("alice".into()),
+            ..Selection::default()
+        };
+        let hold = store.add_hold("K", "why", "dave", selection, 3).unwrap();
+        assert_eq!(hold.recordings, vec![RecordingId(1)]);
+        assert_eq!(
+            store.get(RecordingId(1)).unwrap().unwrap().holds,
+            vec![hold.id]
+        );
+        store.release_hold(hold.id, "erin", "closed", 4).unwrap();
+        assert!(store.get(RecordingId(1)).unwrap().unwrap().holds.is_empty());
+        assert!(store.release_hold(hold.id, "erin", "again", 5).is_err());
+        // An empty selection would hold everything by accident: refused.
+        assert!(store
+            .add_hold("K", "why", "dave", Selection::default(), 6)
+            .is_err());
+        let entries: Vec<_> = store
+            .audit_entries()
+            .map(|e| e.unwrap().1.unwrap())
+            .collect();
+        let actions: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|e| (e.action.as_str(), e.actor.as_str()))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ("ingest", "t"),
+                ("consent", "carol"),
+                ("hold_add", "dave"),
+                ("hold_add", "dave"),
+                ("hold_release", "erin"),
+                ("hold_release", "erin"),
+            ]
+        );
+        let head = store.audit_head().unwrap();
+        let (count, breaks) =
+            crate::audit::verify_chain(store.audit_entries().map(|e| e.unwrap()), &head);
+        assert_eq!((count, breaks.len()), (6, 0));
     }
 
     #[test]

@@ -626,3 +626,95 @@ fn a_dry_run_writes_nothing_and_a_locked_store_is_named() {
     assert!(text(&o).contains("in use"), "{}", text(&o));
     drop(store);
 }
+
+#[test]
+fn disk_pressure_purges_early_only_what_the_rules_allow() {
+    let s = site();
+    // Any real disk has less than 99.99% free: permanent pressure for this test.
+    let mut config = std::fs::read_to_string(&s.config).unwrap();
+    config = config.replace("min_free_ratio = 0.0", "min_free_ratio = 0.9999");
+    config += "[[retention.rule]]\nname = \"junk\"\nqueue = [\"junk\"]\nkeep = \"90d\"\npurge_early = true\n";
+    std::fs::write(&s.config, config).unwrap();
+    let mut junk = Vec::new();
+    for i in 0..4u64 {
+        let p = s.root.join(format!("junk-{i}.wav"));
+        recording(&p, 300 + i);
+        sidecar(&p, r#"{"queue": "junk"}"#);
+        junk.push(p);
+    }
+    let normal = s.root.join("normal.wav");
+    recording(&normal, 400);
+    let legal = s.root.join("legal.wav");
+    recording(&legal, 401);
+    sidecar(&legal, r#"{"queue": "legal"}"#);
+    let o = callwarden(&s.config, &["ingest", s.root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let held_id = {
+        let store = Store::open(&s.store).unwrap();
+        store
+            .by_path(junk[3].to_str().unwrap())
+            .unwrap()
+            .unwrap()
+            .id
+            .0
+    };
+    let o = callwarden(
+        &s.config,
+        &[
+            "hold",
+            "add",
+            &held_id.to_string(),
+            "--case",
+            "P-1",
+            "--reason",
+            "dispute",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Nothing has expired yet (the files are minutes old): only pressure can purge.
+    let o = callwarden(&s.config, &["purge"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("disk pressure"), "the alert: {out}");
+    assert!(out.contains("purged 3 "), "{out}");
+    assert!(junk[..3].iter().all(|p| !p.exists()));
+    for kept in [&junk[3], &normal, &legal] {
+        assert!(kept.exists(), "{} went early", kept.display());
+    }
+    let store = Store::open(&s.store).unwrap();
+    let reasons: Vec<String> = store
+        .in_state(RecordState::Purged)
+        .map(|r| r.unwrap().tombstone.unwrap().reason)
+        .collect();
+    assert_eq!(reasons.len(), 3);
+    assert!(
+        reasons.iter().all(|r| r.contains("disk pressure")),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn a_new_file_at_a_purged_path_is_a_new_recording() {
+    let s = site();
+    let path = s.root.join("reused.wav");
+    recording(&path, 1);
+    assert!(callwarden(&s.config, &["ingest", s.root.to_str().unwrap()])
+        .status
+        .success());
+    assert!(callwarden(&s.config, &["purge", "--now", FUTURE])
+        .status
+        .success());
+    assert!(!path.exists());
+    recording(&path, 2);
+    let o = callwarden(&s.config, &["ingest", s.root.to_str().unwrap()]);
+    assert!(text(&o).contains("too short 1"), "{}", text(&o));
+    let store = Store::open(&s.store).unwrap();
+    assert_eq!(store.count_by_state(RecordState::Purged), 1);
+    let new = store.by_path(path.to_str().unwrap()).unwrap().unwrap();
+    assert_eq!(new.state, RecordState::TooShort);
+    assert!(new.flags.is_empty(), "{:?}", new.flags);
+    drop(store);
+    let o = callwarden(&s.config, &["audit", "verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+}
