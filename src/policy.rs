@@ -423,16 +423,21 @@ pub struct PlanCounts {
 pub fn count(decisions: &[Decision]) -> PlanCounts {
     let mut c = PlanCounts::default();
     for d in decisions {
-        match (&d.action, &d.reason) {
-            (Action::Purge, _) => c.purge += 1,
-            (Action::Nothing, _) => c.nothing += 1,
-            (_, Reason::Held { .. }) => c.held += 1,
-            (_, Reason::Locked { .. }) => c.locked += 1,
-            (_, Reason::NeedsReview { .. }) => c.needs_review += 1,
-            _ => c.keep += 1,
-        }
+        tally(&mut c, d);
     }
     c
+}
+
+/// Counts one decision in `c`.
+pub fn tally(c: &mut PlanCounts, d: &Decision) {
+    match (&d.action, &d.reason) {
+        (Action::Purge, _) => c.purge += 1,
+        (Action::Nothing, _) => c.nothing += 1,
+        (_, Reason::Held { .. }) => c.held += 1,
+        (_, Reason::Locked { .. }) => c.locked += 1,
+        (_, Reason::NeedsReview { .. }) => c.needs_review += 1,
+        _ => c.keep += 1,
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,30 @@ pub struct Summary {
     pub errors: Vec<(u64, String, String)>,
 }
 
+/// One recording's decision, with what a purge needs to know of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Planned {
+    pub id: RecordingId,
+    pub path: String,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub started_ms: i64,
+    pub decision: Decision,
+}
+
+impl Planned {
+    pub fn new(r: &Record, decision: Decision) -> Planned {
+        Planned {
+            id: r.id,
+            path: r.path.clone(),
+            size: r.size,
+            mtime_ns: r.mtime_ns,
+            started_ms: r.started_ms,
+            decision,
+        }
+    }
+}
+
 /// What happened to one recording's files.
 enum Outcome {
     /// Deleted now: the directory to fsync, whether the sidecar went too, the bytes freed.
@@ -58,6 +82,8 @@ enum Outcome {
     Gone { sidecar: bool },
     /// Not deleted, never will be by callwarden: someone must look.
     Refused(String),
+    /// Not deleted, and no longer to be: a hold was placed after the plan.
+    Cancelled(String),
     /// Not deleted for now.
     Error(String),
 }
@@ -73,13 +99,16 @@ pub struct Purger<'a> {
 }
 
 impl Purger<'_> {
-    /// The decisions of a scheduled run at `now_ms`, for every recording that still has files.
+    /// The plan at `now_ms` for every recording that still has files, decided one record at a
+    /// time as the store is read (memory holds the notable decisions, not the records): the
+    /// counts, and the decisions other than "kept by retention" (purges, holds, locks, reviews).
     pub fn plan(
         &self,
         now_ms: i64,
         trigger: Trigger,
-    ) -> Result<Vec<(Record, Decision)>, StoreError> {
-        let mut out = Vec::new();
+    ) -> Result<(Vec<Planned>, PlanCounts), StoreError> {
+        let mut notable = Vec::new();
+        let mut counts = PlanCounts::default();
         let pending: std::collections::HashSet<RecordingId> =
             self.store.intents()?.into_iter().map(|i| i.id).collect();
         for state in [
@@ -93,10 +122,15 @@ impl Purger<'_> {
                     continue;
                 }
                 let d = policy::decide(&r, &self.config.retention, now_ms, trigger);
-                out.push((r, d));
+                policy::tally(&mut counts, &d);
+                if !(d.action == Action::Keep
+                    && matches!(d.reason, policy::Reason::Retained { .. }))
+                {
+                    notable.push(Planned::new(&r, d));
+                }
             }
         }
-        Ok(out)
+        Ok((notable, counts))
     }
 
     /// Completes the purges an interrupted run left (intents without tombstones).
@@ -115,27 +149,27 @@ impl Purger<'_> {
     }
 
     /// A scheduled (or disk-pressure) run: completes what an earlier run left, plans, and
-    /// purges what is due. With `dry_run`, deletes nothing and writes nothing.
+    /// purges what is due. With `dry_run`, deletes nothing and writes nothing. Returns the
+    /// notable decisions (see [`Purger::plan`]) and what was done.
     pub fn run(
         &self,
         now_ms: i64,
         trigger: Trigger,
         dry_run: bool,
-    ) -> Result<(Vec<(Record, Decision)>, Summary), StoreError> {
+    ) -> Result<(Vec<Planned>, Summary), StoreError> {
         let mut summary = Summary::default();
         if !dry_run {
             self.recover(now_ms, &mut summary)?;
         }
-        let plan = self.plan(now_ms, trigger)?;
-        let decisions: Vec<Decision> = plan.iter().map(|(_, d)| d.clone()).collect();
-        summary.planned = policy::count(&decisions);
+        let (plan, counts) = self.plan(now_ms, trigger)?;
+        summary.planned = counts;
         if !dry_run {
-            let mut due: Vec<&(Record, Decision)> = plan
+            let mut due: Vec<&Planned> = plan
                 .iter()
-                .filter(|(_, d)| d.action == Action::Purge)
+                .filter(|p| p.decision.action == Action::Purge)
                 .collect();
             // Oldest first: under disk pressure the run may stop once there is room again.
-            due.sort_by_key(|(r, _)| (r.started_ms, r.id));
+            due.sort_by_key(|p| (p.started_ms, p.id));
             self.execute(&due, now_ms, trigger, &mut summary)?;
         }
         Ok((plan, summary))
@@ -147,7 +181,7 @@ impl Purger<'_> {
         &self,
         ids: &[RecordingId],
         now_ms: i64,
-    ) -> Result<(Vec<Decision>, Summary), StoreError> {
+    ) -> Result<(Vec<Planned>, Summary), StoreError> {
         let mut summary = Summary::default();
         self.recover(now_ms, &mut summary)?;
         let mut plan = Vec::new();
@@ -159,21 +193,20 @@ impl Purger<'_> {
                 )));
             };
             let d = policy::decide(&r, &self.config.retention, now_ms, Trigger::Manual);
-            plan.push((r, d));
+            policy::tally(&mut summary.planned, &d);
+            plan.push(Planned::new(&r, d));
         }
-        let decisions: Vec<Decision> = plan.iter().map(|(_, d)| d.clone()).collect();
-        summary.planned = policy::count(&decisions);
-        let due: Vec<&(Record, Decision)> = plan
+        let due: Vec<&Planned> = plan
             .iter()
-            .filter(|(_, d)| d.action == Action::Purge)
+            .filter(|p| p.decision.action == Action::Purge)
             .collect();
         self.execute(&due, now_ms, Trigger::Manual, &mut summary)?;
-        Ok((decisions, summary))
+        Ok((plan, summary))
     }
 
     fn execute(
         &self,
-        due: &[&(Record, Decision)],
+        due: &[&Planned],
         now_ms: i64,
         trigger: Trigger,
         summary: &mut Summary,
@@ -188,14 +221,14 @@ impl Purger<'_> {
             }
             let intents: Vec<Intent> = chunk
                 .iter()
-                .map(|(r, d)| Intent {
-                    id: r.id,
-                    path: r.path.clone(),
-                    size: r.size,
-                    mtime_ns: r.mtime_ns,
-                    rule: d.rule.clone(),
-                    reason: d.explain(),
-                    scope: d.scope,
+                .map(|p| Intent {
+                    id: p.id,
+                    path: p.path.clone(),
+                    size: p.size,
+                    mtime_ns: p.mtime_ns,
+                    rule: p.decision.rule.clone(),
+                    reason: p.decision.explain(),
+                    scope: p.decision.scope,
                     actor: self.actor.to_string(),
                     planned_ms: now_ms,
                 })
@@ -248,6 +281,10 @@ impl Purger<'_> {
                     summary
                         .refused
                         .push((intent.id.0, intent.path.clone(), why));
+                }
+                Outcome::Cancelled(why) => {
+                    tracing::info!(id = intent.id.0, path = %intent.path, %why, "purge cancelled");
+                    self.store.cancel_purge(intent, &why, now_ms)?;
                 }
                 Outcome::Error(why) => {
                     tracing::error!(id = intent.id.0, path = %intent.path, %why,
@@ -307,13 +344,15 @@ impl Purger<'_> {
     /// Step 2 for one intent.
     fn delete_files(&self, intent: &Intent) -> Result<Outcome, StoreError> {
         let path = Path::new(&intent.path);
-        if let Some(r) = self.store.get(intent.id)? {
-            if r.flags.iter().any(|f| f == "modified_after_ingest") {
+        let held_now = match self.store.get(intent.id)? {
+            Some(r) if r.flags.iter().any(|f| f == "modified_after_ingest") => {
                 return Ok(Outcome::Refused(
                     "the file changed after ingest: the one on disk is not the recording".into(),
                 ));
             }
-        }
+            Some(r) => !r.holds.is_empty(),
+            None => false,
+        };
         let (root, parts) = match self.locate(path) {
             Ok(found) => found,
             Err(why) => return Ok(Outcome::Refused(why)),
@@ -341,6 +380,15 @@ impl Purger<'_> {
             }
             fs::unlink_regular(dir_fd, &sidecar_name, None)
         };
+        if held_now {
+            // A hold placed since the plan wins, as long as the file is still there.
+            if fs::exists(&dir_fd, name) {
+                return Ok(Outcome::Cancelled(
+                    "a legal hold was placed after the plan".into(),
+                ));
+            }
+            return Ok(Outcome::Gone { sidecar: false });
+        }
         match fs::unlink_regular(&dir_fd, name, Some((intent.size, intent.mtime_ns))) {
             Ok(true) => {
                 let sidecar = delete_sidecar(&dir_fd).unwrap_or_else(|e| {
@@ -470,6 +518,11 @@ mod fs {
         }
     }
 
+    /// Whether `name` exists in `dir` (as anything, symlinks not followed).
+    pub fn exists(dir: &OwnedFd, name: &str) -> bool {
+        rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+    }
+
     /// The share of free space (for unprivileged users) on the filesystem of `path`.
     pub fn free_ratio(path: &Path) -> Option<f64> {
         let s = rustix::fs::statvfs(path).ok()?;
@@ -480,4 +533,73 @@ mod fs {
 /// The share of free space on the filesystem of `path`, if it can be read.
 pub fn free_ratio(path: &Path) -> Option<f64> {
     fs::free_ratio(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Draft;
+    use crate::store::Selection;
+
+    #[test]
+    fn a_hold_placed_after_the_plan_cancels_the_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let file = root.join("a.wav");
+        std::fs::write(&file, b"RIFF....").unwrap();
+        let meta = std::fs::metadata(&file).unwrap();
+        let mtime_ns = meta
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i128;
+        let mut config = Config::default();
+        config.ingest.roots = vec![root.clone()];
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let record = Record {
+            id: RecordingId(1),
+            path: file.display().to_string(),
+            size: meta.len(),
+            mtime_ns,
+            ..Record::blank()
+        };
+        let event = Draft::new("t", "ingest", serde_json::Value::Null);
+        store.commit(&record, None, event, 0).unwrap();
+        let intent = Intent {
+            id: RecordingId(1),
+            path: record.path.clone(),
+            size: record.size,
+            mtime_ns,
+            rule: "default".into(),
+            reason: "expired".into(),
+            scope: crate::policy::Scope::Audio,
+            actor: "t".into(),
+            planned_ms: 0,
+        };
+        store.write_intents(&[intent], 0).unwrap();
+        let selection = Selection {
+            ids: vec![1],
+            ..Selection::default()
+        };
+        store.add_hold("K", "late", "t", selection, 1).unwrap();
+        let purger = Purger {
+            store: &store,
+            config: &config,
+            actor: "t",
+            stop: None,
+        };
+        let mut summary = Summary::default();
+        purger.recover(2, &mut summary).unwrap();
+        assert!(file.exists(), "a held recording was deleted");
+        assert_eq!(summary.purged, 0);
+        assert!(store.intents().unwrap().is_empty());
+        let cancelled = store
+            .audit_entries()
+            .filter_map(|e| e.unwrap().1.ok())
+            .filter(|e| e.action == "purge_cancelled")
+            .count();
+        assert_eq!(cancelled, 1);
+    }
 }

@@ -915,6 +915,23 @@ impl Store {
         self.flush()
     }
 
+    /// Abandons a planned purge that must not happen any more (a hold placed since the plan):
+    /// the intent goes, with a `purge_cancelled` audit entry; the record is untouched.
+    pub fn cancel_purge(&self, intent: &Intent, why: &str, time_ms: i64) -> Result<(), StoreError> {
+        self.transact("cancel a purge", |tx| {
+            tx.0[INTENTS].remove(&intent.id.0.to_be_bytes()[..])?;
+            let event = Draft::new(
+                &intent.actor,
+                "purge_cancelled",
+                serde_json::json!({"path": intent.path, "rule": intent.rule, "why": why}),
+            )
+            .about(intent.id.0);
+            tx.append(vec![event], time_ms)?;
+            Ok(())
+        })?;
+        self.flush()
+    }
+
     /// Every record, in time order.
     pub fn all(&self) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
         self.trees[RECORDINGS].iter().map(|kv| {

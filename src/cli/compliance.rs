@@ -210,29 +210,22 @@ pub fn purge(args: PurgeArgs) -> anyhow::Result<u8> {
         stop: None,
     };
     let mut out = std::io::stdout().lock();
-    let (decisions, summary) = if !args.ids.is_empty() {
+    let (plan, summary) = if !args.ids.is_empty() {
         if args.dry_run {
-            let mut decisions = Vec::new();
+            let mut plan = Vec::new();
+            let mut summary = crate::purge::Summary::default();
             for id in &args.ids {
                 let r = store
                     .get(RecordingId(*id))?
                     .ok_or_else(|| anyhow::anyhow!("no recording with id {id}"))?;
-                decisions.push((
-                    r.clone(),
-                    crate::policy::decide(&r, &config.retention, now, Trigger::Manual),
-                ));
+                let d = crate::policy::decide(&r, &config.retention, now, Trigger::Manual);
+                crate::policy::tally(&mut summary.planned, &d);
+                plan.push(crate::purge::Planned::new(&r, d));
             }
-            (decisions, crate::purge::Summary::default())
+            (plan, summary)
         } else {
-            let (decisions, summary) = purger.purge_ids(
-                &args.ids.iter().map(|i| RecordingId(*i)).collect::<Vec<_>>(),
-                now,
-            )?;
-            let records = decisions
-                .into_iter()
-                .filter_map(|d| store.get(d.id).ok().flatten().map(|r| (r, d)))
-                .collect();
-            (records, summary)
+            let ids: Vec<RecordingId> = args.ids.iter().map(|i| RecordingId(*i)).collect();
+            purger.purge_ids(&ids, now)?
         }
     } else {
         let trigger = if purger.under_pressure() {
@@ -247,12 +240,13 @@ pub fn purge(args: PurgeArgs) -> anyhow::Result<u8> {
         purger.run(now, trigger, args.dry_run)?
     };
     let verb = if args.dry_run { "would purge" } else { "purge" };
-    for (r, d) in &decisions {
+    for p in &plan {
+        let d = &p.decision;
         if args.json {
-            let line = serde_json::json!({"id": d.id.0, "path": r.path, "action": d.action,
+            let line = serde_json::json!({"id": d.id.0, "path": p.path, "action": d.action,
                 "rule": d.rule, "scope": d.scope, "reason": d.reason, "explain": d.explain()});
             writeln!(out, "{line}")?;
-        } else if d.action == Action::Purge || !args.ids.is_empty() {
+        } else {
             let what = match d.action {
                 Action::Purge => verb,
                 _ => "keep",
@@ -261,15 +255,13 @@ pub fn purge(args: PurgeArgs) -> anyhow::Result<u8> {
                 out,
                 "{what:<11} {:>8}  {}  ({}; deletes {})",
                 d.id.0,
-                r.path,
+                p.path,
                 d.explain(),
                 d.scope.as_str()
             )?;
         }
     }
-    let mut counts = decisions.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>();
-    let c = crate::policy::count(&counts);
-    counts.clear();
+    let c = &summary.planned;
     if !args.json {
         writeln!(
             out,
