@@ -63,10 +63,17 @@ pub fn law(m: Option<&Metadata>, config: &ConsentConfig) -> ConsentLaw {
 /// Whether a recording lacks the consent its law needs: under all-party consent only `granted`
 /// or `not_required` will do; under one-party consent, the business's own consent suffices.
 pub fn lacking(law: ConsentLaw, consent: Option<&ConsentRecord>) -> bool {
+    lacks(law, consent.map(|c| c.state))
+}
+
+/// [`lacking`], from the consent state alone (`None`: no consent recorded).
+pub fn lacks(law: ConsentLaw, consent: Option<ConsentState>) -> bool {
     match law {
-        ConsentLaw::OneParty => consent.is_some_and(|c| c.state == ConsentState::Denied),
-        ConsentLaw::AllParty => !consent
-            .is_some_and(|c| matches!(c.state, ConsentState::Granted | ConsentState::NotRequired)),
+        ConsentLaw::OneParty => consent == Some(ConsentState::Denied),
+        ConsentLaw::AllParty => !matches!(
+            consent,
+            Some(ConsentState::Granted | ConsentState::NotRequired)
+        ),
     }
 }
 

@@ -22,6 +22,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::audit::Draft;
 use crate::config::Config;
 use crate::policy::{self, Action, Decision, PlanCounts, Trigger};
 use crate::store::{Intent, Record, RecordState, RecordingId, Store, StoreError, Tombstone};
@@ -171,6 +172,18 @@ impl Purger<'_> {
             // Oldest first: under disk pressure the run may stop once there is room again.
             due.sort_by_key(|p| (p.started_ms, p.id));
             self.execute(&due, now_ms, trigger, &mut summary)?;
+            // The run itself, so "when did the last purge run" has an audited answer.
+            self.store.audit(
+                vec![Draft::new(
+                    self.actor,
+                    "purge_run",
+                    serde_json::json!({"trigger": format!("{trigger:?}").to_lowercase(),
+                        "purged": summary.purged, "held": summary.planned.held,
+                        "refused": summary.refused.len(),
+                        "failed": summary.errors.len()}),
+                )],
+                now_ms,
+            )?;
         }
         Ok((plan, summary))
     }

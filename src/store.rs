@@ -27,9 +27,11 @@ use crate::config::ConsentLaw;
 use crate::consent::ConsentRecord;
 use crate::metadata::Metadata;
 use crate::policy::Scope;
+use crate::summary::Summary;
 
 /// The schema this build writes and reads. 2: consent, holds, purges and the audit log.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: the summaries and the score index (for lists, KPIs and reports).
+pub const SCHEMA_VERSION: u32 = 3;
 /// The version byte in front of every record value.
 const RECORD_VERSION: u8 = 1;
 
@@ -290,6 +292,14 @@ fn named_key(name: &str, key: &[u8; 16]) -> Vec<u8> {
     k
 }
 
+/// The worst-calls index: score, then the record key (so one score's calls are in time order).
+fn score_key(summary: &Summary, key: &[u8; 16]) -> Option<Vec<u8>> {
+    let score = summary.score?;
+    let mut k = vec![score.min(255) as u8];
+    k.extend_from_slice(key);
+    Some(k)
+}
+
 fn state_key(state: RecordState, key: &[u8; 16]) -> Vec<u8> {
     let mut k = vec![state.byte()];
     k.extend_from_slice(key);
@@ -332,7 +342,9 @@ const AUDIT: usize = 6;
 const META: usize = 7;
 const INTENTS: usize = 8;
 const HOLDS: usize = 9;
-const TREES: [&str; 10] = [
+const SUMMARIES: usize = 10;
+const BY_SCORE: usize = 11;
+const TREES: [&str; 12] = [
     "recordings",
     "by_path",
     "by_state",
@@ -343,6 +355,8 @@ const TREES: [&str; 10] = [
     "meta",
     "intents",
     "holds",
+    "summaries",
+    "by_score",
 ];
 
 type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
@@ -359,6 +373,10 @@ impl Tx<'_> {
             t[RECORDINGS].remove(&old_key)?;
             t[BY_PATH].remove(old.path.as_bytes())?;
             t[BY_STATE].remove(state_key(old.state, &old_key))?;
+            t[SUMMARIES].remove(&old_key[..])?;
+            if let Some(k) = score_key(&Summary::of(old), &old_key) {
+                t[BY_SCORE].remove(k)?;
+            }
             if let Some(m) = &old.metadata {
                 if let Some(agent) = &m.agent {
                     t[BY_AGENT].remove(named_key(agent, &old_key))?;
@@ -372,6 +390,11 @@ impl Tx<'_> {
         t[BY_ID].insert(&record.id.0.to_be_bytes()[..], &key[..])?;
         t[BY_PATH].insert(record.path.as_bytes(), &key[..])?;
         t[BY_STATE].insert(state_key(record.state, &key), &[][..])?;
+        let summary = Summary::of(record);
+        if let Some(k) = score_key(&summary, &key) {
+            t[BY_SCORE].insert(k, &[][..])?;
+        }
+        t[SUMMARIES].insert(&key[..], json(&summary))?;
         if let Some(m) = &record.metadata {
             if let Some(agent) = &m.agent {
                 t[BY_AGENT].insert(named_key(agent, &key), &[][..])?;
@@ -416,6 +439,13 @@ impl Tx<'_> {
         t[META].insert("audit_head", json(&head))?;
         Ok(entries)
     }
+}
+
+/// The name indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    Agent,
+    Queue,
 }
 
 pub struct Store {
@@ -476,13 +506,28 @@ impl Store {
             }
             Some(SCHEMA_VERSION) => {}
             Some(_) => {
-                // Version 1 had no id index: build it.
+                // Version 1 had no id index, version 2 no summaries: build them (again, if
+                // an upgrade was interrupted: they are derived from the records).
+                let upgrade = sled_err("upgrade the store");
                 for kv in store.trees[RECORDINGS].iter() {
-                    let (k, v) = kv.map_err(sled_err("upgrade the store"))?;
+                    let (k, v) = kv.map_err(&upgrade)?;
                     let r = decode(&k, &v)?;
                     store.trees[BY_ID]
-                        .insert(r.id.0.to_be_bytes(), k)
-                        .map_err(sled_err("upgrade the store"))?;
+                        .insert(r.id.0.to_be_bytes(), k.clone())
+                        .map_err(&upgrade)?;
+                    let key: [u8; 16] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                        key: hex::encode(&k),
+                        reason: "a record key is not 16 bytes".into(),
+                    })?;
+                    let summary = Summary::of(&r);
+                    if let Some(sk) = score_key(&summary, &key) {
+                        store.trees[BY_SCORE]
+                            .insert(sk, &[][..])
+                            .map_err(&upgrade)?;
+                    }
+                    store.trees[SUMMARIES]
+                        .insert(k, json(&summary))
+                        .map_err(&upgrade)?;
                 }
                 meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())
                     .map_err(sled_err("write the schema version"))?;
@@ -940,6 +985,34 @@ impl Store {
         })
     }
 
+    /// The records of the calls that started in `[from_ms, until_ms)`, in time order.
+    pub fn records_between(
+        &self,
+        from_ms: Option<i64>,
+        until_ms: Option<i64>,
+    ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
+        let from = record_key(from_ms.unwrap_or(i64::MIN), RecordingId(0));
+        let until = record_key(until_ms.unwrap_or(i64::MAX), RecordingId(0));
+        self.trees[RECORDINGS].range(from..until).map(|kv| {
+            let (k, v) = kv.map_err(sled_err("scan the records"))?;
+            decode(&k, &v)
+        })
+    }
+
+    /// When the newest audit entry with this action was written, looking back at most
+    /// `10_000` entries (a status line, not an audit).
+    pub fn last_audit_time(&self, action: &str) -> Result<Option<i64>, StoreError> {
+        for kv in self.trees[AUDIT].iter().rev().take(10_000) {
+            let (_, v) = kv.map_err(sled_err("read the audit log"))?;
+            if let Ok(e) = serde_json::from_slice::<Entry>(&v) {
+                if e.action == action {
+                    return Ok(Some(e.time_ms));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// The records in one state, in time order (by the state index).
     pub fn in_state(
         &self,
@@ -952,6 +1025,119 @@ impl Store {
                 reason: "state index points at no record".into(),
             })
         })
+    }
+
+    fn summary_at(&self, key: &[u8]) -> Result<Option<Summary>, StoreError> {
+        match self.trees[SUMMARIES]
+            .get(key)
+            .map_err(sled_err("read a summary"))?
+        {
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    key: hex::encode(key),
+                    reason: format!("summary: {e}"),
+                }),
+            None => Ok(None),
+        }
+    }
+
+    /// The summaries of the calls that started in `[from_ms, until_ms)`, in time order, read
+    /// from the summary index (never the full records).
+    pub fn summaries(
+        &self,
+        from_ms: Option<i64>,
+        until_ms: Option<i64>,
+    ) -> impl Iterator<Item = Result<Summary, StoreError>> + '_ {
+        let from = record_key(from_ms.unwrap_or(i64::MIN), RecordingId(0));
+        let until = record_key(until_ms.unwrap_or(i64::MAX), RecordingId(0));
+        self.trees[SUMMARIES].range(from..until).map(|kv| {
+            let (k, v) = kv.map_err(sled_err("scan the summaries"))?;
+            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                key: hex::encode(&k),
+                reason: format!("summary: {e}"),
+            })
+        })
+    }
+
+    /// The summaries of one agent's (or queue's) calls in `[from_ms, until_ms)`, by its index.
+    pub fn summaries_of(
+        &self,
+        by: Named,
+        name: &str,
+        from_ms: Option<i64>,
+        until_ms: Option<i64>,
+    ) -> Result<Vec<Summary>, StoreError> {
+        let tree = match by {
+            Named::Agent => BY_AGENT,
+            Named::Queue => BY_QUEUE,
+        };
+        let mut prefix = name.as_bytes().to_vec();
+        prefix.push(0);
+        let (from, until) = (
+            record_key(from_ms.unwrap_or(i64::MIN), RecordingId(0)),
+            record_key(until_ms.unwrap_or(i64::MAX), RecordingId(0)),
+        );
+        let (mut lo, mut hi) = (prefix.clone(), prefix.clone());
+        lo.extend_from_slice(&from);
+        hi.extend_from_slice(&until);
+        let mut out = Vec::new();
+        for kv in self.trees[tree].range(lo..hi) {
+            let (k, _) = kv.map_err(sled_err("scan an index"))?;
+            if let Some(s) = self.summary_at(&k[prefix.len()..])? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The lowest-scored calls that started in `[from_ms, until_ms)`, worst first (ties: the
+    /// earlier call first), at most `limit`, accepted by `keep`. Walks the score index from
+    /// the bottom and reads only the summaries it returns or tests.
+    pub fn worst(
+        &self,
+        from_ms: Option<i64>,
+        until_ms: Option<i64>,
+        limit: usize,
+        keep: impl Fn(&Summary) -> bool,
+    ) -> Result<Vec<Summary>, StoreError> {
+        let (from, until) = (
+            record_key(from_ms.unwrap_or(i64::MIN), RecordingId(0)),
+            record_key(until_ms.unwrap_or(i64::MAX), RecordingId(0)),
+        );
+        let mut out = Vec::new();
+        for kv in self.trees[BY_SCORE].iter() {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = kv.map_err(sled_err("scan the score index"))?;
+            let key = &k[1..];
+            if key < &from[..] || key >= &until[..] {
+                continue;
+            }
+            if let Some(s) = self.summary_at(key)? {
+                if keep(&s) {
+                    out.push(s);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The summary of one recording.
+    pub fn summary(&self, id: RecordingId) -> Result<Option<Summary>, StoreError> {
+        match self.trees[BY_ID]
+            .get(id.0.to_be_bytes())
+            .map_err(sled_err("read the id index"))?
+        {
+            Some(key) => self.summary_at(&key),
+            None => Ok(None),
+        }
+    }
+
+    /// The store's size on disk, in bytes.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
     }
 
     /// Writes everything to disk.

@@ -1,0 +1,748 @@
+//! The questions admins and compliance officers ask, and their answers: one code path for both
+//! transports (the daemon's control socket, or the store opened directly when no daemon runs).
+//!
+//! A [`Request`] is plain data; [`handle`] answers it from the store and the configuration,
+//! checks the caller's [`Role`] first, and writes every change with the caller's name in the
+//! audit log (through the store's audited methods). Lists, KPIs and reports read the summary
+//! and score indexes ([`crate::summary`]), never whole records, except `show` (one record) and
+//! the retention report (the planner needs every record). The time is a parameter.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::model::Grade;
+use crate::audit::{Entry, Head};
+use crate::config::Config;
+use crate::consent::ConsentRecord;
+use crate::kpi::{self, ConsentReport, GroupBy, Kpi, QualityReport};
+use crate::metadata::{ConsentSource, ConsentState};
+use crate::policy::{self, fmt_ms, Action, Decision, Reason, Trigger};
+use crate::store::{Hold, Named, Record, RecordState, RecordingId, Selection, Store, StoreError};
+use crate::summary::Summary;
+
+/// The version of [`Request`] and [`Answer`] as they travel over the control socket.
+pub const PROTOCOL: u32 = 1;
+
+/// What a caller may do. Auditors read everything (lists, KPIs, reports, holds); admins also
+/// change consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Auditor,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// Who asks: the name written in the audit log, and what they may do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+/// A time window over when calls started: `[from_ms, until_ms)`, either end open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    /// Worst first.
+    Score,
+    /// Newest first.
+    #[default]
+    Time,
+    /// Longest first.
+    Duration,
+}
+
+/// `list`'s filters. Every given one must match.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub window: Window,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grade: Option<Grade>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<ConsentFilter>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<RecordState>,
+    #[serde(default)]
+    pub sort: Sort,
+    pub limit: usize,
+}
+
+/// A consent filter: a state, or `none` for calls with no consent recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentFilter {
+    Granted,
+    Denied,
+    Unknown,
+    NotRequired,
+    None,
+}
+
+impl ConsentFilter {
+    fn matches(self, c: Option<ConsentState>) -> bool {
+        match self {
+            ConsentFilter::Granted => c == Some(ConsentState::Granted),
+            ConsentFilter::Denied => c == Some(ConsentState::Denied),
+            ConsentFilter::Unknown => c == Some(ConsentState::Unknown),
+            ConsentFilter::NotRequired => c == Some(ConsentState::NotRequired),
+            ConsentFilter::None => c.is_none(),
+        }
+    }
+}
+
+impl ListQuery {
+    fn matches(&self, s: &Summary) -> bool {
+        self.agent
+            .as_ref()
+            .is_none_or(|a| s.agent.as_ref() == Some(a))
+            && self
+                .queue
+                .as_ref()
+                .is_none_or(|q| s.queue.as_ref() == Some(q))
+            && self.grade.is_none_or(|g| s.grade == Some(g))
+            && self.flag.as_ref().is_none_or(|f| s.flags.contains(f))
+            && self.consent.is_none_or(|c| c.matches(s.consent))
+            && self.state.is_none_or(|st| s.state == st)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    Consent,
+    Retention,
+    Holds,
+    Purged,
+    Quality,
+}
+
+impl ReportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportKind::Consent => "consent",
+            ReportKind::Retention => "retention",
+            ReportKind::Holds => "holds",
+            ReportKind::Purged => "purged",
+            ReportKind::Quality => "quality",
+        }
+    }
+}
+
+/// A question or an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    List(ListQuery),
+    /// A recording by id, or by the path it was ingested from.
+    Show {
+        target: String,
+    },
+    Kpi {
+        window: Window,
+        by: GroupBy,
+    },
+    ConsentSet {
+        ids: Vec<u64>,
+        state: ConsentState,
+        source: ConsentSource,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    HoldAdd {
+        selection: Selection,
+        case: String,
+        reason: String,
+    },
+    HoldRelease {
+        hold: u64,
+        reason: String,
+    },
+    HoldList,
+    Report {
+        kind: ReportKind,
+        window: Window,
+    },
+}
+
+impl Request {
+    /// The role a request needs.
+    pub fn needs(&self) -> Role {
+        match self {
+            Request::ConsentSet { .. } => Role::Admin,
+            _ => Role::Auditor,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::List(_) => "list",
+            Request::Show { .. } => "show",
+            Request::Kpi { .. } => "kpi",
+            Request::ConsentSet { .. } => "consent set",
+            Request::HoldAdd { .. } => "hold add",
+            Request::HoldRelease { .. } => "hold release",
+            Request::HoldList => "hold list",
+            Request::Report { .. } => "report",
+        }
+    }
+}
+
+/// The daemon's side of `status`: only a running daemon knows these.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    pub version: String,
+    pub started_ms: i64,
+    /// Files waiting for or in analysis.
+    pub queue_depth: usize,
+    /// Files seen changing, waiting to settle.
+    pub settling: usize,
+    pub stored: usize,
+    pub failed: usize,
+    pub purged: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_purge: Option<String>,
+    pub roots: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootStatus {
+    pub path: String,
+    /// Share of the filesystem free, if it can be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// `None`: answered from the store, no daemon running.
+    pub daemon: Option<DaemonInfo>,
+    /// The answering build's version and protocol.
+    pub version: String,
+    pub protocol: u32,
+    pub store: String,
+    pub store_bytes: u64,
+    pub roots: Vec<RootStatus>,
+    pub counts: BTreeMap<String, usize>,
+    pub holds_in_force: usize,
+    /// The last purge the audit log records (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_purge: Option<String>,
+    pub audit_length: u64,
+    pub audit_head: String,
+}
+
+/// `show`: everything about one recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shown {
+    pub record: Record,
+    pub retention: Decision,
+    pub retention_explained: String,
+    pub holds: Vec<Hold>,
+    pub audit: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsentChange {
+    pub id: u64,
+    pub state: ConsentState,
+    pub law: String,
+}
+
+/// One expiring or overdue recording in the retention report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Due {
+    pub id: u64,
+    pub path: String,
+    pub started: String,
+    pub rule: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    pub explanation: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RetentionReport {
+    pub by_state: BTreeMap<String, u64>,
+    /// Recordings still held (not purged) by the rule that governs them.
+    pub by_rule: BTreeMap<String, u64>,
+    pub held: u64,
+    pub locked: u64,
+    pub needs_review: u64,
+    /// What expires in the next 30 days (the first 1,000 listed; all counted).
+    pub expiring_30d: u64,
+    pub expiring: Vec<Due>,
+    /// Due longer than a purge interval ago and still here, or left to a human: should be
+    /// none; each is explained.
+    pub overdue: Vec<Due>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PurgedRow {
+    pub id: u64,
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    pub deleted_at: String,
+    pub rule: String,
+    pub reason: String,
+    pub actor: String,
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_seq: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PurgedReport {
+    /// The audit chain head that covers every purge listed.
+    pub audit_head: Head,
+    pub recordings: Vec<PurgedRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "report", rename_all = "snake_case")]
+pub enum Report {
+    Consent(ConsentReport),
+    Retention(RetentionReport),
+    Holds { holds: Vec<Hold> },
+    Purged(PurgedReport),
+    Quality(QualityReport),
+}
+
+/// A report with when and over what it was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dated {
+    pub generated_at: String,
+    pub window: Window,
+    pub body: Report,
+}
+
+/// An answer, one variant per request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "answer", content = "data", rename_all = "snake_case")]
+pub enum Answer {
+    Status(Box<Status>),
+    List(Vec<Summary>),
+    Show(Box<Shown>),
+    Kpi(Kpi),
+    ConsentSet(Vec<ConsentChange>),
+    Hold(Hold),
+    Holds(Vec<Hold>),
+    Report(Box<Dated>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl QueryError {
+    /// The stable code the protocol carries.
+    pub fn code(&self) -> &'static str {
+        match self {
+            QueryError::Forbidden(_) => "forbidden",
+            QueryError::NotFound(_) => "not_found",
+            QueryError::Invalid(_) => "invalid",
+            QueryError::Store(StoreError::Refused(_)) => "refused",
+            QueryError::Store(_) => "store",
+        }
+    }
+}
+
+/// What a request is answered from.
+pub struct Context<'a> {
+    pub store: &'a Store,
+    pub config: &'a Config,
+    /// Set when the daemon answers.
+    pub daemon: Option<DaemonInfo>,
+    pub now_ms: i64,
+}
+
+/// Answers `request` for `caller`.
+pub fn handle(ctx: &Context, caller: &Caller, request: Request) -> Result<Answer, QueryError> {
+    if caller.role < request.needs() {
+        return Err(QueryError::Forbidden(format!(
+            "{} may not {}: it needs the {} role, and {} has {}",
+            caller.name,
+            request.name(),
+            request.needs().as_str(),
+            caller.name,
+            caller.role.as_str()
+        )));
+    }
+    let store = ctx.store;
+    match request {
+        Request::Status => status(ctx).map(|s| Answer::Status(Box::new(s))),
+        Request::List(q) => list(store, &q).map(Answer::List),
+        Request::Show { target } => show(ctx, &target).map(|s| Answer::Show(Box::new(s))),
+        Request::Kpi { window, by } => {
+            let summaries = collect(store.summaries(window.from_ms, window.until_ms))?;
+            Ok(Answer::Kpi(kpi::kpi(
+                summaries,
+                by,
+                ctx.config.consent.default,
+            )))
+        }
+        Request::ConsentSet {
+            ids,
+            state,
+            source,
+            note,
+        } => consent_set(ctx, caller, &ids, state, source, note).map(Answer::ConsentSet),
+        Request::HoldAdd {
+            selection,
+            case,
+            reason,
+        } => Ok(Answer::Hold(store.add_hold(
+            &case,
+            &reason,
+            &caller.name,
+            selection,
+            ctx.now_ms,
+        )?)),
+        Request::HoldRelease { hold, reason } => Ok(Answer::Hold(store.release_hold(
+            hold,
+            &caller.name,
+            &reason,
+            ctx.now_ms,
+        )?)),
+        Request::HoldList => Ok(Answer::Holds(store.holds()?)),
+        Request::Report { kind, window } => {
+            let body = report(ctx, kind, window)?;
+            Ok(Answer::Report(Box::new(Dated {
+                generated_at: fmt_ms(ctx.now_ms),
+                window,
+                body,
+            })))
+        }
+    }
+}
+
+fn collect(
+    it: impl Iterator<Item = Result<Summary, StoreError>>,
+) -> Result<Vec<Summary>, StoreError> {
+    it.collect()
+}
+
+fn status(ctx: &Context) -> Result<Status, QueryError> {
+    let store = ctx.store;
+    let counts = [
+        RecordState::Analysed,
+        RecordState::TooShort,
+        RecordState::Failed,
+        RecordState::Missing,
+        RecordState::Purged,
+    ]
+    .iter()
+    .map(|&s| (s.as_str().to_string(), store.count_by_state(s)))
+    .collect();
+    let head = store.audit_head()?;
+    let last_purge = match &ctx.daemon {
+        Some(d) if d.last_purge.is_some() => d.last_purge.clone(),
+        _ => store.last_audit_time("purge_run")?.map(fmt_ms),
+    };
+    Ok(Status {
+        daemon: ctx.daemon.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        protocol: PROTOCOL,
+        store: ctx.config.store.path.display().to_string(),
+        store_bytes: store.size_on_disk(),
+        roots: ctx
+            .config
+            .ingest
+            .roots
+            .iter()
+            .map(|r| RootStatus {
+                path: r.display().to_string(),
+                free_ratio: crate::purge::free_ratio(r),
+            })
+            .collect(),
+        counts,
+        holds_in_force: store
+            .holds()?
+            .iter()
+            .filter(|h| h.released.is_none())
+            .count(),
+        last_purge,
+        audit_length: head.seq,
+        audit_head: head.hash,
+    })
+}
+
+/// The calls a list query matches, sorted, at most its limit. Worst-first lists walk the
+/// score index; an agent's or queue's calls come from its index; anything else scans the
+/// window's summaries.
+pub fn list(store: &Store, q: &ListQuery) -> Result<Vec<Summary>, QueryError> {
+    let Window { from_ms, until_ms } = q.window;
+    if q.sort == Sort::Score {
+        return Ok(store.worst(from_ms, until_ms, q.limit, |s| q.matches(s))?);
+    }
+    let mut found: Vec<Summary> = match (&q.agent, &q.queue) {
+        (Some(a), _) => store.summaries_of(Named::Agent, a, from_ms, until_ms)?,
+        (None, Some(queue)) => store.summaries_of(Named::Queue, queue, from_ms, until_ms)?,
+        (None, None) => collect(store.summaries(from_ms, until_ms))?,
+    };
+    found.retain(|s| q.matches(s));
+    match q.sort {
+        Sort::Time | Sort::Score => found.sort_by(|a, b| b.started_ms.cmp(&a.started_ms)),
+        Sort::Duration => found.sort_by(|a, b| {
+            b.duration_s
+                .unwrap_or(0.0)
+                .total_cmp(&a.duration_s.unwrap_or(0.0))
+        }),
+    }
+    found.truncate(q.limit);
+    Ok(found)
+}
+
+fn show(ctx: &Context, target: &str) -> Result<Shown, QueryError> {
+    let store = ctx.store;
+    let record = match target.parse::<u64>() {
+        Ok(id) => store.get(RecordingId(id))?,
+        Err(_) => store.by_path(target)?,
+    };
+    let Some(record) = record else {
+        return Err(QueryError::NotFound(format!(
+            "no recording with id or path {target:?}"
+        )));
+    };
+    let retention = policy::decide(
+        &record,
+        &ctx.config.retention,
+        ctx.now_ms,
+        Trigger::Schedule,
+    );
+    let holds = store
+        .holds()?
+        .into_iter()
+        .filter(|h| h.recordings.contains(&record.id))
+        .collect();
+    let mut audit = Vec::new();
+    for item in store.audit_entries() {
+        if let (_, Ok(e)) = item? {
+            if e.recording == Some(record.id.0) {
+                audit.push(e);
+            }
+        }
+    }
+    Ok(Shown {
+        retention_explained: retention.explain(),
+        retention,
+        record,
+        holds,
+        audit,
+    })
+}
+
+fn consent_set(
+    ctx: &Context,
+    caller: &Caller,
+    ids: &[u64],
+    state: ConsentState,
+    source: ConsentSource,
+    note: Option<String>,
+) -> Result<Vec<ConsentChange>, QueryError> {
+    if ids.is_empty() {
+        return Err(QueryError::Invalid("give at least one recording id".into()));
+    }
+    // Every id first, so a typo changes nothing.
+    let mut records = Vec::with_capacity(ids.len());
+    for &id in ids {
+        match ctx.store.get(RecordingId(id))? {
+            Some(r) => records.push(r),
+            None => return Err(QueryError::NotFound(format!("no recording with id {id}"))),
+        }
+    }
+    let mut out = Vec::new();
+    for r in records {
+        let law = crate::consent::law(r.metadata.as_ref(), &ctx.config.consent);
+        let consent = ConsentRecord {
+            state,
+            source,
+            time_ms: Some(ctx.now_ms),
+            recorded_ms: ctx.now_ms,
+            actor: caller.name.clone(),
+            note: note.clone(),
+        };
+        ctx.store.set_consent(r.id, consent, law, ctx.now_ms)?;
+        out.push(ConsentChange {
+            id: r.id.0,
+            state,
+            law: law.as_str().into(),
+        });
+    }
+    Ok(out)
+}
+
+/// Calls listed at most in a report (all are counted).
+const REPORT_LIST_LIMIT: usize = 1000;
+
+fn report(ctx: &Context, kind: ReportKind, window: Window) -> Result<Report, QueryError> {
+    let store = ctx.store;
+    let summaries = || store.summaries(window.from_ms, window.until_ms);
+    Ok(match kind {
+        ReportKind::Consent => Report::Consent(kpi::consent_report(
+            collect(summaries())?,
+            ctx.config.consent.default,
+            REPORT_LIST_LIMIT,
+        )),
+        ReportKind::Quality => Report::Quality(kpi::quality_report(collect(summaries())?, 20)),
+        ReportKind::Holds => Report::Holds {
+            holds: store
+                .holds()?
+                .into_iter()
+                .filter(|h| window.from_ms.is_none_or(|f| h.added_ms >= f))
+                .collect(),
+        },
+        ReportKind::Purged => Report::Purged(purged(store, window)?),
+        ReportKind::Retention => Report::Retention(retention(ctx, window)?),
+    })
+}
+
+/// The deletion certificate: purges in the window (by deletion time).
+fn purged(store: &Store, window: Window) -> Result<PurgedReport, QueryError> {
+    let mut purge_seq = std::collections::HashMap::new();
+    for item in store.audit_entries() {
+        if let (seq, Ok(e)) = item? {
+            if e.action == "purge" {
+                if let Some(id) = e.recording {
+                    purge_seq.insert(id, seq);
+                }
+            }
+        }
+    }
+    let audit_head = store.audit_head()?;
+    let mut rows = Vec::new();
+    for r in store.in_state(RecordState::Purged) {
+        let r = r?;
+        let Some(t) = &r.tombstone else { continue };
+        if window.from_ms.is_some_and(|s| t.deleted_ms < s)
+            || window.until_ms.is_some_and(|u| t.deleted_ms >= u)
+        {
+            continue;
+        }
+        rows.push((
+            t.deleted_ms,
+            PurgedRow {
+                id: r.id.0,
+                path: r.path.clone(),
+                sha256: r.sha256.clone(),
+                size: r.size,
+                duration_s: r.duration_s,
+                deleted_at: fmt_ms(t.deleted_ms),
+                rule: t.rule.clone(),
+                reason: t.reason.clone(),
+                actor: t.actor.clone(),
+                scope: t.scope.as_str().into(),
+                audit_seq: purge_seq.get(&r.id.0).copied(),
+            },
+        ));
+    }
+    rows.sort_by_key(|(t, row)| (*t, row.id));
+    Ok(PurgedReport {
+        audit_head,
+        recordings: rows.into_iter().map(|(_, row)| row).collect(),
+    })
+}
+
+fn retention(ctx: &Context, window: Window) -> Result<RetentionReport, QueryError> {
+    const DAY_MS: i64 = 86_400_000;
+    let now = ctx.now_ms;
+    let policy = &ctx.config.retention;
+    // A purge runs every interval: what was due before the last one should be gone.
+    let slack = (policy.purge_interval_s * 1000.0) as i64;
+    let mut rep = RetentionReport::default();
+    for r in store_records(ctx.store, window) {
+        let r = r?;
+        *rep.by_state.entry(r.state.as_str().into()).or_default() += 1;
+        let d = policy::decide(&r, policy, now, Trigger::Schedule);
+        if r.state == RecordState::Purged {
+            continue;
+        }
+        *rep.by_rule.entry(d.rule.clone()).or_default() += 1;
+        let due = |deadline: Option<i64>| Due {
+            id: r.id.0,
+            path: r.path.clone(),
+            started: fmt_ms(r.started_ms),
+            rule: d.rule.clone(),
+            deadline: deadline.map(fmt_ms),
+            explanation: d.explain(),
+        };
+        match (&d.action, &d.reason) {
+            (_, Reason::Held { .. }) => rep.held += 1,
+            (_, Reason::Locked { .. }) => rep.locked += 1,
+            (_, Reason::NeedsReview { .. }) => {
+                rep.needs_review += 1;
+                rep.overdue.push(due(None));
+            }
+            (Action::Keep, Reason::Retained { until_ms: Some(t) }) if *t < now + 30 * DAY_MS => {
+                rep.expiring_30d += 1;
+                if rep.expiring.len() < REPORT_LIST_LIMIT {
+                    rep.expiring.push(due(Some(*t)));
+                }
+            }
+            (
+                Action::Purge,
+                Reason::Expired { deadline_ms } | Reason::ConsentDenied { deadline_ms, .. },
+            ) if *deadline_ms < now - slack => {
+                let mut item = due(Some(*deadline_ms));
+                item.explanation = format!(
+                    "{}; due for longer than a purge interval ({} s): is the daemon running and \
+                     purging? (see `callwarden status` and the purge audit entries)",
+                    item.explanation, policy.purge_interval_s
+                );
+                rep.overdue.push(item);
+            }
+            _ => {}
+        }
+    }
+    rep.expiring.sort_by(|a, b| a.deadline.cmp(&b.deadline));
+    Ok(rep)
+}
+
+fn store_records(
+    store: &Store,
+    window: Window,
+) -> Box<dyn Iterator<Item = Result<Record, StoreError>> + '_> {
+    if window == Window::default() {
+        Box::new(store.all())
+    } else {
+        Box::new(store.records_between(window.from_ms, window.until_ms))
+    }
+}

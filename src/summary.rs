@@ -1,0 +1,94 @@
+//! A recording's summary: the few fields that lists, KPIs and reports read, kept by the store
+//! in its own index beside the full record (pure).
+//!
+//! A full record holds the whole analysis report (hundreds of fields, several kilobytes of
+//! JSON); reading a month of them to count scores would decode megabytes for a handful of
+//! numbers. The summary is derived from the record on every write ([`Summary::of`]), so it can
+//! never disagree with it, and is small enough to scan a year of calls in a second.
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::model::Grade;
+use crate::config::ConsentLaw;
+use crate::metadata::ConsentState;
+use crate::store::{Record, RecordState};
+
+/// What lists, KPIs and reports need of one recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub id: u64,
+    pub path: String,
+    pub state: RecordState,
+    pub started_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grade: Option<Grade>,
+    /// Quality flag codes, then record flags (`purge_refused`, `metadata_invalid`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<ConsentState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_law: Option<ConsentLaw>,
+    /// Speech time over all channels (the union), seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub talk_s: Option<f64>,
+    /// Time nobody spoke for long (hold, dead air), seconds; stereo calls only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub non_talk_s: Option<f64>,
+    /// Both parties at once, seconds; stereo calls only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overtalk_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
+}
+
+impl Summary {
+    /// The summary of a record, as it is now.
+    pub fn of(r: &Record) -> Summary {
+        let report = r.report.as_ref();
+        let quality = report.map(|rep| &rep.quality);
+        let conversation = report.and_then(|rep| rep.conversation.as_ref());
+        let meta = r.metadata.as_ref();
+        let mut flags: Vec<String> = quality
+            .map(|q| q.flags.iter().map(|f| f.code.clone()).collect())
+            .unwrap_or_default();
+        for f in &r.flags {
+            if !flags.contains(f) {
+                flags.push(f.clone());
+            }
+        }
+        Summary {
+            id: r.id.0,
+            path: r.path.clone(),
+            state: r.state,
+            started_ms: r.started_ms,
+            duration_s: r.duration(),
+            // A purged recording keeps its analysis only when its rule deleted the audio alone;
+            // either way it no longer counts as a scored call.
+            score: quality.map(|q| q.score).filter(|_| scored(r.state)),
+            grade: quality.map(|q| q.grade).filter(|_| scored(r.state)),
+            flags,
+            agent: meta.and_then(|m| m.agent.clone()),
+            queue: meta.and_then(|m| m.queue.clone()),
+            consent: r.consent.as_ref().map(|c| c.state),
+            consent_law: r.consent_law,
+            talk_s: report.map(|rep| rep.metrics.speech.talk_time_s),
+            non_talk_s: conversation.map(|c| c.non_talk_s),
+            overtalk_s: conversation.map(|c| c.overtalk_s),
+            held: !r.holds.is_empty(),
+        }
+    }
+}
+
+/// Whether records in this state carry a score that lists and KPIs count.
+pub fn scored(state: RecordState) -> bool {
+    matches!(state, RecordState::Analysed | RecordState::Missing)
+}
