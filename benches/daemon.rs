@@ -97,8 +97,10 @@ fn config(dir: &Path, root: &Path) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[ingest]\nroots = [{root:?}]\nsettle_s = 2.0\n[store]\npath = {:?}\n",
-            dir.join("store")
+            "[ingest]\nroots = [{root:?}]\nsettle_s = 2.0\n[store]\npath = {:?}\n\
+             [control]\nsocket = {:?}\n",
+            dir.join("store"),
+            dir.join("control.sock")
         ),
     )
     .unwrap();

@@ -39,6 +39,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub consent: ConsentConfig,
     pub retention: RetentionConfig,
+    pub control: ControlConfig,
 }
 
 /// Which consent law applies to a call (by queue, direction or tag).
@@ -201,6 +202,41 @@ impl Default for IngestConfig {
             rescan_interval_s: 600.0,
             drain_timeout_s: 30.0,
         }
+    }
+}
+
+/// The daemon's control socket, and who may use it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// The Unix socket the daemon answers on (and the CLI asks); empty: no socket.
+    pub socket: std::path::PathBuf,
+    /// Group the socket is given (empty: the daemon's own); with `socket_mode`, who may connect.
+    pub socket_group: String,
+    /// The socket's permissions, in octal.
+    pub socket_mode: String,
+    /// Members of these Unix groups read everything (lists, KPIs, reports) and manage holds.
+    pub auditor_groups: Vec<String>,
+    /// Members of these groups may also change consent.
+    pub admin_groups: Vec<String>,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: "/run/callwarden/control.sock".into(),
+            socket_group: String::new(),
+            socket_mode: "0660".into(),
+            auditor_groups: vec!["callwarden".into()],
+            admin_groups: vec!["callwarden-admin".into(), "root".into()],
+        }
+    }
+}
+
+impl ControlConfig {
+    /// The socket mode as bits (validated at load).
+    pub fn mode(&self) -> u32 {
+        u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8).unwrap_or(0o660)
     }
 }
 
@@ -416,6 +452,26 @@ impl Config {
             if !value.is_finite() {
                 return Err(bad(key, "must be a finite number"));
             }
+        }
+        let c = &self.control;
+        match u32::from_str_radix(c.socket_mode.trim_start_matches("0o"), 8) {
+            Ok(m) if m <= 0o777 && m & 0o600 == 0o600 => {}
+            _ => {
+                return Err(bad(
+                    "control.socket_mode",
+                    "must be octal permissions (like \"0660\") that let the daemon read and write",
+                ))
+            }
+        }
+        if c.auditor_groups
+            .iter()
+            .chain(&c.admin_groups)
+            .any(|g| g.trim().is_empty())
+        {
+            return Err(bad(
+                "control.auditor_groups",
+                "group names must not be empty",
+            ));
         }
         let i = &self.ingest;
         if i.extensions.is_empty() || i.extensions.iter().any(|e| e.is_empty() || e.contains('.')) {

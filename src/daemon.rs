@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 
 use crate::audit::Draft;
 use crate::config::Config;
+use crate::control::Shared;
 use crate::ingest::{self, Candidate, Ingestor, Plan, Summary};
 use crate::policy::Trigger;
 use crate::store::{Store, StoreError};
@@ -42,6 +43,8 @@ pub enum DaemonError {
     Watch(#[from] watch::WatchError),
     #[error("install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
 }
 
 /// A file handed to a worker.
@@ -96,6 +99,8 @@ struct State {
     /// When disk pressure was last alerted (alerts repeat at most hourly).
     pressure_alerted: Option<Instant>,
     last_purge: Option<String>,
+    /// What the control socket's handlers see.
+    shared: Arc<Mutex<Shared>>,
 }
 
 impl State {
@@ -410,6 +415,27 @@ impl State {
         }
     }
 
+    /// Publishes the state the control socket reports (`callwarden status`).
+    fn publish(&self) {
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.config = self.config.clone();
+            let info = &mut shared.info;
+            info.queue_depth = self.in_flight.len();
+            info.settling = self.pending.len();
+            info.stored = self.counters.stored;
+            info.failed = self.counters.failed;
+            info.purged = self.counters.purged;
+            info.last_purge = self.last_purge.clone();
+            info.roots = self
+                .config
+                .ingest
+                .roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect();
+        }
+    }
+
     fn status(&self) -> String {
         let c = &self.counters;
         format!(
@@ -509,6 +535,33 @@ pub async fn run(
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
 
+    // The control socket: bound before READY, so a CLI started after it finds the daemon.
+    let listener = if config.control.socket.as_os_str().is_empty() {
+        None
+    } else {
+        Some(crate::control::bind(&config.control)?)
+    };
+    let shared = Arc::new(Mutex::new(Shared {
+        config: Arc::new(config.clone()),
+        info: crate::query::DaemonInfo {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_ms: ingest::now_ms(),
+            ..Default::default()
+        },
+    }));
+    let (control_stop, control_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(listener) = listener {
+        tracing::info!(socket = %config.control.socket.display(), "control socket ready");
+        tokio::spawn(crate::control::serve(
+            listener,
+            store.clone(),
+            shared.clone(),
+            async move {
+                let _ = control_stopped.await;
+            },
+        ));
+    }
     let rescan_every = Duration::from_secs_f64(config.ingest.rescan_interval_s);
     let (purge_tx, mut purge_rx) = mpsc::unbounded_channel();
     let mut state = State {
@@ -525,6 +578,7 @@ pub async fn run(
         stop: Arc::new(AtomicBool::new(false)),
         pressure_alerted: None,
         last_purge: None,
+        shared,
     };
     state.audit(
         "daemon_start",
@@ -595,6 +649,7 @@ pub async fn run(
             _ = int.recv() => break,
             _ = &mut shutdown => break,
         }
+        state.publish();
     }
 
     // Stop: no new work, drain what is in flight (bounded), flush.
@@ -628,6 +683,16 @@ pub async fn run(
         "daemon_stop",
         serde_json::json!({"stored": state.counters.stored, "purged": state.counters.purged}),
     );
+    let _ = control_stop.send(());
+    if !state.config.control.socket.as_os_str().is_empty() {
+        // Ours to remove: a CLI that finds no socket opens the store (free in a moment).
+        let socket = &state.config.control.socket;
+        if std::fs::symlink_metadata(socket)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+        {
+            let _ = std::fs::remove_file(socket);
+        }
+    }
     store.flush()?;
     tracing::info!(status = %state.status(), "stopped");
     Ok(state.counters)

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod consent;
+pub mod control;
 pub mod daemon;
 pub mod ingest;
 pub mod kpi;

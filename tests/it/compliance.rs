@@ -50,10 +50,12 @@ fn site() -> Site {
     std::fs::create_dir_all(&root).unwrap();
     std::fs::create_dir_all(&outside).unwrap();
     let config = base.join("callwarden.toml");
+    let socket = base.join("control.sock");
     std::fs::write(
         &config,
         format!(
             "[ingest]\nroots = [{root:?}]\nsettle_s = 0.0\n[store]\npath = {store:?}\n\
+             [control]\nsocket = {socket:?}\n\
              [retention]\nmin_free_ratio = 0.0\n\
              [[retention.rule]]\nname = \"default\"\nkeep = \"30d\"\n\
              [[retention.rule]]\nname = \"legal\"\nqueue = [\"legal\"]\nkeep = \"forever\"\n"

@@ -135,8 +135,11 @@ fn setup() -> Setup {
     std::fs::write(
         &config,
         format!(
-            "[ingest]\nroots = [{:?}]\nsettle_s = 2.0\nworkers = 2\n[store]\npath = {:?}\n",
-            root, store
+            "[ingest]\nroots = [{:?}]\nsettle_s = 2.0\nworkers = 2\n[store]\npath = {:?}\n\
+             [control]\nsocket = {:?}\n",
+            root,
+            store,
+            dir.path().join("control.sock")
         ),
     )
     .unwrap();
