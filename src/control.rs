@@ -80,8 +80,9 @@ pub enum ClientError {
         path: String,
         source: std::io::Error,
     },
-    #[error("the daemon refused: {0}")]
-    Refused(String),
+    /// The daemon refused the request (no role for it, not found, invalid).
+    #[error("{message}")]
+    Refused { code: String, message: String },
     #[error("the daemon could not answer ({code}): {message}")]
     Failed { code: String, message: String },
     #[error(
@@ -100,13 +101,6 @@ pub enum ClientError {
     },
     #[error("control socket {path}: the daemon's answer is unreadable: {reason}")]
     Garbled { path: String, reason: String },
-}
-
-impl ClientError {
-    /// The daemon said the request is not allowed (a role), not found or invalid.
-    pub fn is_refusal(&self) -> bool {
-        matches!(self, ClientError::Refused(_))
-    }
 }
 
 /// What the daemon shares with the socket's handlers: the configuration in force and its own
@@ -369,7 +363,10 @@ pub fn call(socket: &Path, request: &Request, timeout: Duration) -> Result<Answe
                 "forbidden" | "not_found" | "invalid" | "refused"
             ) =>
         {
-            Err(ClientError::Refused(e.message))
+            Err(ClientError::Refused {
+                code: e.code,
+                message: e.message,
+            })
         }
         (None, Some(e)) => Err(ClientError::Failed {
             code: e.code,

@@ -2,47 +2,19 @@
 //! (While the daemon runs it owns the store; these commands then say so.)
 
 use std::io::Write;
-use std::path::PathBuf;
 
-use crate::config::Config;
 use crate::metadata::{ConsentSource, ConsentState};
 use crate::policy::{fmt_ms, Action, Trigger};
-use crate::store::{RecordState, RecordingId, Selection, Store};
+use crate::query::Request;
+use crate::store::{RecordingId, Selection};
 
+use super::admin::{Access, Answer};
 use super::{EXIT_ATTENTION, EXIT_OK};
-
-#[derive(Debug, clap::Args)]
-pub struct StoreArgs {
-    /// Configuration file (TOML); keys it leaves out keep their defaults.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Store directory (default: `store.path` from the configuration).
-    #[arg(long)]
-    pub store: Option<PathBuf>,
-}
-
-impl StoreArgs {
-    fn open(&self) -> anyhow::Result<(Config, Store)> {
-        let config = super::load_config(&self.config)?;
-        let dir = self
-            .store
-            .clone()
-            .unwrap_or_else(|| config.store.path.clone());
-        match Store::open(&dir) {
-            Ok(store) => Ok((config, store)),
-            Err(crate::store::StoreError::Locked { path }) => anyhow::bail!(
-                "the store at {path} is in use, most likely by the running daemon (it purges on \
-                 its schedule); stop it to run this command on the store directly"
-            ),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
 
 #[derive(Debug, clap::Args)]
 pub struct PurgeArgs {
     #[command(flatten)]
-    pub store: StoreArgs,
+    pub store: Access,
     /// Print the plan with its reasons and counts; delete nothing, write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -63,7 +35,7 @@ pub enum AuditCommand {
     /// any break, each named.
     Verify {
         #[command(flatten)]
-        store: StoreArgs,
+        store: Access,
         /// Check the chain only, not the recordings.
         #[arg(long)]
         chain_only: bool,
@@ -74,33 +46,28 @@ pub enum AuditCommand {
     /// Print the audit log as JSON Lines.
     Export {
         #[command(flatten)]
-        store: StoreArgs,
+        store: Access,
         /// Entries from this time on: RFC 3339, or an age like 24h, 7d, 12w, 1y.
         #[arg(long)]
         since: Option<String>,
     },
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-    Csv,
-}
-
 #[derive(Debug, clap::Subcommand)]
 pub enum ReportCommand {
+    /// Consent coverage by day, queue and agent, and the calls lacking consent evidence
+    /// where their law needs it.
+    Consent(super::admin::ReportArgs),
+    /// Counts by state and rule, what expires in the next 30 days, and what is overdue (each
+    /// explained).
+    Retention(super::admin::ReportArgs),
+    /// Legal holds, in force and released.
+    Holds(super::admin::ReportArgs),
     /// The deletion certificate: purged recordings with hash, time, rule and actor, and the
     /// audit chain head that covers them.
-    Purged {
-        #[command(flatten)]
-        store: StoreArgs,
-        /// Purges from this time on: RFC 3339, or an age like 24h, 7d, 12w, 1y.
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
-    },
+    Purged(super::admin::ReportArgs),
+    /// Score distribution, trend, grades, flags and the worst calls.
+    Quality(super::admin::ReportArgs),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -108,7 +75,7 @@ pub enum HoldCommand {
     /// Place a legal hold on recordings (by id, or by agent, queue, call id, time range).
     Add {
         #[command(flatten)]
-        store: StoreArgs,
+        store: Access,
         /// Recording ids.
         ids: Vec<u64>,
         #[arg(long)]
@@ -132,7 +99,7 @@ pub enum HoldCommand {
     /// Release a hold: its recordings' own deadlines apply again.
     Release {
         #[command(flatten)]
-        store: StoreArgs,
+        store: Access,
         hold: u64,
         #[arg(long)]
         reason: String,
@@ -140,7 +107,7 @@ pub enum HoldCommand {
     /// List the holds.
     List {
         #[command(flatten)]
-        store: StoreArgs,
+        store: Access,
         #[arg(long)]
         json: bool,
     },
@@ -152,7 +119,7 @@ pub enum ConsentCommand {
     /// audited with your user name.
     Set {
         #[command(flatten)]
-        store: StoreArgs,
+        store: Access,
         /// Recording ids, then the state: granted, denied, unknown or not_required.
         #[arg(required = true, num_args = 2..)]
         args: Vec<String>,
@@ -173,12 +140,12 @@ pub enum SourceArg {
     Api,
 }
 
-fn parse_time(text: &str) -> Result<i64, String> {
+pub(super) fn parse_time(text: &str) -> Result<i64, String> {
     crate::metadata::rfc3339_ms(text).map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))
 }
 
 /// `--since`: RFC 3339, or an age (`24h`, `7d`) before `now_ms`.
-fn parse_since(text: &str, now_ms: i64) -> anyhow::Result<i64> {
+pub(super) fn parse_since(text: &str, now_ms: i64) -> anyhow::Result<i64> {
     if let Ok(t) = crate::metadata::rfc3339_ms(text) {
         return Ok(t);
     }
@@ -191,7 +158,7 @@ fn parse_since(text: &str, now_ms: i64) -> anyhow::Result<i64> {
 }
 
 /// Who is running the command, for the audit log.
-fn actor() -> String {
+pub(super) fn actor() -> String {
     let uid = rustix::process::getuid().as_raw();
     match std::env::var("USER") {
         Ok(name) if !name.is_empty() => format!("{name} (uid {uid})"),
@@ -367,121 +334,18 @@ pub fn audit(cmd: AuditCommand) -> anyhow::Result<u8> {
 }
 
 pub fn report(cmd: ReportCommand) -> anyhow::Result<u8> {
-    let ReportCommand::Purged {
-        store,
-        since,
-        format,
-    } = cmd;
-    let (_, store) = store.open()?;
-    let now = crate::ingest::now_ms();
-    let since = since.map(|s| parse_since(&s, now)).transpose()?;
-    // The audit entry of each purge, for the certificate.
-    let mut purge_seq = std::collections::HashMap::new();
-    for item in store.audit_entries() {
-        if let (seq, Ok(e)) = item? {
-            if e.action == "purge" {
-                if let Some(id) = e.recording {
-                    purge_seq.insert(id, seq);
-                }
-            }
-        }
-    }
-    let head = store.audit_head()?;
-    let mut rows = Vec::new();
-    for r in store.in_state(RecordState::Purged) {
-        let r = r?;
-        let Some(t) = &r.tombstone else { continue };
-        if since.is_some_and(|s| t.deleted_ms < s) {
-            continue;
-        }
-        rows.push(serde_json::json!({
-            "id": r.id.0, "path": r.path, "sha256": r.sha256, "size": r.size,
-            "duration_s": r.duration_s, "deleted_at": fmt_ms(t.deleted_ms), "rule": t.rule,
-            "reason": t.reason, "actor": t.actor, "scope": t.scope,
-            "sidecar_deleted": t.sidecar_deleted, "audit_seq": purge_seq.get(&r.id.0),
-        }));
-    }
-    rows.sort_by_key(|row| row["deleted_at"].as_str().unwrap_or_default().to_string());
-    let mut out = std::io::stdout().lock();
-    match format {
-        Format::Json => {
-            let doc = serde_json::json!({
-                "report": "purged", "generated_at": fmt_ms(now),
-                "since": since.map(fmt_ms), "count": rows.len(),
-                "audit_chain_head": {"seq": head.seq, "sha256": head.hash},
-                "recordings": rows,
-            });
-            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
-        }
-        Format::Csv => {
-            let columns = [
-                "id",
-                "path",
-                "sha256",
-                "size",
-                "duration_s",
-                "deleted_at",
-                "rule",
-                "reason",
-                "actor",
-                "scope",
-                "audit_seq",
-            ];
-            writeln!(
-                out,
-                "{},chain_head_seq,chain_head_sha256",
-                columns.join(",")
-            )?;
-            for row in &rows {
-                let cells: Vec<String> = columns.iter().map(|c| csv_cell(&row[*c])).collect();
-                writeln!(out, "{},{},{}", cells.join(","), head.seq, head.hash)?;
-            }
-        }
-        Format::Table => {
-            writeln!(
-                out,
-                "{:>8}  {:<20}  {:<14}  {:<16}  {:<64}  path",
-                "id", "deleted at", "rule", "actor", "sha256"
-            )?;
-            for row in &rows {
-                writeln!(
-                    out,
-                    "{:>8}  {:<20}  {:<14}  {:<16}  {:<64}  {}",
-                    row["id"],
-                    row["deleted_at"].as_str().unwrap_or_default(),
-                    row["rule"].as_str().unwrap_or_default(),
-                    row["actor"].as_str().unwrap_or_default(),
-                    row["sha256"].as_str().unwrap_or_default(),
-                    row["path"].as_str().unwrap_or_default()
-                )?;
-            }
-            writeln!(
-                out,
-                "{} purged recordings; covered by audit chain head {} {}",
-                rows.len(),
-                head.seq,
-                head.hash
-            )?;
-        }
-    }
-    Ok(EXIT_OK)
-}
-
-fn csv_cell(v: &serde_json::Value) -> String {
-    let text = match v {
-        serde_json::Value::Null => String::new(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
+    use crate::query::ReportKind;
+    let (kind, args) = match cmd {
+        ReportCommand::Consent(a) => (ReportKind::Consent, a),
+        ReportCommand::Retention(a) => (ReportKind::Retention, a),
+        ReportCommand::Holds(a) => (ReportKind::Holds, a),
+        ReportCommand::Purged(a) => (ReportKind::Purged, a),
+        ReportCommand::Quality(a) => (ReportKind::Quality, a),
     };
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text
-    }
+    super::admin::report(kind, args)
 }
 
 pub fn hold(cmd: HoldCommand) -> anyhow::Result<u8> {
-    let now = crate::ingest::now_ms();
     let mut out = std::io::stdout().lock();
     match cmd {
         HoldCommand::Add {
@@ -495,7 +359,6 @@ pub fn hold(cmd: HoldCommand) -> anyhow::Result<u8> {
             case,
             reason,
         } => {
-            let (_, store) = store.open()?;
             let selection = Selection {
                 ids,
                 agent,
@@ -504,7 +367,14 @@ pub fn hold(cmd: HoldCommand) -> anyhow::Result<u8> {
                 from_ms: from,
                 until_ms: until,
             };
-            let hold = store.add_hold(&case, &reason, &actor(), selection, now)?;
+            let (answer, _) = store.ask(Request::HoldAdd {
+                selection,
+                case,
+                reason,
+            })?;
+            let Answer::Hold(hold) = answer else {
+                anyhow::bail!("the daemon answered something else than a hold");
+            };
             writeln!(
                 out,
                 "hold {} (case {}) placed on {} recordings",
@@ -518,8 +388,10 @@ pub fn hold(cmd: HoldCommand) -> anyhow::Result<u8> {
             hold,
             reason,
         } => {
-            let (_, store) = store.open()?;
-            let hold = store.release_hold(hold, &actor(), &reason, now)?;
+            let (answer, _) = store.ask(Request::HoldRelease { hold, reason })?;
+            let Answer::Hold(hold) = answer else {
+                anyhow::bail!("the daemon answered something else than a hold");
+            };
             writeln!(
                 out,
                 "hold {} (case {}) released from {} recordings",
@@ -529,25 +401,16 @@ pub fn hold(cmd: HoldCommand) -> anyhow::Result<u8> {
             )?;
         }
         HoldCommand::List { store, json } => {
-            let (_, store) = store.open()?;
-            for h in store.holds()? {
-                if json {
-                    writeln!(out, "{}", serde_json::to_string(&h)?)?;
-                } else {
-                    writeln!(
-                        out,
-                        "{:>6}  case {:<16} {:>6} recordings  added {} by {}  {}",
-                        h.id,
-                        h.case,
-                        h.recordings.len(),
-                        fmt_ms(h.added_ms),
-                        h.actor,
-                        match &h.released {
-                            Some(r) => format!("released {} by {}", fmt_ms(r.at_ms), r.actor),
-                            None => "in force".into(),
-                        }
-                    )?;
+            let (answer, _) = store.ask(Request::HoldList)?;
+            let Answer::Holds(holds) = answer else {
+                anyhow::bail!("the daemon answered something else than holds");
+            };
+            if json {
+                for h in &holds {
+                    writeln!(out, "{}", serde_json::to_string(h)?)?;
                 }
+            } else {
+                write!(out, "{}", super::reports::holds_table(&holds).text())?;
             }
         }
     }
@@ -583,28 +446,18 @@ pub fn consent(cmd: ConsentCommand) -> anyhow::Result<u8> {
         SourceArg::Cli => ConsentSource::Cli,
         SourceArg::Api => ConsentSource::Api,
     };
-    let (config, store) = store.open()?;
-    let now = crate::ingest::now_ms();
+    let (answer, _) = store.ask(Request::ConsentSet {
+        ids,
+        state,
+        source,
+        note,
+    })?;
+    let Answer::ConsentSet(changes) = answer else {
+        anyhow::bail!("the daemon answered something else than consent changes");
+    };
     let mut out = std::io::stdout().lock();
-    for id in ids {
-        let Some(r) = store.get(RecordingId(id))? else {
-            anyhow::bail!("no recording with id {id}");
-        };
-        let law = crate::consent::law(r.metadata.as_ref(), &config.consent);
-        let record = crate::consent::ConsentRecord {
-            state,
-            source,
-            time_ms: Some(now),
-            recorded_ms: now,
-            actor: actor(),
-            note: note.clone(),
-        };
-        store.set_consent(RecordingId(id), record, law, now)?;
-        writeln!(
-            out,
-            "recording {id}: consent {state_text} ({})",
-            law.as_str()
-        )?;
+    for c in changes {
+        writeln!(out, "recording {}: consent {state_text} ({})", c.id, c.law)?;
     }
     Ok(EXIT_OK)
 }

@@ -5,7 +5,11 @@
 //! analysed, an invalid configuration, a usage error); 3 done, but something needs a human
 //! (`audit verify` found a break, a purge was refused).
 
+mod admin;
 mod compliance;
+mod html;
+mod reports;
+mod table;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -24,6 +28,19 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_INTERNAL: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_ATTENTION: u8 = 3;
+pub const EXIT_FORBIDDEN: u8 = 4;
+
+/// An error that ends the command with its own exit code.
+#[derive(Debug)]
+pub struct Exit(pub u8, pub String);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +75,23 @@ pub enum Command {
     /// Consent: set a recording's consent state.
     #[command(subcommand)]
     Consent(compliance::ConsentCommand),
+    /// Is the daemon up, what is it doing, and how does the store stand.
+    Status(admin::StatusArgs),
+    /// List recordings, filtered and sorted.
+    List(admin::ListArgs),
+    /// The worst-scored recordings of a recent window.
+    Worst(admin::WorstArgs),
+    /// Everything about one recording: metadata, analysis, consent, retention, holds, audit.
+    Show(admin::ShowArgs),
+    /// Quality and compliance KPIs over a window, by day, week, agent or queue.
+    Kpi(admin::KpiArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), generated from this command line.
+    Man,
     /// Print the default configuration (commented TOML).
     DefaultConfig,
 }
@@ -116,6 +150,24 @@ pub fn main() -> ExitCode {
         Command::Report(cmd) => compliance::report(cmd),
         Command::Hold(cmd) => compliance::hold(cmd),
         Command::Consent(cmd) => compliance::consent(cmd),
+        Command::Status(args) => admin::status(args),
+        Command::List(args) => admin::list(args),
+        Command::Worst(args) => admin::worst(args),
+        Command::Show(args) => admin::show(args),
+        Command::Kpi(args) => admin::kpi(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "callwarden", &mut std::io::stdout());
+            Ok(EXIT_OK)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map(|_| EXIT_OK)
+                .map_err(anyhow::Error::from)
+        }
         Command::DefaultConfig => {
             print!("{}", crate::config::DEFAULT_TOML);
             Ok(EXIT_OK)
@@ -134,7 +186,10 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("callwarden: {e:#}");
-            ExitCode::from(EXIT_BAD_INPUT)
+            match e.downcast_ref::<Exit>() {
+                Some(Exit(code, _)) => ExitCode::from(*code),
+                None => ExitCode::from(EXIT_BAD_INPUT),
+            }
         }
     }
 }

@@ -1,0 +1,695 @@
+//! The admin and compliance commands that ask questions: status, list, worst, show, kpi and the
+//! reports; and the transport they share with holds and consent: the daemon's control socket
+//! when it answers, else the store opened directly. Same request, same answer, one code path
+//! ([`crate::query::handle`]).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::control::{self, ClientError};
+use crate::kpi::{GroupBy, Kpi, KpiRow};
+use crate::policy::fmt_ms;
+pub use crate::query::Answer;
+use crate::query::{
+    self, Caller, Context, ListQuery, Report, Request, Role, Shown, Sort, Status, Window,
+};
+use crate::store::{Store, StoreError};
+use crate::summary::Summary;
+
+use super::html::Page;
+use super::table::{num, pct, Table};
+use super::{Exit, EXIT_BAD_INPUT, EXIT_FORBIDDEN, EXIT_OK};
+
+/// The system-wide configuration, used when `--config` is not given and it exists.
+const SYSTEM_CONFIG: &str = "/etc/callwarden/callwarden.toml";
+
+/// Where a command's answer comes from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Access {
+    /// Configuration file (default: /etc/callwarden/callwarden.toml if it exists, else the
+    /// built-in defaults).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Store directory, used when no daemon answers (default: `store.path`).
+    #[arg(long, global = true)]
+    pub store: Option<PathBuf>,
+    /// The daemon's control socket (default: `control.socket`).
+    #[arg(long, global = true)]
+    pub socket: Option<PathBuf>,
+}
+
+/// How the answer reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Daemon,
+    Store,
+}
+
+impl Access {
+    pub fn load(&self) -> anyhow::Result<Config> {
+        let path = self.config.clone().or_else(|| {
+            let system = PathBuf::from(SYSTEM_CONFIG);
+            system.exists().then_some(system)
+        });
+        super::load_config(&path)
+    }
+
+    /// Opens the store directly (the daemon must not be running).
+    pub fn open(&self) -> anyhow::Result<(Config, Store)> {
+        let config = self.load()?;
+        let dir = self
+            .store
+            .clone()
+            .unwrap_or_else(|| config.store.path.clone());
+        match Store::open(&dir) {
+            Ok(store) => Ok((config, store)),
+            Err(StoreError::Locked { path }) => anyhow::bail!(
+                "the store at {path} is in use, most likely by the running daemon; stop it to \
+                 run this command on the store directly"
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Asks the daemon; when none answers, answers from the store directly, as the local user
+    /// (whoever may open the store's files may change it: the admin role).
+    pub fn ask(&self, request: Request) -> anyhow::Result<(Answer, Transport)> {
+        let config = self.load()?;
+        let socket = self
+            .socket
+            .clone()
+            .unwrap_or_else(|| config.control.socket.clone());
+        let unreachable = if socket.as_os_str().is_empty() {
+            "no control socket is configured (control.socket)".to_string()
+        } else {
+            match control::call(&socket, &request, Duration::from_secs(120)) {
+                Ok(answer) => return Ok((answer, Transport::Daemon)),
+                Err(ClientError::Refused { code, message }) => {
+                    let exit = if code == "forbidden" {
+                        EXIT_FORBIDDEN
+                    } else {
+                        EXIT_BAD_INPUT
+                    };
+                    return Err(Exit(exit, message).into());
+                }
+                Err(e @ ClientError::NotAllowed { .. }) => {
+                    return Err(Exit(EXIT_FORBIDDEN, e.to_string()).into())
+                }
+                Err(ClientError::Unreachable { source, .. }) => {
+                    format!(
+                        "its control socket {} is unreachable ({source})",
+                        socket.display()
+                    )
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let dir = self
+            .store
+            .clone()
+            .unwrap_or_else(|| config.store.path.clone());
+        let store = match Store::open(&dir) {
+            Ok(store) => store,
+            Err(StoreError::Locked { path }) => {
+                return Err(Exit(
+                    EXIT_BAD_INPUT,
+                    format!(
+                        "the store at {path} is locked by another process (a daemon?), but {unreachable}: \
+                         check that the daemon is healthy and that its control.socket is the one \
+                         this command uses (--socket, or --config with the daemon's configuration)"
+                    ),
+                )
+                .into())
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let ctx = Context {
+            store: &store,
+            config: &config,
+            daemon: None,
+            now_ms: crate::ingest::now_ms(),
+        };
+        let caller = Caller {
+            name: super::compliance::actor(),
+            role: Role::Admin,
+        };
+        match query::handle(&ctx, &caller, request) {
+            Ok(answer) => Ok((answer, Transport::Store)),
+            Err(e @ query::QueryError::Forbidden(_)) => {
+                Err(Exit(EXIT_FORBIDDEN, e.to_string()).into())
+            }
+            Err(e @ (query::QueryError::NotFound(_) | query::QueryError::Invalid(_))) => {
+                Err(Exit(EXIT_BAD_INPUT, e.to_string()).into())
+            }
+            Err(query::QueryError::Store(StoreError::Refused(why))) => {
+                Err(Exit(EXIT_BAD_INPUT, why).into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// `--json` and `--csv`, for every listing.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Output {
+    /// JSON (JSON Lines for lists).
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV with a header line.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// When the question is asked: `--now` (RFC 3339) for ages like `--since 7d`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct When {
+    /// Resolve ages (`--since 7d`) from this time (RFC 3339) instead of now.
+    #[arg(long, value_parser = super::compliance::parse_time)]
+    pub now: Option<i64>,
+}
+
+impl When {
+    fn now(&self) -> i64 {
+        self.now.unwrap_or_else(crate::ingest::now_ms)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub access: Access,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub access: Access,
+    #[command(flatten)]
+    pub output: Output,
+    #[command(flatten)]
+    pub when: When,
+    /// Calls that started since: RFC 3339, or an age like 24h, 7d, 12w, 1y.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Calls that started before: RFC 3339, or an age.
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long)]
+    pub agent: Option<String>,
+    #[arg(long)]
+    pub queue: Option<String>,
+    #[arg(long, value_parser = ["good", "fair", "poor", "bad"])]
+    pub grade: Option<String>,
+    /// A flag code (low_snr, clipping, purge_refused, …).
+    #[arg(long)]
+    pub flag: Option<String>,
+    /// A consent state, or `none` for calls with no consent recorded.
+    #[arg(long, value_parser = ["granted", "denied", "unknown", "not_required", "none"])]
+    pub consent: Option<String>,
+    #[arg(long, value_parser = ["analysed", "too_short", "failed", "missing", "purged"])]
+    pub state: Option<String>,
+    /// score: worst first; time: newest first; duration: longest first.
+    #[arg(long, default_value = "time", value_parser = ["score", "time", "duration"])]
+    pub sort: String,
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WorstArgs {
+    #[command(flatten)]
+    pub access: Access,
+    #[command(flatten)]
+    pub output: Output,
+    #[command(flatten)]
+    pub when: When,
+    /// Calls that started since: RFC 3339, or an age.
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub access: Access,
+    /// A recording id, or the path it was ingested from.
+    pub target: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KpiArgs {
+    #[command(flatten)]
+    pub access: Access,
+    #[command(flatten)]
+    pub output: Output,
+    #[command(flatten)]
+    pub when: When,
+    /// Calls that started since: RFC 3339, or an age.
+    #[arg(long, default_value = "30d")]
+    pub since: String,
+    #[arg(long)]
+    pub until: Option<String>,
+    /// One row per day, ISO week, agent or queue (default: the whole window).
+    #[arg(long, value_parser = ["day", "week", "agent", "queue"])]
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+    Html,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub access: Access,
+    #[command(flatten)]
+    pub when: When,
+    /// Since: RFC 3339, or an age like 90d (calls started since; for `purged`, deleted since).
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
+    /// Write the report here instead of to standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+}
+
+fn typed<T: serde::de::DeserializeOwned>(text: &str) -> anyhow::Result<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_string()))
+        .map_err(|e| anyhow::anyhow!("{text:?}: {e}"))
+}
+
+fn window(since: Option<&str>, until: Option<&str>, now: i64) -> anyhow::Result<Window> {
+    Ok(Window {
+        from_ms: since
+            .map(|s| super::compliance::parse_since(s, now))
+            .transpose()?,
+        until_ms: until
+            .map(|s| super::compliance::parse_since(s, now))
+            .transpose()?,
+    })
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
+    let (answer, _) = args.access.ask(Request::Status)?;
+    let Answer::Status(s) = answer else {
+        anyhow::bail!("the daemon answered something else than a status");
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?;
+    } else {
+        write!(out, "{}", status_text(&s))?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn status_text(s: &Status) -> String {
+    let mut t = String::new();
+    use std::fmt::Write as _;
+    match &s.daemon {
+        Some(d) => {
+            let _ = writeln!(
+                t,
+                "daemon    running (pid {}, callwarden {}, since {})",
+                d.pid,
+                d.version,
+                fmt_ms(d.started_ms)
+            );
+            let _ = writeln!(
+                t,
+                "queue     {} waiting or in analysis, {} settling; this run: {} stored, {} failed, {} purged",
+                d.queue_depth, d.settling, d.stored, d.failed, d.purged
+            );
+        }
+        None => {
+            let _ = writeln!(t, "daemon    not running (answered from the store)");
+        }
+    }
+    let _ = writeln!(t, "store     {} ({} bytes)", s.store, s.store_bytes);
+    for r in &s.roots {
+        let _ = writeln!(t, "root      {} ({} free)", r.path, pct(r.free_ratio));
+    }
+    let counts: Vec<String> = s.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(t, "records   {}", counts.join(", "));
+    let _ = writeln!(t, "holds     {} in force", s.holds_in_force);
+    let _ = writeln!(
+        t,
+        "purge     last {}",
+        s.last_purge.as_deref().unwrap_or("never")
+    );
+    let _ = writeln!(
+        t,
+        "audit     {} entries, head {}",
+        s.audit_length, s.audit_head
+    );
+    t
+}
+
+fn summaries_table(rows: &[Summary]) -> Table {
+    let mut t = Table::new(&[
+        "id", "started", "duration", "score", "grade", "agent", "queue", "consent", "flags", "path",
+    ])
+    .numeric(&[0, 2, 3]);
+    for s in rows {
+        t.push(vec![
+            s.id.to_string(),
+            fmt_ms(s.started_ms),
+            num(s.duration_s, 1),
+            s.score.map_or_else(|| "-".into(), |v| v.to_string()),
+            s.grade.map_or("-", |g| g.as_str()).into(),
+            s.agent.clone().unwrap_or_else(|| "-".into()),
+            s.queue.clone().unwrap_or_else(|| "-".into()),
+            s.consent.map_or_else(|| "-".into(), |c| enum_text(&c)),
+            if s.flags.is_empty() {
+                "-".into()
+            } else {
+                s.flags.join(" ")
+            },
+            s.path.clone(),
+        ]);
+    }
+    t
+}
+
+/// A serde enum's name.
+fn enum_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn print_summaries(rows: &[Summary], output: &Output) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if output.json {
+        for s in rows {
+            writeln!(out, "{}", serde_json::to_string(s)?)?;
+        }
+    } else if output.csv {
+        write!(out, "{}", summaries_table(rows).csv())?;
+    } else {
+        write!(out, "{}", summaries_table(rows).text())?;
+    }
+    Ok(())
+}
+
+pub fn list(args: ListArgs) -> anyhow::Result<u8> {
+    let now = args.when.now();
+    let q = ListQuery {
+        window: window(args.since.as_deref(), args.until.as_deref(), now)?,
+        agent: args.agent,
+        queue: args.queue,
+        grade: args.grade.as_deref().map(typed).transpose()?,
+        flag: args.flag,
+        consent: args.consent.as_deref().map(typed).transpose()?,
+        state: args.state.as_deref().map(typed).transpose()?,
+        sort: typed(&args.sort)?,
+        limit: args.limit,
+    };
+    let (answer, _) = args.access.ask(Request::List(q))?;
+    let Answer::List(rows) = answer else {
+        anyhow::bail!("the daemon answered something else than a list");
+    };
+    print_summaries(&rows, &args.output)?;
+    Ok(EXIT_OK)
+}
+
+pub fn worst(args: WorstArgs) -> anyhow::Result<u8> {
+    let now = args.when.now();
+    let q = ListQuery {
+        window: window(Some(&args.since), None, now)?,
+        sort: Sort::Score,
+        limit: args.limit,
+        ..ListQuery::default()
+    };
+    let (answer, _) = args.access.ask(Request::List(q))?;
+    let Answer::List(rows) = answer else {
+        anyhow::bail!("the daemon answered something else than a list");
+    };
+    print_summaries(&rows, &args.output)?;
+    Ok(EXIT_OK)
+}
+
+pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
+    let (answer, _) = args.access.ask(Request::Show {
+        target: args.target.clone(),
+    })?;
+    let Answer::Show(shown) = answer else {
+        anyhow::bail!("the daemon answered something else than a record");
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?;
+    } else {
+        write!(out, "{}", show_text(&shown))?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn show_text(s: &Shown) -> String {
+    use std::fmt::Write as _;
+    let r = &s.record;
+    let mut t = String::new();
+    let _ = writeln!(t, "recording {}  {}", r.id.0, r.path);
+    let _ = writeln!(
+        t,
+        "  state      {}; started {}; ingested {}; {} bytes; sha256 {}",
+        r.state.as_str(),
+        fmt_ms(r.started_ms),
+        fmt_ms(r.ingested_ms),
+        r.size,
+        r.sha256
+    );
+    if let Some(m) = &r.metadata {
+        let field = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            t,
+            "  call       id {}, agent {}, queue {}, caller {}, callee {}, direction {}",
+            field(&m.call_id),
+            field(&m.agent),
+            field(&m.queue),
+            field(&m.caller),
+            field(&m.callee),
+            m.direction.map_or_else(|| "-".into(), |d| enum_text(&d))
+        );
+    }
+    if let Some(rep) = &r.report {
+        let q = &rep.quality;
+        let flags: Vec<&str> = q.flags.iter().map(|f| f.code.as_str()).collect();
+        let _ = writeln!(
+            t,
+            "  quality    score {} ({}, MOS {:.1}), {:.1} s, SNR {} dB, flags {}",
+            q.score,
+            q.grade.as_str(),
+            q.mos,
+            rep.format.duration_s,
+            num(rep.metrics.noise.snr_db, 1),
+            if flags.is_empty() {
+                "none".into()
+            } else {
+                flags.join(" ")
+            }
+        );
+    }
+    if let Some(e) = &r.error {
+        let _ = writeln!(t, "  error      {} ({})", e.message, e.code);
+    }
+    if !r.flags.is_empty() {
+        let _ = writeln!(t, "  flags      {}", r.flags.join(" "));
+    }
+    let law = r.consent_law.map_or("-", |l| l.as_str());
+    match &r.consent {
+        Some(c) => {
+            let _ = writeln!(
+                t,
+                "  consent    {} (source {}, by {}, {}; law {law})",
+                enum_text(&c.state),
+                enum_text(&c.source),
+                c.actor,
+                fmt_ms(c.recorded_ms)
+            );
+        }
+        None => {
+            let _ = writeln!(t, "  consent    none recorded (law {law})");
+        }
+    }
+    for c in r.consent_history.iter().rev() {
+        let _ = writeln!(
+            t,
+            "    before   {} (source {}, by {}, {})",
+            enum_text(&c.state),
+            enum_text(&c.source),
+            c.actor,
+            fmt_ms(c.recorded_ms)
+        );
+    }
+    let _ = writeln!(t, "  retention  {}", s.retention_explained);
+    for h in &s.holds {
+        let _ = writeln!(
+            t,
+            "  hold       {} case {} ({}), by {} {}{}",
+            h.id,
+            h.case,
+            h.reason,
+            h.actor,
+            fmt_ms(h.added_ms),
+            h.released.as_ref().map_or_else(String::new, |r| format!(
+                "; released {} by {}",
+                fmt_ms(r.at_ms),
+                r.actor
+            ))
+        );
+    }
+    let _ = writeln!(t, "  audit");
+    for e in &s.audit {
+        let _ = writeln!(
+            t,
+            "    {:>6}  {}  {:<14} {}",
+            e.seq,
+            fmt_ms(e.time_ms),
+            e.action,
+            e.actor
+        );
+    }
+    t
+}
+
+pub fn kpi(args: KpiArgs) -> anyhow::Result<u8> {
+    let now = args.when.now();
+    let by = match &args.by {
+        Some(b) => typed(b)?,
+        None => GroupBy::All,
+    };
+    let window = window(Some(&args.since), args.until.as_deref(), now)?;
+    let (answer, _) = args.access.ask(Request::Kpi { window, by })?;
+    let Answer::Kpi(k) = answer else {
+        anyhow::bail!("the daemon answered something else than KPIs");
+    };
+    let mut out = std::io::stdout().lock();
+    if args.output.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&k)?)?;
+    } else if args.output.csv {
+        write!(out, "{}", kpi_table(&k, true).csv())?;
+    } else {
+        write!(out, "{}", kpi_table(&k, false).text())?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn kpi_table(k: &Kpi, csv: bool) -> Table {
+    let mut t = Table::new(&[
+        "group",
+        "calls",
+        "analysed",
+        "failed",
+        "mean score",
+        "poor/bad",
+        "mean duration s",
+        "talk s",
+        "non-talk",
+        "overtalk s",
+        "consent coverage",
+        "flags",
+    ])
+    .numeric(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    let share = |v: Option<f64>| if csv { num(v, 4) } else { pct(v) };
+    let row = |r: &KpiRow| {
+        let mut flags: Vec<(&String, &u64)> = r.flags.iter().collect();
+        flags.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        vec![
+            r.group.clone(),
+            r.recordings.to_string(),
+            share(r.share_analysed),
+            share(r.share_failed),
+            num(r.mean_score, 1),
+            share(r.share_poor_or_bad),
+            num(r.mean_duration_s, 1),
+            format!("{:.1}", r.talk_s),
+            share(r.non_talk_share),
+            format!("{:.1}", r.overtalk_s),
+            share(r.consent_coverage),
+            flags
+                .iter()
+                .map(|(f, n)| format!("{f}:{n}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ]
+    };
+    for r in &k.rows {
+        t.push(row(r));
+    }
+    t.push(row(&k.total));
+    t
+}
+
+pub fn report(kind: query::ReportKind, args: ReportArgs) -> anyhow::Result<u8> {
+    let now = args.when.now();
+    let window = window(args.since.as_deref(), args.until.as_deref(), now)?;
+    let (answer, _) = args.access.ask(Request::Report { kind, window })?;
+    let Answer::Report(dated) = answer else {
+        anyhow::bail!("the daemon answered something else than a report");
+    };
+    let text = match args.format {
+        ReportFormat::Json => serde_json::to_string_pretty(&dated)? + "\n",
+        ReportFormat::Csv => super::reports::tables(&dated)
+            .into_iter()
+            .map(|(title, t)| {
+                if title.is_empty() {
+                    t.csv()
+                } else {
+                    format!("# {title}\n{}", t.csv())
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ReportFormat::Table => super::reports::text(&dated),
+        ReportFormat::Html => super::reports::html(&dated),
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| anyhow::anyhow!("write the report to {}: {e}", path.display()))?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(EXIT_OK)
+}
+
+/// The page title of a report.
+pub fn title(body: &Report) -> &'static str {
+    match body {
+        Report::Consent(_) => "Consent report",
+        Report::Retention(_) => "Retention report",
+        Report::Holds { .. } => "Legal holds",
+        Report::Purged(_) => "Deletion certificate: purged recordings",
+        Report::Quality(_) => "Quality report",
+    }
+}
+
+/// A page for the report (used by `reports::html`).
+pub fn page(dated: &query::Dated) -> Page {
+    let w = &dated.window;
+    let range = match (w.from_ms, w.until_ms) {
+        (None, None) => "all time".to_string(),
+        (Some(f), None) => format!("since {}", fmt_ms(f)),
+        (None, Some(u)) => format!("until {}", fmt_ms(u)),
+        (Some(f), Some(u)) => format!("{} to {}", fmt_ms(f), fmt_ms(u)),
+    };
+    Page::new(
+        title(&dated.body),
+        &format!("{range}; generated {}", dated.generated_at),
+    )
+}

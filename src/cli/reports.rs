@@ -1,0 +1,369 @@
+//! Rendering the compliance and quality reports: as text, as CSV tables, as HTML with charts.
+
+use crate::policy::fmt_ms;
+use crate::query::{Dated, Due, Report};
+use crate::store::Hold;
+use crate::summary::Summary;
+
+use super::table::{num, pct, Table};
+
+/// The report's tables, each with a title (CSV prints them one after another).
+pub fn tables(dated: &Dated) -> Vec<(String, Table)> {
+    match &dated.body {
+        Report::Consent(c) => {
+            let coverage = |rows: &[crate::kpi::ConsentRow]| {
+                let mut t = Table::new(&[
+                    "group",
+                    "calls",
+                    "granted",
+                    "denied",
+                    "unknown",
+                    "not_required",
+                    "none",
+                    "all_party",
+                    "lacking",
+                    "covered",
+                ])
+                .numeric(&[1, 2, 3, 4, 5, 6, 7, 8, 9]);
+                for r in rows {
+                    t.push(vec![
+                        r.group.clone(),
+                        r.recordings.to_string(),
+                        r.granted.to_string(),
+                        r.denied.to_string(),
+                        r.unknown.to_string(),
+                        r.not_required.to_string(),
+                        r.none.to_string(),
+                        r.all_party.to_string(),
+                        r.lacking.to_string(),
+                        num(r.share_covered, 4),
+                    ]);
+                }
+                t
+            };
+            vec![
+                ("total".into(), coverage(std::slice::from_ref(&c.total))),
+                ("by day".into(), coverage(&c.by_day)),
+                ("by queue".into(), coverage(&c.by_queue)),
+                ("by agent".into(), coverage(&c.by_agent)),
+                (
+                    format!(
+                        "lacking consent evidence ({} more not listed)",
+                        c.lacking_not_listed
+                    ),
+                    calls(&c.lacking),
+                ),
+            ]
+        }
+        Report::Quality(q) => {
+            let mut dist = Table::new(&["score band", "calls"]).numeric(&[1]);
+            for (i, n) in q.distribution.iter().enumerate() {
+                let hi = if i == 9 { 100 } else { i * 10 + 9 };
+                dist.push(vec![format!("{}-{hi}", i * 10), n.to_string()]);
+            }
+            let mut trend = Table::new(&["day", "calls", "mean score"]).numeric(&[1, 2]);
+            for p in &q.trend {
+                trend.push(vec![
+                    p.day.clone(),
+                    p.calls.to_string(),
+                    format!("{:.1}", p.mean_score),
+                ]);
+            }
+            let mut grades = Table::new(&["grade", "calls"]).numeric(&[1]);
+            for g in ["good", "fair", "poor", "bad"] {
+                grades.push(vec![
+                    g.into(),
+                    q.grades.get(g).copied().unwrap_or(0).to_string(),
+                ]);
+            }
+            vec![
+                ("distribution".into(), dist),
+                ("grades".into(), grades),
+                ("trend".into(), trend),
+                ("flags".into(), counts(&q.flags, "flag")),
+                ("worst calls".into(), calls(&q.worst)),
+            ]
+        }
+        Report::Retention(r) => {
+            let due = |items: &[Due]| {
+                let mut t =
+                    Table::new(&["id", "started", "rule", "deadline", "explanation", "path"])
+                        .numeric(&[0]);
+                for d in items {
+                    t.push(vec![
+                        d.id.to_string(),
+                        d.started.clone(),
+                        d.rule.clone(),
+                        d.deadline.clone().unwrap_or_else(|| "-".into()),
+                        d.explanation.clone(),
+                        d.path.clone(),
+                    ]);
+                }
+                t
+            };
+            let mut kept = Table::new(&["kept by", "recordings"]).numeric(&[1]);
+            kept.push(vec!["legal hold".into(), r.held.to_string()]);
+            kept.push(vec!["min_keep lock".into(), r.locked.to_string()]);
+            kept.push(vec!["needs review".into(), r.needs_review.to_string()]);
+            vec![
+                ("by state".into(), counts(&r.by_state, "state")),
+                ("by rule".into(), counts(&r.by_rule, "rule")),
+                ("kept".into(), kept),
+                (
+                    format!("expiring in the next 30 days ({} in all)", r.expiring_30d),
+                    due(&r.expiring),
+                ),
+                (
+                    format!("overdue ({}; should be none)", r.overdue.len()),
+                    due(&r.overdue),
+                ),
+            ]
+        }
+        Report::Holds { holds } => vec![("holds".into(), holds_table(holds))],
+        Report::Purged(p) => {
+            let mut t = Table::new(&[
+                "id",
+                "deleted at",
+                "rule",
+                "actor",
+                "sha256",
+                "size",
+                "reason",
+                "audit seq",
+                "path",
+            ])
+            .numeric(&[0, 5, 7]);
+            for row in &p.recordings {
+                t.push(vec![
+                    row.id.to_string(),
+                    row.deleted_at.clone(),
+                    row.rule.clone(),
+                    row.actor.clone(),
+                    row.sha256.clone(),
+                    row.size.to_string(),
+                    row.reason.clone(),
+                    row.audit_seq.map_or_else(|| "-".into(), |s| s.to_string()),
+                    row.path.clone(),
+                ]);
+            }
+            let mut head = Table::new(&["audit chain head seq", "audit chain head sha256"]);
+            head.push(vec![
+                p.audit_head.seq.to_string(),
+                p.audit_head.hash.clone(),
+            ]);
+            vec![
+                (format!("purged recordings ({})", p.recordings.len()), t),
+                ("covered by".into(), head),
+            ]
+        }
+    }
+}
+
+fn counts(map: &std::collections::BTreeMap<String, u64>, what: &str) -> Table {
+    let mut t = Table::new(&[what, "recordings"]).numeric(&[1]);
+    let mut items: Vec<(&String, &u64)> = map.iter().collect();
+    items.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (k, v) in items {
+        t.push(vec![k.clone(), v.to_string()]);
+    }
+    t
+}
+
+fn calls(rows: &[Summary]) -> Table {
+    let mut t = Table::new(&[
+        "id", "started", "score", "agent", "queue", "consent", "flags", "path",
+    ])
+    .numeric(&[0, 2]);
+    for s in rows {
+        t.push(vec![
+            s.id.to_string(),
+            fmt_ms(s.started_ms),
+            s.score.map_or_else(|| "-".into(), |v| v.to_string()),
+            s.agent.clone().unwrap_or_else(|| "-".into()),
+            s.queue.clone().unwrap_or_else(|| "-".into()),
+            s.consent.map_or_else(
+                || "none".into(),
+                |c| {
+                    serde_json::to_value(c)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                },
+            ),
+            s.flags.join(" "),
+            s.path.clone(),
+        ]);
+    }
+    t
+}
+
+pub fn holds_table(holds: &[Hold]) -> Table {
+    let mut t = Table::new(&[
+        "id",
+        "case",
+        "recordings",
+        "added",
+        "by",
+        "reason",
+        "status",
+    ])
+    .numeric(&[0, 2]);
+    for h in holds {
+        t.push(vec![
+            h.id.to_string(),
+            h.case.clone(),
+            h.recordings.len().to_string(),
+            fmt_ms(h.added_ms),
+            h.actor.clone(),
+            h.reason.clone(),
+            match &h.released {
+                Some(r) => format!("released {} by {} ({})", fmt_ms(r.at_ms), r.actor, r.reason),
+                None => "in force".into(),
+            },
+        ]);
+    }
+    t
+}
+
+/// The report as text: a heading line, then each table.
+pub fn text(dated: &Dated) -> String {
+    let mut out = format!(
+        "{} — generated {}\n",
+        super::admin::title(&dated.body),
+        dated.generated_at
+    );
+    for (title, t) in tables(dated) {
+        out.push_str(&format!("\n{title}\n"));
+        if t.rows.is_empty() {
+            out.push_str("  (none)\n");
+        } else {
+            out.push_str(&t.text());
+        }
+    }
+    out
+}
+
+/// The report as one self-contained HTML page with its charts.
+pub fn html(dated: &Dated) -> String {
+    let mut page = super::admin::page(dated);
+    match &dated.body {
+        Report::Quality(q) => {
+            page.figures(&[
+                ("scored calls", q.scored.to_string()),
+                ("mean score", num(q.mean_score, 1)),
+                (
+                    "poor or bad",
+                    pct((q.scored > 0).then(|| {
+                        (q.grades.get("poor").unwrap_or(&0) + q.grades.get("bad").unwrap_or(&0))
+                            as f64
+                            / q.scored as f64
+                    })),
+                ),
+            ]);
+            page.heading("Trend");
+            let trend: Vec<(String, f64)> = q
+                .trend
+                .iter()
+                .map(|p| (p.day.clone(), p.mean_score))
+                .collect();
+            page.line("Mean score by day", &trend, 0.0, 100.0);
+            page.heading("Distribution");
+            let dist: Vec<(String, f64)> = q
+                .distribution
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    (
+                        format!("{}-{}", i * 10, if i == 9 { 100 } else { i * 10 + 9 }),
+                        *n as f64,
+                    )
+                })
+                .collect();
+            page.bars("Calls by score band", "calls", &dist);
+            let grades: Vec<(String, f64)> = ["good", "fair", "poor", "bad"]
+                .iter()
+                .map(|g| (g.to_string(), *q.grades.get(*g).unwrap_or(&0) as f64))
+                .collect();
+            page.bars("Calls by grade", "calls", &grades);
+            page.heading("Flags");
+            page.bars("Calls by flag", "calls", &sorted(&q.flags));
+        }
+        Report::Consent(c) => {
+            page.figures(&[
+                ("calls", c.total.recordings.to_string()),
+                ("covered", pct(c.total.share_covered)),
+                ("lacking consent", c.total.lacking.to_string()),
+                ("under all-party law", c.total.all_party.to_string()),
+            ]);
+            page.heading("Coverage");
+            let trend: Vec<(String, f64)> = c
+                .by_day
+                .iter()
+                .map(|r| (r.group.clone(), r.share_covered.unwrap_or(0.0) * 100.0))
+                .collect();
+            page.line(
+                "Share of calls with consent (%), by day",
+                &trend,
+                0.0,
+                100.0,
+            );
+            let queues: Vec<(String, f64)> = c
+                .by_queue
+                .iter()
+                .map(|r| (r.group.clone(), r.lacking as f64))
+                .collect();
+            page.bars("Calls lacking consent, by queue", "calls", &queues);
+        }
+        Report::Retention(r) => {
+            page.figures(&[
+                ("expiring in 30 days", r.expiring_30d.to_string()),
+                ("overdue", r.overdue.len().to_string()),
+                ("held", r.held.to_string()),
+                ("locked", r.locked.to_string()),
+            ]);
+            page.heading("Recordings");
+            page.bars("Recordings by state", "recordings", &sorted(&r.by_state));
+            page.bars("Recordings by rule", "recordings", &sorted(&r.by_rule));
+        }
+        Report::Holds { holds } => {
+            let active = holds.iter().filter(|h| h.released.is_none()).count();
+            page.figures(&[
+                ("holds in force", active.to_string()),
+                ("released", (holds.len() - active).to_string()),
+            ]);
+        }
+        Report::Purged(p) => {
+            page.figures(&[
+                ("purged recordings", p.recordings.len().to_string()),
+                ("audit chain head", format!("#{}", p.audit_head.seq)),
+            ]);
+            page.paragraph(&format!(
+                "Every deletion below is recorded in the hash-chained audit log; the chain head \
+                 {} (entry {}) covers them all. `callwarden audit verify` checks the chain.",
+                p.audit_head.hash, p.audit_head.seq
+            ));
+        }
+    }
+    for (title, t) in tables(dated) {
+        page.heading(&capitalise(&title));
+        if t.rows.is_empty() {
+            page.paragraph("None.");
+        } else {
+            page.table(&t);
+        }
+    }
+    page.finish()
+}
+
+fn sorted(map: &std::collections::BTreeMap<String, u64>) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = map.iter().map(|(k, n)| (k.clone(), *n as f64)).collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map_or_else(String::new, |f| {
+        f.to_uppercase().collect::<String>() + c.as_str()
+    })
+}
