@@ -12,13 +12,13 @@ use callwarden::store::{RecordState, Store};
 use crate::support::{age, assets, standard_call, write_pcm, write_wav};
 
 /// A running daemon; killed (by PID) if a test fails before stopping it.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Option<Child>,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Daemon {
-    fn start(config: &Path) -> Daemon {
+    pub(crate) fn start(config: &Path) -> Daemon {
         Daemon::start_with(config, &[])
     }
 
@@ -84,7 +84,7 @@ impl Daemon {
             .count()
     }
 
-    fn wait_for(&self, done: impl Fn(&[String]) -> bool, what: &str) {
+    pub(crate) fn wait_for(&self, done: impl Fn(&[String]) -> bool, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if done(&self.lines.lock().unwrap()) {
@@ -99,7 +99,7 @@ impl Daemon {
     }
 
     /// SIGTERM, and the exit status.
-    fn stop(mut self) -> Option<i32> {
+    pub(crate) fn stop(mut self) -> Option<i32> {
         let mut child = self.child.take().unwrap();
         Command::new("kill")
             .arg("-TERM")
