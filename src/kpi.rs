@@ -435,7 +435,7 @@ mod tests {
             } else {
                 vec![]
             },
-            agent: Some(if id % 2 == 0 { "alice" } else { "bob" }.into()),
+            agent: Some(if id.is_multiple_of(2) { "alice" } else { "bob" }.into()),
             queue: None,
             consent,
             consent_law: Some(ConsentLaw::AllParty),

@@ -520,7 +520,7 @@ pub fn list(store: &Store, q: &ListQuery) -> Result<Vec<Summary>, QueryError> {
     };
     found.retain(|s| q.matches(s));
     match q.sort {
-        Sort::Time | Sort::Score => found.sort_by(|a, b| b.started_ms.cmp(&a.started_ms)),
+        Sort::Time | Sort::Score => found.sort_by_key(|s| std::cmp::Reverse(s.started_ms)),
         Sort::Duration => found.sort_by(|a, b| {
             b.duration_s
                 .unwrap_or(0.0)

@@ -34,10 +34,11 @@ impl Page {
         let mut body = String::new();
         let _ = write!(
             body,
-            "<header><h1>{}</h1><p class=\"sub\">{}</p></header>\n",
+            "<header><h1>{}</h1><p class=\"sub\">{}</p></header>",
             escape(title),
             escape(subtitle)
         );
+        body.push('\n');
         Page { body }
     }
 
@@ -164,7 +165,7 @@ fn short(v: f64) -> String {
 /// Where label `i` of `n` goes, and whether it is drawn (at most about 24 labels).
 fn x_label(i: usize, n: usize) -> bool {
     let step = n.div_ceil(24).max(1);
-    i % step == 0 || i + 1 == n
+    i.is_multiple_of(step) || i + 1 == n
 }
 
 pub fn bar_chart(title: &str, unit: &str, data: &[(String, f64)]) -> String {

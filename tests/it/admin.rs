@@ -529,7 +529,7 @@ fn html_reports_are_self_contained_and_hold_their_charts() {
 
 fn flag_codes(s: &Site) -> usize {
     let q: serde_json::Value = serde_json::from_str(&stdout(&cw(
-        &s,
+        s,
         &["report", "quality", "--format", "json"],
         &[],
     )))
