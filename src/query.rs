@@ -321,10 +321,27 @@ pub struct PurgedRow {
     pub audit_seq: Option<u64>,
 }
 
+/// The audit chain head that covers a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainHead {
+    pub seq: u64,
+    pub sha256: String,
+}
+
+impl From<Head> for ChainHead {
+    fn from(h: Head) -> ChainHead {
+        ChainHead {
+            seq: h.seq,
+            sha256: h.hash,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PurgedReport {
+    pub count: usize,
     /// The audit chain head that covers every purge listed.
-    pub audit_head: Head,
+    pub audit_chain_head: ChainHead,
     pub recordings: Vec<PurgedRow>,
 }
 
@@ -342,7 +359,11 @@ pub enum Report {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dated {
     pub generated_at: String,
+    /// Where the window starts (RFC 3339), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
     pub window: Window,
+    #[serde(flatten)]
     pub body: Report,
 }
 
@@ -447,6 +468,7 @@ pub fn handle(ctx: &Context, caller: &Caller, request: Request) -> Result<Answer
             let body = report(ctx, kind, window)?;
             Ok(Answer::Report(Box::new(Dated {
                 generated_at: fmt_ms(ctx.now_ms),
+                since: window.from_ms.map(fmt_ms),
                 window,
                 body,
             })))
@@ -676,7 +698,8 @@ fn purged(store: &Store, window: Window) -> Result<PurgedReport, QueryError> {
     }
     rows.sort_by_key(|(t, row)| (*t, row.id));
     Ok(PurgedReport {
-        audit_head,
+        count: rows.len(),
+        audit_chain_head: audit_head.into(),
         recordings: rows.into_iter().map(|(_, row)| row).collect(),
     })
 }

@@ -611,6 +611,18 @@ impl Store {
         })
     }
 
+    /// Writes new records, each with its audit entry, in one transaction: a bulk import (an
+    /// archive migrated from another system, a benchmark's store). Durable at the next flush.
+    pub fn commit_many(&self, items: &[(Record, Draft)], time_ms: i64) -> Result<(), StoreError> {
+        self.transact("write records", |tx| {
+            for (record, _) in items {
+                tx.put(record, None)?;
+            }
+            tx.append(items.iter().map(|(_, d)| d.clone()).collect(), time_ms)?;
+            Ok(())
+        })
+    }
+
     /// Appends audit entries that concern no record write (a configuration reload, the chain
     /// head), flushed.
     pub fn audit(&self, events: Vec<Draft>, time_ms: i64) -> Result<Vec<Entry>, StoreError> {

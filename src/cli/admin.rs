@@ -646,17 +646,11 @@ pub fn report(kind: query::ReportKind, args: ReportArgs) -> anyhow::Result<u8> {
     };
     let text = match args.format {
         ReportFormat::Json => serde_json::to_string_pretty(&dated)? + "\n",
-        ReportFormat::Csv => super::reports::tables(&dated)
-            .into_iter()
-            .map(|(title, t)| {
-                if title.is_empty() {
-                    t.csv()
-                } else {
-                    format!("# {title}\n{}", t.csv())
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
+        ReportFormat::Csv => match &dated.body {
+            // The certificate keeps its one-table form, the chain head on every row.
+            Report::Purged(p) => super::reports::purged_csv(p),
+            _ => csv_sections(&dated),
+        },
         ReportFormat::Table => super::reports::text(&dated),
         ReportFormat::Html => super::reports::html(&dated),
     };
@@ -666,6 +660,21 @@ pub fn report(kind: query::ReportKind, args: ReportArgs) -> anyhow::Result<u8> {
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
     Ok(EXIT_OK)
+}
+
+/// Every table of a report, each under a `# title` line.
+fn csv_sections(dated: &query::Dated) -> String {
+    super::reports::tables(dated)
+        .into_iter()
+        .map(|(title, t)| {
+            if title.is_empty() {
+                t.csv()
+            } else {
+                format!("# {title}\n{}", t.csv())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The page title of a report.

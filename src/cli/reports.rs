@@ -7,6 +7,43 @@ use crate::summary::Summary;
 
 use super::table::{num, pct, Table};
 
+/// The deletion certificate as one CSV table: every purge with the chain head that covers it.
+pub fn purged_csv(p: &crate::query::PurgedReport) -> String {
+    let mut t = Table::new(&[
+        "id",
+        "path",
+        "sha256",
+        "size",
+        "duration_s",
+        "deleted_at",
+        "rule",
+        "reason",
+        "actor",
+        "scope",
+        "audit_seq",
+        "chain_head_seq",
+        "chain_head_sha256",
+    ]);
+    for r in &p.recordings {
+        t.push(vec![
+            r.id.to_string(),
+            r.path.clone(),
+            r.sha256.clone(),
+            r.size.to_string(),
+            r.duration_s.map_or_else(String::new, |d| d.to_string()),
+            r.deleted_at.clone(),
+            r.rule.clone(),
+            r.reason.clone(),
+            r.actor.clone(),
+            r.scope.clone(),
+            r.audit_seq.map_or_else(String::new, |s| s.to_string()),
+            p.audit_chain_head.seq.to_string(),
+            p.audit_chain_head.sha256.clone(),
+        ]);
+    }
+    t.csv()
+}
+
 /// The report's tables, each with a title (CSV prints them one after another).
 pub fn tables(dated: &Dated) -> Vec<(String, Table)> {
     match &dated.body {
@@ -148,8 +185,8 @@ pub fn tables(dated: &Dated) -> Vec<(String, Table)> {
             }
             let mut head = Table::new(&["audit chain head seq", "audit chain head sha256"]);
             head.push(vec![
-                p.audit_head.seq.to_string(),
-                p.audit_head.hash.clone(),
+                p.audit_chain_head.seq.to_string(),
+                p.audit_chain_head.sha256.clone(),
             ]);
             vec![
                 (format!("purged recordings ({})", p.recordings.len()), t),
@@ -335,12 +372,12 @@ pub fn html(dated: &Dated) -> String {
         Report::Purged(p) => {
             page.figures(&[
                 ("purged recordings", p.recordings.len().to_string()),
-                ("audit chain head", format!("#{}", p.audit_head.seq)),
+                ("audit chain head", format!("#{}", p.audit_chain_head.seq)),
             ]);
             page.paragraph(&format!(
                 "Every deletion below is recorded in the hash-chained audit log; the chain head \
                  {} (entry {}) covers them all. `callwarden audit verify` checks the chain.",
-                p.audit_head.hash, p.audit_head.seq
+                p.audit_chain_head.sha256, p.audit_chain_head.seq
             ));
         }
     }

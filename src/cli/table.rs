@@ -107,7 +107,7 @@ mod tests {
         t.push(vec!["22".into(), "say \"hi\"".into(), "3".into()]);
         assert_eq!(
             t.text(),
-            "id  name        n\n1   a, b       10\n22  say \"hi\"   3\n"
+            "id  name       n\n1   a, b      10\n22  say \"hi\"   3\n"
         );
         assert_eq!(
             t.csv(),

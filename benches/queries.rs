@@ -1,0 +1,289 @@
+//! Admin and compliance query benchmarks (issue 5's speed targets), through the control socket.
+//!
+//! `cargo bench --bench queries [-- --records N --store DIR]` builds (once; reused when DIR
+//! holds it) a store of N recordings (default 1,000,000) spread over a year, each with a full
+//! analysis report (the demo stereo call's, with scores, flags, agents, queues and consent
+//! varied), then serves it on a control socket exactly as the daemon does
+//! (`control::bind` + `control::serve`) and times, as a client over the socket:
+//! - `worst --since 30d --limit 20` (target <= 100 ms),
+//! - `kpi --since 30d --by day` (target <= 2 s),
+//! - `report consent --since 90d` (target <= 3 s),
+//!
+//! each the best of 5 through the library client, and once more as the real `callwarden`
+//! command (process start, socket, rendering) when the binary is built.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use callwarden::analysis::model::{Flag, Grade, Severity};
+use callwarden::audit::Draft;
+use callwarden::config::Config;
+use callwarden::consent::ConsentRecord;
+use callwarden::control::{self, Shared};
+use callwarden::kpi::GroupBy;
+use callwarden::metadata::{ConsentSource, ConsentState, Metadata};
+use callwarden::query::{ListQuery, ReportKind, Request, Sort, Window};
+use callwarden::store::{Record, RecordState, RecordingId, Store};
+
+const DAY_MS: i64 = 86_400_000;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn now_ms() -> i64 {
+    callwarden::ingest::now_ms()
+}
+
+/// Builds the store: N calls over the year before `now`, in batches of 1,000.
+fn build(dir: &Path, n: u64, now: i64) {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/call-stereo.wav");
+    let report = callwarden::pipeline::analyze_file(
+        &demo,
+        "demo",
+        &Config::default(),
+        callwarden::pipeline::Options::default(),
+    )
+    .expect("analyse the demo call");
+    let store = Store::open(dir).unwrap();
+    let t = Instant::now();
+    let queues = ["sales", "support", "advice", "eu"];
+    let codes = ["low_snr", "clipping", "dropouts", "dead_air", "muffled"];
+    let mut batch = Vec::with_capacity(1000);
+    for i in 0..n {
+        let started_ms = now - 365 * DAY_MS + (i as i64 * 365 * DAY_MS) / n as i64;
+        let mut rep = report.clone();
+        // Scores skewed high, as real calls are; one call in eight with a flag.
+        let score = (100 - (i * 7919 % 101) * (i * 104_729 % 7) / 6) as u32;
+        rep.quality.score = score;
+        rep.quality.grade = match score {
+            80.. => Grade::Good,
+            60..=79 => Grade::Fair,
+            40..=59 => Grade::Poor,
+            _ => Grade::Bad,
+        };
+        rep.quality.flags = if i % 8 == 0 {
+            vec![Flag {
+                code: codes[(i / 8 % 5) as usize].into(),
+                severity: Severity::Warn,
+                message: "measured".into(),
+            }]
+        } else {
+            vec![]
+        };
+        rep.file = format!("/var/spool/asterisk/monitor/{}/{i}.wav", i % 365);
+        rep.format.duration_s = 30.0 + (i % 600) as f64;
+        let r = Record {
+            id: RecordingId(i + 1),
+            path: rep.file.clone(),
+            size: 1_000_000 + i,
+            sha256: format!("{i:064x}"),
+            state: if i % 50 == 0 {
+                RecordState::Failed
+            } else {
+                RecordState::Analysed
+            },
+            started_ms,
+            ingested_ms: started_ms + 60_000,
+            report: (i % 50 != 0).then_some(rep),
+            metadata: Some(Metadata {
+                agent: Some(format!("agent-{}", i % 40)),
+                queue: Some(queues[(i % 4) as usize].into()),
+                ..Metadata::default()
+            }),
+            consent: (i % 5 != 0).then(|| ConsentRecord {
+                state: if i % 31 == 0 {
+                    ConsentState::Denied
+                } else {
+                    ConsentState::Granted
+                },
+                source: ConsentSource::Ivr,
+                time_ms: Some(started_ms),
+                recorded_ms: started_ms,
+                actor: "ingest".into(),
+                note: None,
+            }),
+            consent_law: Some(if i % 4 == 3 {
+                callwarden::config::ConsentLaw::AllParty
+            } else {
+                callwarden::config::ConsentLaw::OneParty
+            }),
+            ..Record::blank()
+        };
+        batch.push((r, Draft::new("ingest", "ingest", serde_json::Value::Null)));
+        if batch.len() == 1000 || i + 1 == n {
+            store.commit_many(&batch, now).unwrap();
+            batch.clear();
+        }
+        if (i + 1) % 100_000 == 0 {
+            eprintln!(
+                "  {} records stored ({:.0} s)",
+                i + 1,
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+    store.flush().unwrap();
+    std::fs::write(dir.join("bench-built"), format!("{n} {now}")).unwrap();
+    println!(
+        "store: {n} records built in {:.0} s ({} MB on disk)",
+        t.elapsed().as_secs_f64(),
+        store.size_on_disk() / 1_000_000
+    );
+}
+
+fn time(what: &str, target_s: f64, socket: &Path, request: &Request) {
+    let mut best = f64::MAX;
+    let mut size = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let answer = control::call(socket, request, Duration::from_secs(600)).unwrap();
+        best = best.min(t.elapsed().as_secs_f64());
+        size = serde_json::to_vec(&answer).unwrap().len();
+    }
+    println!(
+        "{what}: {:.1} ms through the socket (best of 5; answer {size} bytes; target <= {} ms)",
+        best * 1000.0,
+        target_s * 1000.0
+    );
+}
+
+fn cli(what: &str, socket: &Path, args: &[&str]) {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/callwarden");
+    if !bin.exists() {
+        return;
+    }
+    let t = Instant::now();
+    let out = std::process::Command::new(&bin)
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "{what}: {:.1} ms as `callwarden {}` (one run, process start and rendering included)",
+        t.elapsed().as_secs_f64() * 1000.0,
+        args.join(" ")
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` runs this with no work to do.
+    if std::env::args().any(|a| a == "--test") {
+        return;
+    }
+    let n: u64 = arg("--records")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = PathBuf::from(
+        arg("--store").unwrap_or_else(|| format!("/tmp/callwarden-bench-queries-{n}")),
+    );
+    let built = std::fs::read_to_string(dir.join("bench-built")).ok();
+    let now = match built
+        .as_deref()
+        .and_then(|b| b.split(' ').nth(1)?.parse().ok())
+    {
+        Some(now) => {
+            println!("store: reusing {} ({n} records)", dir.display());
+            now
+        }
+        None => {
+            let _ = std::fs::remove_dir_all(&dir);
+            let now = now_ms();
+            build(&dir, n, now);
+            now
+        }
+    };
+    let socket = dir.with_extension("sock");
+    let group = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-gn")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let mut config = Config::default();
+    config.store.path = dir.clone();
+    config.control.socket = socket.clone();
+    config.control.auditor_groups = vec![group.trim().to_string()];
+    let store = Arc::new(Store::open(&dir).unwrap());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(async { control::bind(&config.control) })
+        .unwrap();
+    let shared = Arc::new(Mutex::new(Shared {
+        config: Arc::new(config),
+        info: Default::default(),
+    }));
+    runtime.spawn(control::serve(
+        listener,
+        store,
+        shared,
+        std::future::pending(),
+    ));
+
+    let since = |days: i64| Window {
+        from_ms: Some(now - days * DAY_MS),
+        until_ms: None,
+    };
+    time(
+        "worst --since 30d --limit 20",
+        0.1,
+        &socket,
+        &Request::List(ListQuery {
+            window: since(30),
+            sort: Sort::Score,
+            limit: 20,
+            ..ListQuery::default()
+        }),
+    );
+    time(
+        "kpi --since 30d --by day",
+        2.0,
+        &socket,
+        &Request::Kpi {
+            window: since(30),
+            by: GroupBy::Day,
+        },
+    );
+    time(
+        "report consent --since 90d",
+        3.0,
+        &socket,
+        &Request::Report {
+            kind: ReportKind::Consent,
+            window: since(90),
+        },
+    );
+    let at = callwarden::policy::fmt_ms(now);
+    cli(
+        "worst",
+        &socket,
+        &["worst", "--since", "30d", "--limit", "20", "--now", &at],
+    );
+    cli(
+        "kpi",
+        &socket,
+        &["kpi", "--since", "30d", "--by", "day", "--now", &at],
+    );
+    cli(
+        "report consent",
+        &socket,
+        &["report", "consent", "--since", "90d", "--now", &at],
+    );
+    let _ = std::fs::remove_file(&socket);
+}
