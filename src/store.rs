@@ -448,6 +448,43 @@ pub enum Named {
     Queue,
 }
 
+/// Where [`set_aside_unfinished_snapshots`] moves them.
+pub const UNFINISHED_SNAPSHOTS: &str = "unfinished-snapshots";
+
+/// sled 0.34.7 writes a snapshot as `snap.<lsn>.generating`, fsyncs it and renames it to
+/// `snap.<lsn>`; but at open it considers the `.generating` file too, and a process killed while
+/// writing one leaves a store that no longer opens (`Corruption`, sled issues #1527, #1533).
+/// Such a file is unfinished by construction (the rename comes after the last byte), and a
+/// snapshot only speeds recovery up: the log is replayed from the previous snapshot instead.
+/// Moves them into `UNFINISHED_SNAPSHOTS/` (nothing is deleted) and says whether any was.
+fn set_aside_unfinished_snapshots(dir: &Path) -> Result<bool, StoreError> {
+    let io = |e: std::io::Error| StoreError::Sled {
+        what: "set an unfinished snapshot aside",
+        source: sled::Error::Io(e),
+    };
+    let mut moved = false;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(false);
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with("snap.") && name.ends_with(".generating")) {
+            continue;
+        }
+        let aside = dir.join(UNFINISHED_SNAPSHOTS);
+        std::fs::create_dir_all(&aside).map_err(io)?;
+        std::fs::rename(entry.path(), aside.join(&name)).map_err(io)?;
+        tracing::warn!(
+            store = %dir.display(),
+            file = %name,
+            "an unfinished sled snapshot (a crash while writing it) was set aside; the store is \
+             recovered from its log"
+        );
+        moved = true;
+    }
+    Ok(moved)
+}
+
 pub struct Store {
     db: sled::Db,
     trees: Vec<sled::Tree>,
@@ -476,6 +513,9 @@ impl Store {
                         return Err(StoreError::Locked { path });
                     }
                     std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(sled::Error::Corruption { .. }) if set_aside_unfinished_snapshots(dir)? => {
+                    // Retried once the unfinished snapshot is out of sled's way.
                 }
                 Err(e) => {
                     return Err(StoreError::Sled {
@@ -1219,6 +1259,45 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_left_unfinished_by_a_crash_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let a = record(1, "/r/a.wav", 100);
+            store
+                .commit(
+                    &a,
+                    None,
+                    Draft::new("t", "ingest", serde_json::Value::Null),
+                    1,
+                )
+                .unwrap();
+            store.flush().unwrap();
+        }
+        // What a kill -9 in the middle of sled's snapshot write leaves behind.
+        let torn = dir.path().join("snap.FFFFFFFFFFFFFFF0.generating");
+        std::fs::write(&torn, b"half a snapshot").unwrap();
+        assert!(
+            matches!(
+                sled::Config::new().path(dir.path()).open(),
+                Err(sled::Error::Corruption { .. })
+            ),
+            "sled alone does not open it"
+        );
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.by_path("/r/a.wav").unwrap().unwrap().id,
+            RecordingId(1)
+        );
+        assert!(!torn.exists());
+        assert!(dir
+            .path()
+            .join(UNFINISHED_SNAPSHOTS)
+            .join("snap.FFFFFFFFFFFFFFF0.generating")
+            .exists());
+    }
+
+    #[test]
     fn keys_sort_by_time_then_id() {
         let mut keys = [
             record_key(5, RecordingId(1)),
@@ -1314,6 +1393,11 @@ mod tests {
         assert!(r.holds.is_empty() && r.consent.is_none() && r.tombstone.is_none());
         let version = store.trees[META].get("schema_version").unwrap().unwrap();
         assert_eq!(version.as_ref(), SCHEMA_VERSION.to_be_bytes());
+        // Version 3's summaries are built from the records.
+        let summaries: Vec<Summary> = store.summaries(None, None).map(|s| s.unwrap()).collect();
+        assert_eq!(summaries.len(), 1);
+        assert_eq!(summaries[0], Summary::of(&r));
+        assert_eq!(store.summary(RecordingId(7)).unwrap(), Some(Summary::of(&r)));
     }
 
     #[test]
