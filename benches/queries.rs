@@ -217,24 +217,24 @@ fn main() {
     config.control.socket = socket.clone();
     config.control.auditor_groups = vec![group.trim().to_string()];
     let store = Arc::new(Store::open(&dir).unwrap());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // The server as the daemon runs it, on a runtime of its own thread.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let listener = runtime
-        .block_on(async { control::bind(&config.control) })
-        .unwrap();
     let shared = Arc::new(Mutex::new(Shared {
-        config: Arc::new(config),
+        config: Arc::new(config.clone()),
         info: Default::default(),
     }));
-    runtime.spawn(control::serve(
-        listener,
-        store,
-        shared,
-        std::future::pending(),
-    ));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let listener = control::bind(&config.control).unwrap();
+            ready_tx.send(()).unwrap();
+            control::serve(listener, store, shared, std::future::pending()).await;
+        })
+    });
+    ready_rx.recv().unwrap();
 
     let since = |days: i64| Window {
         from_ms: Some(now - days * DAY_MS),
