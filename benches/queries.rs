@@ -222,10 +222,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let shared = Arc::new(Mutex::new(Shared {
-        config: Arc::new(config.clone()),
-        info: Default::default(),
-    }));
+    let shared = Arc::new(Mutex::new(Shared::new(
+        Arc::new(config.clone()),
+        Default::default(),
+    )));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         runtime.block_on(async move {

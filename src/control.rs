@@ -103,12 +103,28 @@ pub enum ClientError {
     Garbled { path: String, reason: String },
 }
 
+/// A reload asked for over the socket: who asks, and where the outcome goes.
+pub type ReloadRequest = (String, std::sync::mpsc::Sender<Result<String, String>>);
+
 /// What the daemon shares with the socket's handlers: the configuration in force and its own
-/// state, updated by its loop.
+/// state, updated by its loop; the lock its purges hold; the way to ask its loop for a reload.
 #[derive(Debug, Clone)]
 pub struct Shared {
     pub config: Arc<Config>,
     pub info: DaemonInfo,
+    pub purge_lock: Arc<Mutex<()>>,
+    pub reload: Option<tokio::sync::mpsc::UnboundedSender<ReloadRequest>>,
+}
+
+impl Shared {
+    pub fn new(config: Arc<Config>, info: DaemonInfo) -> Shared {
+        Shared {
+            config,
+            info,
+            purge_lock: Arc::new(Mutex::new(())),
+            reload: None,
+        }
+    }
 }
 
 /// Binds the socket: a stale socket file left by a crash is replaced; a live one (another
@@ -288,11 +304,25 @@ fn answer(line: &str, uid: u32, gid: u32, store: &Store, shared: Shared) -> Repl
         Ok(r) => r,
         Err(e) => return error_reply("invalid", format!("unknown request: {e}")),
     };
+    let reload = |actor: &str| -> Result<String, String> {
+        let tx = shared
+            .reload
+            .as_ref()
+            .ok_or_else(|| "this daemon cannot reload over its socket".to_string())?;
+        let (reply, outcome) = std::sync::mpsc::channel();
+        tx.send((actor.to_string(), reply))
+            .map_err(|_| "the daemon is stopping".to_string())?;
+        outcome
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| "the daemon's loop did not answer the reload".to_string())?
+    };
     let ctx = Context {
         store,
         config,
         daemon: Some(shared.info.clone()),
         now_ms: crate::ingest::now_ms(),
+        purge_lock: Some(&shared.purge_lock),
+        reload: Some(&reload),
     };
     let caller = Caller { name, role };
     match query::handle(&ctx, &caller, request) {

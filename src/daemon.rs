@@ -101,6 +101,8 @@ struct State {
     last_purge: Option<String>,
     /// What the control socket's handlers see.
     shared: Arc<Mutex<Shared>>,
+    /// Held by every purge.
+    purge_lock: Arc<Mutex<()>>,
 }
 
 impl State {
@@ -283,13 +285,16 @@ impl State {
             return;
         }
         self.purging = true;
-        let (store, config, stop, done) = (
+        let (store, config, stop, done, lock) = (
             self.store.clone(),
             self.config.clone(),
             self.stop.clone(),
             self.purge_done.clone(),
+            self.purge_lock.clone(),
         );
         tokio::task::spawn_blocking(move || {
+            // One purge at a time, whether scheduled or asked for over the socket.
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
             let purger = crate::purge::Purger {
                 store: &store,
                 config: &config,
@@ -377,41 +382,61 @@ impl State {
     }
 
     fn audit(&self, action: &'static str, details: serde_json::Value) {
-        if let Err(e) = self.store.audit(
-            vec![Draft::new("daemon", action, details)],
-            ingest::now_ms(),
-        ) {
+        self.audit_as("daemon", action, details)
+    }
+
+    fn audit_as(&self, actor: &str, action: &'static str, details: serde_json::Value) {
+        if let Err(e) = self
+            .store
+            .audit(vec![Draft::new(actor, action, details)], ingest::now_ms())
+        {
             tracing::error!(error = %e, action, "writing an audit entry failed");
         }
     }
 
-    fn reload(&mut self) {
+    /// Reloads the configuration file (asked by `actor`): roots and the store path keep their
+    /// values until a restart. The outcome, in words.
+    fn reload(&mut self, actor: &str) -> Result<String, String> {
         let Some(path) = self.config_path.clone() else {
-            tracing::info!("SIGHUP: no configuration file to reload");
-            return;
+            tracing::info!("reload: no configuration file to reload");
+            return Err("the daemon was started without a configuration file".into());
         };
         match Config::load(&path) {
             Ok(new) if !new.ingest.roots.is_empty() => {
+                let mut note = String::new();
                 if new.ingest.roots != self.config.ingest.roots
                     || new.store.path != self.config.store.path
+                    || new.control.socket != self.config.control.socket
                 {
-                    tracing::warn!("ingest.roots and store.path take effect at the next restart");
+                    tracing::warn!(
+                        "ingest.roots, store.path and control.socket take effect at the next restart"
+                    );
+                    note = "; ingest.roots, store.path and control.socket take effect at the \
+                            next restart"
+                        .into();
                 }
-                tracing::info!(config = %path.display(), "configuration reloaded");
+                tracing::info!(config = %path.display(), by = actor, "configuration reloaded");
                 let mut new = new;
                 new.ingest.roots = self.config.ingest.roots.clone();
                 new.store.path = self.config.store.path.clone();
-                self.audit(
+                new.control.socket = self.config.control.socket.clone();
+                self.audit_as(
+                    actor,
                     "config_reload",
                     serde_json::json!({"path": path.display().to_string(),
                         "from": self.config.digest(), "to": new.digest()}),
                 );
                 self.config = Arc::new(new);
+                Ok(format!("reloaded {}{note}", path.display()))
             }
             Ok(_) => {
-                tracing::error!("reload: the new configuration has no roots; keeping the old one")
+                tracing::error!("reload: the new configuration has no roots; keeping the old one");
+                Err("the new configuration has no ingest.roots; the old one is kept".into())
             }
-            Err(e) => tracing::error!(error = %e, "reload failed; keeping the old configuration"),
+            Err(e) => {
+                tracing::error!(error = %e, "reload failed; keeping the old configuration");
+                Err(format!("{e}; the old configuration is kept"))
+            }
         }
     }
 
@@ -541,15 +566,19 @@ pub async fn run(
     } else {
         Some(crate::control::bind(&config.control)?)
     };
-    let shared = Arc::new(Mutex::new(Shared {
-        config: Arc::new(config.clone()),
-        info: crate::query::DaemonInfo {
+    let (reload_tx, mut reload_rx) = mpsc::unbounded_channel::<crate::control::ReloadRequest>();
+    let mut initial = Shared::new(
+        Arc::new(config.clone()),
+        crate::query::DaemonInfo {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
             started_ms: ingest::now_ms(),
             ..Default::default()
         },
-    }));
+    );
+    initial.reload = Some(reload_tx);
+    let purge_lock = initial.purge_lock.clone();
+    let shared = Arc::new(Mutex::new(initial));
     let (control_stop, control_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(listener) = listener {
         tracing::info!(socket = %config.control.socket.display(), "control socket ready");
@@ -579,6 +608,7 @@ pub async fn run(
         pressure_alerted: None,
         last_purge: None,
         shared,
+        purge_lock,
     };
     state.audit(
         "daemon_start",
@@ -635,8 +665,18 @@ pub async fn run(
             Some(result) = purge_rx.recv() => state.purged(result),
             _ = pressure_tick.tick() => state.check_pressure(),
             _ = head_tick.tick() => state.log_chain_head(),
+            Some((actor, reply)) = reload_rx.recv() => {
+                let _ = reply.send(state.reload(&actor));
+                if purge_every(&state.config) != purge_period {
+                    purge_period = purge_every(&state.config);
+                    purge_tick = tokio::time::interval_at(
+                        tokio::time::Instant::now() + purge_period,
+                        purge_period,
+                    );
+                }
+            }
             _ = hup.recv() => {
-                state.reload();
+                let _ = state.reload("daemon (SIGHUP)");
                 if purge_every(&state.config) != purge_period {
                     purge_period = purge_every(&state.config);
                     purge_tick = tokio::time::interval_at(

@@ -410,7 +410,7 @@ pub fn plan<'a>(
 }
 
 /// Counts of a plan, for summaries.
-#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanCounts {
     pub purge: usize,
     pub keep: usize,

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::audit::Draft;
 use crate::config::Config;
@@ -31,7 +31,7 @@ use crate::store::{Intent, Record, RecordState, RecordingId, Store, StoreError, 
 const BATCH: usize = 500;
 
 /// What a purge run did.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// The plan's counts (what was kept and why).
     pub planned: PlanCounts,
@@ -47,7 +47,7 @@ pub struct Summary {
 }
 
 /// One recording's decision, with what a purge needs to know of it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Planned {
     pub id: RecordingId,
     pub path: String,

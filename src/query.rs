@@ -188,13 +188,27 @@ pub enum Request {
         kind: ReportKind,
         window: Window,
     },
+    /// A purge now: of these recordings (unless held or locked), or what the policy says is due
+    /// (no ids). A dry run plans and deletes nothing. `now_ms` plans as of another time: for
+    /// dry runs, and for real purges only on a store opened directly (a daemon purges at its own
+    /// time).
+    Purge {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ids: Vec<u64>,
+        dry_run: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        now_ms: Option<i64>,
+    },
+    /// Reload the daemon's configuration file.
+    Reload,
 }
 
 impl Request {
     /// The role a request needs.
     pub fn needs(&self) -> Role {
         match self {
-            Request::ConsentSet { .. } => Role::Admin,
+            Request::ConsentSet { .. } | Request::Reload => Role::Admin,
+            Request::Purge { dry_run: false, .. } => Role::Admin,
             _ => Role::Auditor,
         }
     }
@@ -210,6 +224,9 @@ impl Request {
             Request::HoldRelease { .. } => "hold release",
             Request::HoldList => "hold list",
             Request::Report { .. } => "report",
+            Request::Purge { dry_run: true, .. } => "plan a purge",
+            Request::Purge { .. } => "purge",
+            Request::Reload => "reload the configuration",
         }
     }
 }
@@ -379,6 +396,26 @@ pub enum Answer {
     Hold(Hold),
     Holds(Vec<Hold>),
     Report(Box<Dated>),
+    Purge(Box<PurgeOutcome>),
+    Reloaded(String),
+}
+
+/// What a purge request planned and did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PurgeOutcome {
+    pub now_ms: i64,
+    pub dry_run: bool,
+    /// The notable decisions (purges, holds, locks, reviews), with their reasons.
+    pub plan: Vec<crate::purge::Planned>,
+    pub summary: crate::purge::Summary,
+    /// Purges of an interrupted run, completed first by the next real run.
+    pub pending_intents: usize,
+}
+
+impl PartialEq for PurgeOutcome {
+    fn eq(&self, other: &Self) -> bool {
+        serde_json::to_value(self).ok() == serde_json::to_value(other).ok()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -406,6 +443,9 @@ impl QueryError {
     }
 }
 
+/// Asks the daemon's loop to reload its configuration, as this caller: the outcome in words.
+pub type Reload<'a> = &'a (dyn Fn(&str) -> Result<String, String> + Sync);
+
 /// What a request is answered from.
 pub struct Context<'a> {
     pub store: &'a Store,
@@ -413,6 +453,11 @@ pub struct Context<'a> {
     /// Set when the daemon answers.
     pub daemon: Option<DaemonInfo>,
     pub now_ms: i64,
+    /// Held while a purge runs, so the daemon's scheduled purges and requested ones never
+    /// overlap (the daemon's; a store opened directly has one process only).
+    pub purge_lock: Option<&'a std::sync::Mutex<()>>,
+    /// The daemon's reload (absent without a daemon).
+    pub reload: Option<Reload<'a>>,
 }
 
 /// Answers `request` for `caller`.
@@ -464,6 +509,19 @@ pub fn handle(ctx: &Context, caller: &Caller, request: Request) -> Result<Answer
             ctx.now_ms,
         )?)),
         Request::HoldList => Ok(Answer::Holds(store.holds()?)),
+        Request::Purge {
+            ids,
+            dry_run,
+            now_ms,
+        } => purge(ctx, caller, &ids, dry_run, now_ms).map(|o| Answer::Purge(Box::new(o))),
+        Request::Reload => match ctx.reload {
+            Some(reload) => reload(&caller.name)
+                .map(Answer::Reloaded)
+                .map_err(QueryError::Invalid),
+            None => Err(QueryError::Invalid(
+                "no daemon is running: the configuration is read when it starts".into(),
+            )),
+        },
         Request::Report { kind, window } => {
             let body = report(ctx, kind, window)?;
             Ok(Answer::Report(Box::new(Dated {
@@ -630,6 +688,77 @@ fn consent_set(
         });
     }
     Ok(out)
+}
+
+fn purge(
+    ctx: &Context,
+    caller: &Caller,
+    ids: &[u64],
+    dry_run: bool,
+    now_ms: Option<i64>,
+) -> Result<PurgeOutcome, QueryError> {
+    if now_ms.is_some() && !dry_run && ctx.daemon.is_some() {
+        return Err(QueryError::Invalid(
+            "a purge as of another time (--now) deletes only with the daemon stopped; the \
+             daemon purges at its own time (a dry run with --now is fine)"
+                .into(),
+        ));
+    }
+    let now = now_ms.unwrap_or(ctx.now_ms);
+    let _guard = match ctx.purge_lock.map(|m| m.try_lock()) {
+        Some(Err(std::sync::TryLockError::WouldBlock)) => {
+            return Err(QueryError::Invalid(
+                "the daemon is purging right now: ask again when it has finished".into(),
+            ))
+        }
+        Some(Ok(guard)) => Some(guard),
+        // A poisoned lock only means an earlier purge thread panicked: purges are crash-safe.
+        Some(Err(std::sync::TryLockError::Poisoned(p))) => Some(p.into_inner()),
+        None => None,
+    };
+    let purger = crate::purge::Purger {
+        store: ctx.store,
+        config: ctx.config,
+        actor: &caller.name,
+        stop: None,
+    };
+    let (plan, summary) = if !ids.is_empty() {
+        if dry_run {
+            let mut plan = Vec::new();
+            let mut summary = crate::purge::Summary::default();
+            for id in ids {
+                let r = ctx
+                    .store
+                    .get(RecordingId(*id))?
+                    .ok_or_else(|| QueryError::NotFound(format!("no recording with id {id}")))?;
+                let d = policy::decide(&r, &ctx.config.retention, now, Trigger::Manual);
+                policy::tally(&mut summary.planned, &d);
+                plan.push(crate::purge::Planned::new(&r, d));
+            }
+            (plan, summary)
+        } else {
+            let ids: Vec<RecordingId> = ids.iter().map(|i| RecordingId(*i)).collect();
+            purger.purge_ids(&ids, now)?
+        }
+    } else {
+        let trigger = if purger.under_pressure() {
+            tracing::error!(
+                min_free_ratio = ctx.config.retention.min_free_ratio,
+                "disk pressure: free space is below the threshold; purging early what the policy allows"
+            );
+            Trigger::DiskPressure
+        } else {
+            Trigger::Schedule
+        };
+        purger.run(now, trigger, dry_run)?
+    };
+    Ok(PurgeOutcome {
+        now_ms: now,
+        dry_run,
+        plan,
+        summary,
+        pending_intents: ctx.store.intents()?.len(),
+    })
 }
 
 /// Calls listed at most in a report (all are counted).

@@ -1397,7 +1397,10 @@ mod tests {
         let summaries: Vec<Summary> = store.summaries(None, None).map(|s| s.unwrap()).collect();
         assert_eq!(summaries.len(), 1);
         assert_eq!(summaries[0], Summary::of(&r));
-        assert_eq!(store.summary(RecordingId(7)).unwrap(), Some(Summary::of(&r)));
+        assert_eq!(
+            store.summary(RecordingId(7)).unwrap(),
+            Some(Summary::of(&r))
+        );
     }
 
     #[test]

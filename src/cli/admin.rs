@@ -116,7 +116,7 @@ impl Access {
                 return Err(Exit(
                     EXIT_BAD_INPUT,
                     format!(
-                        "the store at {path} is locked by another process (a daemon?), but {unreachable}: \
+                        "the store at {path} is in use by another process (a daemon?), but {unreachable}: \
                          check that the daemon is healthy and that its control.socket is the one \
                          this command uses (--socket, or --config with the daemon's configuration)"
                     ),
@@ -130,6 +130,8 @@ impl Access {
             config: &config,
             daemon: None,
             now_ms: crate::ingest::now_ms(),
+            purge_lock: None,
+            reload: None,
         };
         let caller = Caller {
             name: super::compliance::actor(),
@@ -174,6 +176,21 @@ impl When {
     fn now(&self) -> i64 {
         self.now.unwrap_or_else(crate::ingest::now_ms)
     }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    pub access: Access,
+}
+
+pub fn reload(args: ReloadArgs) -> anyhow::Result<u8> {
+    let (answer, _) = args.access.ask(Request::Reload)?;
+    let Answer::Reloaded(what) = answer else {
+        anyhow::bail!("the daemon answered something else than a reload");
+    };
+    writeln!(std::io::stdout().lock(), "{what}")?;
+    Ok(EXIT_OK)
 }
 
 #[derive(Debug, clap::Args)]

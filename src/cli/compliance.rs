@@ -4,9 +4,9 @@
 use std::io::Write;
 
 use crate::metadata::{ConsentSource, ConsentState};
-use crate::policy::{fmt_ms, Action, Trigger};
+use crate::policy::{fmt_ms, Action};
 use crate::query::Request;
-use crate::store::{RecordingId, Selection};
+use crate::store::Selection;
 
 use super::admin::{Access, Answer};
 use super::{EXIT_ATTENTION, EXIT_OK};
@@ -167,45 +167,22 @@ pub(super) fn actor() -> String {
 }
 
 pub fn purge(args: PurgeArgs) -> anyhow::Result<u8> {
-    let (config, store) = args.store.open()?;
-    let now = args.now.unwrap_or_else(crate::ingest::now_ms);
-    let actor = actor();
-    let purger = crate::purge::Purger {
-        store: &store,
-        config: &config,
-        actor: &actor,
-        stop: None,
+    let (answer, _) = args.store.ask(Request::Purge {
+        ids: args.ids.clone(),
+        dry_run: args.dry_run,
+        now_ms: args.now,
+    })?;
+    let Answer::Purge(outcome) = answer else {
+        anyhow::bail!("the daemon answered something else than a purge");
     };
+    let crate::query::PurgeOutcome {
+        now_ms: now,
+        plan,
+        summary,
+        pending_intents,
+        ..
+    } = *outcome;
     let mut out = std::io::stdout().lock();
-    let (plan, summary) = if !args.ids.is_empty() {
-        if args.dry_run {
-            let mut plan = Vec::new();
-            let mut summary = crate::purge::Summary::default();
-            for id in &args.ids {
-                let r = store
-                    .get(RecordingId(*id))?
-                    .ok_or_else(|| anyhow::anyhow!("no recording with id {id}"))?;
-                let d = crate::policy::decide(&r, &config.retention, now, Trigger::Manual);
-                crate::policy::tally(&mut summary.planned, &d);
-                plan.push(crate::purge::Planned::new(&r, d));
-            }
-            (plan, summary)
-        } else {
-            let ids: Vec<RecordingId> = args.ids.iter().map(|i| RecordingId(*i)).collect();
-            purger.purge_ids(&ids, now)?
-        }
-    } else {
-        let trigger = if purger.under_pressure() {
-            tracing::error!(
-                min_free_ratio = config.retention.min_free_ratio,
-                "disk pressure: free space is below the threshold; purging early what the policy allows"
-            );
-            Trigger::DiskPressure
-        } else {
-            Trigger::Schedule
-        };
-        purger.run(now, trigger, args.dry_run)?
-    };
     let verb = if args.dry_run { "would purge" } else { "purge" };
     for p in &plan {
         let d = &p.decision;
@@ -253,14 +230,11 @@ pub fn purge(args: PurgeArgs) -> anyhow::Result<u8> {
             for (id, path, why) in summary.refused.iter().chain(&summary.errors) {
                 writeln!(out, "  not purged {id} {path}: {why}")?;
             }
-        } else {
-            let pending = store.intents()?.len();
-            if pending > 0 {
-                writeln!(
-                    out,
-                    "{pending} purges of an interrupted run will be completed first"
-                )?;
-            }
+        } else if pending_intents > 0 {
+            writeln!(
+                out,
+                "{pending_intents} purges of an interrupted run will be completed first"
+            )?;
         }
     }
     Ok(if summary.refused.is_empty() && summary.errors.is_empty() {

@@ -85,6 +85,9 @@ pub enum Command {
     Show(admin::ShowArgs),
     /// Quality and compliance KPIs over a window, by day, week, agent or queue.
     Kpi(admin::KpiArgs),
+    /// Ask the running daemon to reload its configuration file (as SIGHUP does; audited with
+    /// your name).
+    Reload(admin::ReloadArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -155,6 +158,7 @@ pub fn main() -> ExitCode {
         Command::Worst(args) => admin::worst(args),
         Command::Show(args) => admin::show(args),
         Command::Kpi(args) => admin::kpi(args),
+        Command::Reload(args) => admin::reload(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

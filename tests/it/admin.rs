@@ -318,6 +318,17 @@ fn roles_come_from_groups_and_changes_carry_the_callers_name() {
         "{}",
         text(&refused)
     );
+    // Auditors may plan a purge, not carry one out.
+    let plan = cw(
+        &s,
+        &["purge", "--dry-run", "--now", "2027-06-01T00:00:00Z"],
+        &[],
+    );
+    assert!(stdout(&plan).contains("would purge"), "{}", text(&plan));
+    let refused = cw(&s, &["purge", "--id", &id], &[]);
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
+    let refused = cw(&s, &["reload"], &[]);
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
     assert_eq!(daemon.stop(), Some(0));
 
     // Anyone outside the configured groups is refused, plainly.
@@ -378,7 +389,59 @@ fn roles_come_from_groups_and_changes_carry_the_callers_name() {
         actions.contains(&("hold_add".into(), me.clone())),
         "{actions:?}"
     );
+
+    // Admins purge through the daemon (never as of another time) and reload its configuration.
+    let future = cw(&s, &["purge", "--now", "2027-06-01T00:00:00Z"], &[]);
+    assert_eq!(future.status.code(), Some(2), "{}", text(&future));
+    assert!(
+        text(&future).contains("only with the daemon stopped"),
+        "{}",
+        text(&future)
+    );
+    let bob = stdout(&cw(&s, &["list", "--json", "--agent", "bob"], &[]));
+    let bob: serde_json::Value = serde_json::from_str(bob.lines().next().unwrap()).unwrap();
+    let (victim, victim_id) = (
+        PathBuf::from(bob["path"].as_str().unwrap()),
+        bob["id"].to_string(),
+    );
+    assert_ne!(victim_id, id);
+    let held = cw(&s, &["purge", "--id", &id], &[]);
+    assert!(
+        stdout(&held).contains("under legal hold"),
+        "{}",
+        text(&held)
+    );
+    let purged = cw(&s, &["purge", "--id", &victim_id], &[]);
+    assert!(stdout(&purged).contains("purged 1 "), "{}", text(&purged));
+    assert!(!victim.exists(), "the manual purge deleted the file");
+    let certificate: serde_json::Value = serde_json::from_str(&stdout(&cw(
+        &s,
+        &["report", "purged", "--format", "json"],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(certificate["count"], 1);
+    assert_eq!(certificate["recordings"][0]["actor"], me.as_str());
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        config.replace("keep = \"90d\"", "keep = \"120d\""),
+    )
+    .unwrap();
+    let reload = cw(&s, &["reload"], &[]);
+    assert!(
+        stdout(&reload).starts_with("reloaded "),
+        "{}",
+        text(&reload)
+    );
     assert_eq!(daemon.stop(), Some(0));
+    let reloads: Vec<serde_json::Value> = stdout(&cw(&s, &["audit", "export"], &[]))
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["action"] == "config_reload")
+        .collect();
+    assert_eq!(reloads.len(), 1, "{reloads:?}");
+    assert_eq!(reloads[0]["actor"], me.as_str());
     let export = stdout(&cw(&s, &["audit", "export"], &[]));
     let consent_entry: serde_json::Value = export
         .lines()
@@ -409,7 +472,7 @@ fn a_locked_store_behind_an_unreachable_socket_is_named() {
     let out = cw(&s, &["list"], &["--socket", "/nonexistent/callwarden.sock"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let t = text(&out);
-    assert!(t.contains("is locked by another process"), "{t}");
+    assert!(t.contains("is in use by another process"), "{t}");
     assert!(
         t.contains("control socket /nonexistent/callwarden.sock is unreachable"),
         "{t}"
