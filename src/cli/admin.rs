@@ -197,8 +197,8 @@ pub fn reload(args: ReloadArgs) -> anyhow::Result<u8> {
 pub struct StatusArgs {
     #[command(flatten)]
     pub access: Access,
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, clap::Args)]
@@ -257,8 +257,8 @@ pub struct ShowArgs {
     pub access: Access,
     /// A recording id, or the path it was ingested from.
     pub target: String,
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, clap::Args)]
@@ -327,12 +327,46 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         anyhow::bail!("the daemon answered something else than a status");
     };
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if args.output.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?;
+    } else if args.output.csv {
+        write!(out, "{}", fields(&serde_json::to_value(&s)?).csv())?;
     } else {
         write!(out, "{}", status_text(&s))?;
     }
     Ok(EXIT_OK)
+}
+
+/// A JSON document as `field,value` rows, nested fields joined with dots (`record.consent.state`,
+/// `audit.0.action`): one table for any answer.
+fn fields(value: &serde_json::Value) -> Table {
+    fn walk(prefix: &str, v: &serde_json::Value, t: &mut Table) {
+        let key = |k: &str| {
+            if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}.{k}")
+            }
+        };
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    walk(&key(k), v, t);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(&key(&i.to_string()), v, t);
+                }
+            }
+            serde_json::Value::Null => t.push(vec![prefix.to_string(), String::new()]),
+            serde_json::Value::String(text) => t.push(vec![prefix.to_string(), text.clone()]),
+            other => t.push(vec![prefix.to_string(), other.to_string()]),
+        }
+    }
+    let mut t = Table::new(&["field", "value"]);
+    walk("", value, &mut t);
+    t
 }
 
 fn status_text(s: &Status) -> String {
@@ -470,8 +504,10 @@ pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
         anyhow::bail!("the daemon answered something else than a record");
     };
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if args.output.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?;
+    } else if args.output.csv {
+        write!(out, "{}", fields(&serde_json::to_value(&shown)?).csv())?;
     } else {
         write!(out, "{}", show_text(&shown))?;
     }

@@ -108,8 +108,8 @@ pub enum HoldCommand {
     List {
         #[command(flatten)]
         store: Access,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: super::admin::Output,
     },
 }
 
@@ -374,15 +374,17 @@ pub fn hold(cmd: HoldCommand) -> anyhow::Result<u8> {
                 hold.recordings.len()
             )?;
         }
-        HoldCommand::List { store, json } => {
+        HoldCommand::List { store, output } => {
             let (answer, _) = store.ask(Request::HoldList)?;
             let Answer::Holds(holds) = answer else {
                 anyhow::bail!("the daemon answered something else than holds");
             };
-            if json {
+            if output.json {
                 for h in &holds {
                     writeln!(out, "{}", serde_json::to_string(h)?)?;
                 }
+            } else if output.csv {
+                write!(out, "{}", super::reports::holds_table(&holds).csv())?;
             } else {
                 write!(out, "{}", super::reports::holds_table(&holds).text())?;
             }
