@@ -40,6 +40,8 @@ pub struct Config {
     pub consent: ConsentConfig,
     pub retention: RetentionConfig,
     pub control: ControlConfig,
+    pub metrics: MetricsConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// Which consent law applies to a call (by queue, direction or tag).
@@ -203,6 +205,102 @@ impl Default for IngestConfig {
             drain_timeout_s: 30.0,
         }
     }
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `host:port` to serve `/metrics` and `/healthz` on (e.g. `127.0.0.1:9477`); empty: off.
+    pub listen: String,
+}
+
+/// Alerts: the rules, the actions, and how often they may fire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// One alert per rule and subject (a recording, a condition) per this many seconds.
+    pub repeat_s: f64,
+    /// At most this many alerts per rule per hour; the rest are counted and logged once.
+    pub max_per_hour: u32,
+    /// A command run for every alert, the alert as JSON on its standard input (no shell:
+    /// the first item is the program, the others its arguments, as written).
+    pub command: Vec<String>,
+    pub command_timeout_s: f64,
+    /// Commands and webhooks in flight at once.
+    pub concurrency: usize,
+    /// An HTTP(S) URL the alert is POSTed to as JSON; empty: none.
+    pub webhook: String,
+    pub webhook_timeout_s: f64,
+    /// Retries of a failed POST (with a doubling pause from half a second).
+    pub webhook_retries: u32,
+    pub rule: Vec<AlertRule>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            repeat_s: 3600.0,
+            max_per_hour: 60,
+            command: Vec::new(),
+            command_timeout_s: 10.0,
+            concurrency: 2,
+            webhook: String::new(),
+            webhook_timeout_s: 5.0,
+            webhook_retries: 3,
+            rule: Vec::new(),
+        }
+    }
+}
+
+/// One alert rule: recording criteria (any that matches raises it) or one system condition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertRule {
+    pub name: String,
+    /// `warn` or `error`, carried in the alert.
+    pub severity: String,
+    pub score_below: Option<u32>,
+    pub flags: Vec<String>,
+    pub consent: Vec<ConsentAlert>,
+    pub system: Option<SystemCondition>,
+    /// For `ingest_failure_rate`: the share of failed recordings over an hour that alerts.
+    pub failure_rate_above: f64,
+}
+
+impl Default for AlertRule {
+    fn default() -> Self {
+        AlertRule {
+            name: String::new(),
+            severity: "warn".into(),
+            score_below: None,
+            flags: Vec::new(),
+            consent: Vec::new(),
+            system: None,
+            failure_rate_above: 0.1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentAlert {
+    /// Consent was denied.
+    Denied,
+    /// No granted or not-required consent where all-party consent is the law.
+    Missing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemCondition {
+    IngestFailureRate,
+    /// A root's free space below `retention.min_free_ratio`.
+    DiskLow,
+    /// No successful purge for two purge intervals.
+    PurgeOverdue,
+    /// The daily audit chain check found a break.
+    AuditVerifyFailed,
 }
 
 /// The daemon's control socket, and who may use it.
@@ -452,6 +550,67 @@ impl Config {
             if !value.is_finite() {
                 return Err(bad(key, "must be a finite number"));
             }
+        }
+        let al = &self.alerts;
+        if !(al.repeat_s.is_finite() && al.repeat_s >= 0.0) {
+            return Err(bad("alerts.repeat_s", "must be 0 or more seconds"));
+        }
+        if al.max_per_hour == 0 {
+            return Err(bad("alerts.max_per_hour", "must be at least 1"));
+        }
+        if !(1..=32).contains(&al.concurrency) {
+            return Err(bad("alerts.concurrency", "must be 1 to 32"));
+        }
+        for (key, v) in [
+            ("alerts.command_timeout_s", al.command_timeout_s),
+            ("alerts.webhook_timeout_s", al.webhook_timeout_s),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(bad(key, "must be a positive number of seconds"));
+            }
+        }
+        if al.command.first().is_some_and(|c| c.trim().is_empty()) {
+            return Err(bad(
+                "alerts.command",
+                "the program (first item) must not be empty",
+            ));
+        }
+        if !al.webhook.is_empty()
+            && !(al.webhook.starts_with("http://") || al.webhook.starts_with("https://"))
+        {
+            return Err(bad("alerts.webhook", "must be an http:// or https:// URL"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for r in &al.rule {
+            if r.name.trim().is_empty() || !names.insert(r.name.as_str()) {
+                return Err(bad("alerts.rule", "every rule needs a name of its own"));
+            }
+            let watches_recordings =
+                r.score_below.is_some() || !r.flags.is_empty() || !r.consent.is_empty();
+            if watches_recordings == r.system.is_some() {
+                return Err(bad(
+                    "alerts.rule",
+                    "a rule watches recordings (score_below, flags, consent) or one system \
+                     condition, not both and not neither",
+                ));
+            }
+            if !matches!(r.severity.as_str(), "warn" | "error") {
+                return Err(bad("alerts.rule", "severity must be \"warn\" or \"error\""));
+            }
+            if !(r.failure_rate_above.is_finite() && (0.0..=1.0).contains(&r.failure_rate_above)) {
+                return Err(bad(
+                    "alerts.rule",
+                    "failure_rate_above must be a ratio from 0 to 1",
+                ));
+            }
+        }
+        if !self.metrics.listen.is_empty()
+            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(bad(
+                "metrics.listen",
+                "must be an address and port like \"127.0.0.1:9477\"",
+            ));
         }
         let c = &self.control;
         match u32::from_str_radix(c.socket_mode.trim_start_matches("0o"), 8) {

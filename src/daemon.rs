@@ -15,20 +15,24 @@
 //! The daemon audits its start, stop and configuration reloads, and logs the audit chain's head
 //! at start and daily, so it can be anchored outside the machine.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::alerts;
 use crate::audit::Draft;
 use crate::config::Config;
 use crate::control::Shared;
+use crate::dispatch::Dispatcher;
+use crate::endpoint::{Endpoint, Health};
 use crate::ingest::{self, Candidate, Ingestor, Plan, Summary};
+use crate::metrics::{Gauges, Metrics};
 use crate::policy::Trigger;
 use crate::store::{Store, StoreError};
 use crate::watch::{self, WatchEvent};
@@ -45,6 +49,8 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error(transparent)]
     Control(#[from] crate::control::ControlError),
+    #[error(transparent)]
+    Endpoint(#[from] crate::endpoint::EndpointError),
 }
 
 /// A file handed to a worker.
@@ -103,6 +109,23 @@ struct State {
     shared: Arc<Mutex<Shared>>,
     /// Held by every purge.
     purge_lock: Arc<Mutex<()>>,
+    monitor: Monitor,
+}
+
+/// Metrics, health and alerts: what the daemon tells its operators.
+struct Monitor {
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    dispatcher: Option<Dispatcher>,
+    gate: alerts::Gate,
+    /// Recordings processed in the last hour: when, and whether they failed.
+    recent: VecDeque<(Instant, bool)>,
+    /// The last successful purge run (or the start).
+    last_good_purge: Instant,
+    /// Breaks found by the last audit chain check (run on its own thread).
+    audit_breaks: Arc<AtomicUsize>,
+    /// Refreshes of the store gauges, so consent coverage is recomputed every tenth.
+    refreshes: u64,
 }
 
 impl State {
@@ -222,6 +245,7 @@ impl State {
     /// and (with `missing`) stored files that are gone are marked missing.
     fn scan(&mut self, roots: &[PathBuf], missing: bool) {
         let (found, problems) = ingest::scan(roots, &self.config.ingest.extensions);
+        self.monitor.metrics.rescanned(ingest::now_ms() / 1000);
         for p in problems {
             tracing::warn!("{p}");
         }
@@ -255,7 +279,7 @@ impl State {
         self.counters.stored += s.ingested + s.too_short;
         self.counters.failed += s.failed.len();
         self.counters.modified += s.modified.len();
-        if let Some(e) = done.error {
+        if let Some(e) = &done.error {
             tracing::error!(file = %done.path.display(), error = %e, "store write failed");
         } else if s.ingested + s.too_short > 0 {
             tracing::info!(file = %done.path.display(), "stored");
@@ -264,6 +288,7 @@ impl State {
         } else if !s.modified.is_empty() {
             tracing::warn!(file = %done.path.display(), "changed after ingest: flagged, original hash kept");
         }
+        self.observe(&done);
         // A sidecar may have landed while the recording was being analysed.
         let sidecar = done.path.with_extension("json");
         if sidecar.exists() {
@@ -331,6 +356,15 @@ impl State {
                     failed = s.errors.len(),
                     "purge run done"
                 );
+                self.monitor.metrics.purged(
+                    s.purged,
+                    s.refused.len(),
+                    s.errors.len(),
+                    ingest::now_ms() / 1000,
+                );
+                if s.errors.is_empty() {
+                    self.monitor.last_good_purge = Instant::now();
+                }
                 self.last_purge = Some(format!(
                     "{} ({line})",
                     crate::policy::fmt_ms(ingest::now_ms())
@@ -440,8 +474,179 @@ impl State {
         }
     }
 
+    /// Counts a finished recording in the metrics and raises its alerts.
+    fn observe(&mut self, done: &Done) {
+        let s = &done.summary;
+        let result = if done.error.is_some() {
+            "store_error"
+        } else if s.ingested > 0 {
+            "stored"
+        } else if s.too_short > 0 {
+            "too_short"
+        } else if !s.failed.is_empty() {
+            "failed"
+        } else if !s.modified.is_empty() {
+            "modified"
+        } else {
+            return;
+        };
+        let record = self
+            .store
+            .by_path(&done.path.display().to_string())
+            .ok()
+            .flatten();
+        let summary = record.as_ref().map(crate::summary::Summary::of);
+        let elapsed = record
+            .as_ref()
+            .and_then(|r| r.report.as_ref())
+            .map(|rep| rep.analyzer.elapsed_ms as f64 / 1000.0);
+        let m = &self.monitor;
+        m.metrics.ingested(
+            result,
+            elapsed,
+            summary.as_ref().and_then(|s| s.score),
+            summary.as_ref().map_or(&[][..], |s| &s.flags),
+        );
+        let now = Instant::now();
+        self.monitor
+            .recent
+            .push_back((now, matches!(result, "failed" | "store_error")));
+        while self
+            .monitor
+            .recent
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(3600))
+        {
+            self.monitor.recent.pop_front();
+        }
+        if let (Some(summary), "stored") = (summary, result) {
+            let time = crate::policy::fmt_ms(ingest::now_ms());
+            let raised = alerts::for_recording(
+                &self.config.alerts.rule,
+                &summary,
+                self.config.consent.default,
+                &time,
+            );
+            self.raise(raised);
+        }
+    }
+
+    /// Sends what passes the gate; counts what it holds back.
+    fn raise(&mut self, raised: Vec<alerts::Alert>) {
+        if raised.is_empty() {
+            return;
+        }
+        let config = Arc::new(self.config.alerts.clone());
+        let now = ingest::now_ms();
+        for alert in raised {
+            match self.monitor.gate.admit(&alert, &config, now) {
+                alerts::Verdict::Send => {
+                    self.monitor.metrics.alert(&alert.rule, "sent");
+                    if let Some(d) = &self.monitor.dispatcher {
+                        d.send(alert, &config);
+                    }
+                }
+                alerts::Verdict::Duplicate => self.monitor.metrics.alert(&alert.rule, "duplicate"),
+                alerts::Verdict::RateLimited => {
+                    self.monitor.metrics.alert(&alert.rule, "rate_limited");
+                    tracing::debug!(rule = %alert.rule, "alert held back by the rate limit: {}", alert.message);
+                }
+            }
+        }
+    }
+
+    /// Every 30 s: the store gauges (on a blocking thread) and the system alerts.
+    fn monitor_tick(&mut self) {
+        let disk_free: Vec<(String, f64)> = self
+            .config
+            .ingest
+            .roots
+            .iter()
+            .filter_map(|r| crate::purge::free_ratio(r).map(|f| (r.display().to_string(), f)))
+            .collect();
+        let coverage = self.monitor.refreshes.is_multiple_of(10);
+        self.monitor.refreshes += 1;
+        let (store, metrics, free) = (
+            self.store.clone(),
+            self.monitor.metrics.clone(),
+            disk_free.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let mut g = Gauges {
+                disk_free: free,
+                store_bytes: store.size_on_disk(),
+                audit_length: store.audit_head().map_or(0, |h| h.seq),
+                ..Gauges::default()
+            };
+            if let Ok(holds) = store.holds() {
+                let held: HashSet<u64> = holds
+                    .iter()
+                    .filter(|h| h.released.is_none())
+                    .flat_map(|h| h.recordings.iter().map(|r| r.0))
+                    .collect();
+                g.held = held.len();
+            }
+            if coverage {
+                let since = ingest::now_ms() - 30 * 86_400_000;
+                let (mut n, mut covered) = (0u64, 0u64);
+                for s in store.summaries(Some(since), None).flatten() {
+                    if s.state == crate::store::RecordState::Purged {
+                        continue;
+                    }
+                    n += 1;
+                    if matches!(
+                        s.consent,
+                        Some(
+                            crate::metadata::ConsentState::Granted
+                                | crate::metadata::ConsentState::NotRequired
+                        )
+                    ) {
+                        covered += 1;
+                    }
+                }
+                g.consent_coverage = (n > 0).then(|| covered as f64 / n as f64);
+            }
+            metrics.refresh(&g);
+        });
+        let failed = self.monitor.recent.iter().filter(|(_, f)| *f).count();
+        let system = alerts::SystemState {
+            processed_1h: self.monitor.recent.len(),
+            failed_1h: failed,
+            disk_free,
+            min_free_ratio: self.config.retention.min_free_ratio,
+            since_purge_s: self.monitor.last_good_purge.elapsed().as_secs_f64(),
+            purge_interval_s: self.config.retention.purge_interval_s,
+            audit_breaks: self.monitor.audit_breaks.load(Ordering::Relaxed),
+        };
+        let time = crate::policy::fmt_ms(ingest::now_ms());
+        let raised = alerts::for_system(&self.config.alerts.rule, &system, &time);
+        self.raise(raised);
+    }
+
+    /// The daily audit chain check, on its own thread; its breaks feed `audit_verify_failed`.
+    fn check_chain(&self) {
+        let (store, breaks) = (self.store.clone(), self.monitor.audit_breaks.clone());
+        tokio::task::spawn_blocking(move || match crate::verify::verify(&store, false, 1) {
+            Ok(v) => {
+                if !v.chain_breaks.is_empty() {
+                    tracing::error!(
+                        breaks = v.chain_breaks.len(),
+                        "the audit chain check found breaks: run `callwarden audit verify`"
+                    );
+                }
+                breaks.store(v.chain_breaks.len(), Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(error = %e, "the audit chain check failed"),
+        });
+    }
+
     /// Publishes the state the control socket reports (`callwarden status`).
     fn publish(&self) {
+        self.monitor
+            .health
+            .heartbeat_ms
+            .store(ingest::now_ms(), Ordering::Relaxed);
+        self.monitor.metrics.queue(self.in_flight.len());
         if let Ok(mut shared) = self.shared.lock() {
             shared.config = self.config.clone();
             let info = &mut shared.info;
@@ -483,18 +688,37 @@ fn is_sidecar(path: &Path) -> bool {
 }
 
 /// Starts `n` worker threads that ingest the jobs of `queue` and report to `done`.
+/// Counts a worker thread alive for `/healthz` while it exists (a panic included).
+struct Alive(Arc<Health>);
+
+impl Alive {
+    fn new(health: Arc<Health>) -> Alive {
+        health.workers_alive.fetch_add(1, Ordering::Relaxed);
+        Alive(health)
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.workers_alive.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn workers(
     n: usize,
     store: Arc<Store>,
     queue: std_mpsc::Receiver<Job>,
     done: mpsc::UnboundedSender<Done>,
+    health: Arc<Health>,
 ) {
     let queue = Arc::new(Mutex::new(queue));
     for i in 0..n {
         let (store, queue, done) = (store.clone(), queue.clone(), done.clone());
+        let alive = Alive::new(health.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("callwarden-worker-{i}"))
             .spawn(move || loop {
+                let _alive = &alive;
                 let job = match queue.lock() {
                     Ok(q) => q.recv(),
                     Err(_) => return,
@@ -555,7 +779,30 @@ pub async fn run(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    workers(n, store.clone(), queue_rx, done_tx);
+    let health = Arc::new(Health::default());
+    health.workers.store(n, Ordering::Relaxed);
+    health
+        .heartbeat_ms
+        .store(ingest::now_ms(), Ordering::Relaxed);
+    workers(n, store.clone(), queue_rx, done_tx, health.clone());
+    let metrics = Arc::new(Metrics::new());
+    let endpoint = if config.metrics.listen.is_empty() {
+        None
+    } else {
+        let e = Endpoint::start(&config.metrics.listen, metrics.clone(), health.clone())?;
+        tracing::info!(addr = %e.addr(), "metrics endpoint listening (/metrics, /healthz)");
+        Some(e)
+    };
+    let monitor = Monitor {
+        metrics,
+        health,
+        dispatcher: Some(Dispatcher::start(config.alerts.concurrency)),
+        gate: alerts::Gate::default(),
+        recent: VecDeque::new(),
+        last_good_purge: Instant::now(),
+        audit_breaks: Arc::new(AtomicUsize::new(0)),
+        refreshes: 0,
+    };
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
@@ -609,6 +856,7 @@ pub async fn run(
         last_purge: None,
         shared,
         purge_lock,
+        monitor,
     };
     state.audit(
         "daemon_start",
@@ -639,6 +887,7 @@ pub async fn run(
     );
     let mut pressure_tick = tokio::time::interval(Duration::from_secs(60));
     let mut head_tick = tokio::time::interval(Duration::from_secs(24 * 3600));
+    let mut monitor_tick = tokio::time::interval(Duration::from_secs(30));
     let mut rescan =
         tokio::time::interval_at(tokio::time::Instant::now() + rescan_every, rescan_every);
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
@@ -664,7 +913,11 @@ pub async fn run(
             _ = purge_tick.tick() => state.start_purge(Trigger::Schedule),
             Some(result) = purge_rx.recv() => state.purged(result),
             _ = pressure_tick.tick() => state.check_pressure(),
-            _ = head_tick.tick() => state.log_chain_head(),
+            _ = head_tick.tick() => {
+                state.log_chain_head();
+                state.check_chain();
+            }
+            _ = monitor_tick.tick() => state.monitor_tick(),
             Some((actor, reply)) = reload_rx.recv() => {
                 let _ = reply.send(state.reload(&actor));
                 if purge_every(&state.config) != purge_period {
@@ -724,6 +977,12 @@ pub async fn run(
         serde_json::json!({"stored": state.counters.stored, "purged": state.counters.purged}),
     );
     let _ = control_stop.send(());
+    if let Some(e) = endpoint {
+        e.stop();
+    }
+    if let Some(d) = state.monitor.dispatcher.take() {
+        d.stop(Duration::from_secs(5));
+    }
     if !state.config.control.socket.as_os_str().is_empty() {
         // Ours to remove: a CLI that finds no socket opens the store (free in a moment).
         let socket = &state.config.control.socket;

@@ -3,6 +3,7 @@
 //! The library behind the `callwarden` binary. See ARCHITECTURE.md for the data flow and the
 //! module map.
 
+pub mod alerts;
 pub mod analysis;
 pub mod audio;
 pub mod audit;
@@ -11,9 +12,12 @@ pub mod config;
 pub mod consent;
 pub mod control;
 pub mod daemon;
+pub mod dispatch;
+pub mod endpoint;
 pub mod ingest;
 pub mod kpi;
 pub mod metadata;
+pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod purge;

@@ -62,7 +62,7 @@ impl Daemon {
     }
 
     /// Waits until every file the start-up scan queued is done.
-    fn wait_idle(&self) {
+    pub(crate) fn wait_idle(&self) {
         let queued = self.queued();
         self.wait_for(
             |l| {
@@ -82,6 +82,16 @@ impl Daemon {
             .iter()
             .filter(|l| l.contains(needle))
             .count()
+    }
+
+    /// The first log line that contains `needle`.
+    pub(crate) fn line_with(&self, needle: &str) -> Option<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned()
     }
 
     pub(crate) fn wait_for(&self, done: impl Fn(&[String]) -> bool, what: &str) {

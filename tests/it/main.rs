@@ -7,5 +7,6 @@ mod compliance;
 mod daemon;
 mod decode;
 mod ingest;
+mod operations;
 mod stereo;
 mod support;

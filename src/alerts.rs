@@ -1,0 +1,370 @@
+//! Alerts: which recordings and system conditions raise one, and the gate that keeps one bad
+//! trunk from raising ten thousand (pure: values and times in, decisions out).
+//!
+//! A rule (`[[alerts.rule]]`) watches either recordings (a score below a threshold, any of some
+//! flags, consent denied or missing where the law needs it) or one system condition (the ingest
+//! failure rate, low disk, an overdue purge, a failed audit check). Every alert that passes the
+//! [`Gate`] is logged and handed to the configured actions ([`crate::dispatch`]). The gate
+//! deduplicates (one alert per rule and subject per `repeat_s`) and rate-limits (at most
+//! `max_per_hour` per rule); what it holds back is counted, never silently lost.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AlertRule, AlertsConfig, ConsentAlert, ConsentLaw, SystemCondition};
+use crate::metadata::ConsentState;
+use crate::summary::Summary;
+
+/// One alert, as logged and as sent (JSON) to commands and webhooks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub rule: String,
+    /// `recording` or `system`.
+    pub kind: String,
+    pub severity: String,
+    pub message: String,
+    /// RFC 3339.
+    pub time: String,
+    /// What the alert is about: a recording id, or the condition (and root).
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<Summary>,
+}
+
+/// The alerts a recording raises under `rules`.
+pub fn for_recording(
+    rules: &[AlertRule],
+    s: &Summary,
+    default_law: ConsentLaw,
+    time: &str,
+) -> Vec<Alert> {
+    let mut out = Vec::new();
+    for rule in rules.iter().filter(|r| r.system.is_none()) {
+        let mut why = Vec::new();
+        if let (Some(below), Some(score)) = (rule.score_below, s.score) {
+            if score < below {
+                why.push(format!("score {score} below {below}"));
+            }
+        }
+        let flagged: Vec<&String> = s.flags.iter().filter(|f| rule.flags.contains(f)).collect();
+        if !flagged.is_empty() {
+            why.push(format!(
+                "flags {}",
+                flagged
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let law = s.consent_law.unwrap_or(default_law);
+        for c in &rule.consent {
+            match c {
+                ConsentAlert::Denied if s.consent == Some(ConsentState::Denied) => {
+                    why.push("consent denied".into())
+                }
+                ConsentAlert::Missing
+                    if s.consent != Some(ConsentState::Denied)
+                        && crate::consent::lacks(ConsentLaw::AllParty, s.consent)
+                        && law == ConsentLaw::AllParty =>
+                {
+                    why.push("consent missing where all-party consent is needed".into())
+                }
+                _ => {}
+            }
+        }
+        if !why.is_empty() {
+            out.push(Alert {
+                rule: rule.name.clone(),
+                kind: "recording".into(),
+                severity: rule.severity.clone(),
+                message: format!("recording {} ({}): {}", s.id, s.path, why.join("; ")),
+                time: time.to_string(),
+                subject: format!("recording {}", s.id),
+                recording: Some(s.clone()),
+            });
+        }
+    }
+    out
+}
+
+/// The state of the system that system rules judge.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SystemState {
+    /// Recordings processed and failed over the last hour.
+    pub processed_1h: usize,
+    pub failed_1h: usize,
+    /// Each root with its free share, and the configured threshold.
+    pub disk_free: Vec<(String, f64)>,
+    pub min_free_ratio: f64,
+    /// How long since the last successful purge (or since start, if none), and the interval.
+    pub since_purge_s: f64,
+    pub purge_interval_s: f64,
+    /// Breaks the last audit chain check found.
+    pub audit_breaks: usize,
+}
+
+/// The alerts the system raises under `rules`.
+pub fn for_system(rules: &[AlertRule], s: &SystemState, time: &str) -> Vec<Alert> {
+    let mut out = Vec::new();
+    let alert = |rule: &AlertRule, subject: String, message: String| Alert {
+        rule: rule.name.clone(),
+        kind: "system".into(),
+        severity: rule.severity.clone(),
+        message,
+        time: time.to_string(),
+        subject,
+        recording: None,
+    };
+    for rule in rules {
+        match rule.system {
+            None => {}
+            Some(SystemCondition::IngestFailureRate) => {
+                // A handful of files is no rate: wait for ten.
+                if s.processed_1h >= 10 {
+                    let rate = s.failed_1h as f64 / s.processed_1h as f64;
+                    if rate > rule.failure_rate_above {
+                        out.push(alert(
+                            rule,
+                            "ingest_failure_rate".into(),
+                            format!(
+                                "{} of {} recordings failed in the last hour ({:.0}%, above {:.0}%)",
+                                s.failed_1h,
+                                s.processed_1h,
+                                rate * 100.0,
+                                rule.failure_rate_above * 100.0
+                            ),
+                        ));
+                    }
+                }
+            }
+            Some(SystemCondition::DiskLow) => {
+                for (root, free) in &s.disk_free {
+                    if *free < s.min_free_ratio {
+                        out.push(alert(
+                            rule,
+                            format!("disk_low {root}"),
+                            format!(
+                                "{root}: {:.1}% free, below {:.1}%",
+                                free * 100.0,
+                                s.min_free_ratio * 100.0
+                            ),
+                        ));
+                    }
+                }
+            }
+            Some(SystemCondition::PurgeOverdue) => {
+                if s.purge_interval_s > 0.0 && s.since_purge_s > 2.0 * s.purge_interval_s + 60.0 {
+                    out.push(alert(
+                        rule,
+                        "purge_overdue".into(),
+                        format!(
+                            "no successful purge for {:.0} s (every {:.0} s expected)",
+                            s.since_purge_s, s.purge_interval_s
+                        ),
+                    ));
+                }
+            }
+            Some(SystemCondition::AuditVerifyFailed) => {
+                if s.audit_breaks > 0 {
+                    out.push(alert(
+                        rule,
+                        "audit_verify_failed".into(),
+                        format!(
+                            "the audit chain check found {} break(s): run `callwarden audit verify`",
+                            s.audit_breaks
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether an alert goes out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Send,
+    /// The same rule and subject alerted less than `repeat_s` ago.
+    Duplicate,
+    /// The rule reached `max_per_hour`.
+    RateLimited,
+}
+
+/// Deduplication and rate limiting, by rule and subject. Times in milliseconds.
+#[derive(Debug, Default)]
+pub struct Gate {
+    last: HashMap<(String, String), i64>,
+    sent: HashMap<String, VecDeque<i64>>,
+}
+
+impl Gate {
+    pub fn admit(&mut self, alert: &Alert, cfg: &AlertsConfig, now_ms: i64) -> Verdict {
+        let repeat_ms = (cfg.repeat_s * 1000.0) as i64;
+        let key = (alert.rule.clone(), alert.subject.clone());
+        if self.last.get(&key).is_some_and(|&t| now_ms - t < repeat_ms) {
+            return Verdict::Duplicate;
+        }
+        let window = self.sent.entry(alert.rule.clone()).or_default();
+        while window.front().is_some_and(|&t| now_ms - t >= 3_600_000) {
+            window.pop_front();
+        }
+        if window.len() >= cfg.max_per_hour as usize {
+            return Verdict::RateLimited;
+        }
+        window.push_back(now_ms);
+        self.last.insert(key, now_ms);
+        // Forget subjects whose repeat window has passed, so the map stays small.
+        if self.last.len() > 100_000 {
+            self.last.retain(|_, t| now_ms - *t < repeat_ms);
+        }
+        Verdict::Send
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RecordState;
+
+    fn rule(name: &str) -> AlertRule {
+        AlertRule {
+            name: name.into(),
+            ..AlertRule::default()
+        }
+    }
+
+    fn call(id: u64, score: u32, flags: &[&str], consent: Option<ConsentState>) -> Summary {
+        Summary {
+            id,
+            path: format!("/r/{id}.wav"),
+            state: RecordState::Analysed,
+            started_ms: 0,
+            duration_s: Some(60.0),
+            score: Some(score),
+            grade: None,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+            agent: None,
+            queue: None,
+            consent,
+            consent_law: Some(ConsentLaw::AllParty),
+            talk_s: None,
+            non_talk_s: None,
+            overtalk_s: None,
+            held: false,
+        }
+    }
+
+    #[test]
+    fn recording_rules_match_score_flags_and_consent() {
+        let rules = vec![
+            AlertRule {
+                score_below: Some(50),
+                ..rule("poor")
+            },
+            AlertRule {
+                flags: vec!["clipping".into()],
+                ..rule("clip")
+            },
+            AlertRule {
+                consent: vec![ConsentAlert::Denied, ConsentAlert::Missing],
+                ..rule("consent")
+            },
+        ];
+        let law = ConsentLaw::OneParty;
+        let names = |s: &Summary| -> Vec<String> {
+            for_recording(&rules, s, law, "t")
+                .into_iter()
+                .map(|a| a.rule)
+                .collect()
+        };
+        assert_eq!(
+            names(&call(1, 90, &[], Some(ConsentState::Granted))),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names(&call(2, 30, &["clipping"], Some(ConsentState::Granted))),
+            ["poor", "clip"]
+        );
+        assert_eq!(
+            names(&call(3, 90, &[], Some(ConsentState::Denied))),
+            ["consent"]
+        );
+        assert_eq!(names(&call(4, 90, &[], None)), ["consent"]);
+        let a = &for_recording(&rules, &call(2, 30, &["clipping"], None), law, "t")[0];
+        assert!(a.message.contains("score 30 below 50"), "{}", a.message);
+    }
+
+    #[test]
+    fn system_rules_judge_rates_disk_purges_and_the_chain() {
+        let rules = vec![
+            AlertRule {
+                system: Some(SystemCondition::IngestFailureRate),
+                failure_rate_above: 0.2,
+                ..rule("failing")
+            },
+            AlertRule {
+                system: Some(SystemCondition::DiskLow),
+                ..rule("disk")
+            },
+            AlertRule {
+                system: Some(SystemCondition::PurgeOverdue),
+                ..rule("purge")
+            },
+            AlertRule {
+                system: Some(SystemCondition::AuditVerifyFailed),
+                ..rule("audit")
+            },
+        ];
+        let calm = SystemState {
+            processed_1h: 100,
+            failed_1h: 10,
+            disk_free: vec![("/r".into(), 0.5)],
+            min_free_ratio: 0.05,
+            since_purge_s: 3000.0,
+            purge_interval_s: 3600.0,
+            audit_breaks: 0,
+        };
+        assert!(for_system(&rules, &calm, "t").is_empty());
+        let bad = SystemState {
+            failed_1h: 30,
+            disk_free: vec![("/r".into(), 0.01)],
+            since_purge_s: 8000.0,
+            audit_breaks: 1,
+            ..calm
+        };
+        let fired: Vec<String> = for_system(&rules, &bad, "t")
+            .into_iter()
+            .map(|a| a.rule)
+            .collect();
+        assert_eq!(fired, ["failing", "disk", "purge", "audit"]);
+    }
+
+    #[test]
+    fn the_gate_deduplicates_and_rate_limits() {
+        let cfg = AlertsConfig {
+            repeat_s: 60.0,
+            max_per_hour: 3,
+            ..AlertsConfig::default()
+        };
+        let mut gate = Gate::default();
+        let alert = |subject: &str| Alert {
+            rule: "r".into(),
+            kind: "recording".into(),
+            severity: "warn".into(),
+            message: String::new(),
+            time: String::new(),
+            subject: subject.into(),
+            recording: None,
+        };
+        assert_eq!(gate.admit(&alert("a"), &cfg, 0), Verdict::Send);
+        assert_eq!(gate.admit(&alert("a"), &cfg, 30_000), Verdict::Duplicate);
+        assert_eq!(gate.admit(&alert("a"), &cfg, 61_000), Verdict::Send);
+        assert_eq!(gate.admit(&alert("b"), &cfg, 62_000), Verdict::Send);
+        assert_eq!(gate.admit(&alert("c"), &cfg, 63_000), Verdict::RateLimited);
+        // An hour after the first, the window has room again.
+        assert_eq!(gate.admit(&alert("c"), &cfg, 3_600_001), Verdict::Send);
+    }
+}

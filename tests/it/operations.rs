@@ -1,0 +1,356 @@
+//! Operations: the Prometheus endpoint scraped over loopback after real ingests, and alert
+//! actions (a command, a webhook served by the test on loopback) firing once per rule and
+//! recording, held back by the rate limit, and never stopping ingest when they fail.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::daemon::Daemon;
+use crate::support::{age, standard_call, white, write_wav};
+
+/// A loopback HTTP server that records the bodies POSTed to it and answers `status`; it stops
+/// when dropped.
+struct Hook {
+    port: u16,
+    bodies: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Hook {
+    fn start(status: u16) -> Hook {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sink, halt) = (bodies.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !halt.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        if let Some(body) = read_request(stream, status) {
+                            sink.lock().unwrap().push(body);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Hook {
+            port,
+            bodies,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    fn bodies(&self) -> Vec<serde_json::Value> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| serde_json::from_str(b).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Hook {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn read_request(stream: TcpStream, status: u16) -> Option<String> {
+    stream.set_nonblocking(false).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).ok()?;
+    let reason = if status == 200 { "OK" } else { "Server Error" };
+    let mut stream = reader.into_inner();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    String::from_utf8(body).ok()
+}
+
+/// GETs `path` from the daemon's endpoint: the status code and the body.
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
+}
+
+/// The value of one sample line of the exposition (`name{labels}`), 0 if absent.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+struct Site {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    config: PathBuf,
+}
+
+/// Four good calls, one with consent denied, one broken file.
+fn site(alerts: &str) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_path_buf();
+    let root = base.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let config = base.join("callwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ingest]\nroots = [{root:?}]\nsettle_s = 1.0\nworkers = 2\n[store]\npath = {:?}\n\
+             [control]\nsocket = {:?}\n[metrics]\nlisten = \"127.0.0.1:0\"\n[retention]\n\
+             min_free_ratio = 0.0\n{alerts}",
+            base.join("store"),
+            base.join("control.sock"),
+        ),
+    )
+    .unwrap();
+    let call = standard_call();
+    let noise = white(call.samples.len(), 3);
+    for i in 0..5 {
+        let path = root.join(format!("call-{i}.wav"));
+        write_wav(&path, &call.with_noise(&noise, 5.0 + 5.0 * i as f64), 1);
+        let consent = if i == 4 { "denied" } else { "granted" };
+        std::fs::write(
+            path.with_extension("json"),
+            format!(r#"{{"agent": "a{i}", "consent": {{"state": "{consent}"}}}}"#),
+        )
+        .unwrap();
+    }
+    std::fs::write(root.join("broken.wav"), b"RIFF\x04\x00\x00\x00WAVE").unwrap();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        age(&entry.unwrap().path(), 600);
+    }
+    Site {
+        _dir: dir,
+        root,
+        config,
+    }
+}
+
+fn metrics_addr(d: &Daemon) -> String {
+    let line = d
+        .line_with("metrics endpoint listening")
+        .expect("the endpoint is announced");
+    line.split("addr=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn wait_until(what: &str, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn command_log(base: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(base.join("alerts.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn metrics_count_what_the_daemon_did_and_alerts_fire_once_per_rule_and_recording() {
+    let hook = Hook::start(200);
+    let dir_probe = tempfile::tempdir().unwrap();
+    let out = dir_probe.path().join("alerts.jsonl");
+    let s = site(&format!(
+        "[alerts]\ncommand = [\"sh\", \"-c\", \"cat >> {}; echo >> {}\"]\nwebhook = {:?}\n\
+         [[alerts.rule]]\nname = \"every-call\"\nscore_below = 101\n\
+         [[alerts.rule]]\nname = \"denied\"\nconsent = [\"denied\"]\n",
+        out.display(),
+        out.display(),
+        hook.url()
+    ));
+    let d = Daemon::start(&s.config);
+    d.wait_idle();
+    let addr = metrics_addr(&d);
+
+    // Each rule once per recording: five calls, one of them denied; the broken file none.
+    wait_until("the webhook's six alerts", || hook.bodies().len() >= 6);
+    wait_until("the command's six alerts", || {
+        command_log(dir_probe.path()).len() >= 6
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    for alerts in [hook.bodies(), command_log(dir_probe.path())] {
+        let mut keys: Vec<(String, String)> = alerts
+            .iter()
+            .map(|a| {
+                (
+                    a["rule"].as_str().unwrap().to_string(),
+                    a["subject"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        keys.sort();
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!(n, 6, "{alerts:?}");
+        assert_eq!(keys.len(), 6, "no duplicates: {alerts:?}");
+        assert_eq!(keys.iter().filter(|k| k.0 == "every-call").count(), 5);
+        let denied: Vec<&serde_json::Value> =
+            alerts.iter().filter(|a| a["rule"] == "denied").collect();
+        assert_eq!(denied.len(), 1);
+        assert_eq!(denied[0]["recording"]["consent"], "denied");
+        assert!(denied[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("consent denied"));
+    }
+
+    let root = format!(
+        "callwarden_disk_free_ratio{{root=\"{}\"}}",
+        s.root.display()
+    );
+    wait_until("the gauges", || get(&addr, "/metrics").1.contains(&root));
+    let (code, metrics) = get(&addr, "/metrics");
+    assert_eq!(code, 200, "{metrics}");
+    assert_eq!(
+        sample(
+            &metrics,
+            "callwarden_recordings_ingested_total{result=\"stored\"}"
+        ),
+        5.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "callwarden_recordings_ingested_total{result=\"failed\"}"
+        ),
+        1.0
+    );
+    assert_eq!(sample(&metrics, "callwarden_quality_score_count"), 5.0);
+    assert_eq!(sample(&metrics, "callwarden_analysis_seconds_count"), 5.0);
+    assert_eq!(sample(&metrics, "callwarden_queue_depth"), 0.0);
+    assert_eq!(
+        sample(
+            &metrics,
+            "callwarden_alerts_total{rule=\"every-call\",outcome=\"sent\"}"
+        ),
+        5.0
+    );
+    assert!(sample(&metrics, "callwarden_flags_total{code=\"low_snr\"}") >= 1.0);
+    assert!(metrics.contains("callwarden_build_info{version=\""));
+    assert!(sample(&metrics, "callwarden_last_rescan_timestamp_seconds") > 1.7e9);
+    // The gauges read from the store are refreshed at start and every 30 s.
+    assert!(metrics.contains("callwarden_audit_chain_length "));
+    assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(get(&addr, "/").0, 404);
+    assert_eq!(d.stop(), Some(0));
+}
+
+#[test]
+fn the_rate_limit_holds_alerts_back_and_failing_actions_never_stop_ingest() {
+    // Every action fails: the command does not exist, the webhook answers 500.
+    let hook = Hook::start(500);
+    let s = site(&format!(
+        "[alerts]\ncommand = [\"/nonexistent/callwarden-pager\"]\nwebhook = {:?}\n\
+         webhook_retries = 1\nmax_per_hour = 2\n\
+         [[alerts.rule]]\nname = \"every-call\"\nscore_below = 101\n",
+        hook.url()
+    ));
+    let d = Daemon::start(&s.config);
+    d.wait_idle();
+    let addr = metrics_addr(&d);
+    let stored = "callwarden_recordings_ingested_total{result=\"stored\"}";
+    wait_until("six recordings counted", || {
+        let m = get(&addr, "/metrics").1;
+        sample(&m, stored) == 5.0
+            && sample(
+                &m,
+                "callwarden_recordings_ingested_total{result=\"failed\"}",
+            ) == 1.0
+    });
+    let (_, metrics) = get(&addr, "/metrics");
+    assert_eq!(
+        sample(
+            &metrics,
+            "callwarden_recordings_ingested_total{result=\"stored\"}"
+        ),
+        5.0,
+        "ingest goes on whatever the actions do: {metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "callwarden_alerts_total{rule=\"every-call\",outcome=\"sent\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "callwarden_alerts_total{rule=\"every-call\",outcome=\"rate_limited\"}"
+        ),
+        3.0
+    );
+    // Two alerts, each tried twice (one retry), all answered 500.
+    wait_until("the retried webhook calls", || hook.bodies().len() >= 4);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(hook.bodies().len(), 4);
+    wait_until("the failures logged", || {
+        d.line_with("alert webhook failed").is_some()
+            && d.line_with("alert command failed").is_some()
+    });
+    assert_eq!(get(&addr, "/healthz").0, 200);
+    assert_eq!(d.stop(), Some(0));
+}
