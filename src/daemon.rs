@@ -288,7 +288,6 @@ impl State {
         } else if !s.modified.is_empty() {
             tracing::warn!(file = %done.path.display(), "changed after ingest: flagged, original hash kept");
         }
-        self.observe(&done);
         // A sidecar may have landed while the recording was being analysed.
         let sidecar = done.path.with_extension("json");
         if sidecar.exists() {
@@ -299,6 +298,8 @@ impl State {
                 tracing::error!(file = %sidecar.display(), error = %e, "attaching sidecar failed");
             }
         }
+        // Counted and judged with the sidecar attached (alerts see the consent it brings).
+        self.observe(&done);
         if self.dirty.remove(&done.path) {
             self.changed(&done.path);
         }
