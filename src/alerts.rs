@@ -118,26 +118,23 @@ pub fn for_system(rules: &[AlertRule], s: &SystemState, time: &str) -> Vec<Alert
         recording: None,
     };
     for rule in rules {
+        // A handful of files is no rate: wait for ten.
+        let rate = (s.processed_1h >= 10).then(|| s.failed_1h as f64 / s.processed_1h as f64);
         match rule.system {
-            None => {}
-            Some(SystemCondition::IngestFailureRate) => {
-                // A handful of files is no rate: wait for ten.
-                if s.processed_1h >= 10 {
-                    let rate = s.failed_1h as f64 / s.processed_1h as f64;
-                    if rate > rule.failure_rate_above {
-                        out.push(alert(
-                            rule,
-                            "ingest_failure_rate".into(),
-                            format!(
-                                "{} of {} recordings failed in the last hour ({:.0}%, above {:.0}%)",
-                                s.failed_1h,
-                                s.processed_1h,
-                                rate * 100.0,
-                                rule.failure_rate_above * 100.0
-                            ),
-                        ));
-                    }
-                }
+            Some(SystemCondition::IngestFailureRate)
+                if rate.is_some_and(|r| r > rule.failure_rate_above) =>
+            {
+                out.push(alert(
+                    rule,
+                    "ingest_failure_rate".into(),
+                    format!(
+                        "{} of {} recordings failed in the last hour ({:.0}%, above {:.0}%)",
+                        s.failed_1h,
+                        s.processed_1h,
+                        rate.unwrap_or(0.0) * 100.0,
+                        rule.failure_rate_above * 100.0
+                    ),
+                ));
             }
             Some(SystemCondition::DiskLow) => {
                 for (root, free) in &s.disk_free {
@@ -154,30 +151,30 @@ pub fn for_system(rules: &[AlertRule], s: &SystemState, time: &str) -> Vec<Alert
                     }
                 }
             }
-            Some(SystemCondition::PurgeOverdue) => {
-                if s.purge_interval_s > 0.0 && s.since_purge_s > 2.0 * s.purge_interval_s + 60.0 {
-                    out.push(alert(
-                        rule,
-                        "purge_overdue".into(),
-                        format!(
-                            "no successful purge for {:.0} s (every {:.0} s expected)",
-                            s.since_purge_s, s.purge_interval_s
-                        ),
-                    ));
-                }
+            Some(SystemCondition::PurgeOverdue)
+                if s.purge_interval_s > 0.0
+                    && s.since_purge_s > 2.0 * s.purge_interval_s + 60.0 =>
+            {
+                out.push(alert(
+                    rule,
+                    "purge_overdue".into(),
+                    format!(
+                        "no successful purge for {:.0} s (every {:.0} s expected)",
+                        s.since_purge_s, s.purge_interval_s
+                    ),
+                ));
             }
-            Some(SystemCondition::AuditVerifyFailed) => {
-                if s.audit_breaks > 0 {
-                    out.push(alert(
-                        rule,
-                        "audit_verify_failed".into(),
-                        format!(
-                            "the audit chain check found {} break(s): run `callwarden audit verify`",
-                            s.audit_breaks
-                        ),
-                    ));
-                }
+            Some(SystemCondition::AuditVerifyFailed) if s.audit_breaks > 0 => {
+                out.push(alert(
+                    rule,
+                    "audit_verify_failed".into(),
+                    format!(
+                        "the audit chain check found {} break(s): run `callwarden audit verify`",
+                        s.audit_breaks
+                    ),
+                ));
             }
+            _ => {}
         }
     }
     out

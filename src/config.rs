@@ -575,8 +575,9 @@ impl Config {
                 "the program (first item) must not be empty",
             ));
         }
-        if !al.webhook.is_empty()
-            && !(al.webhook.starts_with("http://") || al.webhook.starts_with("https://"))
+        if !(al.webhook.is_empty()
+            || al.webhook.starts_with("http://")
+            || al.webhook.starts_with("https://"))
         {
             return Err(bad("alerts.webhook", "must be an http:// or https:// URL"));
         }

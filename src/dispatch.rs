@@ -19,15 +19,18 @@ use crate::config::AlertsConfig;
 /// Alerts waiting for an action; more are dropped (and logged).
 const QUEUE: usize = 1024;
 
+/// An alert with the configuration in force when it was raised.
+type Job = (Alert, Arc<AlertsConfig>);
+
 pub struct Dispatcher {
-    queue: Option<SyncSender<(Alert, Arc<AlertsConfig>)>>,
+    queue: Option<SyncSender<Job>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Dispatcher {
     /// Starts `concurrency` sender threads.
     pub fn start(concurrency: usize) -> Dispatcher {
-        let (tx, rx) = sync_channel::<(Alert, Arc<AlertsConfig>)>(QUEUE);
+        let (tx, rx) = sync_channel::<Job>(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
         let threads = (0..concurrency.max(1))
             .filter_map(|i| {
@@ -78,7 +81,7 @@ impl Dispatcher {
     }
 }
 
-fn sender(rx: Arc<Mutex<Receiver<(Alert, Arc<AlertsConfig>)>>>) {
+fn sender(rx: Arc<Mutex<Receiver<Job>>>) {
     loop {
         let next = match rx.lock() {
             Ok(rx) => rx.recv(),

@@ -53,12 +53,9 @@ impl Metrics {
             "Recordings ingested, by result (stored, too_short, failed, modified, missing)",
             ingested.clone(),
         );
-        let analysis_seconds = Histogram::new(
-            [
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]
-            .into_iter(),
-        );
+        let analysis_seconds = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]);
         registry.register(
             "analysis_seconds",
             "Time to hash, decode and analyse one recording",
