@@ -199,11 +199,15 @@ fn wait_until(what: &str, ok: impl Fn() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-fn command_log(base: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(base.join("alerts.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+/// The alerts the command received: one file each (commands run concurrently).
+fn command_log(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("alert."))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter(|t| !t.is_empty())
+        .filter_map(|t| serde_json::from_str(&t).ok())
         .collect()
 }
 
@@ -211,13 +215,11 @@ fn command_log(base: &Path) -> Vec<serde_json::Value> {
 fn metrics_count_what_the_daemon_did_and_alerts_fire_once_per_rule_and_recording() {
     let hook = Hook::start(200);
     let dir_probe = tempfile::tempdir().unwrap();
-    let out = dir_probe.path().join("alerts.jsonl");
     let s = site(&format!(
-        "[alerts]\ncommand = [\"sh\", \"-c\", \"cat >> {}; echo >> {}\"]\nwebhook = {:?}\n\
+        "[alerts]\ncommand = [\"sh\", \"-c\", \"cat > $(mktemp {}/alert.XXXXXX)\"]\nwebhook = {:?}\n\
          [[alerts.rule]]\nname = \"every-call\"\nscore_below = 101\n\
          [[alerts.rule]]\nname = \"denied\"\nconsent = [\"denied\"]\n",
-        out.display(),
-        out.display(),
+        dir_probe.path().display(),
         hook.url()
     ));
     let d = Daemon::start(&s.config);
