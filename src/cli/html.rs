@@ -158,7 +158,9 @@ fn short(v: f64) -> String {
     } else if v.fract() == 0.0 || v.abs() >= 100.0 {
         format!("{v:.0}")
     } else {
-        format!("{v:.2}")
+        // 2.5, not 2.50.
+        let t = format!("{v:.2}");
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -278,6 +280,10 @@ mod tests {
         assert_eq!(nice(7.0), 10.0);
         assert_eq!(nice(130.0), 200.0);
         assert_eq!(nice(0.3), 0.5);
+        assert_eq!(
+            (short(2.5), short(7.5), short(0.25), short(40.0)),
+            ("2.5".into(), "7.5".into(), "0.25".into(), "40".into())
+        );
     }
 
     #[test]
