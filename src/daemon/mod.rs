@@ -32,10 +32,13 @@ use crate::control::Shared;
 use crate::dispatch::Dispatcher;
 use crate::endpoint::{Endpoint, Health};
 use crate::ingest::{self, Candidate, Ingestor, Plan, Summary};
-use crate::metrics::{Gauges, Metrics};
+use crate::metrics::Metrics;
 use crate::policy::Trigger;
 use crate::store::{Store, StoreError};
 use crate::watch::{self, WatchEvent};
+
+mod monitor;
+use monitor::Monitor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -110,22 +113,6 @@ struct State {
     /// Held by every purge.
     purge_lock: Arc<Mutex<()>>,
     monitor: Monitor,
-}
-
-/// Metrics, health and alerts: what the daemon tells its operators.
-struct Monitor {
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    dispatcher: Option<Dispatcher>,
-    gate: alerts::Gate,
-    /// Recordings processed in the last hour: when, and whether they failed.
-    recent: VecDeque<(Instant, bool)>,
-    /// The last successful purge run (or the start).
-    last_good_purge: Instant,
-    /// Breaks found by the last audit chain check (run on its own thread).
-    audit_breaks: Arc<AtomicUsize>,
-    /// Refreshes of the store gauges, so consent coverage is recomputed every tenth.
-    refreshes: u64,
 }
 
 impl State {
@@ -473,172 +460,6 @@ impl State {
                 Err(format!("{e}; the old configuration is kept"))
             }
         }
-    }
-
-    /// Counts a finished recording in the metrics and raises its alerts.
-    fn observe(&mut self, done: &Done) {
-        let s = &done.summary;
-        let result = if done.error.is_some() {
-            "store_error"
-        } else if s.ingested > 0 {
-            "stored"
-        } else if s.too_short > 0 {
-            "too_short"
-        } else if !s.failed.is_empty() {
-            "failed"
-        } else if !s.modified.is_empty() {
-            "modified"
-        } else {
-            return;
-        };
-        let record = self
-            .store
-            .by_path(&done.path.display().to_string())
-            .ok()
-            .flatten();
-        let summary = record.as_ref().map(crate::summary::Summary::of);
-        let elapsed = record
-            .as_ref()
-            .and_then(|r| r.report.as_ref())
-            .map(|rep| rep.analyzer.elapsed_ms as f64 / 1000.0);
-        let m = &self.monitor;
-        m.metrics.ingested(
-            result,
-            elapsed,
-            summary.as_ref().and_then(|s| s.score),
-            summary.as_ref().map_or(&[][..], |s| &s.flags),
-        );
-        let now = Instant::now();
-        self.monitor
-            .recent
-            .push_back((now, matches!(result, "failed" | "store_error")));
-        while self
-            .monitor
-            .recent
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(3600))
-        {
-            self.monitor.recent.pop_front();
-        }
-        if let (Some(summary), "stored") = (summary, result) {
-            let time = crate::policy::fmt_ms(ingest::now_ms());
-            let raised = alerts::for_recording(
-                &self.config.alerts.rule,
-                &summary,
-                self.config.consent.default,
-                &time,
-            );
-            self.raise(raised);
-        }
-    }
-
-    /// Sends what passes the gate; counts what it holds back.
-    fn raise(&mut self, raised: Vec<alerts::Alert>) {
-        if raised.is_empty() {
-            return;
-        }
-        let config = Arc::new(self.config.alerts.clone());
-        let now = ingest::now_ms();
-        for alert in raised {
-            match self.monitor.gate.admit(&alert, &config, now) {
-                alerts::Verdict::Send => {
-                    self.monitor.metrics.alert(&alert.rule, "sent");
-                    if let Some(d) = &self.monitor.dispatcher {
-                        d.send(alert, &config);
-                    }
-                }
-                alerts::Verdict::Duplicate => self.monitor.metrics.alert(&alert.rule, "duplicate"),
-                alerts::Verdict::RateLimited => {
-                    self.monitor.metrics.alert(&alert.rule, "rate_limited");
-                    tracing::debug!(rule = %alert.rule, "alert held back by the rate limit: {}", alert.message);
-                }
-            }
-        }
-    }
-
-    /// Every 30 s: the store gauges (on a blocking thread) and the system alerts.
-    fn monitor_tick(&mut self) {
-        let disk_free: Vec<(String, f64)> = self
-            .config
-            .ingest
-            .roots
-            .iter()
-            .filter_map(|r| crate::purge::free_ratio(r).map(|f| (r.display().to_string(), f)))
-            .collect();
-        let coverage = self.monitor.refreshes.is_multiple_of(10);
-        self.monitor.refreshes += 1;
-        let (store, metrics, free) = (
-            self.store.clone(),
-            self.monitor.metrics.clone(),
-            disk_free.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            let mut g = Gauges {
-                disk_free: free,
-                store_bytes: store.size_on_disk(),
-                audit_length: store.audit_head().map_or(0, |h| h.seq),
-                ..Gauges::default()
-            };
-            if let Ok(holds) = store.holds() {
-                let held: HashSet<u64> = holds
-                    .iter()
-                    .filter(|h| h.released.is_none())
-                    .flat_map(|h| h.recordings.iter().map(|r| r.0))
-                    .collect();
-                g.held = held.len();
-            }
-            if coverage {
-                let since = ingest::now_ms() - 30 * 86_400_000;
-                let (mut n, mut covered) = (0u64, 0u64);
-                for s in store.summaries(Some(since), None).flatten() {
-                    if s.state == crate::store::RecordState::Purged {
-                        continue;
-                    }
-                    n += 1;
-                    if matches!(
-                        s.consent,
-                        Some(
-                            crate::metadata::ConsentState::Granted
-                                | crate::metadata::ConsentState::NotRequired
-                        )
-                    ) {
-                        covered += 1;
-                    }
-                }
-                g.consent_coverage = (n > 0).then(|| covered as f64 / n as f64);
-            }
-            metrics.refresh(&g);
-        });
-        let failed = self.monitor.recent.iter().filter(|(_, f)| *f).count();
-        let system = alerts::SystemState {
-            processed_1h: self.monitor.recent.len(),
-            failed_1h: failed,
-            disk_free,
-            min_free_ratio: self.config.retention.min_free_ratio,
-            since_purge_s: self.monitor.last_good_purge.elapsed().as_secs_f64(),
-            purge_interval_s: self.config.retention.purge_interval_s,
-            audit_breaks: self.monitor.audit_breaks.load(Ordering::Relaxed),
-        };
-        let time = crate::policy::fmt_ms(ingest::now_ms());
-        let raised = alerts::for_system(&self.config.alerts.rule, &system, &time);
-        self.raise(raised);
-    }
-
-    /// The daily audit chain check, on its own thread; its breaks feed `audit_verify_failed`.
-    fn check_chain(&self) {
-        let (store, breaks) = (self.store.clone(), self.monitor.audit_breaks.clone());
-        tokio::task::spawn_blocking(move || match crate::verify::verify(&store, false, 1) {
-            Ok(v) => {
-                if !v.chain_breaks.is_empty() {
-                    tracing::error!(
-                        breaks = v.chain_breaks.len(),
-                        "the audit chain check found breaks: run `callwarden audit verify`"
-                    );
-                }
-                breaks.store(v.chain_breaks.len(), Ordering::Relaxed);
-            }
-            Err(e) => tracing::error!(error = %e, "the audit chain check failed"),
-        });
     }
 
     /// Publishes the state the control socket reports (`callwarden status`).
