@@ -110,6 +110,18 @@ impl Access {
             .store
             .clone()
             .unwrap_or_else(|| config.store.path.clone());
+        if !dir.exists() {
+            // A question is no reason to create a store.
+            return Err(Exit(
+                EXIT_BAD_INPUT,
+                format!(
+                    "no daemon answers ({unreachable}) and there is no store at {}: is \
+                     callwarden configured (--config, or /etc/callwarden/callwarden.toml)?",
+                    dir.display()
+                ),
+            )
+            .into());
+        }
         let store = match Store::open(&dir) {
             Ok(store) => store,
             Err(StoreError::Locked { path }) => {

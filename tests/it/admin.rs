@@ -477,6 +477,16 @@ fn a_locked_store_behind_an_unreachable_socket_is_named() {
         t.contains("control socket /nonexistent/callwarden.sock is unreachable"),
         "{t}"
     );
+    // No daemon and no store: said so, and no store is created by asking.
+    let missing = s.base.join("no-store");
+    let out = cw(&s, &["status", "--store", missing.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("there is no store at"),
+        "{}",
+        text(&out)
+    );
+    assert!(!missing.exists());
 }
 
 #[test]
