@@ -122,7 +122,7 @@ impl Default for Head {
 }
 
 /// One break in the chain, with the entry it was found at.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Break {
     /// The sequence number of the entry at fault (or expected there).
     pub seq: u64,

@@ -201,6 +201,15 @@ pub enum Request {
     },
     /// Reload the daemon's configuration file.
     Reload,
+    /// Check the audit chain and, unless `chain_only`, re-hash every recording.
+    AuditVerify {
+        chain_only: bool,
+    },
+    /// The audit entries written since a time (all without one).
+    AuditExport {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since_ms: Option<i64>,
+    },
 }
 
 impl Request {
@@ -227,6 +236,8 @@ impl Request {
             Request::Purge { dry_run: true, .. } => "plan a purge",
             Request::Purge { .. } => "purge",
             Request::Reload => "reload the configuration",
+            Request::AuditVerify { .. } => "verify the audit log",
+            Request::AuditExport { .. } => "export the audit log",
         }
     }
 }
@@ -398,6 +409,8 @@ pub enum Answer {
     Report(Box<Dated>),
     Purge(Box<PurgeOutcome>),
     Reloaded(String),
+    Verified(Box<crate::verify::Verification>),
+    Audit(Vec<Entry>),
 }
 
 /// What a purge request planned and did.
@@ -522,6 +535,33 @@ pub fn handle(ctx: &Context, caller: &Caller, request: Request) -> Result<Answer
                 "no daemon is running: the configuration is read when it starts".into(),
             )),
         },
+        Request::AuditVerify { chain_only } => {
+            // A stable view: no purge runs while the files are checked.
+            let _guard = ctx
+                .purge_lock
+                .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
+            let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Ok(Answer::Verified(Box::new(crate::verify::verify(
+                store,
+                !chain_only,
+                jobs,
+            )?)))
+        }
+        Request::AuditExport { since_ms } => {
+            let mut entries = Vec::new();
+            for item in store.audit_entries() {
+                match item? {
+                    (_, Ok(e)) if since_ms.is_none_or(|t| e.time_ms >= t) => entries.push(e),
+                    (_, Ok(_)) => {}
+                    (seq, Err(why)) => {
+                        return Err(QueryError::Invalid(format!(
+                        "audit entry {seq} does not decode: {why} (run `callwarden audit verify`)"
+                    )))
+                    }
+                }
+            }
+            Ok(Answer::Audit(entries))
+        }
         Request::Report { kind, window } => {
             let body = report(ctx, kind, window)?;
             Ok(Answer::Report(Box::new(Dated {

@@ -3,12 +3,12 @@
 //! Reads the store and the recordings; writes nothing. Each problem names the audit entry or
 //! the recording (id and path) it was found at.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::{Record, RecordState, Store, StoreError};
 
 /// What `audit verify` found.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
     /// Entries in the chain.
     pub entries: u64,
@@ -71,7 +71,19 @@ pub fn verify(store: &Store, files: bool, jobs: usize) -> Result<Verification, S
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(r) = records.get(i) else { break };
-                let problem = check_file(r);
+                let mut problem = check_file(r);
+                // Gone while a purge of it was under way (its intent written) or finished
+                // since the list was read: that is the purge, not a loss.
+                if problem.as_deref() == Some(GONE)
+                    && (store.purge_pending(r.id).unwrap_or(false)
+                        || store
+                            .get(r.id)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|now| now.state == RecordState::Purged))
+                {
+                    problem = None;
+                }
                 if let Ok(mut out) = results.lock() {
                     out.push((r.id.0, r.path.clone(), problem));
                 }
@@ -88,6 +100,8 @@ pub fn verify(store: &Store, files: bool, jobs: usize) -> Result<Verification, S
     }
     Ok(v)
 }
+
+const GONE: &str = "the file is gone, and no purge deleted it";
 
 /// What is wrong with one recording's file, if anything.
 fn check_file(r: &Record) -> Option<String> {
@@ -106,9 +120,7 @@ fn check_file(r: &Record) -> Option<String> {
         return None;
     }
     match meta {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Some("the file is gone, and no purge deleted it".into())
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(GONE.into()),
         Err(e) => Some(format!("cannot read the file: {e}")),
         Ok(m) if !m.is_file() => Some("not a regular file any more (a symlink?)".into()),
         Ok(_) if r.sha256.is_empty() => None,

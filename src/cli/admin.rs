@@ -84,7 +84,12 @@ impl Access {
         let unreachable = if socket.as_os_str().is_empty() {
             "no control socket is configured (control.socket)".to_string()
         } else {
-            match control::call(&socket, &request, Duration::from_secs(120)) {
+            // Re-hashing every recording takes as long as reading them all.
+            let timeout = match request {
+                Request::AuditVerify { chain_only: false } => Duration::from_secs(24 * 3600),
+                _ => Duration::from_secs(600),
+            };
+            match control::call(&socket, &request, timeout) {
                 Ok(answer) => return Ok((answer, Transport::Daemon)),
                 Err(ClientError::Refused { code, message }) => {
                     let exit = if code == "forbidden" {

@@ -251,8 +251,10 @@ pub fn audit(cmd: AuditCommand) -> anyhow::Result<u8> {
             chain_only,
             json,
         } => {
-            let (_, store) = store.open()?;
-            let v = crate::verify::verify(&store, !chain_only, super::cores())?;
+            let (answer, _) = store.ask(Request::AuditVerify { chain_only })?;
+            let Answer::Verified(v) = answer else {
+                anyhow::bail!("the daemon answered something else than a verification");
+            };
             let mut out = std::io::stdout().lock();
             if json {
                 writeln!(out, "{}", serde_json::to_string(&v)?)?;
@@ -287,20 +289,16 @@ pub fn audit(cmd: AuditCommand) -> anyhow::Result<u8> {
             Ok(if v.ok() { EXIT_OK } else { EXIT_ATTENTION })
         }
         AuditCommand::Export { store, since } => {
-            let (_, store) = store.open()?;
-            let since = since
+            let since_ms = since
                 .map(|s| parse_since(&s, crate::ingest::now_ms()))
                 .transpose()?;
+            let (answer, _) = store.ask(Request::AuditExport { since_ms })?;
+            let Answer::Audit(entries) = answer else {
+                anyhow::bail!("the daemon answered something else than audit entries");
+            };
             let mut out = std::io::stdout().lock();
-            for item in store.audit_entries() {
-                let (seq, entry) = item?;
-                match entry {
-                    Ok(e) if since.is_none_or(|t| e.time_ms >= t) => {
-                        writeln!(out, "{}", serde_json::to_string(&e)?)?
-                    }
-                    Ok(_) => {}
-                    Err(why) => anyhow::bail!("audit entry {seq} does not decode: {why}"),
-                }
+            for e in &entries {
+                writeln!(out, "{}", serde_json::to_string(e)?)?;
             }
             Ok(EXIT_OK)
         }

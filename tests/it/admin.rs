@@ -434,6 +434,15 @@ fn roles_come_from_groups_and_changes_carry_the_callers_name() {
         "{}",
         text(&reload)
     );
+    // The audit commands work while the daemon runs, too.
+    let verify = cw(&s, &["audit", "verify"], &[]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    assert!(text(&verify).contains("intact"), "{}", text(&verify));
+    let recent = stdout(&cw(&s, &["audit", "export", "--since", "1h"], &[]));
+    assert!(
+        recent.lines().any(|l| l.contains("\"action\":\"purge\"")),
+        "{recent}"
+    );
     assert_eq!(daemon.stop(), Some(0));
     let reloads: Vec<serde_json::Value> = stdout(&cw(&s, &["audit", "export"], &[]))
         .lines()
