@@ -143,7 +143,7 @@ pub fn for_system(rules: &[AlertRule], s: &SystemState, time: &str) -> Vec<Alert
                             rule,
                             format!("disk_low {root}"),
                             format!(
-                                "{root}: {:.1}% free, below {:.1}%",
+                                "{root}: {:.2}% free, below {:.2}%",
                                 free * 100.0,
                                 s.min_free_ratio * 100.0
                             ),

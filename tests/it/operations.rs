@@ -356,3 +356,31 @@ fn the_rate_limit_holds_alerts_back_and_failing_actions_never_stop_ingest() {
     assert_eq!(get(&addr, "/healthz").0, 200);
     assert_eq!(d.stop(), Some(0));
 }
+
+#[test]
+fn system_conditions_alert_through_the_same_actions() {
+    // Any disk is below 99.99% free: `disk_low` fires at the first check, once per root.
+    let hook = Hook::start(200);
+    let s = site(&format!(
+        "[alerts]\nwebhook = {:?}\n[[alerts.rule]]\nname = \"disk\"\nsystem = \"disk_low\"\n\
+         severity = \"error\"\n",
+        hook.url()
+    ));
+    let config = std::fs::read_to_string(&s.config)
+        .unwrap()
+        .replace("min_free_ratio = 0.0", "min_free_ratio = 0.9999");
+    std::fs::write(&s.config, config).unwrap();
+    let d = Daemon::start(&s.config);
+    wait_until("the disk alert", || !hook.bodies().is_empty());
+    let alert = &hook.bodies()[0];
+    assert_eq!(alert["kind"], "system");
+    assert_eq!(alert["severity"], "error");
+    assert_eq!(
+        alert["subject"],
+        format!("disk_low {}", s.root.display()).as_str()
+    );
+    assert!(alert["message"].as_str().unwrap().contains("below 99.99%"));
+    d.wait_idle();
+    assert_eq!(hook.bodies().len(), 1, "once per root");
+    assert_eq!(d.stop(), Some(0));
+}
