@@ -13,12 +13,14 @@ use crate::metrics::Metrics;
 /// A heartbeat older than this means the daemon's loop is stuck.
 const STALE_MS: i64 = 15_000;
 
-/// What `/healthz` judges: the loop's heartbeat and the worker threads alive.
+/// What `/healthz` judges: the loop's heartbeat, the filesystem watch, the worker threads alive.
 #[derive(Debug, Default)]
 pub struct Health {
     pub heartbeat_ms: AtomicI64,
     pub workers: AtomicUsize,
     pub workers_alive: AtomicUsize,
+    /// Set when the filesystem watch has ended (its thread gone).
+    pub watch_lost: std::sync::atomic::AtomicBool,
 }
 
 impl Health {
@@ -29,7 +31,9 @@ impl Health {
             self.workers_alive.load(Ordering::Relaxed),
             self.workers.load(Ordering::Relaxed),
         );
-        if now_ms - beat > STALE_MS {
+        if self.watch_lost.load(Ordering::Relaxed) {
+            Some("the filesystem watch has stopped (rescans go on)".into())
+        } else if now_ms - beat > STALE_MS {
             Some(format!(
                 "the daemon's loop has not run for {} s",
                 (now_ms - beat) / 1000
@@ -153,5 +157,8 @@ mod tests {
         assert!(h.problem(200_000).unwrap().contains("has not run"));
         h.workers_alive.store(1, Ordering::Relaxed);
         assert_eq!(h.problem(101_000).unwrap(), "1 of 2 worker threads alive");
+        h.workers_alive.store(2, Ordering::Relaxed);
+        h.watch_lost.store(true, Ordering::Relaxed);
+        assert!(h.problem(101_000).unwrap().contains("watch has stopped"));
     }
 }

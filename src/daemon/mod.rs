@@ -715,9 +715,22 @@ pub async fn run(
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut keepalive = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(5)));
     tokio::pin!(shutdown);
+    let mut watching = true;
     loop {
         tokio::select! {
-            Some(event) = watch_rx.recv() => state.event(event),
+            event = watch_rx.recv(), if watching => match event {
+                Some(event) => state.event(event),
+                None => {
+                    // The watch's thread is gone: no more events. Rescans still find everything,
+                    // later; /healthz says so.
+                    watching = false;
+                    state.monitor.health.watch_lost.store(true, Ordering::Relaxed);
+                    tracing::error!(
+                        "the filesystem watch has stopped: new files are found by the rescans only \
+                         (every ingest.rescan_interval_s); restart the daemon"
+                    );
+                }
+            },
             Some(done) = done_rx.recv() => state.done(done),
             _ = tick.tick() => state.settle(),
             _ = rescan.tick() => {
