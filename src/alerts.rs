@@ -65,9 +65,9 @@ pub fn for_recording(
                     why.push("consent denied".into())
                 }
                 ConsentAlert::Missing
-                    if s.consent != Some(ConsentState::Denied)
-                        && crate::consent::lacks(ConsentLaw::AllParty, s.consent)
-                        && law == ConsentLaw::AllParty =>
+                    if law == ConsentLaw::AllParty
+                        && s.consent != Some(ConsentState::Denied)
+                        && !crate::consent::covers(s.consent) =>
                 {
                     why.push("consent missing where all-party consent is needed".into())
                 }

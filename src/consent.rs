@@ -70,11 +70,16 @@ pub fn lacking(law: ConsentLaw, consent: Option<&ConsentRecord>) -> bool {
 pub fn lacks(law: ConsentLaw, consent: Option<ConsentState>) -> bool {
     match law {
         ConsentLaw::OneParty => consent == Some(ConsentState::Denied),
-        ConsentLaw::AllParty => !matches!(
-            consent,
-            Some(ConsentState::Granted | ConsentState::NotRequired)
-        ),
+        ConsentLaw::AllParty => !covers(consent),
     }
+}
+
+/// Whether a consent state is evidence enough under any law: granted, or not required.
+pub fn covers(consent: Option<ConsentState>) -> bool {
+    matches!(
+        consent,
+        Some(ConsentState::Granted | ConsentState::NotRequired)
+    )
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::model::Grade;
 use crate::config::ConsentLaw;
-use crate::consent::lacks as lacks_consent;
+use crate::consent::{covers, lacks as lacks_consent};
 use crate::metadata::ConsentState;
 use crate::store::RecordState;
 use crate::summary::{scored, Summary};
@@ -78,10 +78,7 @@ pub struct Coverage {
 impl Coverage {
     fn add(&mut self, law: ConsentLaw, consent: Option<ConsentState>) {
         self.recordings += 1;
-        if matches!(
-            consent,
-            Some(ConsentState::Granted | ConsentState::NotRequired)
-        ) {
+        if covers(consent) {
             self.covered += 1;
         }
         if lacks_consent(law, consent) {
@@ -171,10 +168,7 @@ impl Acc {
         r.talk_s += s.talk_s.unwrap_or(0.0);
         r.overtalk_s += s.overtalk_s.unwrap_or(0.0);
         let law = s.consent_law.unwrap_or(default_law);
-        if matches!(
-            s.consent,
-            Some(ConsentState::Granted | ConsentState::NotRequired)
-        ) {
+        if covers(s.consent) {
             self.covered += 1;
         }
         r.consent_by_law

@@ -284,6 +284,21 @@ fn record_key(started_ms: i64, id: RecordingId) -> [u8; 16] {
     key
 }
 
+/// The record keys of the calls that started in `[from_ms, until_ms)`, either end open.
+fn key_range(from_ms: Option<i64>, until_ms: Option<i64>) -> ([u8; 16], [u8; 16]) {
+    (
+        record_key(from_ms.unwrap_or(i64::MIN), RecordingId(0)),
+        record_key(until_ms.unwrap_or(i64::MAX), RecordingId(0)),
+    )
+}
+
+fn decode_summary(key: &[u8], value: &[u8]) -> Result<Summary, StoreError> {
+    serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
+        key: hex::encode(key),
+        reason: format!("summary: {e}"),
+    })
+}
+
 fn named_key(name: &str, key: &[u8; 16]) -> Vec<u8> {
     let mut k = Vec::with_capacity(name.len() + 17);
     k.extend_from_slice(name.as_bytes());
@@ -886,8 +901,7 @@ impl Store {
                 }
             }
         } else {
-            let from = record_key(selection.from_ms.unwrap_or(i64::MIN), RecordingId(0));
-            let until = record_key(selection.until_ms.unwrap_or(i64::MAX), RecordingId(0));
+            let (from, until) = key_range(selection.from_ms, selection.until_ms);
             for kv in self.trees[RECORDINGS].range(from..until) {
                 let (k, v) = kv.map_err(sled_err("scan the records"))?;
                 keep(decode(&k, &v)?);
@@ -1043,8 +1057,7 @@ impl Store {
         from_ms: Option<i64>,
         until_ms: Option<i64>,
     ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
-        let from = record_key(from_ms.unwrap_or(i64::MIN), RecordingId(0));
-        let until = record_key(until_ms.unwrap_or(i64::MAX), RecordingId(0));
+        let (from, until) = key_range(from_ms, until_ms);
         self.trees[RECORDINGS].range(from..until).map(|kv| {
             let (k, v) = kv.map_err(sled_err("scan the records"))?;
             decode(&k, &v)
@@ -1084,12 +1097,7 @@ impl Store {
             .get(key)
             .map_err(sled_err("read a summary"))?
         {
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt {
-                    key: hex::encode(key),
-                    reason: format!("summary: {e}"),
-                }),
+            Some(v) => decode_summary(key, &v).map(Some),
             None => Ok(None),
         }
     }
@@ -1101,14 +1109,10 @@ impl Store {
         from_ms: Option<i64>,
         until_ms: Option<i64>,
     ) -> impl Iterator<Item = Result<Summary, StoreError>> + '_ {
-        let from = record_key(from_ms.unwrap_or(i64::MIN), RecordingId(0));
-        let until = record_key(until_ms.unwrap_or(i64::MAX), RecordingId(0));
+        let (from, until) = key_range(from_ms, until_ms);
         self.trees[SUMMARIES].range(from..until).map(|kv| {
             let (k, v) = kv.map_err(sled_err("scan the summaries"))?;
-            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                key: hex::encode(&k),
-                reason: format!("summary: {e}"),
-            })
+            decode_summary(&k, &v)
         })
     }
 
@@ -1126,10 +1130,7 @@ impl Store {
         };
         let mut prefix = name.as_bytes().to_vec();
         prefix.push(0);
-        let (from, until) = (
-            record_key(from_ms.unwrap_or(i64::MIN), RecordingId(0)),
-            record_key(until_ms.unwrap_or(i64::MAX), RecordingId(0)),
-        );
+        let (from, until) = key_range(from_ms, until_ms);
         let (mut lo, mut hi) = (prefix.clone(), prefix.clone());
         lo.extend_from_slice(&from);
         hi.extend_from_slice(&until);
@@ -1153,10 +1154,7 @@ impl Store {
         limit: usize,
         keep: impl Fn(&Summary) -> bool,
     ) -> Result<Vec<Summary>, StoreError> {
-        let (from, until) = (
-            record_key(from_ms.unwrap_or(i64::MIN), RecordingId(0)),
-            record_key(until_ms.unwrap_or(i64::MAX), RecordingId(0)),
-        );
+        let (from, until) = key_range(from_ms, until_ms);
         let mut out = Vec::new();
         for kv in self.trees[BY_SCORE].iter() {
             if out.len() >= limit {

@@ -56,21 +56,11 @@ impl Access {
         super::load_config(&path)
     }
 
-    /// Opens the store directly (the daemon must not be running).
-    pub fn open(&self) -> anyhow::Result<(Config, Store)> {
-        let config = self.load()?;
-        let dir = self
-            .store
+    /// `--store`, else `store.path`.
+    fn store_dir(&self, config: &Config) -> PathBuf {
+        self.store
             .clone()
-            .unwrap_or_else(|| config.store.path.clone());
-        match Store::open(&dir) {
-            Ok(store) => Ok((config, store)),
-            Err(StoreError::Locked { path }) => anyhow::bail!(
-                "the store at {path} is in use, most likely by the running daemon; stop it to \
-                 run this command on the store directly"
-            ),
-            Err(e) => Err(e.into()),
-        }
+            .unwrap_or_else(|| config.store.path.clone())
     }
 
     /// Asks the daemon; when none answers, answers from the store directly, as the local user
@@ -111,10 +101,7 @@ impl Access {
                 Err(e) => return Err(e.into()),
             }
         };
-        let dir = self
-            .store
-            .clone()
-            .unwrap_or_else(|| config.store.path.clone());
+        let dir = self.store_dir(&config);
         if !dir.exists() {
             // A question is no reason to create a store.
             return Err(Exit(
@@ -343,15 +330,25 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
     let Answer::Status(s) = answer else {
         anyhow::bail!("the daemon answered something else than a status");
     };
-    let mut out = std::io::stdout().lock();
-    if args.output.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?;
-    } else if args.output.csv {
-        write!(out, "{}", fields(&serde_json::to_value(&s)?).csv())?;
-    } else {
-        write!(out, "{}", status_text(&s))?;
-    }
+    print_document(&*s, &args.output, status_text)?;
     Ok(EXIT_OK)
+}
+
+/// One answer as pretty JSON, as `field,value` CSV, or as the text `human` makes of it.
+fn print_document<T: serde::Serialize>(
+    doc: &T,
+    output: &Output,
+    human: impl Fn(&T) -> String,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if output.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(doc)?)?;
+    } else if output.csv {
+        write!(out, "{}", fields(&serde_json::to_value(doc)?).csv())?;
+    } else {
+        write!(out, "{}", human(doc))?;
+    }
+    Ok(())
 }
 
 /// A JSON document as `field,value` rows, nested fields joined with dots (`record.consent.state`,
@@ -520,14 +517,7 @@ pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
     let Answer::Show(shown) = answer else {
         anyhow::bail!("the daemon answered something else than a record");
     };
-    let mut out = std::io::stdout().lock();
-    if args.output.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?;
-    } else if args.output.csv {
-        write!(out, "{}", fields(&serde_json::to_value(&shown)?).csv())?;
-    } else {
-        write!(out, "{}", show_text(&shown))?;
-    }
+    print_document(&*shown, &args.output, show_text)?;
     Ok(EXIT_OK)
 }
 

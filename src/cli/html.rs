@@ -164,10 +164,20 @@ fn short(v: f64) -> String {
     }
 }
 
-/// Where label `i` of `n` goes, and whether it is drawn (at most about 24 labels).
-fn x_label(i: usize, n: usize) -> bool {
+/// Label `i` of `n` under the x axis at `cx`, slanted; at most about 24 are drawn (the last
+/// always).
+fn x_label(out: &mut String, i: usize, n: usize, cx: f64, label: &str) {
     let step = n.div_ceil(24).max(1);
-    i.is_multiple_of(step) || i + 1 == n
+    if !(i.is_multiple_of(step) || i + 1 == n) {
+        return;
+    }
+    let y = H - BOTTOM + 14.0;
+    let _ = write!(
+        out,
+        "<text x=\"{cx:.1}\" y=\"{y:.1}\" text-anchor=\"end\" \
+         transform=\"rotate(-35 {cx:.1} {y:.1})\">{}</text>",
+        escape(label)
+    );
 }
 
 pub fn bar_chart(title: &str, unit: &str, data: &[(String, f64)]) -> String {
@@ -191,17 +201,7 @@ pub fn bar_chart(title: &str, unit: &str, data: &[(String, f64)]) -> String {
             short(*value),
             escape(unit)
         );
-        if x_label(i, n) {
-            let cx = LEFT + slot * (i as f64 + 0.5);
-            let _ = write!(
-                out,
-                "<text x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"end\" \
-                 transform=\"rotate(-35 {cx:.1} {:.1})\">{}</text>",
-                H - BOTTOM + 14.0,
-                H - BOTTOM + 14.0,
-                escape(label)
-            );
-        }
+        x_label(&mut out, i, n, LEFT + slot * (i as f64 + 0.5), label);
     }
     out.push_str("</svg>\n");
     out
@@ -241,17 +241,7 @@ pub fn line_chart(title: &str, data: &[(String, f64)], y_min: f64, y_max: f64) -
             escape(label),
             short(*v)
         );
-        if x_label(i, n) {
-            let cx = x_of(i);
-            let _ = write!(
-                out,
-                "<text x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"end\" \
-                 transform=\"rotate(-35 {cx:.1} {:.1})\">{}</text>",
-                H - BOTTOM + 14.0,
-                H - BOTTOM + 14.0,
-                escape(label)
-            );
-        }
+        x_label(&mut out, i, n, x_of(i), label);
     }
     out.push_str("</svg>\n");
     out

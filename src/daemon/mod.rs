@@ -477,14 +477,9 @@ impl State {
             info.stored = self.counters.stored;
             info.failed = self.counters.failed;
             info.purged = self.counters.purged;
-            info.last_purge = self.last_purge.clone();
-            info.roots = self
-                .config
-                .ingest
-                .roots
-                .iter()
-                .map(|r| r.display().to_string())
-                .collect();
+            if info.last_purge != self.last_purge {
+                info.last_purge = self.last_purge.clone();
+            }
         }
     }
 
@@ -642,6 +637,13 @@ pub async fn run(
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
             started_ms: ingest::now_ms(),
+            // Fixed until a restart (a reload keeps them).
+            roots: config
+                .ingest
+                .roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect(),
             ..Default::default()
         },
     );

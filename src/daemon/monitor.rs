@@ -124,10 +124,11 @@ impl State {
             .collect();
         let coverage = self.monitor.refreshes.is_multiple_of(10);
         self.monitor.refreshes += 1;
-        let (store, metrics, free) = (
+        let (store, metrics, free, law) = (
             self.store.clone(),
             self.monitor.metrics.clone(),
             disk_free.clone(),
+            self.config.consent.default,
         );
         tokio::task::spawn_blocking(move || {
             let mut g = Gauges {
@@ -146,23 +147,10 @@ impl State {
             }
             if coverage {
                 let since = ingest::now_ms() - 30 * 86_400_000;
-                let (mut n, mut covered) = (0u64, 0u64);
-                for s in store.summaries(Some(since), None).flatten() {
-                    if s.state == crate::store::RecordState::Purged {
-                        continue;
-                    }
-                    n += 1;
-                    if matches!(
-                        s.consent,
-                        Some(
-                            crate::metadata::ConsentState::Granted
-                                | crate::metadata::ConsentState::NotRequired
-                        )
-                    ) {
-                        covered += 1;
-                    }
-                }
-                g.consent_coverage = (n > 0).then(|| covered as f64 / n as f64);
+                let recent = store.summaries(Some(since), None).flatten();
+                g.consent_coverage = crate::kpi::kpi(recent, crate::kpi::GroupBy::All, law)
+                    .total
+                    .consent_coverage;
             }
             metrics.refresh(&g);
         });
