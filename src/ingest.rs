@@ -466,6 +466,16 @@ impl Ingestor<'_> {
         {
             return Ok(false);
         }
+        // The purge may have finished between the first read and the intent check (its
+        // tombstone and the intent's removal are one transaction): read the record again, after
+        // the check, so a fresh tombstone is never overwritten as "missing".
+        let Some(old) = self
+            .store
+            .get(old.id)?
+            .filter(|r| !matches!(r.state, RecordState::Missing | RecordState::Purged))
+        else {
+            return Ok(false);
+        };
         let mut record = old.clone();
         record.state = RecordState::Missing;
         tracing::warn!(file = %record.path, id = record.id.0, "recording is missing from disk");
