@@ -131,11 +131,7 @@ fn judge(
         .iter()
         .map(|f| {
             let powers: Vec<f32> = f.halves.iter().map(|h| h.power()).collect();
-            let seg = {
-                let band: Vec<f32> = f.halves.iter().map(|h| h.band()).collect();
-                let ac: Vec<f32> = f.halves.iter().map(|h| h.ac()).collect();
-                segments::segment(&powers, &ac, &band, &f.vad, timing.half_s, &cfg.vad)
-            };
+            let seg = segments::segment(&f.halves, &powers, &f.vad, timing.half_s, &cfg.vad);
             measure::channel(
                 f,
                 &powers,

@@ -6,11 +6,16 @@
 //! pre-emphasised speech band). The noise floor is the peak at the quiet end of the level
 //! histogram. Raw decisions are then smoothed: short gaps bridged, bursts with too little
 //! evidence dropped, and each edge moved to where the speech is within P.56's margin of its
-//! active level, as far as it can be seen above the noise.
+//! active level, as far as it can be seen above the noise: in the full band, the speech band, or
+//! (ends only, where it sees speech better) the voicing band, where a decaying voice lasts
+//! longest; and across a stop closure to the syllable, burst or fricative after it, when that
+//! stands well out of the noise. Every strength test judges a view's excess by that view's peak
+//! gain, so a tail can be under-stated but never over-stated: only noise can push an edge late,
+//! and each gate holds noise to its own spread.
 
 use crate::config::VadConfig;
 
-use super::features::HALVES_PER_VAD;
+use super::features::{Half, HALVES_PER_VAD, PRE_EMPHASIS};
 
 /// Level of digital silence: nothing is quieter than this.
 pub const FLOOR_DB: f64 = -120.0;
@@ -37,19 +42,23 @@ pub fn smooth(powers: &[f32]) -> Vec<f32> {
 
 /// The centred moving average over `2 * reach + 1` halves (fewer at the ends).
 fn moving_average(powers: &[f32], reach: usize) -> Vec<f32> {
-    let n = powers.len();
+    moving_average_of(powers.len(), reach, |j| powers[j])
+}
+
+/// `moving_average` of the `n` values `at(0..n)`.
+fn moving_average_of(n: usize, reach: usize, at: impl Fn(usize) -> f32) -> Vec<f32> {
     let mut out = Vec::with_capacity(n);
     let mut sum = 0.0f64;
     let (mut lo, mut hi) = (0usize, 0usize); // the window is powers[lo..hi]
     for j in 0..n {
         let want_hi = (j + reach + 1).min(n);
         while hi < want_hi {
-            sum += powers[hi] as f64;
+            sum += at(hi) as f64;
             hi += 1;
         }
         let want_lo = j.saturating_sub(reach);
         while lo < want_lo {
-            sum -= powers[lo] as f64;
+            sum -= at(lo) as f64;
             lo += 1;
         }
         out.push((sum.max(0.0) / (hi - lo) as f64) as f32);
@@ -93,11 +102,16 @@ pub struct NoiseEstimate {
 /// peak is pure noise and gives its spread. The noise power is the mean over the peak (up to
 /// two spreads above it), which is the mean noise power for any noise, steady or not.
 pub fn noise_floor(powers: &[f32]) -> NoiseEstimate {
+    noise_floor_of(powers.len(), |j| powers[j])
+}
+
+/// `noise_floor` of the `n` powers `at(0..n)`.
+fn noise_floor_of(n: usize, at: impl Fn(usize) -> f32) -> NoiseEstimate {
     const STEP: f64 = 0.25;
     let bins = ((20.0 - FLOOR_DB) / STEP) as usize + 1;
     let bin = |p: f32| (((fast_level_db(p) - FLOOR_DB) / STEP).max(0.0) as usize).min(bins - 1);
     let level = |b: usize| FLOOR_DB + (b as f64 + 0.5) * STEP;
-    if powers.is_empty() {
+    if n == 0 {
         return NoiseEstimate {
             power: FLOOR_POWER,
             spread_db: 0.0,
@@ -105,14 +119,14 @@ pub fn noise_floor(powers: &[f32]) -> NoiseEstimate {
         };
     }
     let mut hist = vec![0f64; bins];
-    for &p in powers {
-        hist[bin(p)] += 1.0;
+    for j in 0..n {
+        hist[bin(at(j))] += 1.0;
     }
     // The noise peak is the quiet end's: search up to 3 dB above the 10th percentile (and
     // never past the median), so that speech's own pile of levels in a call with few pauses
     // is not taken for the noise.
     let percentile = |q: f64| {
-        let target = (q * powers.len() as f64).ceil().max(1.0);
+        let target = (q * n as f64).ceil().max(1.0);
         let mut acc = 0.0;
         hist.iter()
             .position(|&c| {
@@ -163,13 +177,12 @@ pub fn noise_floor(powers: &[f32]) -> NoiseEstimate {
         .clamp(0.2, 8.0);
     let top = level(mode) + 2.0 * spread + STEP;
     let limit = 10f64.powf(top / 10.0);
-    let (sum, n) = powers
-        .iter()
-        .map(|&p| p as f64)
+    let (sum, count) = (0..n)
+        .map(|j| at(j) as f64)
         .filter(|&p| p <= limit)
-        .fold((0.0, 0u64), |(s, n), p| (s + p, n + 1));
-    let power = if n > 0 {
-        sum / n as f64
+        .fold((0.0, 0u64), |(s, c), p| (s + p, c + 1));
+    let power = if count > 0 {
+        sum / count as f64
     } else {
         10f64.powf(level(mode) / 10.0)
     };
@@ -180,24 +193,31 @@ pub fn noise_floor(powers: &[f32]) -> NoiseEstimate {
     }
 }
 
-/// Finds the speech segments of one channel from its speech-band (`band`) half powers; the
-/// full-band `powers` give the noise as measured. `vad` holds one decision per
+/// Finds the speech segments of one channel from its kept halves; `powers` are their full-band
+/// powers (`Half::power`), which give the noise as measured. `vad` holds one decision per
 /// `HALVES_PER_VAD` halves.
 pub fn segment(
+    halves: &[Half],
     powers: &[f32],
-    ac: &[f32],
-    band: &[f32],
     vad: &[bool],
     half_s: f64,
     cfg: &VadConfig,
 ) -> Segmentation {
+    let n = halves.len();
+    let ac = |j: usize| halves[j].ac();
+    let low = |j: usize| halves[j].low();
+    // The spreads of the 100 ms means that look past an edge for a weak tail.
+    let tail_spread = noise_floor(&moving_average_of(n, TAIL_WINDOW / 2, ac)).spread_db;
+    let low_tail_spread = noise_floor(&moving_average_of(n, TAIL_WINDOW / 2, low)).spread_db;
     // Two views of the noise: full band (where voiced speech has its power, so white noise
     // hides it least) and speech band (pre-emphasised, where rumble and pink noise's slow
     // wander vanish). Each view's gates stand above its noise by more than its own spread, so
-    // speech counts when it stands out in either.
-    let full = View::new(ac, cfg);
+    // speech counts when it stands out in either. A third, the voicing band, only follows
+    // edges (see `Refine`).
+    let full = View::new(n, ac, cfg);
     let measured = noise_floor(powers);
-    let emph = View::new(band, cfg);
+    let emph = View::new(n, |j| halves[j].band(), cfg);
+    let voicing = View::new(n, low, cfg);
     let vad_at = |j: usize| {
         vad.get(j / HALVES_PER_VAD)
             .or(vad.last())
@@ -210,7 +230,7 @@ pub fn segment(
     // The full view alone may not call speech where the speech band sits below its own
     // noise: speech only adds power, so that is a swell of low-frequency noise.
     let speech_band_agrees = |j: usize| emph.above(j, emph.noise.power);
-    for j in 0..powers.len() {
+    for j in 0..n {
         let full_says = |t: f64| full.above(j, t) && speech_band_agrees(j);
         let speech = (vad_at(j) && (full_says(full.gate) || emph.above(j, emph.gate)))
             || full_says(full.strong)
@@ -225,14 +245,14 @@ pub fn segment(
         }
     }
     if let Some(s) = start {
-        raw.push((s, powers.len()));
+        raw.push((s, n));
     }
 
-    let halves = |ms: u32| ((ms as f64 / 1000.0) / half_s).round() as usize;
+    let halves_of = |ms: u32| ((ms as f64 / 1000.0) / half_s).round() as usize;
     // Bridge short gaps, then keep what holds enough speech evidence: a few scattered noise
     // blips bridged together are still not speech, and neither is a click.
-    let mut segments = bridge(&raw, halves(cfg.min_silence_ms));
-    let min_evidence = halves(cfg.min_speech_ms).max(1);
+    let mut segments = bridge(&raw, halves_of(cfg.min_silence_ms));
+    let min_evidence = halves_of(cfg.min_speech_ms).max(1);
     segments.retain(|&(s, e)| {
         let from = raw.partition_point(|r| r.1 <= s);
         let evidence: usize = raw[from..]
@@ -250,20 +270,34 @@ pub fn segment(
     // slow noise swells are not taken for speech. The active level comes first from the
     // confident segments, then once more from the refined ones (in noise the confident ones
     // hold only the loud parts).
-    let tail_spread = noise_floor(&moving_average(ac, TAIL_WINDOW / 2)).spread_db;
+    // The voicing band follows edges only where it sees speech better than the full band: its
+    // share of the speech's power (in the confident segments) over its share of the noise's.
+    // In white noise that is about 5 (a tenth of the noise, half of a voice); in pink noise or
+    // rumble it is near 1, and the band, with a tenth of the full band's degrees of freedom,
+    // would only add noise to the edges.
+    let excess = |at: &dyn Fn(usize) -> f32, noise: f64| {
+        mean_over(at, &segments).map_or(0.0, |m| (m - noise).max(0.0))
+    };
+    let speech_share =
+        excess(&low, voicing.noise.power) / excess(&ac, full.noise.power).max(FLOOR_POWER);
+    let noise_share = voicing.noise.power / full.noise.power;
+    let use_voicing = speech_share >= VOICING_ADVANTAGE * noise_share;
+    let visible =
+        |noise: f64, spread: f64| noise * 10f64.powf(cfg.edge_margin_db.max(2.0 * spread) / 10.0);
     let refine_cfg = Refine {
-        ac,
-        tail_visible: full.noise.power
-            * 10f64.powf(cfg.edge_margin_db.max(2.0 * tail_spread) / 10.0),
+        halves,
+        tail_visible: visible(full.noise.power, tail_spread),
+        low_tail_visible: visible(voicing.noise.power, low_tail_spread),
         full: &full,
         emph: &emph,
-        min_run: halves(cfg.min_speech_ms).max(1),
-        gap: halves(cfg.min_silence_ms),
+        voicing: use_voicing.then_some(&voicing),
+        min_run: halves_of(cfg.min_speech_ms).max(1),
+        gap: halves_of(cfg.min_silence_ms),
     };
     let mut refined = segments.clone();
     let hangover = ((P56_HANGOVER_S / half_s).round() as usize).max(1);
     for _ in 0..2 {
-        let activity = p56_activity(&refined, hangover, ac.len());
+        let activity = p56_activity(&refined, hangover, n);
         let Some(active) = active_power(ac, &activity, full.noise.power) else {
             break;
         };
@@ -272,7 +306,7 @@ pub fn segment(
     let segments = refined;
     Segmentation {
         noise: measured,
-        segments: bridge(&segments, halves(cfg.min_silence_ms)),
+        segments: bridge(&segments, halves_of(cfg.min_silence_ms)),
     }
 }
 
@@ -280,17 +314,20 @@ pub fn segment(
 struct View {
     smoothed: Vec<f32>,
     noise: NoiseEstimate,
+    /// Spread (dB) of the smoothed level in noise.
+    spread_db: f64,
     gate: f64,
     strong: f64,
     visible: f64,
 }
 
 impl View {
-    fn new(powers: &[f32], cfg: &VadConfig) -> View {
+    /// The view of the `n` half powers `at(0..n)`.
+    fn new(n: usize, at: impl Fn(usize) -> f32 + Copy, cfg: &VadConfig) -> View {
         // The level from the raw halves (smoothing would blend weak speech into the noise
         // peak); the spread from the smoothed ones, which are what the gates judge.
-        let smoothed = smooth(powers);
-        let noise = noise_floor(powers);
+        let smoothed = moving_average_of(n, SMOOTH_HALVES, at);
+        let noise = noise_floor_of(n, at);
         let spread = noise_floor(&smoothed).spread_db;
         let noise_db = level_db(noise.power);
         let margin = cfg.energy_margin_db.max(2.0 * spread);
@@ -298,6 +335,7 @@ impl View {
         View {
             smoothed,
             noise,
+            spread_db: spread,
             gate: db(margin),
             // So far above the noise that only a mistaken VAD would call it silence (the VAD
             // misses weak words in noise; the energy alone is then evidence enough).
@@ -313,39 +351,61 @@ impl View {
 
 /// Mean power over the segments, if they hold any halves.
 pub fn mean_power(powers: &[f32], segments: &Segments) -> Option<f64> {
+    mean_over(|j| powers[j], segments)
+}
+
+/// Mean of `at` over the segments, if they hold any halves.
+fn mean_over(at: impl Fn(usize) -> f32, segments: &Segments) -> Option<f64> {
     let (sum, n) = segments.iter().fold((0.0, 0usize), |(s, n), &(a, b)| {
-        (
-            s + powers[a..b].iter().map(|&p| p as f64).sum::<f64>(),
-            n + b - a,
-        )
+        (s + (a..b).map(|j| at(j) as f64).sum::<f64>(), n + b - a)
     });
     (n > 0).then(|| sum / n as f64)
 }
 
 /// Mean power over the segments less the noise: the active speech power.
-fn active_power(powers: &[f32], segments: &Segments, noise: f64) -> Option<f64> {
-    mean_power(powers, segments).map(|p| (p - noise).max(FLOOR_POWER))
+fn active_power(at: impl Fn(usize) -> f32, segments: &Segments, noise: f64) -> Option<f64> {
+    mean_over(at, segments).map(|p| (p - noise).max(FLOOR_POWER))
 }
 
 /// Halves in the one-sided window that looks past an edge for a tail too weak to see in
 /// 50 ms (100 ms: the noise's spread halves again).
 const TAIL_WINDOW: usize = 10;
 
+/// Spreads above its noise the pre-emphasised view must stand, past a pause, to carry an end
+/// on to a sound after a stop closure.
+const CLOSURE_SPREADS: f64 = 4.0;
+
+/// How much better (as a ratio of speech-to-noise shares, 3 dB) the voicing band must see
+/// speech than the full band for edges to follow it.
+const VOICING_ADVANTAGE: f64 = 2.0;
+
 /// Moves segment edges to where speech is active, and adds the active runs next to speech.
 struct Refine<'a> {
-    ac: &'a [f32],
+    halves: &'a [Half],
     tail_visible: f64,
+    low_tail_visible: f64,
     full: &'a View,
     emph: &'a View,
+    /// The voicing band, where it sees speech better than the full band.
+    voicing: Option<&'a View>,
     min_run: usize,
     gap: usize,
 }
 
 impl Refine<'_> {
+    fn ac(&self, j: usize) -> f64 {
+        self.halves[j].ac() as f64
+    }
+
+    fn low(&self, j: usize) -> f64 {
+        self.halves[j].low() as f64
+    }
+
     fn apply(&self, coarse: &Segments, relative: f64) -> Segments {
         let noise = self.full.noise.power;
-        let n = self.ac.len();
-        let strong_enough = |j: usize| self.ac[j] as f64 - noise >= relative;
+
+        let n = self.halves.len();
+        let strong_enough = |j: usize| self.ac(j) - noise >= relative;
         // Next to speech, seeing it in either view is enough; a run on its own must show in
         // both (slow noise swells show in one view only).
         let active: Vec<bool> = (0..n)
@@ -363,10 +423,45 @@ impl Refine<'_> {
                     && self.emph.above(j, self.emph.visible)
             })
             .collect();
+        let mean = |at: &dyn Fn(usize) -> f64, a: usize, b: usize| {
+            (a..b).map(at).sum::<f64>() / (b - a).max(1) as f64
+        };
         // A weak tail: the 100 ms beyond the edge, taken together, still holds speech.
         let window = |a: usize, b: usize| {
-            let mean = self.ac[a..b].iter().map(|&p| p as f64).sum::<f64>() / (b - a).max(1) as f64;
-            b > a && mean - noise >= relative && mean > self.tail_visible
+            let m = mean(&|j| self.ac(j), a, b);
+            b > a && m - noise >= relative && m > self.tail_visible
+        };
+        // A voiced decay, in the voicing band: it stands out of that band's noise, and the
+        // band's excess alone (never more than the speech's own power) passes the strength
+        // test; or the 100 ms beyond the edge does, taken together.
+        let voiced = |j: usize| {
+            self.voicing
+                .is_some_and(|v| v.above(j, v.visible) && self.low(j) - v.noise.power >= relative)
+        };
+        let voiced_window = |a: usize, b: usize| {
+            self.voicing.is_some_and(|v| {
+                let m = mean(&|j| self.low(j), a, b);
+                b > a && m - v.noise.power >= relative && m > self.low_tail_visible
+            })
+        };
+        // A sound after a stop closure (a last syllable, burst or fricative): it stands well
+        // out of the noise in two views, or in the pre-emphasised one alone, and its excess,
+        // taken back by the view's peak gain so it never over-states the speech, passes the
+        // strength test. The full band alone is not enough: pink noise and rumble swell in it
+        // far past what its quiet side shows.
+        let emph_gain = (1.0 + PRE_EMPHASIS as f64).powi(2);
+        let well_out = |view: &View, j: usize| {
+            view.smoothed[j] as f64
+                > view.noise.power * 10f64.powf(CLOSURE_SPREADS * view.spread_db / 10.0)
+        };
+        let after_closure = |j: usize| {
+            let full = self.full.smoothed[j] as f64;
+            let emph = self.emph.smoothed[j] as f64;
+            (well_out(self.full, j)
+                && full - noise >= relative
+                && self.voicing.is_some_and(|v| well_out(v, j)))
+                || (well_out(self.emph, j)
+                    && (emph - self.emph.noise.power) / emph_gain >= relative)
         };
         let mut segments = coarse.clone();
         let mut previous_end = 0;
@@ -384,13 +479,29 @@ impl Refine<'_> {
                 segments[i] = (s, e);
                 continue;
             }
+            // Onsets are abrupt (a burst, a vowel's rise): the full and speech bands see them.
+            // Ends decay, and may resume after a closure, so they also follow the voicing band
+            // and look past a closure.
             while s > previous_end
                 && (active[s - 1] || window(s.saturating_sub(TAIL_WINDOW).max(previous_end), s))
             {
                 s -= 1;
             }
-            while e < next_start && (active[e] || window(e, (e + TAIL_WINDOW).min(next_start))) {
-                e += 1;
+            loop {
+                while e < next_start
+                    && (active[e]
+                        || window(e, (e + TAIL_WINDOW).min(next_start))
+                        || voiced(e)
+                        || voiced_window(e, (e + TAIL_WINDOW).min(next_start)))
+                {
+                    e += 1;
+                }
+                // Judged on halves whose 50 ms window lies wholly past the edge.
+                let ahead = (e + SMOOTH_HALVES)..(e + self.gap).min(next_start);
+                match ahead.into_iter().find(|&j| after_closure(j)) {
+                    Some(j) => e = j + 1,
+                    None => break,
+                }
             }
             segments[i] = (s, e);
             previous_end = e.max(previous_end);
@@ -563,8 +674,10 @@ mod tests {
         for p in &mut powers[200..260] {
             *p = 1e-2; // 600 ms of speech
         }
+        let halves: Vec<Half> = powers.iter().map(|&p| Half::new(p, p, p, p)).collect();
+        let powers: Vec<f32> = halves.iter().map(|h| h.power()).collect();
         let vad = vec![true; 200];
-        let seg = segment(&powers, &powers, &powers, &vad, 0.01, &cfg);
+        let seg = segment(&halves, &powers, &vad, 0.01, &cfg);
         assert_eq!(seg.segments, vec![(200, 260)]);
     }
 }

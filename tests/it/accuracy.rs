@@ -67,6 +67,11 @@ const UTTERANCES: [&str; 12] = [
 
 /// Start and end errors (seconds, signed) for each utterance alone in a call at `snr`.
 fn boundary_errors(kind: &str, snr: f64) -> Vec<(f64, f64)> {
+    boundary_errors_seeded(kind, snr, if kind == "white" { 100 } else { 200 })
+}
+
+/// `boundary_errors` with the noise of utterance `i` drawn from seed `seed + i`.
+fn boundary_errors_seeded(kind: &str, snr: f64, seed: u64) -> Vec<(f64, f64)> {
     UTTERANCES
         .iter()
         .enumerate()
@@ -74,8 +79,8 @@ fn boundary_errors(kind: &str, snr: f64) -> Vec<(f64, f64)> {
             let call = Call::new(&[(name, 1.0)], 1.0, 1.0);
             let n = call.samples.len();
             let noise = match kind {
-                "white" => white(n, 100 + i as u64),
-                _ => pink(n, 200 + i as u64),
+                "white" => white(n, seed + i as u64),
+                _ => pink(n, seed + i as u64),
             };
             let a = analyze(&call.with_noise(&noise, snr), 1);
             let s = &a.metrics.speech;
@@ -125,22 +130,66 @@ fn speech_start_and_end_at_5_db() {
                 "{kind} 5 dB {name}: start off by {start:.3} s"
             );
         }
-        // Known shortfall against issue 2's 100 ms: ends come early where a prompt fades out
-        // over 100-300 ms at 10 dB under the noise while still within P.56's 15.9 dB of its
-        // active level (vm-review, unidentified-no-callback). The typical end is within 100 ms;
-        // none is later than the truth, and none earlier than 350 ms.
-        let mut ends: Vec<f64> = errors.iter().map(|e| e.1.abs()).collect();
-        ends.sort_by(f64::total_cmp);
-        assert!(
-            ends[ends.len() / 2] <= 0.100,
-            "{kind} 5 dB: median end error {:.3} s",
-            ends[ends.len() / 2]
-        );
+        // Known shortfall against issue 2's 100 ms, in white noise only: vm-review's last
+        // 250 ms ("...message": a weak voiced stretch, then /Z/) and unidentified-no-callback's
+        // final /k/ burst, 80 ms after its voicing, lie 9-18 dB under the noise in every band
+        // (docs/research/speech-end-5db.md). Those two ends may come up to 300 ms early; every
+        // other end is within 100 ms, and none is late.
         for (name, (_, end)) in UTTERANCES.iter().zip(&errors) {
+            let unreachable = kind == "white"
+                && matches!(
+                    *name,
+                    "asterisk-vm-review" | "asterisk-unidentified-no-callback"
+                );
+            let earliest = if unreachable { -0.300 } else { -0.100 };
             assert!(
-                *end <= 0.050 && *end >= -0.350,
+                *end <= 0.050 && *end >= earliest,
                 "{kind} 5 dB {name}: end off by {end:.3} s"
             );
+        }
+    }
+}
+
+#[test]
+fn speech_edges_over_many_noises() {
+    for kind in ["white", "pink"] {
+        for snr in [5.0, 10.0, 20.0] {
+            let (mut starts, mut ends) = (Vec::new(), Vec::new());
+            for k in 0..11u64 {
+                for (s, e) in boundary_errors_seeded(kind, snr, 1000 + 20 * k) {
+                    starts.push(s);
+                    ends.push(e);
+                }
+            }
+            let within = |x: &[f64], bound: f64| {
+                x.iter().filter(|v| v.abs() <= bound).count() as f64 / x.len() as f64
+            };
+            let latest = ends.iter().copied().fold(f64::MIN, f64::max);
+            if snr >= 20.0 {
+                // Issue 2's 50 ms, on every draw.
+                assert_eq!(
+                    within(&starts, 0.050),
+                    1.0,
+                    "{kind} {snr} dB starts {starts:?}"
+                );
+                assert_eq!(within(&ends, 0.050), 1.0, "{kind} {snr} dB ends {ends:?}");
+                continue;
+            }
+            // At 5 and 10 dB: nearly every start within 100 ms. Ends within 100 ms for at
+            // least 80% of the draws at 5 dB (the rest are the prompts whose last 100-300 ms
+            // lie under the noise: see docs/research/speech-end-5db.md) and 95% at 10 dB.
+            // Late ends are noise taken for speech: rare, and never by seconds.
+            let (start_share, end_share) = (within(&starts, 0.100), within(&ends, 0.100));
+            let want = if snr >= 10.0 { 0.95 } else { 0.80 };
+            assert!(
+                start_share >= 0.95,
+                "{kind} {snr} dB: starts within 100 ms {start_share:.3}"
+            );
+            assert!(
+                end_share >= want,
+                "{kind} {snr} dB: ends within 100 ms {end_share:.3}"
+            );
+            assert!(latest <= 1.0, "{kind} {snr} dB: an end {latest:.3} s late");
         }
     }
 }
