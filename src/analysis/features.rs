@@ -75,10 +75,13 @@ pub struct LowBand {
     b0: f64,
     a1: f64,
     a2: f64,
-    x1: f64,
-    x2: f64,
-    y1: f64,
-    y2: f64,
+    /// The feedback of the recursion in steps of two: `y[n] = w[n] - d2 y[n-2] - d4 y[n-4]`.
+    d2: f64,
+    d4: f64,
+    /// The last two inputs, the last two `u[n] = b0 (x[n] - x[n-2])` and the last four outputs.
+    x: [f64; 2],
+    u: [f64; 2],
+    y: [f64; 4],
 }
 
 /// Centre and Q of the voicing band.
@@ -91,38 +94,64 @@ impl LowBand {
         let w0 = 2.0 * std::f64::consts::PI * LOW_BAND_HZ / rate as f64;
         let alpha = w0.sin() / (2.0 * LOW_BAND_Q);
         let a0 = 1.0 + alpha;
+        let (a1, a2) = (-2.0 * w0.cos() / a0, (1.0 - alpha) / a0);
         LowBand {
             b0: alpha / a0,
-            a1: -2.0 * w0.cos() / a0,
-            a2: (1.0 - alpha) / a0,
-            x1: 0.0,
-            x2: 0.0,
-            y1: 0.0,
-            y2: 0.0,
+            a1,
+            a2,
+            d2: 2.0 * a2 - a1 * a1,
+            d4: a2 * a2,
+            x: [0.0; 2],
+            u: [0.0; 2],
+            y: [0.0; 4],
         }
     }
 
     /// Energy of `x` through the band-pass, the state carried on from the samples before.
+    ///
+    /// The recursion `y[n] = u[n] - a1 y[n-1] - a2 y[n-2]` (`u[n] = b0 (x[n] - x[n-2])`) is run
+    /// in its scattered look-ahead form: multiplying the denominator `D(z)` by `D(-z)` leaves
+    /// only even powers, `y[n] = w[n] - (2 a2 - a1²) y[n-2] - a2² y[n-4]` with
+    /// `w[n] = u[n] - a1 u[n-1] + a2 u[n-2]`. The added poles mirror the filter's own (so it
+    /// stays as stable), and even and odd samples make two independent chains: one multiply
+    /// and add of latency per two samples instead of per sample. Same filter, same output.
     #[inline]
     pub fn energy(&mut self, x: &[f32]) -> f32 {
-        let (b0, a1, a2) = (self.b0, self.a1, self.a2);
-        let (mut x1, mut x2, mut y1, mut y2) = (self.x1, self.x2, self.y1, self.y2);
-        let mut e = 0.0f64;
-        for &v in x {
-            let v = v as f64;
-            let y = b0 * (v - x2) - a1 * y1 - a2 * y2;
-            x2 = x1;
-            x1 = v;
-            y2 = y1;
-            y1 = y;
-            e += y * y;
+        let (b0, a1, a2, d2, d4) = (self.b0, self.a1, self.a2, self.d2, self.d4);
+        let [mut x1, mut x2] = self.x;
+        let [mut u1, mut u2] = self.u;
+        let [mut y1, mut y2, mut y3, mut y4] = self.y;
+        let (mut ea, mut eb) = (0.0f64, 0.0f64);
+        let mut pairs = x.chunks_exact(2);
+        for p in &mut pairs {
+            let (xa, xb) = (p[0] as f64, p[1] as f64);
+            let ua = b0 * (xa - x2);
+            let ub = b0 * (xb - x1);
+            let wa = ua - a1 * u1 + a2 * u2;
+            let wb = ub - a1 * ua + a2 * u1;
+            let ya = (wa - d4 * y4) - d2 * y2;
+            let yb = (wb - d4 * y3) - d2 * y1;
+            (x2, x1, u2, u1) = (xa, xb, ua, ub);
+            (y4, y3, y2, y1) = (y2, y1, ya, yb);
+            ea += ya * ya;
+            eb += yb * yb;
+        }
+        if let [v] = pairs.remainder() {
+            let v = *v as f64;
+            let u = b0 * (v - x2);
+            let y = u - a1 * y1 - a2 * y2;
+            (x2, x1, u2, u1) = (x1, v, u1, u);
+            (y4, y3, y2, y1) = (y3, y2, y1, y);
+            ea += y * y;
         }
         // Long digital silence would otherwise decay the state into subnormals (slow).
-        if y1.abs() < 1e-30 && y2.abs() < 1e-30 {
-            (y1, y2) = (0.0, 0.0);
+        if [y1, y2, y3, y4].iter().all(|y| y.abs() < 1e-30) {
+            (y1, y2, y3, y4) = (0.0, 0.0, 0.0, 0.0);
         }
-        (self.x1, self.x2, self.y1, self.y2) = (x1, x2, y1, y2);
-        e as f32
+        self.x = [x1, x2];
+        self.u = [u1, u2];
+        self.y = [y1, y2, y3, y4];
+        (ea + eb) as f32
     }
 }
 
@@ -660,6 +689,34 @@ mod tests {
             assert!((gain(390.0) + 3.0).abs() < 0.6, "{rate}: {}", gain(390.0));
             assert!(gain(2000.0) < -15.0, "{rate}: {}", gain(2000.0));
         }
+    }
+
+    #[test]
+    fn the_voicing_band_in_steps_of_two_is_the_plain_biquad() {
+        let x: Vec<f32> = (0..4001)
+            .map(|i| ((i * 7919 % 2003) as f32 / 1001.0 - 1.0) * 0.5)
+            .collect();
+        let rate = 44100; // 441-sample halves: odd, so the odd remainder is crossed too
+        let plain = {
+            let w0 = 2.0 * std::f64::consts::PI * LOW_BAND_HZ / rate as f64;
+            let alpha = w0.sin() / (2.0 * LOW_BAND_Q);
+            let a0 = 1.0 + alpha;
+            let (b0, a1, a2) = (alpha / a0, -2.0 * w0.cos() / a0, (1.0 - alpha) / a0);
+            let (mut x1, mut x2, mut y1, mut y2) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+            let mut e = 0.0f64;
+            for &v in &x {
+                let y = b0 * (v as f64 - x2) - a1 * y1 - a2 * y2;
+                (x2, x1, y2, y1) = (x1, v as f64, y1, y);
+                e += y * y;
+            }
+            e
+        };
+        let mut band = LowBand::new(rate);
+        let stepped: f64 = x.chunks(441).map(|c| band.energy(c) as f64).sum();
+        assert!(
+            (stepped - plain).abs() <= 1e-5 * plain,
+            "{stepped} vs {plain}"
+        );
     }
 
     #[test]
