@@ -541,6 +541,11 @@ mod fs {
         let s = rustix::fs::statvfs(path).ok()?;
         (s.f_blocks > 0).then(|| s.f_bavail as f64 / s.f_blocks as f64)
     }
+
+    pub fn writable(dir: &Path) -> std::io::Result<()> {
+        use rustix::fs::Access;
+        rustix::fs::access(dir, Access::WRITE_OK | Access::EXEC_OK).map_err(Into::into)
+    }
 }
 
 /// The share of free space on the filesystem of `path`, if it can be read.
@@ -548,11 +553,27 @@ pub fn free_ratio(path: &Path) -> Option<f64> {
     fs::free_ratio(path)
 }
 
+/// Whether callwarden may delete in the root `dir`: its filesystem is mounted writable (a
+/// systemd `ReadOnlyPaths=` is a read-only mount) and the folder grants write and search. A
+/// purge there fails otherwise, harmlessly but every time, so the daemon says so when it starts.
+/// (Sub-folders may still differ; each purge failure is logged on its own.)
+pub fn writable(dir: &Path) -> std::io::Result<()> {
+    fs::writable(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::audit::Draft;
     use crate::store::Selection;
+
+    #[test]
+    fn a_writable_root_is_told_from_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(writable(dir.path()).is_ok());
+        let gone = writable(&dir.path().join("gone")).unwrap_err();
+        assert_eq!(gone.kind(), std::io::ErrorKind::NotFound);
+    }
 
     #[test]
     fn a_hold_placed_after_the_plan_cancels_the_purge() {

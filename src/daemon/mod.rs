@@ -588,6 +588,21 @@ pub async fn run(
         return Err(DaemonError::NoRoots);
     }
     let store = Arc::new(Store::open(&config.store.path)?);
+    // Deleting is part of the job even when no rule expires anything (denied consent, disk
+    // pressure, manual purges): a root the service cannot write to is said at once, not first
+    // found by a failing purge.
+    for root in &config.ingest.roots {
+        match crate::purge::writable(root) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => tracing::warn!(
+                root = %root.display(),
+                error = %e,
+                "callwarden cannot delete in this root: purges there (expired, consent denied, \
+                 disk pressure, manual) will fail and be retried; give the service write access \
+                 (systemd ReadWritePaths=, the folders' group)"
+            ),
+            _ => {}
+        }
+    }
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
     let watcher = watch::watch(&config.ingest.roots, watch_tx)?;
     let (queue_tx, queue_rx) = std_mpsc::channel();
