@@ -674,11 +674,9 @@ fn show(ctx: &Context, target: &str) -> Result<Shown, QueryError> {
         .filter(|h| h.recordings.contains(&record.id))
         .collect();
     let mut audit = Vec::new();
-    for item in store.audit_entries() {
+    for item in store.audit_of(record.id) {
         if let (_, Ok(e)) = item? {
-            if e.recording == Some(record.id.0) {
-                audit.push(e);
-            }
+            audit.push(e);
         }
     }
     Ok(Shown {
@@ -828,16 +826,17 @@ fn report(ctx: &Context, kind: ReportKind, window: Window) -> Result<Report, Que
 
 /// The deletion certificate: purges in the window (by deletion time).
 fn purged(store: &Store, window: Window) -> Result<PurgedReport, QueryError> {
-    let mut purge_seq = std::collections::HashMap::new();
-    for item in store.audit_entries() {
-        if let (seq, Ok(e)) = item? {
-            if e.action == "purge" {
-                if let Some(id) = e.recording {
-                    purge_seq.insert(id, seq);
+    // The entry that proves each deletion: the recording's last `purge` entry.
+    let purge_seq = |id: RecordingId| -> Result<Option<u64>, QueryError> {
+        for item in store.audit_of(id).rev() {
+            if let (seq, Ok(e)) = item? {
+                if e.action == "purge" {
+                    return Ok(Some(seq));
                 }
             }
         }
-    }
+        Ok(None)
+    };
     let audit_head = store.audit_head()?;
     let mut rows = Vec::new();
     for r in store.in_state(RecordState::Purged) {
@@ -861,7 +860,7 @@ fn purged(store: &Store, window: Window) -> Result<PurgedReport, QueryError> {
                 reason: t.reason.clone(),
                 actor: t.actor.clone(),
                 scope: t.scope.as_str().into(),
-                audit_seq: purge_seq.get(&r.id.0).copied(),
+                audit_seq: purge_seq(r.id)?,
             },
         ));
     }

@@ -3,7 +3,8 @@
 //! Trees: `recordings` (key: start time in ms, then id, both big-endian so ranges scan in time
 //! order; value: a version byte and the record as JSON), the indexes `by_id` (id → key),
 //! `by_path` (path → key), `by_state` (state, key), `by_agent` and `by_queue` (name, 0, key);
-//! `audit` (sequence number → entry, the hash chain of [`crate::audit`]), `intents` (id → a purge
+//! `audit` (sequence number → entry, the hash chain of [`crate::audit`]) and its index
+//! `audit_by_recording` (id, sequence number), `intents` (id → a purge
 //! about to delete that recording's files), `holds` (hold id → hold), and `meta` (the schema
 //! version and the audit chain's head).
 //!
@@ -30,8 +31,9 @@ use crate::policy::Scope;
 use crate::summary::Summary;
 
 /// The schema this build writes and reads. 2: consent, holds, purges and the audit log.
-/// 3: the summaries and the score index (for lists, KPIs and reports).
-pub const SCHEMA_VERSION: u32 = 3;
+/// 3: the summaries and the score index (for lists, KPIs and reports). 4: the audit log's
+/// index by recording (for `show` and the purge report).
+pub const SCHEMA_VERSION: u32 = 4;
 /// The version byte in front of every record value.
 const RECORD_VERSION: u8 = 1;
 
@@ -359,7 +361,8 @@ const INTENTS: usize = 8;
 const HOLDS: usize = 9;
 const SUMMARIES: usize = 10;
 const BY_SCORE: usize = 11;
-const TREES: [&str; 12] = [
+const AUDIT_BY_RECORDING: usize = 12;
+const TREES: [&str; 13] = [
     "recordings",
     "by_path",
     "by_state",
@@ -372,7 +375,16 @@ const TREES: [&str; 12] = [
     "holds",
     "summaries",
     "by_score",
+    "audit_by_recording",
 ];
+
+/// The key of an audit entry in the index by recording.
+fn audit_index_key(recording: u64, seq: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&recording.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
 
 type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
 
@@ -445,6 +457,9 @@ impl Tx<'_> {
         for draft in drafts {
             let entry = draft.seal(head.seq + 1, time_ms, &head.hash);
             t[AUDIT].insert(&entry.seq.to_be_bytes()[..], json(&entry))?;
+            if let Some(id) = entry.recording {
+                t[AUDIT_BY_RECORDING].insert(&audit_index_key(id, entry.seq)[..], &[][..])?;
+            }
             head = Head {
                 seq: entry.seq,
                 hash: entry.hash.clone(),
@@ -560,11 +575,12 @@ impl Store {
                 return Err(StoreError::NewerSchema { path, found })
             }
             Some(SCHEMA_VERSION) => {}
-            Some(_) => {
-                // Version 1 had no id index, version 2 no summaries: build them (again, if
-                // an upgrade was interrupted: they are derived from the records).
+            Some(found) => {
+                // Each step builds what a version lacked (again, if an upgrade was
+                // interrupted: it is all derived from the records and the log).
                 let upgrade = sled_err("upgrade the store");
-                for kv in store.trees[RECORDINGS].iter() {
+                // Version 1 had no id index, version 2 no summaries.
+                for kv in store.trees[RECORDINGS].iter().filter(|_| found < 3) {
                     let (k, v) = kv.map_err(&upgrade)?;
                     let r = decode(&k, &v)?;
                     store.trees[BY_ID]
@@ -583,6 +599,22 @@ impl Store {
                     store.trees[SUMMARIES]
                         .insert(k, json(&summary))
                         .map_err(&upgrade)?;
+                }
+                // Version 3 had no audit index. An entry that does not decode is left out
+                // (`audit verify` names it).
+                for item in store.audit_entries().filter(|_| found < 4) {
+                    if let (
+                        seq,
+                        Ok(Entry {
+                            recording: Some(id),
+                            ..
+                        }),
+                    ) = item?
+                    {
+                        store.trees[AUDIT_BY_RECORDING]
+                            .insert(audit_index_key(id, seq), &[][..])
+                            .map_err(&upgrade)?;
+                    }
                 }
                 meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())
                     .map_err(sled_err("write the schema version"))?;
@@ -1229,6 +1261,33 @@ impl Store {
             Ok((seq, serde_json::from_slice(&v).map_err(|e| e.to_string())))
         })
     }
+
+    /// The audit entries about one recording, in chain order (from the index: no scan of the
+    /// log). An indexed entry gone from the log, or that does not decode, comes as its reason.
+    pub fn audit_of(
+        &self,
+        id: RecordingId,
+    ) -> impl DoubleEndedIterator<Item = Result<(u64, Result<Entry, String>), StoreError>> + '_
+    {
+        self.trees[AUDIT_BY_RECORDING]
+            .scan_prefix(id.0.to_be_bytes())
+            .map(move |kv| {
+                let (k, _) = kv.map_err(sled_err("read the audit index"))?;
+                let seq = k
+                    .get(8..16)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(u64::MAX);
+                let entry = match self.trees[AUDIT]
+                    .get(seq.to_be_bytes())
+                    .map_err(sled_err("read the audit log"))?
+                {
+                    Some(v) => serde_json::from_slice(&v).map_err(|e| e.to_string()),
+                    None => Err(format!("audit entry {seq} is indexed but not in the log")),
+                };
+                Ok((seq, entry))
+            })
+    }
 }
 #[cfg(test)]
 mod tests {
@@ -1399,6 +1458,64 @@ mod tests {
             store.summary(RecordingId(7)).unwrap(),
             Some(Summary::of(&r))
         );
+    }
+
+    #[test]
+    fn a_version_3_store_gets_its_audit_index_and_new_entries_are_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (record(1, "/r/a.wav", 100), record(2, "/r/b.wav", 200));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let ingest =
+                |r: &Record| Draft::new("ingest", "ingest", serde_json::json!({})).about(r.id.0);
+            store
+                .commit_many(&[(a.clone(), ingest(&a)), (b.clone(), ingest(&b))], 1)
+                .unwrap();
+            store
+                .audit(
+                    vec![Draft::new("daemon", "config_reload", serde_json::json!({}))],
+                    2,
+                )
+                .unwrap();
+            // As a version 3 store left it: no index.
+            store.trees[AUDIT_BY_RECORDING].clear().unwrap();
+            store.trees[META]
+                .insert("schema_version", &3u32.to_be_bytes())
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let of = |id| -> Vec<u64> {
+            store
+                .audit_of(RecordingId(id))
+                .map(|e| e.unwrap().1.unwrap().seq)
+                .collect()
+        };
+        assert_eq!((of(1), of(2)), (vec![1], vec![2]));
+        let c = record(1, "/r/a.wav", 100);
+        store
+            .commit(
+                &c,
+                Some(&a),
+                Draft::new("x", "metadata", serde_json::json!({})).about(1),
+                3,
+            )
+            .unwrap();
+        assert_eq!(of(1), vec![1, 4]);
+        // The index holds exactly the log's entries about each recording.
+        let scanned: Vec<(u64, u64)> = store
+            .audit_entries()
+            .filter_map(|e| {
+                let (seq, e) = e.unwrap();
+                e.unwrap().recording.map(|id| (id, seq))
+            })
+            .collect();
+        let mut indexed: Vec<(u64, u64)> = [1, 2]
+            .iter()
+            .flat_map(|&id| of(id).into_iter().map(move |seq| (id, seq)))
+            .collect();
+        indexed.sort_by_key(|&(id, seq)| (seq, id));
+        assert_eq!(indexed, scanned);
     }
 
     #[test]
