@@ -8,6 +8,7 @@
 //! - `worst --since 30d --limit 20` (target <= 100 ms),
 //! - `kpi --since 30d --by day` (target <= 2 s),
 //! - `report consent --since 90d` (target <= 3 s),
+//! - `show ID` (a recording with its audit entries, from the audit index),
 //!
 //! each the best of 5 through the library client, and once more as the real `callwarden`
 //! command (process start, socket, rendering) when the binary is built.
@@ -114,7 +115,10 @@ fn build(dir: &Path, n: u64, now: i64) {
             }),
             ..Record::blank()
         };
-        batch.push((r, Draft::new("ingest", "ingest", serde_json::Value::Null)));
+        batch.push((
+            r,
+            Draft::new("ingest", "ingest", serde_json::Value::Null).about(i + 1),
+        ));
         if batch.len() == 1000 || i + 1 == n {
             store.commit_many(&batch, now).unwrap();
             batch.clear();
@@ -267,6 +271,14 @@ fn main() {
         &Request::Report {
             kind: ReportKind::Consent,
             window: since(90),
+        },
+    );
+    time(
+        "show ID",
+        0.1,
+        &socket,
+        &Request::Show {
+            target: (n / 2).max(1).to_string(),
         },
     );
     let at = callwarden::policy::fmt_ms(now);
