@@ -201,6 +201,21 @@ impl LevelSpectra {
         }
     }
 
+    /// The level under which lie at least `share` of the frames (and at least `min` of them):
+    /// an upper bound for `mean_between`.
+    pub fn quantile_db(&self, share: f64, min: u64) -> f64 {
+        let total: u64 = self.counts.iter().sum();
+        let want = ((share * total as f64).ceil() as u64).max(min);
+        let mut acc = 0;
+        for (b, &c) in self.counts.iter().enumerate() {
+            acc += c;
+            if acc >= want {
+                return LEVEL_MIN_DB + b as f64 + 1.0;
+            }
+        }
+        f64::INFINITY
+    }
+
     /// The mean spectrum of the frames whose level lies in `[lo_db, hi_db)`, with its frame count.
     pub fn mean_between(&self, lo_db: f64, hi_db: f64) -> (Vec<f64>, u64) {
         let mut out = vec![0.0; self.bins];
@@ -302,8 +317,9 @@ pub struct ChannelTracker {
     hum_spectrum: PowerSpectrum,
 }
 
-/// Samples of the decimated signal per hum block (about 1 s at about 1 kHz).
-const HUM_BLOCK: usize = 1024;
+/// Samples of the decimated signal per hum block (about 0.5 s at about 1 kHz, 2 Hz bins: short
+/// enough that pauses between prompts hold whole blocks free of speech).
+const HUM_BLOCK: usize = 512;
 /// Frames per block of the running floor (1 s), and how far above it a frame needs no VAD.
 const FLOOR_BLOCK_FRAMES: usize = 50;
 const FAR_ABOVE_FLOOR_DB: f64 = 25.0;

@@ -293,12 +293,15 @@ fn speech_spectrum(
     Some((emphasised, bin_hz))
 }
 
+/// Mains hum, looked for in the quiet blocks' spectrum: those within 3 dB of the noise floor,
+/// or in a call with few pauses the quietest third of the blocks (hum is steady and speech is
+/// not, so the quietest blocks show the hum's lines with the least speech around them).
 fn hum_of(hum: &LevelSpectra, noise_db: f64, margin_db: f64) -> Option<spectrum::Hum> {
     let (quiet, n) = hum.mean_between(f64::NEG_INFINITY, noise_db + 3.0);
-    let (spectrum, n) = if n >= 2 {
+    let (spectrum, n) = if n >= 1 {
         (quiet, n)
     } else {
-        hum.mean_between(f64::NEG_INFINITY, f64::INFINITY)
+        hum.mean_between(f64::NEG_INFINITY, hum.quantile_db(1.0 / 3.0, 2))
     };
     if n == 0 {
         return None;

@@ -296,12 +296,29 @@ pub fn segment(
     };
     let mut refined = segments.clone();
     let hangover = ((P56_HANGOVER_S / half_s).round() as usize).max(1);
+    let margin = 10f64.powf(-P56_MARGIN_DB / 10.0);
+    let phrases = phrases(&segments, halves_of(PHRASE_GAP_MS));
     for _ in 0..2 {
         let activity = p56_activity(&refined, hangover, n);
         let Some(active) = active_power(ac, &activity, full.noise.power) else {
             break;
         };
-        refined = refine_cfg.apply(&segments, active * 10f64.powf(-P56_MARGIN_DB / 10.0));
+        // Each phrase's edges are judged against its own level: a quieter last phrase still
+        // decays to 15.9 dB under its own level, not under the call's.
+        let local: Vec<f64> = phrases
+            .iter()
+            .map(|&(a, b)| {
+                let within: Segments = activity
+                    .iter()
+                    .map(|&(s, e)| (s.max(segments[a].0), e.min(segments[b - 1].1 + hangover)))
+                    .filter(|&(s, e)| e > s)
+                    .collect();
+                active_power(ac, &within, full.noise.power).unwrap_or(active) * margin
+            })
+            .zip(phrases.iter())
+            .flat_map(|(level, &(a, b))| std::iter::repeat_n(level, b - a))
+            .collect();
+        refined = refine_cfg.apply(&segments, &local, active * margin);
     }
     let segments = refined;
     Segmentation {
@@ -330,7 +347,7 @@ impl View {
         let noise = noise_floor_of(n, at);
         let spread = noise_floor(&smoothed).spread_db;
         let noise_db = level_db(noise.power);
-        let margin = cfg.energy_margin_db.max(2.0 * spread);
+        let margin = cfg.energy_margin_db.max(3.0 * spread);
         let db = |x: f64| 10f64.powf((noise_db + x) / 10.0);
         View {
             smoothed,
@@ -367,6 +384,22 @@ fn active_power(at: impl Fn(usize) -> f32, segments: &Segments, noise: f64) -> O
     mean_over(at, segments).map(|p| (p - noise).max(FLOOR_POWER))
 }
 
+/// Pauses at least this long (ms) separate phrases, each with its own active level for its
+/// edges: a turn in a conversation or a prompt in a menu.
+const PHRASE_GAP_MS: u32 = 500;
+
+/// Coarse segments grouped into phrases, as index ranges `[a, b)` into `segments`.
+fn phrases(segments: &Segments, gap: usize) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for (i, w) in segments.iter().enumerate() {
+        match out.last_mut() {
+            Some(last) if w.0 < segments[last.1 - 1].1 + gap => last.1 = i + 1,
+            _ => out.push((i, i + 1)),
+        }
+    }
+    out
+}
+
 /// Halves in the one-sided window that looks past an edge for a tail too weak to see in
 /// 50 ms (100 ms: the noise's spread halves again).
 const TAIL_WINDOW: usize = 10;
@@ -401,24 +434,25 @@ impl Refine<'_> {
         self.halves[j].low() as f64
     }
 
-    fn apply(&self, coarse: &Segments, relative: f64) -> Segments {
+    /// `local[i]` is the strength threshold for coarse segment `i` (P.56's margin under its
+    /// phrase's active level); `relative`, the call's, judges runs away from any segment.
+    fn apply(&self, coarse: &Segments, local: &[f64], relative: f64) -> Segments {
         let noise = self.full.noise.power;
 
         let n = self.halves.len();
-        let strong_enough = |j: usize| self.ac(j) - noise >= relative;
+        let strong_enough = |j: usize, relative: f64| self.ac(j) - noise >= relative;
         // Next to speech, seeing it in either view is enough; a run on its own must show in
         // both (slow noise swells show in one view only).
-        let active: Vec<bool> = (0..n)
+        let seen: Vec<bool> = (0..n)
             .map(|j| {
-                strong_enough(j)
-                    && ((self.full.above(j, self.full.visible)
-                        && self.emph.above(j, self.emph.noise.power))
-                        || self.emph.above(j, self.emph.visible))
+                (self.full.above(j, self.full.visible) && self.emph.above(j, self.emph.noise.power))
+                    || self.emph.above(j, self.emph.visible)
             })
             .collect();
+        let active = |j: usize, relative: f64| seen[j] && strong_enough(j, relative);
         let solid: Vec<bool> = (0..n)
             .map(|j| {
-                strong_enough(j)
+                strong_enough(j, relative)
                     && self.full.above(j, self.full.visible)
                     && self.emph.above(j, self.emph.visible)
             })
@@ -427,18 +461,18 @@ impl Refine<'_> {
             (a..b).map(at).sum::<f64>() / (b - a).max(1) as f64
         };
         // A weak tail: the 100 ms beyond the edge, taken together, still holds speech.
-        let window = |a: usize, b: usize| {
+        let window = |a: usize, b: usize, relative: f64| {
             let m = mean(&|j| self.ac(j), a, b);
             b > a && m - noise >= relative && m > self.tail_visible
         };
         // A voiced decay, in the voicing band: it stands out of that band's noise, and the
         // band's excess alone (never more than the speech's own power) passes the strength
         // test; or the 100 ms beyond the edge does, taken together.
-        let voiced = |j: usize| {
+        let voiced = |j: usize, relative: f64| {
             self.voicing
                 .is_some_and(|v| v.above(j, v.visible) && self.low(j) - v.noise.power >= relative)
         };
-        let voiced_window = |a: usize, b: usize| {
+        let voiced_window = |a: usize, b: usize, relative: f64| {
             self.voicing.is_some_and(|v| {
                 let m = mean(&|j| self.low(j), a, b);
                 b > a && m - v.noise.power >= relative && m > self.low_tail_visible
@@ -454,12 +488,25 @@ impl Refine<'_> {
             view.smoothed[j] as f64
                 > view.noise.power * 10f64.powf(CLOSURE_SPREADS * view.spread_db / 10.0)
         };
-        let after_closure = |j: usize| {
+        // A burst may last a single half, which the 50 ms mean dilutes five-fold: the half on
+        // its own counts when it stands as far out of the half-to-half spread of the noise in
+        // the full and the speech band, and passes the strength test.
+        let spreads_out = |view: &View, power: f64| {
+            power > view.noise.power * 10f64.powf(CLOSURE_SPREADS * view.noise.spread_db / 10.0)
+        };
+        let burst = |j: usize, relative: f64| {
+            let full = self.ac(j);
+            full - noise >= relative
+                && spreads_out(self.full, full)
+                && spreads_out(self.emph, self.halves[j].band() as f64)
+        };
+        let after_closure = |j: usize, relative: f64| {
             let full = self.full.smoothed[j] as f64;
             let emph = self.emph.smoothed[j] as f64;
-            (well_out(self.full, j)
-                && full - noise >= relative
-                && self.voicing.is_some_and(|v| well_out(v, j)))
+            burst(j, relative)
+                || (well_out(self.full, j)
+                    && full - noise >= relative
+                    && self.voicing.is_some_and(|v| well_out(v, j)))
                 || (well_out(self.emph, j)
                     && (emph - self.emph.noise.power) / emph_gain >= relative)
         };
@@ -468,11 +515,12 @@ impl Refine<'_> {
         for i in 0..segments.len() {
             let next_start = segments.get(i + 1).map_or(n, |s| s.0);
             let (mut s, mut e) = segments[i];
+            let rel = local[i];
             // Trim what the detector started on but is not active, then grow.
-            while s < e && !active[s] {
+            while s < e && !active(s, rel) {
                 s += 1;
             }
-            while e > s && !active[e - 1] {
+            while e > s && !active(e - 1, rel) {
                 e -= 1;
             }
             if s == e {
@@ -483,22 +531,23 @@ impl Refine<'_> {
             // Ends decay, and may resume after a closure, so they also follow the voicing band
             // and look past a closure.
             while s > previous_end
-                && (active[s - 1] || window(s.saturating_sub(TAIL_WINDOW).max(previous_end), s))
+                && (active(s - 1, rel)
+                    || window(s.saturating_sub(TAIL_WINDOW).max(previous_end), s, rel))
             {
                 s -= 1;
             }
             loop {
                 while e < next_start
-                    && (active[e]
-                        || window(e, (e + TAIL_WINDOW).min(next_start))
-                        || voiced(e)
-                        || voiced_window(e, (e + TAIL_WINDOW).min(next_start)))
+                    && (active(e, rel)
+                        || window(e, (e + TAIL_WINDOW).min(next_start), rel)
+                        || voiced(e, rel)
+                        || voiced_window(e, (e + TAIL_WINDOW).min(next_start), rel))
                 {
                     e += 1;
                 }
                 // Judged on halves whose 50 ms window lies wholly past the edge.
                 let ahead = (e + SMOOTH_HALVES)..(e + self.gap).min(next_start);
-                match ahead.into_iter().find(|&j| after_closure(j)) {
+                match ahead.into_iter().find(|&j| after_closure(j, rel)) {
                     Some(j) => e = j + 1,
                     None => break,
                 }

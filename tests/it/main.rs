@@ -6,6 +6,7 @@ mod cli;
 mod compliance;
 mod daemon;
 mod decode;
+mod heldout;
 mod ingest;
 mod operations;
 mod stereo;

@@ -18,11 +18,19 @@ pub fn assets() -> PathBuf {
 /// A clean speech recording from `assets/speech` (8 kHz mono).
 pub fn speech(name: &str) -> Vec<f32> {
     let path = assets().join("speech").join(format!("{name}.wav"));
-    let mut reader = hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    assert_eq!(reader.spec().sample_rate, RATE);
+    read_speech(&path).unwrap_or_else(|| panic!("{path:?}: not 8 kHz mono 16-bit PCM"))
+}
+
+/// An 8 kHz mono 16-bit PCM WAV's samples, or None for any other file.
+pub fn read_speech(path: &Path) -> Option<Vec<f32>> {
+    let mut reader = hound::WavReader::open(path).ok()?;
+    let spec = reader.spec();
+    if spec.sample_rate != RATE || spec.channels != 1 || spec.bits_per_sample != 16 {
+        return None;
+    }
     reader
         .samples::<i16>()
-        .map(|s| s.unwrap() as f32 / 32768.0)
+        .map(|s| s.ok().map(|v| v as f32 / 32768.0))
         .collect()
 }
 
@@ -148,33 +156,32 @@ pub fn active_power(x: &[f32], rate: u32) -> f64 {
         }
         held[i] = env[deque[0]];
     }
-    // Histogram of the held envelope in 0.25 dB steps, with the energy of the samples.
+    // Activity per threshold, in 0.25 dB steps of the held envelope: a sample is active at
+    // threshold c while the envelope reached c within the hangover.
     let bins = 480;
     let mut count = vec![0u64; bins];
-    let mut energy = vec![0.0f64; bins];
-    for (h, &v) in held.iter().zip(x) {
+    for h in &held {
         let db = 20.0 * h.max(1e-12).log10();
         let b = (((db + 120.0) / 0.25).max(0.0) as usize).min(bins - 1);
         count[b] += 1;
-        energy[b] += (v as f64) * (v as f64);
     }
-    let (mut c, mut e) = (0u64, 0.0f64);
-    let mut best = None;
-    for b in (0..bins).rev() {
-        c += count[b];
-        e += energy[b];
-        if c == 0 {
-            continue;
-        }
-        let threshold_db = -120.0 + b as f64 * 0.25;
-        let level_db = 10.0 * (e / c as f64).max(1e-20).log10();
-        if level_db - threshold_db >= 15.9 {
-            best = Some(e / c as f64);
-        } else if best.is_some() {
+    // P.56 (and G.191's sv56): the level at threshold c is all the energy over the time active
+    // at c; the active level is the one at the lowest threshold where it stands no more than
+    // the margin above the threshold, scanning up from the bottom.
+    let energy: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let mut active = count.iter().sum::<u64>();
+    for (b, &c) in count.iter().enumerate() {
+        if active == 0 {
             break;
         }
+        let threshold_db = -120.0 + b as f64 * 0.25;
+        let level = energy / active as f64;
+        if 10.0 * level.max(1e-20).log10() - threshold_db <= 15.9 {
+            return level;
+        }
+        active -= c;
     }
-    best.unwrap_or_else(|| power(x))
+    power(x)
 }
 
 /// A call built from utterances with the pauses before each; the truth is where each
@@ -186,11 +193,19 @@ pub struct Call {
 
 impl Call {
     pub fn new(parts: &[(&str, f64)], tail_s: f64, gain: f32) -> Call {
+        let utterances: Vec<(Vec<f32>, f64)> = parts
+            .iter()
+            .map(|&(name, pause)| (trim(&speech(name)), pause))
+            .collect();
+        Call::of(&utterances, tail_s, gain)
+    }
+
+    /// A call of trimmed utterances, each after its pause.
+    pub fn of(parts: &[(Vec<f32>, f64)], tail_s: f64, gain: f32) -> Call {
         let mut samples = Vec::new();
         let mut spans = Vec::new();
-        for &(name, pause) in parts {
+        for (u, pause) in parts {
             samples.extend(std::iter::repeat_n(0.0, (pause * RATE as f64) as usize));
-            let u = trim(&speech(name));
             spans.push((samples.len(), samples.len() + u.len()));
             samples.extend(u.iter().map(|v| v * gain));
         }
