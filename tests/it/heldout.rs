@@ -220,6 +220,29 @@ fn heldout_prompts() {
             }
         }
     }
+    // Babble of six other held-out prompts, for the SNR (issue 2: within 3 dB at 10 and 20 dB).
+    for snr in [10.0, 20.0] {
+        let jobs: Vec<(usize, &(String, Call))> = calls.iter().enumerate().collect();
+        let cases = parallel(&jobs, |(i, (_, call))| {
+            let voices: Vec<Vec<f32>> = (1..=6)
+                .map(|k| prompts[(4 * i + 37 * k) % prompts.len()].1.clone())
+                .collect();
+            let noise = babble_of(&voices, call.samples.len(), 70_000 + *i as u64);
+            let a = analyze(&call.with_noise(&noise, snr), 1);
+            a.metrics.noise.snr_db.map_or(f64::INFINITY, |v| v - snr)
+        });
+        let within = cases.iter().filter(|e| e.abs() <= 3.0).count() as f64 / cases.len() as f64;
+        let bias = cases.iter().filter(|e| e.is_finite()).sum::<f64>() / cases.len() as f64;
+        println!(
+            "babble {snr} calls n {:>4}  snr+-3 {:>5.1}% (bias {bias:+.2} dB)",
+            cases.len(),
+            100.0 * within
+        );
+        assert!(
+            within >= 0.9,
+            "babble {snr} dB: SNRs within 3 dB {within:.3}"
+        );
+    }
     flags_on_heldout_calls(&calls);
 }
 

@@ -94,12 +94,17 @@ pub fn babble(n: usize, seed: u64) -> Vec<f32> {
         "asterisk-privacy-prompt",
         "asterisk-vm-mailboxfull",
     ];
+    let voices: Vec<Vec<f32>> = sources.iter().map(|name| trim(&speech(name))).collect();
+    babble_of(&voices, n, seed)
+}
+
+/// Babble from the given voices, each looped from its own offset at unit power.
+pub fn babble_of(voices: &[Vec<f32>], n: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     let mut out = vec![0.0f32; n];
-    for name in sources {
-        let voice = trim(&speech(name));
+    for voice in voices {
         let offset = (rng.uniform() * voice.len() as f64) as usize;
-        let norm = (power(&voice)).sqrt() as f32;
+        let norm = power(voice).sqrt() as f32;
         for (i, o) in out.iter_mut().enumerate() {
             *o += voice[(offset + i) % voice.len()] / norm;
         }
