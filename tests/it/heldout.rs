@@ -244,6 +244,7 @@ fn heldout_prompts() {
         );
     }
     flags_on_heldout_calls(&calls);
+    two_party_calls(&prompts);
 }
 
 /// The regression floors (see the module doc): shares of starts and ends within 100 ms (50 ms
@@ -344,5 +345,101 @@ fn flags_on_heldout_calls(calls: &[(String, Call)]) {
         bad.is_empty(),
         "flags wrong on {} held-out calls",
         bad.len()
+    );
+}
+
+/// Two-party calls of held-out prompts (issue 2: talk time within 0.3 s a side, overtalk within
+/// 0.5 s; the truth is the sum of the trimmed prompts' lengths): turns alternate, each starting from 0.8 s before to 1 s after the other side's end, on
+/// two legs with -60 dBFS line noise.
+fn two_party_calls(prompts: &[(String, Vec<f32>)]) {
+    let mut rng = Rng::new(8080);
+    let mut calls = Vec::new();
+    for group in prompts.chunks(8).filter(|g| g.len() == 8) {
+        let mut spans: [Vec<(usize, usize)>; 2] = [Vec::new(), Vec::new()];
+        let mut at = RATE as usize / 2;
+        for (k, (_, u)) in group.iter().enumerate() {
+            let side = k % 2;
+            spans[side].push((at, at + u.len()));
+            let next = at as f64 + u.len() as f64 + (rng.uniform() * 1.8 - 0.8) * RATE as f64;
+            // A turn never starts before the other side's previous turn ends.
+            let floor = spans[1 - side].last().map_or(0, |s| s.1) as f64;
+            at = next.max(floor).max(at as f64 + RATE as f64 * 0.2) as usize;
+        }
+        let len = spans.iter().flatten().map(|s| s.1).max().unwrap() + RATE as usize;
+        let legs: Vec<Vec<f32>> = (0..2)
+            .map(|side| {
+                let mut x: Vec<f32> = white(len, 90 + side as u64 + 2 * calls.len() as u64)
+                    .iter()
+                    .map(|v| v * 1e-3)
+                    .collect();
+                for (k, &(s, _)) in spans[side].iter().enumerate() {
+                    let u = &group[2 * k + side].1;
+                    x[s..s + u.len()]
+                        .iter_mut()
+                        .zip(u)
+                        .for_each(|(o, v)| *o += v);
+                }
+                x
+            })
+            .collect();
+        calls.push((legs, spans));
+    }
+    let seconds =
+        |s: &[(usize, usize)]| s.iter().map(|s| s.1 - s.0).sum::<usize>() as f64 / RATE as f64;
+    let results = parallel(&calls, |(legs, spans)| {
+        let a = analyze(&interleave(&[&legs[0], &legs[1]]), 2);
+        let channels = a.channels.as_ref().expect("channels");
+        let talk: Vec<f64> = (0..2)
+            .map(|side| channels[side].metrics.speech.talk_time_s - seconds(&spans[side]))
+            .collect();
+        let mut overlap = 0usize;
+        for &(s1, e1) in &spans[0] {
+            for &(s2, e2) in &spans[1] {
+                overlap += e1.min(e2).saturating_sub(s1.max(s2));
+            }
+        }
+        let overtalk = a.conversation.as_ref().expect("conversation").overtalk_s
+            - overlap as f64 / RATE as f64;
+        (talk, overtalk)
+    });
+    for (k, (t, o)) in results.iter().enumerate() {
+        if t.iter().any(|e| e.abs() > 0.3) {
+            println!(
+                "    call {k}: talk {:+.2}/{:+.2} overtalk {o:+.2}",
+                t[0], t[1]
+            );
+        }
+    }
+    let n = results.len() as f64;
+    let talk_ok = results
+        .iter()
+        .filter(|(t, _)| t.iter().all(|e| e.abs() <= 0.3))
+        .count() as f64
+        / n;
+    let over_ok = results.iter().filter(|(_, o)| o.abs() <= 0.5).count() as f64 / n;
+    let worst_talk = results
+        .iter()
+        .flat_map(|(t, _)| t.iter().copied())
+        .fold(0.0f64, |m, e| if e.abs() > m.abs() { e } else { m });
+    let worst_over =
+        results
+            .iter()
+            .map(|(_, o)| *o)
+            .fold(0.0f64, |m, e| if e.abs() > m.abs() { e } else { m });
+    println!(
+        "two-party n {:>4}  talk both within 0.3 s {:>5.1}% (worst {worst_talk:+.2} s)  overtalk within 0.5 s {:>5.1}% (worst {worst_over:+.2} s)",
+        results.len(),
+        100.0 * talk_ok,
+        100.0 * over_ok
+    );
+    // The misses are long prompts whose pauses of 300-500 ms the truth counts as talk and the
+    // analysis, bridging only gaps under 300 ms, does not (demo-instruct: 71 s, -1.3 s).
+    assert!(
+        talk_ok >= 0.9,
+        "talk time within 0.3 s on {talk_ok:.3} of the calls"
+    );
+    assert!(
+        over_ok >= 0.97,
+        "overtalk within 0.5 s on {over_ok:.3} of the calls"
     );
 }
