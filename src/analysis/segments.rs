@@ -716,6 +716,39 @@ mod tests {
     }
 
     #[test]
+    fn noise_spread_is_measured_from_few_halves() {
+        // 250 noise halves (a short file) whose levels swell slowly (each 0.95 of the last,
+        // spread 1.5 dB), and 100 of speech 20 dB up: the histogram's peak is lumpy.
+        let mut state = 12345u64;
+        let mut uniform = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let mut powers = Vec::new();
+        let mut z = 0.0;
+        for i in 0..350 {
+            let db = if i < 250 {
+                let (u, v) = (uniform(), uniform());
+                let e = (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos();
+                z = 0.95 * z + (1.0f64 - 0.95 * 0.95).sqrt() * e;
+                -40.0 + 1.5 * z
+            } else {
+                -20.0
+            };
+            powers.push(10f64.powf(db / 10.0) as f32);
+        }
+        let spread = noise_floor(&powers).spread_db;
+        let sd = {
+            let db: Vec<f64> = powers[..250].iter().map(|&p| level_db(p as f64)).collect();
+            let mean = db.iter().sum::<f64>() / 250.0;
+            (db.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / 250.0).sqrt()
+        };
+        assert!((spread - sd).abs() <= 0.35 * sd, "spread {spread}, sd {sd}");
+    }
+
+    #[test]
     fn a_click_is_not_speech_and_speech_is() {
         let cfg = VadConfig::default();
         let mut powers = vec![1e-6f32; 400];
