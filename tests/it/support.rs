@@ -256,7 +256,12 @@ pub fn standard_call() -> Call {
 }
 
 pub fn analyze_with(samples: &[f32], channels: u16, config: &Config) -> Analysis {
-    let mut a = Analyzer::new(RATE, channels, 1.0, config).expect("analyzer");
+    analyze_at(samples, RATE, channels, config)
+}
+
+/// `analyze_with` at another sample rate.
+pub fn analyze_at(samples: &[f32], rate: u32, channels: u16, config: &Config) -> Analysis {
+    let mut a = Analyzer::new(rate, channels, 1.0, config).expect("analyzer");
     for block in samples.chunks(4096 * channels as usize) {
         a.push(block);
     }
