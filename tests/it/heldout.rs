@@ -292,7 +292,8 @@ fn other_rates(prompts: &[(String, Vec<f32>)]) {
                 clean.extend(&speech);
                 clean.extend(std::iter::repeat_n(0.0, pad));
                 let noise = white(clean.len(), 80_000 + *i as u64);
-                let target = active_power(&speech, rate) / 10f64.powf(snr / 10.0);
+                // The truth as in `Call::with_noise`: P.56 over the call, pauses included.
+                let target = active_power(&clean, rate) / 10f64.powf(snr / 10.0);
                 let g = (target / power(&noise)).sqrt() as f32;
                 let x: Vec<f32> = clean.iter().zip(&noise).map(|(s, n)| s + n * g).collect();
                 let a = analyze_at(&x, rate, 1, &config);
