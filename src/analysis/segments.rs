@@ -412,6 +412,13 @@ const CLOSURE_SPREADS: f64 = 4.0;
 /// speech than the full band for edges to follow it.
 const VOICING_ADVANTAGE: f64 = 2.0;
 
+/// Halves in each of the two windows that measure a decay's rate at an end.
+const DECAY_HALVES: usize = 5;
+/// Decay rates (dB per 10 ms) an end is extrapolated with: a slow vowel fade to an abrupt stop.
+const DECAY_SLOPES_DB: (f64, f64) = (0.5, 3.0);
+/// The most an end is carried past what can be seen (80 ms).
+const MAX_UNSEEN_HALVES: usize = 8;
+
 /// Moves segment edges to where speech is active, and adds the active runs next to speech.
 struct Refine<'a> {
     halves: &'a [Half],
@@ -436,6 +443,31 @@ impl Refine<'_> {
 
     /// `local[i]` is the strength threshold for coarse segment `i` (P.56's margin under its
     /// phrase's active level); `relative`, the call's, judges runs away from any segment.
+    /// Halves of decay past `e` that the noise hides: where the full band's visibility, not the
+    /// strength test, ended the segment, the speech was still `depth` dB over P.56's margin when
+    /// it sank under the noise; at the rate it was decaying over its last 100 ms it reaches the
+    /// margin that many halves later.
+    fn unseen_decay(&self, s: usize, e: usize, relative: f64) -> usize {
+        let noise = self.full.noise.power;
+        let seen = self.full.visible - noise;
+        if seen <= relative || e < s + 2 * DECAY_HALVES {
+            return 0;
+        }
+        let depth = level_db(seen) - level_db(relative);
+        let excess =
+            |a: usize, b: usize| (a..b).map(|j| self.ac(j) - noise).sum::<f64>() / (b - a) as f64;
+        let (earlier, later) = (
+            excess(e - 2 * DECAY_HALVES, e - DECAY_HALVES),
+            excess(e - DECAY_HALVES, e),
+        );
+        if later <= 0.0 || earlier <= later {
+            return 0;
+        }
+        let slope = ((level_db(earlier) - level_db(later)) / DECAY_HALVES as f64)
+            .clamp(DECAY_SLOPES_DB.0, DECAY_SLOPES_DB.1);
+        ((depth / slope).round() as usize).min(MAX_UNSEEN_HALVES)
+    }
+
     fn apply(&self, coarse: &Segments, local: &[f64], relative: f64) -> Segments {
         let noise = self.full.noise.power;
 
@@ -552,6 +584,11 @@ impl Refine<'_> {
                     None => break,
                 }
             }
+            // The decay goes on under the noise: carry the end as far as it would take to
+            // reach the margin.
+            e += self
+                .unseen_decay(s, e, rel)
+                .min(next_start.saturating_sub(e));
             segments[i] = (s, e);
             previous_end = e.max(previous_end);
         }
@@ -746,6 +783,48 @@ mod tests {
             (db.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / 250.0).sqrt()
         };
         assert!((spread - sd).abs() <= 0.35 * sd, "spread {spread}, sd {sd}");
+    }
+
+    /// 600 ms of steady speech, then a decay of 1 dB per 10 ms, in steady noise `snr_db` under
+    /// the speech; the end found, in halves after the decay's start.
+    fn end_of_decay(snr_db: f64) -> usize {
+        let cfg = VadConfig::default();
+        let speech = 1e-2f64;
+        let noise = speech * 10f64.powf(-snr_db / 10.0);
+        let mut state = 99u64;
+        let powers: Vec<f32> = (0..600)
+            .map(|j| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let wobble = 1.0 + 0.3 * (((state >> 11) as f64 / (1u64 << 53) as f64) - 0.5);
+                let s = match j {
+                    200..=259 => speech,
+                    260..=319 => speech * 10f64.powf(-((j - 259) as f64) / 10.0),
+                    _ => 0.0,
+                };
+                (s + noise * wobble) as f32
+            })
+            .collect();
+        let halves: Vec<Half> = powers.iter().map(|&p| Half::new(p, p, p, p)).collect();
+        let vad = vec![true; 300];
+        let seg = segment(&halves, &powers, &vad, 0.01, &cfg);
+        seg.segments.last().expect("speech").1 - 260
+    }
+
+    #[test]
+    fn an_end_carries_on_down_the_decay_the_noise_hides() {
+        // The active level is about the steady part's (the decay adds a little), so the margin,
+        // 15.9 dB under it, is reached about 16 halves into the decay.
+        let clear = end_of_decay(30.0);
+        assert!((13..=18).contains(&clear), "30 dB: {clear}");
+        // At 5 dB the decay sinks under the noise about 5 dB early; the end follows it there
+        // and on by the unseen part of the decay, so it lands near the same place.
+        let noisy = end_of_decay(5.0);
+        assert!(
+            noisy + 3 >= clear && noisy <= clear + 3,
+            "5 dB: {noisy}, 30 dB: {clear}"
+        );
     }
 
     #[test]

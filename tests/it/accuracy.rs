@@ -130,17 +130,16 @@ fn speech_start_and_end_at_5_db() {
                 "{kind} 5 dB {name}: start off by {start:.3} s"
             );
         }
-        // Known shortfall against issue 2's 100 ms: ends whose last 100-300 ms lie under the
-        // noise in every band (vm-review's weak "...message" and /Z/, unidentified-no-callback's
-        // final /k/ burst 80 ms after its voicing, privacy-prompt's fading last syllable in pink
-        // noise; docs/research/speech-end-5db.md). At most three of the twelve ends per noise
-        // may come that early, none earlier, and none is late.
+        // Known shortfall against issue 2's 100 ms, in white noise: vm-review's last 250 ms
+        // (a weak voiced stretch, then /Z/ after a dip) lie 9-18 dB under the noise in every
+        // band (docs/research/speech-end-5db.md). At most one of the twelve ends per noise may
+        // come that early, none earlier than 300 ms, and none is late.
         let misses: Vec<_> = UTTERANCES
             .iter()
             .zip(&errors)
             .filter(|(_, (_, end))| *end < -0.100)
             .collect();
-        assert!(misses.len() <= 3, "{kind} 5 dB: ends early {misses:?}");
+        assert!(misses.len() <= 1, "{kind} 5 dB: ends early {misses:?}");
         for (name, (_, end)) in UTTERANCES.iter().zip(&errors) {
             assert!(
                 *end <= 0.050 && *end >= -0.300,
@@ -176,11 +175,11 @@ fn speech_edges_over_many_noises() {
                 continue;
             }
             // At 5 and 10 dB: nearly every start within 100 ms. Ends within 100 ms for at
-            // least 80% of the draws at 5 dB and 90% at 10 dB (the rest are the prompts whose
+            // least 85% of the draws at 5 dB and 90% at 10 dB (the rest are the prompts whose
             // last 100-300 ms lie under the noise: see docs/research/speech-end-5db.md).
             // Late ends are noise taken for speech: rare, and never by seconds.
             let (start_share, end_share) = (within(&starts, 0.100), within(&ends, 0.100));
-            let want = if snr >= 10.0 { 0.90 } else { 0.80 };
+            let want = if snr >= 10.0 { 0.90 } else { 0.85 };
             assert!(
                 start_share >= 0.95,
                 "{kind} {snr} dB: starts within 100 ms {start_share:.3}"

@@ -326,11 +326,11 @@ fn other_rates(prompts: &[(String, Vec<f32>)]) {
 /// from 20 dB) and of SNRs within 2 dB, for prompts alone and in calls.
 fn check_floors(kind: &str, snr: f64, single: &Shares, calls: &Shares) {
     let (start, end, snr_2) = match (kind, snr as u32) {
-        ("white", 0) => (0.90, 0.70, 0.97),
-        ("white", 5) => (0.97, 0.85, 0.97),
+        ("white", 0) => (0.90, 0.85, 0.97),
+        ("white", 5) => (0.97, 0.92, 0.97),
         ("white", 10) => (0.98, 0.90, 0.97),
-        ("pink", 0) => (0.90, 0.45, 0.80),
-        ("pink", 5) => (0.92, 0.75, 0.93),
+        ("pink", 0) => (0.90, 0.72, 0.80),
+        ("pink", 5) => (0.92, 0.85, 0.93),
         ("pink", 10) => (0.92, 0.88, 0.95),
         (_, 20) => (0.98, 0.90, 0.97),
         _ => (0.98, 0.94, 0.97),
