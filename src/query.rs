@@ -205,10 +205,15 @@ pub enum Request {
     AuditVerify {
         chain_only: bool,
     },
-    /// The audit entries written since a time (all without one).
+    /// The audit entries written since a time (all without one), in chain order: those after
+    /// `after_seq`, at most `limit` of them (a page; fewer means the log's end).
     AuditExport {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since_ms: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_seq: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
     },
 }
 
@@ -547,9 +552,16 @@ pub fn handle(ctx: &Context, caller: &Caller, request: Request) -> Result<Answer
                 jobs,
             )?)))
         }
-        Request::AuditExport { since_ms } => {
+        Request::AuditExport {
+            since_ms,
+            after_seq,
+            limit,
+        } => {
             let mut entries = Vec::new();
-            for item in store.audit_entries() {
+            for item in store.audit_entries_after(after_seq) {
+                if limit.is_some_and(|l| entries.len() >= l) {
+                    break;
+                }
                 match item? {
                     (_, Ok(e)) if since_ms.is_none_or(|t| e.time_ms >= t) => entries.push(e),
                     (_, Ok(_)) => {}

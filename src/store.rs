@@ -1251,7 +1251,16 @@ impl Store {
     pub fn audit_entries(
         &self,
     ) -> impl Iterator<Item = Result<(u64, Result<Entry, String>), StoreError>> + '_ {
-        self.trees[AUDIT].iter().map(|kv| {
+        self.audit_entries_after(None)
+    }
+
+    /// `audit_entries` after position `after` (from the start without one).
+    pub fn audit_entries_after(
+        &self,
+        after: Option<u64>,
+    ) -> impl Iterator<Item = Result<(u64, Result<Entry, String>), StoreError>> + '_ {
+        let from = after.map_or(0, |a| a.saturating_add(1));
+        self.trees[AUDIT].range(from.to_be_bytes()..).map(|kv| {
             let (k, v) = kv.map_err(sled_err("read the audit log"))?;
             let seq = k
                 .as_ref()

@@ -66,39 +66,58 @@ impl Access {
     /// Asks the daemon; when none answers, answers from the store directly, as the local user
     /// (whoever may open the store's files may change it: the admin role).
     pub fn ask(&self, request: Request) -> anyhow::Result<(Answer, Transport)> {
+        let mut answer = None;
+        let transport = self.ask_pages(
+            request,
+            |_| None,
+            |a| {
+                answer = Some(a);
+                Ok(())
+            },
+        )?;
+        let answer = answer.ok_or_else(|| anyhow::anyhow!("no answer"))?;
+        Ok((answer, transport))
+    }
+
+    /// `ask`, page by page: `each` takes every answer, and `next` says from an answer what to
+    /// ask next (None: done). All pages come the same way, through one daemon connection per
+    /// page or from the store opened once.
+    pub fn ask_pages(
+        &self,
+        first: Request,
+        mut next: impl FnMut(&Answer) -> Option<Request>,
+        mut each: impl FnMut(Answer) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Transport> {
         let config = self.load()?;
         let socket = self
             .socket
             .clone()
             .unwrap_or_else(|| config.control.socket.clone());
+        // Re-hashing every recording takes as long as reading them all.
+        let timeout = |request: &Request| match request {
+            Request::AuditVerify { chain_only: false } => Duration::from_secs(24 * 3600),
+            _ => Duration::from_secs(600),
+        };
         let unreachable = if socket.as_os_str().is_empty() {
             "no control socket is configured (control.socket)".to_string()
         } else {
-            // Re-hashing every recording takes as long as reading them all.
-            let timeout = match request {
-                Request::AuditVerify { chain_only: false } => Duration::from_secs(24 * 3600),
-                _ => Duration::from_secs(600),
-            };
-            match control::call(&socket, &request, timeout) {
-                Ok(answer) => return Ok((answer, Transport::Daemon)),
-                Err(ClientError::Refused { code, message }) => {
-                    let exit = if code == "forbidden" {
-                        EXIT_FORBIDDEN
-                    } else {
-                        EXIT_BAD_INPUT
+            match control::call(&socket, &first, timeout(&first)) {
+                Ok(mut answer) => loop {
+                    let following = next(&answer);
+                    each(answer)?;
+                    let Some(request) = following else {
+                        return Ok(Transport::Daemon);
                     };
-                    return Err(Exit(exit, message).into());
-                }
-                Err(e @ ClientError::NotAllowed { .. }) => {
-                    return Err(Exit(EXIT_FORBIDDEN, e.to_string()).into())
-                }
+                    answer = control::call(&socket, &request, timeout(&request))
+                        .map_err(daemon_error)?;
+                },
                 Err(ClientError::Unreachable { source, .. }) => {
                     format!(
                         "its control socket {} is unreachable ({source})",
                         socket.display()
                     )
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(daemon_error(e)),
             }
         };
         let dir = self.store_dir(&config);
@@ -141,19 +160,44 @@ impl Access {
             name: super::compliance::actor(),
             role: Role::Admin,
         };
-        match query::handle(&ctx, &caller, request) {
-            Ok(answer) => Ok((answer, Transport::Store)),
-            Err(e @ query::QueryError::Forbidden(_)) => {
-                Err(Exit(EXIT_FORBIDDEN, e.to_string()).into())
+        let mut request = first;
+        loop {
+            let answer = query::handle(&ctx, &caller, request).map_err(local_error)?;
+            let following = next(&answer);
+            each(answer)?;
+            match following {
+                Some(r) => request = r,
+                None => return Ok(Transport::Store),
             }
-            Err(e @ (query::QueryError::NotFound(_) | query::QueryError::Invalid(_))) => {
-                Err(Exit(EXIT_BAD_INPUT, e.to_string()).into())
-            }
-            Err(query::QueryError::Store(StoreError::Refused(why))) => {
-                Err(Exit(EXIT_BAD_INPUT, why).into())
-            }
-            Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// A daemon's refusal or failure, as the CLI reports it.
+fn daemon_error(e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Refused { code, message } => {
+            let exit = if code == "forbidden" {
+                EXIT_FORBIDDEN
+            } else {
+                EXIT_BAD_INPUT
+            };
+            Exit(exit, message).into()
+        }
+        e @ ClientError::NotAllowed { .. } => Exit(EXIT_FORBIDDEN, e.to_string()).into(),
+        e => e.into(),
+    }
+}
+
+/// A question the store itself could not answer, as the CLI reports it.
+fn local_error(e: query::QueryError) -> anyhow::Error {
+    match e {
+        e @ query::QueryError::Forbidden(_) => Exit(EXIT_FORBIDDEN, e.to_string()).into(),
+        e @ (query::QueryError::NotFound(_) | query::QueryError::Invalid(_)) => {
+            Exit(EXIT_BAD_INPUT, e.to_string()).into()
+        }
+        query::QueryError::Store(StoreError::Refused(why)) => Exit(EXIT_BAD_INPUT, why).into(),
+        e => e.into(),
     }
 }
 

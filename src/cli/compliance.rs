@@ -50,6 +50,10 @@ pub enum AuditCommand {
         /// Entries from this time on: RFC 3339, or an age like 24h, 7d, 12w, 1y.
         #[arg(long)]
         since: Option<String>,
+        /// Entries asked for at a time (the log comes in pages, so a long one never has to fit
+        /// in one answer).
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+        page_size: u64,
     },
 }
 
@@ -288,18 +292,41 @@ pub fn audit(cmd: AuditCommand) -> anyhow::Result<u8> {
             }
             Ok(if v.ok() { EXIT_OK } else { EXIT_ATTENTION })
         }
-        AuditCommand::Export { store, since } => {
+        AuditCommand::Export {
+            store,
+            since,
+            page_size,
+        } => {
             let since_ms = since
                 .map(|s| parse_since(&s, crate::ingest::now_ms()))
                 .transpose()?;
-            let (answer, _) = store.ask(Request::AuditExport { since_ms })?;
-            let Answer::Audit(entries) = answer else {
-                anyhow::bail!("the daemon answered something else than audit entries");
+            let limit = usize::try_from(page_size).unwrap_or(usize::MAX);
+            let page = |after_seq| Request::AuditExport {
+                since_ms,
+                after_seq,
+                limit: Some(limit),
             };
             let mut out = std::io::stdout().lock();
-            for e in &entries {
-                writeln!(out, "{}", serde_json::to_string(e)?)?;
-            }
+            store.ask_pages(
+                page(None),
+                |answer| match answer {
+                    // Exactly a page: there may be more (a daemon that does not page sends
+                    // everything, more than a page, and is asked nothing else).
+                    Answer::Audit(entries) if entries.len() == limit => {
+                        Some(page(entries.last().map(|e| e.seq)))
+                    }
+                    _ => None,
+                },
+                |answer| {
+                    let Answer::Audit(entries) = answer else {
+                        anyhow::bail!("the daemon answered something else than audit entries");
+                    };
+                    for e in &entries {
+                        writeln!(out, "{}", serde_json::to_string(e)?)?;
+                    }
+                    Ok(())
+                },
+            )?;
             Ok(EXIT_OK)
         }
     }

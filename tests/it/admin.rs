@@ -443,7 +443,16 @@ fn roles_come_from_groups_and_changes_carry_the_callers_name() {
         recent.lines().any(|l| l.contains("\"action\":\"purge\"")),
         "{recent}"
     );
+    // In pages of two, through the daemon and from the stopped store: the same log.
+    let whole = stdout(&cw(&s, &["audit", "export"], &[]));
+    let paged = stdout(&cw(&s, &["audit", "export", "--page-size", "2"], &[]));
+    assert!(whole.lines().count() > 4, "{whole}");
+    assert_eq!(paged, whole);
     assert_eq!(daemon.stop(), Some(0));
+    let local = stdout(&cw(&s, &["audit", "export", "--page-size", "3"], &[]));
+    assert_eq!(local, stdout(&cw(&s, &["audit", "export"], &[])));
+    // The stopped store holds what the daemon exported, and its stop.
+    assert!(local.starts_with(&whole), "{local}");
     let reloads: Vec<serde_json::Value> = stdout(&cw(&s, &["audit", "export"], &[]))
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
