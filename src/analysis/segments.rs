@@ -412,6 +412,9 @@ const CLOSURE_SPREADS: f64 = 4.0;
 /// speech than the full band for edges to follow it.
 const VOICING_ADVANTAGE: f64 = 2.0;
 
+/// Inactive halves that cut an edge island off from its segment (50 ms).
+const ISLAND_GAP: usize = 5;
+
 /// Halves in each of the two windows that measure a decay's rate at an end.
 const DECAY_HALVES: usize = 5;
 /// Decay rates (dB per 10 ms) an end is extrapolated with: a slow vowel fade to an abrupt stop.
@@ -554,6 +557,23 @@ impl Refine<'_> {
             }
             while e > s && !active(e - 1, rel) {
                 e -= 1;
+            }
+            // An island at an end: a run shorter than a word's evidence, cut off from the
+            // rest by 50 ms or more of nothing: noise the detector bridged onto the speech.
+            // A real burst there comes back below, where it must stand well out.
+            loop {
+                let mut r = e;
+                while r > s && active(r - 1, rel) {
+                    r -= 1;
+                }
+                let mut g = r;
+                while g > s && !active(g - 1, rel) {
+                    g -= 1;
+                }
+                if e - r >= self.min_run || g == s || r - g < ISLAND_GAP {
+                    break;
+                }
+                e = g;
             }
             if s == e {
                 segments[i] = (s, e);
