@@ -444,8 +444,6 @@ impl Refine<'_> {
         self.halves[j].low() as f64
     }
 
-    /// `local[i]` is the strength threshold for coarse segment `i` (P.56's margin under its
-    /// phrase's active level); `relative`, the call's, judges runs away from any segment.
     /// Halves of decay past `e` that the noise hides: where the full band's visibility, not the
     /// strength test, ended the segment, the speech was still `depth` dB over P.56's margin when
     /// it sank under the noise; at the rate it was decaying over its last 100 ms it reaches the
@@ -471,6 +469,8 @@ impl Refine<'_> {
         ((depth / slope).round() as usize).min(MAX_UNSEEN_HALVES)
     }
 
+    /// `local[i]` is the strength threshold for coarse segment `i` (P.56's margin under its
+    /// phrase's active level); `relative`, the call's, judges runs away from any segment.
     fn apply(&self, coarse: &Segments, local: &[f64], relative: f64) -> Segments {
         let noise = self.full.noise.power;
 
