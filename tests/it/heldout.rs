@@ -59,6 +59,22 @@ fn prompts(dir: &Path) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
+/// Calls of four prompts each, after pauses of 0.6 to 2 s, named by their prompts.
+fn calls_of(prompts: &[(String, Vec<f32>)]) -> Vec<(String, Call)> {
+    let mut rng = Rng::new(4242);
+    prompts
+        .chunks(4)
+        .map(|group| {
+            let parts: Vec<(Vec<f32>, f64)> = group
+                .iter()
+                .map(|(_, u)| (u.clone(), 0.6 + 1.4 * rng.uniform()))
+                .collect();
+            let names: Vec<&str> = group.iter().map(|(n, _)| n.as_str()).collect();
+            (names.join("+"), Call::of(&parts, 1.0, 1.0))
+        })
+        .collect()
+}
+
 struct Case {
     name: String,
     start: f64,
@@ -70,8 +86,41 @@ struct Case {
 fn noise_of(kind: &str, n: usize, seed: u64) -> Vec<f32> {
     match kind {
         "white" => white(n, seed),
+        "brown" => brown(n, seed),
+        "swell" => swell(&pink(n, seed), seed),
         _ => pink(n, seed),
     }
+}
+
+/// Brown (1/f²) noise, the rumble of a car or a fan: white noise through a leaky integrator
+/// (corner near 16 Hz at 8 kHz).
+fn brown(n: usize, seed: u64) -> Vec<f32> {
+    let mut y = 0.0f64;
+    white(n, seed)
+        .into_iter()
+        .map(|w| {
+            y = 0.9875 * y + w as f64;
+            y as f32
+        })
+        .collect()
+}
+
+/// Noise whose level drifts by up to ±3 dB over a few seconds, as an office's or a street's does.
+fn swell(x: &[f32], seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    let (a, b) = (
+        rng.uniform() * std::f64::consts::TAU,
+        rng.uniform() * std::f64::consts::TAU,
+    );
+    x.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let t = i as f64 / 8000.0;
+            let db = 2.0 * (a + t * std::f64::consts::TAU / 3.7).sin()
+                + 1.0 * (b + t * std::f64::consts::TAU / 1.3).sin();
+            v * 10f64.powf(db / 20.0) as f32
+        })
+        .collect()
 }
 
 fn measure(name: &str, call: &Call, kind: &str, snr: f64, seed: u64) -> Case {
@@ -131,7 +180,16 @@ fn report(label: &str, cases: &[Case]) -> Shares {
         .filter(|c| c.hum)
         .map(|c| c.name.as_str())
         .collect();
-    assert!(hums.is_empty(), "{label}: hum found in {hums:?}");
+    if std::env::var_os("CW_NOFLOORS").is_none() {
+        assert!(hums.is_empty(), "{label}: hum found in {hums:?}");
+    } else if !hums.is_empty() {
+        println!(
+            "    hum found in {} of {}: {:?}",
+            hums.len(),
+            cases.len(),
+            &hums[..hums.len().min(5)]
+        );
+    }
     let early = cases.iter().filter(|c| c.end < -0.100).count();
     let late = cases.iter().filter(|c| c.end > 0.100).count();
     let snr_bias = cases.iter().filter_map(|c| c.snr).sum::<f64>() / n;
@@ -189,22 +247,41 @@ fn heldout_prompts() {
         .iter()
         .map(|(name, u)| (name.clone(), Call::of(&[(u.clone(), 1.0)], 1.0, 1.0)))
         .collect();
-    let mut rng = Rng::new(4242);
-    let calls: Vec<(String, Call)> = prompts
-        .chunks(4)
-        .map(|group| {
-            let parts: Vec<(Vec<f32>, f64)> = group
-                .iter()
-                .map(|(_, u)| (u.clone(), 0.6 + 1.4 * rng.uniform()))
-                .collect();
-            let names: Vec<&str> = group.iter().map(|(n, _)| n.as_str()).collect();
-            (names.join("+"), Call::of(&parts, 1.0, 1.0))
+    let calls = calls_of(&prompts);
+
+    let kinds = std::env::var("CW_KINDS").unwrap_or_else(|_| "white,pink".into());
+    let gain: f32 = std::env::var("CW_GAIN").map_or(1.0, |g| g.parse().unwrap());
+    let singles: Vec<(String, Call)> = singles
+        .into_iter()
+        .map(|(n, c)| {
+            (
+                n,
+                Call {
+                    samples: c.samples.iter().map(|v| v * gain).collect(),
+                    spans: c.spans,
+                },
+            )
         })
         .collect();
-
-    for kind in ["white", "pink"] {
+    let calls: Vec<(String, Call)> = calls
+        .into_iter()
+        .map(|(n, c)| {
+            (
+                n,
+                Call {
+                    samples: c.samples.iter().map(|v| v * gain).collect(),
+                    spans: c.spans,
+                },
+            )
+        })
+        .collect();
+    for kind in kinds.split(',') {
         for snr in [0.0, 5.0, 10.0, 20.0, 30.0] {
-            let seed0 = if kind == "white" { 50_000 } else { 60_000 } + snr as u64 * 1000;
+            let seed0 = match kind {
+                "white" => 50_000,
+                "pink" => 60_000,
+                _ => 100_000,
+            } + snr as u64 * 1000;
             let jobs: Vec<(usize, &(String, Call))> = singles.iter().enumerate().collect();
             let one = parallel(&jobs, |(i, (name, call))| {
                 measure(name, call, kind, snr, seed0 + *i as u64)
@@ -516,5 +593,50 @@ fn two_party_calls(prompts: &[(String, Vec<f32>)]) {
     assert!(
         over_ok >= 0.97,
         "overtalk within 0.5 s on {over_ok:.3} of the calls"
+    );
+}
+
+/// One held-out prompt alone in one noise, its segments printed: `CW_ONE=name CW_KIND=pink
+/// CW_SNR=10 CW_SEED=1 scripts/heldout heldout_one`.
+#[test]
+#[ignore = "needs the held-out prompts: run scripts/heldout"]
+fn heldout_one() {
+    let dir =
+        std::env::var_os("CALLWARDEN_HELDOUT").expect("CALLWARDEN_HELDOUT: run scripts/heldout");
+    let want = std::env::var("CW_ONE").expect("CW_ONE");
+    let kind = std::env::var("CW_KIND").unwrap_or_else(|_| "pink".into());
+    let snr: f64 = std::env::var("CW_SNR").map_or(10.0, |s| s.parse().unwrap());
+    let prompts = prompts(Path::new(&dir));
+    // The seed `heldout_prompts` gives this prompt alone or call, unless CW_SEED says otherwise.
+    let base = match kind.as_str() {
+        "white" => 50_000,
+        "pink" => 60_000,
+        _ => 100_000,
+    } + snr as u64 * 1000;
+    let (call, seed) = if want.contains('+') {
+        let calls = calls_of(&prompts);
+        let i = calls
+            .iter()
+            .position(|(n, _)| *n == want)
+            .expect("no such call");
+        (calls.into_iter().nth(i).unwrap().1, base + 500 + i as u64)
+    } else {
+        let i = prompts
+            .iter()
+            .position(|(n, _)| *n == want)
+            .expect("no such prompt");
+        (
+            Call::of(&[(prompts[i].1.clone(), 1.0)], 1.0, 1.0),
+            base + i as u64,
+        )
+    };
+    let seed: u64 = std::env::var("CW_SEED").map_or(seed, |s| s.parse().unwrap());
+    let noise = noise_of(&kind, call.samples.len(), seed);
+    let a = analyze(&call.with_noise(&noise, snr), 1);
+    println!("truth {:.3}..{:.3}", call.start_s(), call.end_s());
+    println!("segments {:?}", a.metrics.speech.segments);
+    println!(
+        "snr {:?} floor {:?}",
+        a.metrics.noise.snr_db, a.metrics.noise.floor_dbfs
     );
 }
