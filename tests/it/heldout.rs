@@ -105,24 +105,6 @@ fn brown(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// Noise whose level drifts by up to ±3 dB over a few seconds, as an office's or a street's does.
-fn swell(x: &[f32], seed: u64) -> Vec<f32> {
-    let mut rng = Rng::new(seed ^ 0x5eed);
-    let (a, b) = (
-        rng.uniform() * std::f64::consts::TAU,
-        rng.uniform() * std::f64::consts::TAU,
-    );
-    x.iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let t = i as f64 / 8000.0;
-            let db = 2.0 * (a + t * std::f64::consts::TAU / 3.7).sin()
-                + 1.0 * (b + t * std::f64::consts::TAU / 1.3).sin();
-            v * 10f64.powf(db / 20.0) as f32
-        })
-        .collect()
-}
-
 fn measure(name: &str, call: &Call, kind: &str, snr: f64, seed: u64) -> Case {
     let noise = noise_of(kind, call.samples.len(), seed);
     let a = analyze(&call.with_noise(&noise, snr), 1);
