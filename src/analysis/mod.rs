@@ -11,6 +11,7 @@ pub mod model;
 pub mod score;
 pub mod segments;
 pub mod spectrum;
+pub mod track;
 pub mod vad;
 
 use crate::config::Config;

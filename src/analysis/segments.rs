@@ -16,6 +16,7 @@
 use crate::config::VadConfig;
 
 use super::features::{Half, HALVES_PER_VAD, PRE_EMPHASIS};
+use super::track::{self, Track};
 
 /// Level of digital silence: nothing is quieter than this.
 pub const FLOOR_DB: f64 = -120.0;
@@ -206,9 +207,6 @@ pub fn segment(
     let n = halves.len();
     let ac = |j: usize| halves[j].ac();
     let low = |j: usize| halves[j].low();
-    // The spreads of the 100 ms means that look past an edge for a weak tail.
-    let tail_spread = noise_floor(&moving_average_of(n, TAIL_WINDOW / 2, ac)).spread_db;
-    let low_tail_spread = noise_floor(&moving_average_of(n, TAIL_WINDOW / 2, low)).spread_db;
     // Two views of the noise: full band (where voiced speech has its power, so white noise
     // hides it least) and speech band (pre-emphasised, where rumble and pink noise's slow
     // wander vanish). Each view's gates stand above its noise by more than its own spread, so
@@ -218,6 +216,15 @@ pub fn segment(
     let measured = noise_floor(powers);
     let emph = View::new(n, |j| halves[j].band(), cfg);
     let voicing = View::new(n, low, cfg);
+    // The spreads of the 100 ms means that look past an edge for a weak tail.
+    let tail_spread = noise_floor(&moving_average_of(n, TAIL_WINDOW / 2, |j| {
+        full.level_over_floor(j, ac(j))
+    }))
+    .spread_db;
+    let low_tail_spread = noise_floor(&moving_average_of(n, TAIL_WINDOW / 2, |j| {
+        voicing.level_over_floor(j, low(j))
+    }))
+    .spread_db;
     let vad_at = |j: usize| {
         vad.get(j / HALVES_PER_VAD)
             .or(vad.last())
@@ -294,13 +301,22 @@ pub fn segment(
         min_run: halves_of(cfg.min_speech_ms).max(1),
         gap: halves_of(cfg.min_silence_ms),
     };
-    let mut refined = segments.clone();
     let hangover = ((P56_HANGOVER_S / half_s).round() as usize).max(1);
     let margin = 10f64.powf(-P56_MARGIN_DB / 10.0);
+    let segments = drop_faint_phrases(
+        segments,
+        &[&full, &emph],
+        &[&ac, &|j| halves[j].band()],
+        hangover,
+        margin,
+        halves_of(PHRASE_GAP_MS),
+    );
+    let mut refined = segments.clone();
     let phrases = phrases(&segments, halves_of(PHRASE_GAP_MS));
     for _ in 0..2 {
         let activity = p56_activity(&refined, hangover, n);
-        let Some(active) = active_power(ac, &activity, full.noise.power) else {
+        let excess = |j: usize| ac(j) as f64 - full.noise_at(j);
+        let Some(active) = active_power(excess, &activity) else {
             break;
         };
         // Each phrase's edges are judged against its own level: a quieter last phrase still
@@ -313,7 +329,7 @@ pub fn segment(
                     .map(|&(s, e)| (s.max(segments[a].0), e.min(segments[b - 1].1 + hangover)))
                     .filter(|&(s, e)| e > s)
                     .collect();
-                active_power(ac, &within, full.noise.power).unwrap_or(active) * margin
+                active_power(excess, &within).unwrap_or(active) * margin
             })
             .zip(phrases.iter())
             .flat_map(|(level, &(a, b))| std::iter::repeat_n(level, b - a))
@@ -329,8 +345,11 @@ pub fn segment(
 
 /// One view of a channel's halves for detection: its noise and its gates.
 struct View {
+    /// The 50 ms smoothed powers.
     smoothed: Vec<f32>,
+    /// The noise at its quietest; `track` says how far it rises above that, moment by moment.
     noise: NoiseEstimate,
+    track: Option<Track>,
     /// Spread (dB) of the smoothed level in noise.
     spread_db: f64,
     gate: f64,
@@ -346,12 +365,14 @@ impl View {
         let smoothed = moving_average_of(n, SMOOTH_HALVES, at);
         let noise = noise_floor_of(n, at);
         let spread = noise_floor(&smoothed).spread_db;
+        let track = Track::of(n, at);
         let noise_db = level_db(noise.power);
         let margin = cfg.energy_margin_db.max(3.0 * spread);
         let db = |x: f64| 10f64.powf((noise_db + x) / 10.0);
         View {
             smoothed,
             noise,
+            track,
             spread_db: spread,
             gate: db(margin),
             // So far above the noise that only a mistaken VAD would call it silence (the VAD
@@ -361,8 +382,33 @@ impl View {
         }
     }
 
+    /// Whether the smoothed power at `j` stands above `threshold`, a level relative to the
+    /// quietest noise (the noise, a gate), once the noise's rise there is added.
     fn above(&self, j: usize, threshold: f64) -> bool {
-        self.smoothed[j] as f64 > threshold
+        self.smoothed[j] as f64 > threshold * self.gain(j)
+    }
+
+    /// The noise floor's rise at `j` over its quietest (a power ratio, 1 in steady noise).
+    fn gain(&self, j: usize) -> f64 {
+        track::gain(self.track.as_ref(), j)
+    }
+
+    /// The noise power at `j`.
+    fn noise_at(&self, j: usize) -> f64 {
+        self.noise.power * self.gain(j)
+    }
+
+    /// The noise's mean rise over `[a, b)`.
+    fn gain_over(&self, a: usize, b: usize) -> f64 {
+        if self.track.is_none() || b <= a {
+            return 1.0;
+        }
+        (a..b).map(|j| self.gain(j)).sum::<f64>() / (b - a) as f64
+    }
+
+    /// `power` at `j` with the noise's rise there taken out.
+    fn level_over_floor(&self, j: usize, power: f32) -> f32 {
+        (power as f64 / self.gain(j)) as f32
     }
 }
 
@@ -379,9 +425,53 @@ fn mean_over(at: impl Fn(usize) -> f32, segments: &Segments) -> Option<f64> {
     (n > 0).then(|| sum / n as f64)
 }
 
-/// Mean power over the segments less the noise: the active speech power.
-fn active_power(at: impl Fn(usize) -> f32, segments: &Segments, noise: f64) -> Option<f64> {
-    mean_over(at, segments).map(|p| (p - noise).max(FLOOR_POWER))
+/// Mean of `excess` (power less the noise) over the segments: the active speech power.
+fn active_power(excess: impl Fn(usize) -> f64, segments: &Segments) -> Option<f64> {
+    let (sum, n) = segments.iter().fold((0.0, 0usize), |(s, n), &(a, b)| {
+        (s + (a..b).map(&excess).sum::<f64>(), n + b - a)
+    });
+    (n > 0).then(|| (sum / n as f64).max(FLOOR_POWER))
+}
+
+/// Drops the phrases P.56 would not count, more than its margin under the channel's active
+/// level (in the full band), unless they stand out of their noise by the strong gate in some
+/// view: such a phrase is a swell of the noise that the VAD and the gates took for speech, and
+/// judged against its own level, as edges are, it would only grow. A quiet talker well clear of
+/// the noise is kept.
+fn drop_faint_phrases(
+    segments: Segments,
+    views: &[&View],
+    powers: &[&dyn Fn(usize) -> f32],
+    hangover: usize,
+    margin: f64,
+    gap: usize,
+) -> Segments {
+    let n = views[0].smoothed.len();
+    let excess = |v: usize, segs: &Segments| {
+        let (view, at) = (views[v], powers[v]);
+        active_power(|j| at(j) as f64 - view.noise_at(j), segs)
+    };
+    let Some(call) = excess(0, &p56_activity(&segments, hangover, n)) else {
+        return segments;
+    };
+    let mut kept = Segments::with_capacity(segments.len());
+    for (a, b) in phrases(&segments, gap) {
+        let own: Segments = segments[a..b].to_vec();
+        let faint = excess(0, &own).is_none_or(|level| level < call * margin);
+        let stands_out = || {
+            (0..views.len()).any(|v| {
+                let view = views[v];
+                let (s, e) = (own[0].0, own[own.len() - 1].1);
+                excess(v, &own).is_some_and(|level| {
+                    level >= (view.strong - view.noise.power) * view.gain_over(s, e)
+                })
+            })
+        };
+        if !faint || stands_out() {
+            kept.extend(own);
+        }
+    }
+    kept
 }
 
 /// Pauses at least this long (ms) separate phrases, each with its own active level for its
@@ -449,14 +539,18 @@ impl Refine<'_> {
     /// it sank under the noise; at the rate it was decaying over its last 100 ms it reaches the
     /// margin that many halves later.
     fn unseen_decay(&self, s: usize, e: usize, relative: f64) -> usize {
-        let noise = self.full.noise.power;
-        let seen = self.full.visible - noise;
+        let seen =
+            (self.full.visible - self.full.noise.power) * self.full.gain(e.saturating_sub(1));
         if seen <= relative || e < s + 2 * DECAY_HALVES {
             return 0;
         }
         let depth = level_db(seen) - level_db(relative);
-        let excess =
-            |a: usize, b: usize| (a..b).map(|j| self.ac(j) - noise).sum::<f64>() / (b - a) as f64;
+        let excess = |a: usize, b: usize| {
+            (a..b)
+                .map(|j| self.ac(j) - self.full.noise_at(j))
+                .sum::<f64>()
+                / (b - a) as f64
+        };
         let (earlier, later) = (
             excess(e - 2 * DECAY_HALVES, e - DECAY_HALVES),
             excess(e - DECAY_HALVES, e),
@@ -472,10 +566,9 @@ impl Refine<'_> {
     /// `local[i]` is the strength threshold for coarse segment `i` (P.56's margin under its
     /// phrase's active level); `relative`, the call's, judges runs away from any segment.
     fn apply(&self, coarse: &Segments, local: &[f64], relative: f64) -> Segments {
-        let noise = self.full.noise.power;
-
         let n = self.halves.len();
-        let strong_enough = |j: usize, relative: f64| self.ac(j) - noise >= relative;
+        let strong_enough =
+            |j: usize, relative: f64| self.ac(j) - self.full.noise_at(j) >= relative;
         // Next to speech, seeing it in either view is enough; a run on its own must show in
         // both (slow noise swells show in one view only).
         let seen: Vec<bool> = (0..n)
@@ -498,19 +591,21 @@ impl Refine<'_> {
         // A weak tail: the 100 ms beyond the edge, taken together, still holds speech.
         let window = |a: usize, b: usize, relative: f64| {
             let m = mean(&|j| self.ac(j), a, b);
-            b > a && m - noise >= relative && m > self.tail_visible
+            let rise = self.full.gain_over(a, b);
+            b > a && m - self.full.noise.power * rise >= relative && m > self.tail_visible * rise
         };
         // A voiced decay, in the voicing band: it stands out of that band's noise, and the
         // band's excess alone (never more than the speech's own power) passes the strength
         // test; or the 100 ms beyond the edge does, taken together.
         let voiced = |j: usize, relative: f64| {
             self.voicing
-                .is_some_and(|v| v.above(j, v.visible) && self.low(j) - v.noise.power >= relative)
+                .is_some_and(|v| v.above(j, v.visible) && self.low(j) - v.noise_at(j) >= relative)
         };
         let voiced_window = |a: usize, b: usize, relative: f64| {
             self.voicing.is_some_and(|v| {
                 let m = mean(&|j| self.low(j), a, b);
-                b > a && m - v.noise.power >= relative && m > self.low_tail_visible
+                let rise = v.gain_over(a, b);
+                b > a && m - v.noise.power * rise >= relative && m > self.low_tail_visible * rise
             })
         };
         // A sound after a stop closure (a last syllable, burst or fricative): it stands well
@@ -520,30 +615,32 @@ impl Refine<'_> {
         // far past what its quiet side shows.
         let emph_gain = (1.0 + PRE_EMPHASIS as f64).powi(2);
         let well_out = |view: &View, j: usize| {
-            view.smoothed[j] as f64
-                > view.noise.power * 10f64.powf(CLOSURE_SPREADS * view.spread_db / 10.0)
+            view.above(
+                j,
+                view.noise.power * 10f64.powf(CLOSURE_SPREADS * view.spread_db / 10.0),
+            )
         };
         // A burst may last a single half, which the 50 ms mean dilutes five-fold: the half on
         // its own counts when it stands as far out of the half-to-half spread of the noise in
         // the full and the speech band, and passes the strength test.
-        let spreads_out = |view: &View, power: f64| {
-            power > view.noise.power * 10f64.powf(CLOSURE_SPREADS * view.noise.spread_db / 10.0)
+        let spreads_out = |view: &View, j: usize, power: f64| {
+            power > view.noise_at(j) * 10f64.powf(CLOSURE_SPREADS * view.noise.spread_db / 10.0)
         };
         let burst = |j: usize, relative: f64| {
             let full = self.ac(j);
-            full - noise >= relative
-                && spreads_out(self.full, full)
-                && spreads_out(self.emph, self.halves[j].band() as f64)
+            full - self.full.noise_at(j) >= relative
+                && spreads_out(self.full, j, full)
+                && spreads_out(self.emph, j, self.halves[j].band() as f64)
         };
         let after_closure = |j: usize, relative: f64| {
             let full = self.full.smoothed[j] as f64;
             let emph = self.emph.smoothed[j] as f64;
             burst(j, relative)
                 || (well_out(self.full, j)
-                    && full - noise >= relative
+                    && full - self.full.noise_at(j) >= relative
                     && self.voicing.is_some_and(|v| well_out(v, j)))
                 || (well_out(self.emph, j)
-                    && (emph - self.emph.noise.power) / emph_gain >= relative)
+                    && (emph - self.emph.noise_at(j)) / emph_gain >= relative)
         };
         let mut segments = coarse.clone();
         let mut previous_end = 0;

@@ -389,3 +389,47 @@ fn short_recordings_are_flagged() {
     assert!(flags(&analyze(short, 1)).contains(&"too_short".to_string()));
     assert!(!flags(&analyze(&standard_call().samples, 1)).contains(&"too_short".to_string()));
 }
+
+/// Start and end errors (seconds) of each utterance alone in pink noise that swells by up to
+/// ±3 dB over seconds, at `snr`, over `draws` noise draws.
+fn swell_errors(snr: f64, draws: u64) -> (Vec<f64>, Vec<f64>) {
+    let (mut starts, mut ends) = (Vec::new(), Vec::new());
+    for k in 0..draws {
+        for (i, name) in UTTERANCES.iter().enumerate() {
+            let call = Call::new(&[(name, 1.0)], 1.0, 1.0);
+            let seed = 3000 + 20 * k + i as u64;
+            let noise = swell(&pink(call.samples.len(), seed), seed);
+            let s = analyze(&call.with_noise(&noise, snr), 1).metrics.speech;
+            starts.push(s.start_s.expect("start") - call.start_s());
+            ends.push(s.end_s.expect("end") - call.end_s());
+        }
+    }
+    (starts, ends)
+}
+
+#[test]
+fn speech_edges_in_swelling_noise() {
+    let within = |x: &[f64], bound: f64| {
+        x.iter().filter(|v| v.abs() <= bound).count() as f64 / x.len() as f64
+    };
+    // At 20 dB, the swells' crests (up to 3 dB over the quiet end) must not read as speech
+    // before the first word: every start within issue 2's 50 ms, as in steady noise. (With
+    // one floor for the whole file, a start in eight or nine came at the file's start.)
+    let (starts, ends) = swell_errors(20.0, 3);
+    assert_eq!(within(&starts, 0.050), 1.0, "swell 20 dB starts {starts:?}");
+    assert!(within(&ends, 0.050) >= 0.90, "swell 20 dB ends {ends:?}");
+    assert_eq!(within(&ends, 0.100), 1.0, "swell 20 dB ends {ends:?}");
+    // At 10 dB the crests come within 7 dB of the speech: most edges still hold. Known
+    // shortfall: some ends are early by 100-350 ms, and a few files keep a noise crest after
+    // the last word (an end up to the file's end, 1 s late).
+    let (starts, ends) = swell_errors(10.0, 3);
+    assert!(
+        within(&starts, 0.100) >= 0.85,
+        "swell 10 dB starts {starts:?}"
+    );
+    assert!(within(&ends, 0.100) >= 0.80, "swell 10 dB ends {ends:?}");
+    assert!(
+        ends.iter().all(|&e| (-0.400..=1.0).contains(&e)),
+        "swell 10 dB ends {ends:?}"
+    );
+}
