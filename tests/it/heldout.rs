@@ -105,6 +105,23 @@ fn brown(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// The calls with every sample times `gain`.
+fn scaled(calls: Vec<(String, Call)>, gain: f32) -> Vec<(String, Call)> {
+    calls
+        .into_iter()
+        .map(|(name, c)| {
+            let samples = c.samples.iter().map(|v| v * gain).collect();
+            (
+                name,
+                Call {
+                    samples,
+                    spans: c.spans,
+                },
+            )
+        })
+        .collect()
+}
+
 fn measure(name: &str, call: &Call, kind: &str, snr: f64, seed: u64) -> Case {
     let noise = noise_of(kind, call.samples.len(), seed);
     let a = analyze(&call.with_noise(&noise, snr), 1);
@@ -233,30 +250,7 @@ fn heldout_prompts() {
 
     let kinds = std::env::var("CW_KINDS").unwrap_or_else(|_| "white,pink".into());
     let gain: f32 = std::env::var("CW_GAIN").map_or(1.0, |g| g.parse().unwrap());
-    let singles: Vec<(String, Call)> = singles
-        .into_iter()
-        .map(|(n, c)| {
-            (
-                n,
-                Call {
-                    samples: c.samples.iter().map(|v| v * gain).collect(),
-                    spans: c.spans,
-                },
-            )
-        })
-        .collect();
-    let calls: Vec<(String, Call)> = calls
-        .into_iter()
-        .map(|(n, c)| {
-            (
-                n,
-                Call {
-                    samples: c.samples.iter().map(|v| v * gain).collect(),
-                    spans: c.spans,
-                },
-            )
-        })
-        .collect();
+    let (singles, calls) = (scaled(singles, gain), scaled(calls, gain));
     for kind in kinds.split(',') {
         for snr in [0.0, 5.0, 10.0, 20.0, 30.0] {
             let seed0 = match kind {
