@@ -283,7 +283,7 @@ pub fn segment(
     // rumble it is near 1, and the band, with a tenth of the full band's degrees of freedom,
     // would only add noise to the edges.
     let excess = |at: &dyn Fn(usize) -> f32, noise: f64| {
-        mean_over(at, &segments).map_or(0.0, |m| (m - noise).max(0.0))
+        mean_over(|j| at(j) as f64, &segments).map_or(0.0, |m| (m - noise).max(0.0))
     };
     let speech_share =
         excess(&low, voicing.noise.power) / excess(&ac, full.noise.power).max(FLOOR_POWER);
@@ -414,23 +414,20 @@ impl View {
 
 /// Mean power over the segments, if they hold any halves.
 pub fn mean_power(powers: &[f32], segments: &Segments) -> Option<f64> {
-    mean_over(|j| powers[j], segments)
+    mean_over(|j| powers[j] as f64, segments)
 }
 
 /// Mean of `at` over the segments, if they hold any halves.
-fn mean_over(at: impl Fn(usize) -> f32, segments: &Segments) -> Option<f64> {
+fn mean_over(at: impl Fn(usize) -> f64, segments: &Segments) -> Option<f64> {
     let (sum, n) = segments.iter().fold((0.0, 0usize), |(s, n), &(a, b)| {
-        (s + (a..b).map(|j| at(j) as f64).sum::<f64>(), n + b - a)
+        (s + (a..b).map(&at).sum::<f64>(), n + b - a)
     });
     (n > 0).then(|| sum / n as f64)
 }
 
 /// Mean of `excess` (power less the noise) over the segments: the active speech power.
 fn active_power(excess: impl Fn(usize) -> f64, segments: &Segments) -> Option<f64> {
-    let (sum, n) = segments.iter().fold((0.0, 0usize), |(s, n), &(a, b)| {
-        (s + (a..b).map(&excess).sum::<f64>(), n + b - a)
-    });
-    (n > 0).then(|| (sum / n as f64).max(FLOOR_POWER))
+    mean_over(excess, segments).map(|p| p.max(FLOOR_POWER))
 }
 
 /// Drops the phrases P.56 would not count, more than its margin under the channel's active
