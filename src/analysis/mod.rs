@@ -131,8 +131,10 @@ fn judge(
     let results: Vec<measure::ChannelResult> = features
         .iter()
         .map(|f| {
+            let seg = segments::segment(&f.halves, &f.vad, timing.half_s, &cfg.vad);
+            // Made after segmenting, whose views are gone by then (on a 4-hour call each
+            // series of halves is 6 MB).
             let powers: Vec<f32> = f.halves.iter().map(|h| h.power()).collect();
-            let seg = segments::segment(&f.halves, &powers, &f.vad, timing.half_s, &cfg.vad);
             measure::channel(
                 f,
                 &powers,

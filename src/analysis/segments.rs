@@ -48,23 +48,62 @@ fn moving_average(powers: &[f32], reach: usize) -> Vec<f32> {
 
 /// `moving_average` of the `n` values `at(0..n)`.
 fn moving_average_of(n: usize, reach: usize, at: impl Fn(usize) -> f32) -> Vec<f32> {
-    let mut out = Vec::with_capacity(n);
-    let mut sum = 0.0f64;
-    let (mut lo, mut hi) = (0usize, 0usize); // the window is powers[lo..hi]
-    for j in 0..n {
-        let want_hi = (j + reach + 1).min(n);
-        while hi < want_hi {
-            sum += at(hi) as f64;
-            hi += 1;
+    MovingAverage::new(n, reach, at).collect()
+}
+
+/// The centred moving average over `2 * reach + 1` of the `n` values `at(0..n)`, one at a
+/// time: for statistics of a smoothed series that need not hold it (on a 4-hour call, each
+/// series of halves is 11 MB).
+struct MovingAverage<F> {
+    at: F,
+    n: usize,
+    reach: usize,
+    j: usize,
+    sum: f64,
+    /// The window is `at(lo..hi)`.
+    lo: usize,
+    hi: usize,
+}
+
+impl<F: Fn(usize) -> f32> MovingAverage<F> {
+    fn new(n: usize, reach: usize, at: F) -> Self {
+        MovingAverage {
+            at,
+            n,
+            reach,
+            j: 0,
+            sum: 0.0,
+            lo: 0,
+            hi: 0,
         }
-        let want_lo = j.saturating_sub(reach);
-        while lo < want_lo {
-            sum -= at(lo) as f64;
-            lo += 1;
-        }
-        out.push((sum.max(0.0) / (hi - lo) as f64) as f32);
     }
-    out
+}
+
+impl<F: Fn(usize) -> f32> Iterator for MovingAverage<F> {
+    type Item = f32;
+
+    fn next(&mut self) -> Option<f32> {
+        if self.j >= self.n {
+            return None;
+        }
+        let want_hi = (self.j + self.reach + 1).min(self.n);
+        while self.hi < want_hi {
+            self.sum += (self.at)(self.hi) as f64;
+            self.hi += 1;
+        }
+        let want_lo = self.j.saturating_sub(self.reach);
+        while self.lo < want_lo {
+            self.sum -= (self.at)(self.lo) as f64;
+            self.lo += 1;
+        }
+        self.j += 1;
+        Some((self.sum.max(0.0) / (self.hi - self.lo) as f64) as f32)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.n - self.j;
+        (left, Some(left))
+    }
 }
 
 pub fn level_db(power: f64) -> f64 {
@@ -108,10 +147,6 @@ pub fn noise_floor(powers: &[f32]) -> NoiseEstimate {
 
 /// `noise_floor` of the `n` powers `at(0..n)`.
 fn noise_floor_of(n: usize, at: impl Fn(usize) -> f32) -> NoiseEstimate {
-    const STEP: f64 = 0.25;
-    let bins = ((20.0 - FLOOR_DB) / STEP) as usize + 1;
-    let bin = |p: f32| (((fast_level_db(p) - FLOOR_DB) / STEP).max(0.0) as usize).min(bins - 1);
-    let level = |b: usize| FLOOR_DB + (b as f64 + 0.5) * STEP;
     if n == 0 {
         return NoiseEstimate {
             power: FLOOR_POWER,
@@ -119,64 +154,8 @@ fn noise_floor_of(n: usize, at: impl Fn(usize) -> f32) -> NoiseEstimate {
             limit_db: FLOOR_DB,
         };
     }
-    let mut hist = vec![0f64; bins];
-    for j in 0..n {
-        hist[bin(at(j))] += 1.0;
-    }
-    // The noise peak is the quiet end's: search up to 3 dB above the 10th percentile (and
-    // never past the median), so that speech's own pile of levels in a call with few pauses
-    // is not taken for the noise.
-    let percentile = |q: f64| {
-        let target = (q * n as f64).ceil().max(1.0);
-        let mut acc = 0.0;
-        hist.iter()
-            .position(|&c| {
-                acc += c;
-                acc >= target
-            })
-            .unwrap_or(bins - 1)
-    };
-    let search_top = percentile(0.5).min(percentile(0.1) + (3.0 / STEP) as usize);
-    // Smooth over +-0.5 dB so the peak is not a single lucky bin (a 1.25 dB box, whose own
-    // width is taken out of the measured spread below).
-    const KERNEL_SD: f64 = 0.36;
-    let smooth: Vec<f64> = (0..bins)
-        .map(|b| {
-            let lo = b.saturating_sub(2);
-            let hi = (b + 2).min(bins - 1);
-            hist[lo..=hi].iter().sum::<f64>() / (hi - lo + 1) as f64
-        })
-        .collect();
-    let (mode, peak) = smooth[..=search_top]
-        .iter()
-        .enumerate()
-        .fold(
-            (0, -1.0),
-            |best, (b, &c)| if c > best.1 { (b, c) } else { best },
-        );
-    // Quiet-side width at exp(-1/2) of the peak: one standard deviation of a normal shape.
-    let target = 0.6065 * peak;
-    let mut b = mode;
-    while b > 0 && smooth[b] > target {
-        b -= 1;
-    }
-    // Interpolate the crossing between bins b and b + 1.
-    let above = smooth[b + 1].max(target);
-    let frac = if above > smooth[b] {
-        (above - target) / (above - smooth[b])
-    } else {
-        0.0
-    };
-    let width = if b < mode {
-        ((mode - b - 1) as f64 + frac) * STEP
-    } else {
-        0.0
-    };
-    let spread = (width * width - KERNEL_SD * KERNEL_SD)
-        .max(0.0)
-        .sqrt()
-        .clamp(0.2, 8.0);
-    let top = level(mode) + 2.0 * spread + STEP;
+    let (mode, spread) = Levels::of((0..n).map(&at)).noise_peak();
+    let top = Levels::level(mode) + 2.0 * spread + Levels::STEP;
     let limit = 10f64.powf(top / 10.0);
     let (sum, count) = (0..n)
         .map(|j| at(j) as f64)
@@ -185,25 +164,118 @@ fn noise_floor_of(n: usize, at: impl Fn(usize) -> f32) -> NoiseEstimate {
     let power = if count > 0 {
         sum / count as f64
     } else {
-        10f64.powf(level(mode) / 10.0)
+        10f64.powf(Levels::level(mode) / 10.0)
     };
     NoiseEstimate {
         power: power.max(FLOOR_POWER),
         spread_db: spread,
-        limit_db: level(mode) + 3.0 * spread + 1.0,
+        limit_db: Levels::level(mode) + 3.0 * spread + 1.0,
     }
 }
 
-/// Finds the speech segments of one channel from its kept halves; `powers` are their full-band
-/// powers (`Half::power`), which give the noise as measured. `vad` holds one decision per
+/// `noise_floor(powers).spread_db`, in one pass that keeps none of them.
+fn noise_spread(powers: impl Iterator<Item = f32>) -> f64 {
+    let levels = Levels::of(powers);
+    if levels.n == 0 {
+        return 0.0;
+    }
+    levels.noise_peak().1
+}
+
+/// The distribution of half levels, in 0.25 dB bins from `FLOOR_DB` to +20 dBFS.
+struct Levels {
+    hist: Vec<f64>,
+    n: usize,
+}
+
+impl Levels {
+    const STEP: f64 = 0.25;
+    const BINS: usize = ((20.0 - FLOOR_DB) / Self::STEP) as usize + 1;
+
+    fn of(powers: impl Iterator<Item = f32>) -> Levels {
+        let mut hist = vec![0f64; Self::BINS];
+        let mut n = 0;
+        for p in powers {
+            hist[Self::bin(p)] += 1.0;
+            n += 1;
+        }
+        Levels { hist, n }
+    }
+
+    fn bin(p: f32) -> usize {
+        (((fast_level_db(p) - FLOOR_DB) / Self::STEP).max(0.0) as usize).min(Self::BINS - 1)
+    }
+
+    /// The level (dBFS) at the centre of bin `b`.
+    fn level(b: usize) -> f64 {
+        FLOOR_DB + (b as f64 + 0.5) * Self::STEP
+    }
+
+    /// The noise peak's bin and its spread (dB); the distribution holds at least one level.
+    fn noise_peak(&self) -> (usize, f64) {
+        let (hist, n, bins) = (&self.hist, self.n, Self::BINS);
+        // The noise peak is the quiet end's: search up to 3 dB above the 10th percentile (and
+        // never past the median), so that speech's own pile of levels in a call with few pauses
+        // is not taken for the noise.
+        let percentile = |q: f64| {
+            let target = (q * n as f64).ceil().max(1.0);
+            let mut acc = 0.0;
+            hist.iter()
+                .position(|&c| {
+                    acc += c;
+                    acc >= target
+                })
+                .unwrap_or(bins - 1)
+        };
+        let search_top = percentile(0.5).min(percentile(0.1) + (3.0 / Self::STEP) as usize);
+        // Smooth over +-0.5 dB so the peak is not a single lucky bin (a 1.25 dB box, whose own
+        // width is taken out of the measured spread below).
+        const KERNEL_SD: f64 = 0.36;
+        let smooth: Vec<f64> = (0..bins)
+            .map(|b| {
+                let lo = b.saturating_sub(2);
+                let hi = (b + 2).min(bins - 1);
+                hist[lo..=hi].iter().sum::<f64>() / (hi - lo + 1) as f64
+            })
+            .collect();
+        let (mode, peak) =
+            smooth[..=search_top]
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, -1.0),
+                    |best, (b, &c)| if c > best.1 { (b, c) } else { best },
+                );
+        // Quiet-side width at exp(-1/2) of the peak: one standard deviation of a normal shape.
+        let target = 0.6065 * peak;
+        let mut b = mode;
+        while b > 0 && smooth[b] > target {
+            b -= 1;
+        }
+        // Interpolate the crossing between bins b and b + 1.
+        let above = smooth[b + 1].max(target);
+        let frac = if above > smooth[b] {
+            (above - target) / (above - smooth[b])
+        } else {
+            0.0
+        };
+        let width = if b < mode {
+            ((mode - b - 1) as f64 + frac) * Self::STEP
+        } else {
+            0.0
+        };
+        let spread = (width * width - KERNEL_SD * KERNEL_SD)
+            .max(0.0)
+            .sqrt()
+            .clamp(0.2, 8.0);
+        (mode, spread)
+    }
+}
+
+/// Finds the speech segments of one channel from its kept halves; their full-band powers
+/// (`Half::power`) give the noise as measured. `vad` holds one decision per
 /// `HALVES_PER_VAD` halves.
-pub fn segment(
-    halves: &[Half],
-    powers: &[f32],
-    vad: &[bool],
-    half_s: f64,
-    cfg: &VadConfig,
-) -> Segmentation {
+pub fn segment(halves: &[Half], vad: &[bool], half_s: f64, cfg: &VadConfig) -> Segmentation {
     let n = halves.len();
     let ac = |j: usize| halves[j].ac();
     let low = |j: usize| halves[j].low();
@@ -213,18 +285,16 @@ pub fn segment(
     // speech counts when it stands out in either. A third, the voicing band, only follows
     // edges (see `Refine`).
     let full = View::new(n, ac, cfg);
-    let measured = noise_floor(powers);
+    let measured = noise_floor_of(n, |j| halves[j].power());
     let emph = View::new(n, |j| halves[j].band(), cfg);
     let voicing = View::new(n, low, cfg);
     // The spreads of the 100 ms means that look past an edge for a weak tail.
-    let tail_spread = noise_floor(&moving_average_of(n, TAIL_WINDOW / 2, |j| {
+    let tail_spread = noise_spread(MovingAverage::new(n, TAIL_WINDOW / 2, |j| {
         full.level_over_floor(j, ac(j))
-    }))
-    .spread_db;
-    let low_tail_spread = noise_floor(&moving_average_of(n, TAIL_WINDOW / 2, |j| {
+    }));
+    let low_tail_spread = noise_spread(MovingAverage::new(n, TAIL_WINDOW / 2, |j| {
         voicing.level_over_floor(j, low(j))
-    }))
-    .spread_db;
+    }));
     let vad_at = |j: usize| {
         vad.get(j / HALVES_PER_VAD)
             .or(vad.last())
@@ -364,7 +434,7 @@ impl View {
         // peak); the spread from the smoothed ones, which are what the gates judge.
         let smoothed = moving_average_of(n, SMOOTH_HALVES, at);
         let noise = noise_floor_of(n, at);
-        let spread = noise_floor(&smoothed).spread_db;
+        let spread = noise_spread(smoothed.iter().copied());
         let track = Track::of(n, at);
         let noise_db = level_db(noise.power);
         let margin = cfg.energy_margin_db.max(3.0 * spread);
@@ -922,7 +992,7 @@ mod tests {
             .collect();
         let halves: Vec<Half> = powers.iter().map(|&p| Half::new(p, p, p, p)).collect();
         let vad = vec![true; 300];
-        let seg = segment(&halves, &powers, &vad, 0.01, &cfg);
+        let seg = segment(&halves, &vad, 0.01, &cfg);
         seg.segments.last().expect("speech").1 - 260
     }
 
@@ -950,9 +1020,8 @@ mod tests {
             *p = 1e-2; // 600 ms of speech
         }
         let halves: Vec<Half> = powers.iter().map(|&p| Half::new(p, p, p, p)).collect();
-        let powers: Vec<f32> = halves.iter().map(|h| h.power()).collect();
         let vad = vec![true; 200];
-        let seg = segment(&halves, &powers, &vad, 0.01, &cfg);
+        let seg = segment(&halves, &vad, 0.01, &cfg);
         assert_eq!(seg.segments, vec![(200, 260)]);
     }
 }
