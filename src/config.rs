@@ -223,6 +223,10 @@ pub struct AlertsConfig {
     pub repeat_s: f64,
     /// At most this many alerts per rule per hour; the rest are counted and logged once.
     pub max_per_hour: u32,
+    /// A recording stored without its sidecar has its alerts judged this long later (seconds),
+    /// with the consent the sidecar brings if it has come by then (PBXs write the JSON after
+    /// the audio).
+    pub sidecar_wait_s: f64,
     /// A command run for every alert, the alert as JSON on its standard input (no shell:
     /// the first item is the program, the others its arguments, as written).
     pub command: Vec<String>,
@@ -242,6 +246,7 @@ impl Default for AlertsConfig {
         AlertsConfig {
             repeat_s: 3600.0,
             max_per_hour: 60,
+            sidecar_wait_s: 10.0,
             command: Vec::new(),
             command_timeout_s: 10.0,
             concurrency: 2,
@@ -554,6 +559,9 @@ impl Config {
         let al = &self.alerts;
         if !(al.repeat_s.is_finite() && al.repeat_s >= 0.0) {
             return Err(bad("alerts.repeat_s", "must be 0 or more seconds"));
+        }
+        if !(al.sidecar_wait_s.is_finite() && (0.0..=3600.0).contains(&al.sidecar_wait_s)) {
+            return Err(bad("alerts.sidecar_wait_s", "must be 0 to 3600 seconds"));
         }
         if al.max_per_hour == 0 {
             return Err(bad("alerts.max_per_hour", "must be at least 1"));

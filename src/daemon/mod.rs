@@ -38,7 +38,7 @@ use crate::store::{Store, StoreError};
 use crate::watch::{self, WatchEvent};
 
 mod monitor;
-use monitor::Monitor;
+use monitor::{Awaiting, Monitor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -202,6 +202,7 @@ impl State {
                 {
                     tracing::error!(file = %path.display(), error = %e, "attaching sidecar failed");
                 }
+                self.alerts_awaiting(Awaiting::SidecarOf(&path));
             }
             WatchEvent::Finished(path) => self.dispatch(&path),
             WatchEvent::Changed(path) if !is_sidecar(&path) => self.changed(&path),
@@ -634,6 +635,7 @@ pub async fn run(
         last_good_purge: Instant::now(),
         audit_breaks: Arc::new(AtomicUsize::new(0)),
         refreshes: 0,
+        awaiting_sidecar: Vec::new(),
     };
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
@@ -749,7 +751,10 @@ pub async fn run(
                 }
             },
             Some(done) = done_rx.recv() => state.done(done),
-            _ = tick.tick() => state.settle(),
+            _ = tick.tick() => {
+                state.settle();
+                state.alerts_awaiting(Awaiting::Due);
+            }
             _ = rescan.tick() => {
                 let roots = state.config.ingest.roots.clone();
                 state.scan(&roots, true);
@@ -824,6 +829,8 @@ pub async fn run(
             _ => tracing::warn!("drain timeout: a purge batch is still running"),
         }
     }
+    // Alerts still waiting for a sidecar are judged now, not lost.
+    state.alerts_awaiting(Awaiting::All);
     state.audit(
         "daemon_stop",
         serde_json::json!({"stored": state.counters.stored, "purged": state.counters.purged}),

@@ -1,8 +1,11 @@
 //! The daemon's monitoring: metrics moved as recordings are stored, the store gauges refreshed
 //! on a timer (on a blocking thread), alerts raised on recordings and on the system and passed
-//! through the gate to the dispatcher, and the daily audit chain check.
+//! through the gate to the dispatcher, and the daily audit chain check. A recording stored
+//! without its sidecar has its alerts judged when the sidecar comes or `alerts.sidecar_wait_s`
+//! later (all of them at the stop).
 
 use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +32,18 @@ pub(super) struct Monitor {
     pub(super) audit_breaks: Arc<AtomicUsize>,
     /// Refreshes of the store gauges, so consent coverage is recomputed every tenth.
     pub(super) refreshes: u64,
+    /// Recordings stored without their sidecar, whose alerts wait for it until then.
+    pub(super) awaiting_sidecar: Vec<(Instant, PathBuf)>,
+}
+
+/// Which recordings waiting for their sidecar have their alerts judged.
+pub(super) enum Awaiting<'a> {
+    /// Those whose wait is over.
+    Due,
+    /// All of them (the daemon is stopping).
+    All,
+    /// The one whose sidecar this is (it has just been attached).
+    SidecarOf(&'a Path),
 }
 
 impl State {
@@ -78,14 +93,50 @@ impl State {
             self.monitor.recent.pop_front();
         }
         if let (Some(summary), "stored") = (summary, result) {
-            let time = crate::policy::fmt_ms(ingest::now_ms());
-            let raised = alerts::for_recording(
-                &self.config.alerts.rule,
-                &summary,
-                self.config.consent.default,
-                &time,
-            );
-            self.raise(raised);
+            // The sidecar, when the PBX writes one, brings the consent the rules judge.
+            let wait = self.config.alerts.sidecar_wait_s;
+            if wait > 0.0 && !done.path.with_extension("json").exists() {
+                self.monitor
+                    .awaiting_sidecar
+                    .push((now + Duration::from_secs_f64(wait), done.path.clone()));
+            } else {
+                self.alert_recording(&summary);
+            }
+        }
+    }
+
+    /// Raises the alerts of one stored recording.
+    fn alert_recording(&mut self, summary: &crate::summary::Summary) {
+        let time = crate::policy::fmt_ms(ingest::now_ms());
+        let raised = alerts::for_recording(
+            &self.config.alerts.rule,
+            summary,
+            self.config.consent.default,
+            &time,
+        );
+        self.raise(raised);
+    }
+
+    /// Judges the alerts of the recordings whose wait for a sidecar is over, or of all that
+    /// wait (at shutdown), or of the one whose sidecar has come: as the store has them now.
+    pub(super) fn alerts_awaiting(&mut self, which: Awaiting) {
+        if self.monitor.awaiting_sidecar.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.monitor.awaiting_sidecar)
+            .into_iter()
+            .partition(|(deadline, path)| match which {
+                Awaiting::Due => *deadline <= now,
+                Awaiting::All => true,
+                Awaiting::SidecarOf(sidecar) => path.with_extension("json") == sidecar,
+            });
+        self.monitor.awaiting_sidecar = waiting;
+        for (_, path) in due {
+            // Gone from the store since (purged, say): nothing to judge.
+            if let Ok(Some(record)) = self.store.by_path(&path.display().to_string()) {
+                self.alert_recording(&crate::summary::Summary::of(&record));
+            }
         }
     }
 

@@ -384,3 +384,69 @@ fn system_conditions_alert_through_the_same_actions() {
     assert_eq!(hook.bodies().len(), 1, "once per root");
     assert_eq!(d.stop(), Some(0));
 }
+
+#[test]
+fn consent_alerts_wait_for_a_sidecar_that_comes_after_its_recording() {
+    let dir_probe = tempfile::tempdir().unwrap();
+    let s = site(&format!(
+        "[alerts]\ncommand = [\"sh\", \"-c\", \"cat > $(mktemp {}/alert.XXXXXX)\"]\n\
+         sidecar_wait_s = 4.0\n\
+         [[alerts.rule]]\nname = \"no-consent\"\nconsent = [\"missing\"]\n\
+         [consent]\ndefault = \"all_party\"\n",
+        dir_probe.path().display(),
+    ));
+    let d = Daemon::start(&s.config);
+    d.wait_idle();
+    let call = standard_call();
+    let noise = white(call.samples.len(), 5);
+    let audio = call.with_noise(&noise, 20.0);
+    let stored = |name: &str| {
+        let needle = format!("{name}.wav");
+        d.wait_for(
+            |l| {
+                l.iter()
+                    .any(|x| x.contains("stored") && x.contains(&needle))
+            },
+            &needle,
+        );
+    };
+    let alerted = |name: &str| {
+        command_log(dir_probe.path())
+            .iter()
+            .filter(|a| {
+                a["recording"]["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with(&format!("{name}.wav")))
+            })
+            .count()
+    };
+
+    // The PBX writes the sidecar a moment after the audio: its consent is judged, no alert.
+    write_wav(&s.root.join("late.wav"), &audio, 1);
+    stored("late");
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(
+        s.root.join("late.json"),
+        r#"{"consent": {"state": "granted"}}"#,
+    )
+    .unwrap();
+    // No sidecar ever: the alert comes once the wait is over, not before.
+    write_wav(&s.root.join("bare.wav"), &audio, 1);
+    stored("bare");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(alerted("bare"), 0, "{:?}", command_log(dir_probe.path()));
+    wait_until("bare's alert", || alerted("bare") == 1);
+    // Stored just before the daemon stops: judged at the stop, not lost.
+    write_wav(&s.root.join("last.wav"), &audio, 1);
+    stored("last");
+    assert_eq!(d.stop(), Some(0));
+    wait_until("last's alert", || alerted("last") == 1);
+
+    let alerts = command_log(dir_probe.path());
+    assert_eq!(alerted("late"), 0, "{alerts:?}");
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    for a in &alerts {
+        assert_eq!(a["rule"], "no-consent");
+        assert!(a["message"].as_str().unwrap().contains("consent missing"));
+    }
+}
