@@ -13,14 +13,17 @@ use crate::metrics::Metrics;
 /// A heartbeat older than this means the daemon's loop is stuck.
 const STALE_MS: i64 = 15_000;
 
-/// What `/healthz` judges: the loop's heartbeat, the filesystem watch, the worker threads alive.
+/// What `/healthz` judges: the loop's heartbeat, the filesystem watch, the roots, the worker
+/// threads alive.
 #[derive(Debug, Default)]
 pub struct Health {
     pub heartbeat_ms: AtomicI64,
     pub workers: AtomicUsize,
     pub workers_alive: AtomicUsize,
-    /// Set when the filesystem watch has ended (its thread gone).
+    /// Set when the filesystem watch has ended (its thread gone) and could not be set again.
     pub watch_lost: std::sync::atomic::AtomicBool,
+    /// Recordings roots that are missing (deleted, unmounted).
+    pub roots_missing: AtomicUsize,
 }
 
 impl Health {
@@ -31,8 +34,13 @@ impl Health {
             self.workers_alive.load(Ordering::Relaxed),
             self.workers.load(Ordering::Relaxed),
         );
+        let missing = self.roots_missing.load(Ordering::Relaxed);
         if self.watch_lost.load(Ordering::Relaxed) {
             Some("the filesystem watch has stopped (rescans go on)".into())
+        } else if missing > 0 {
+            Some(format!(
+                "{missing} of the recordings roots missing (ingest.roots)"
+            ))
         } else if now_ms - beat > STALE_MS {
             Some(format!(
                 "the daemon's loop has not run for {} s",
@@ -158,6 +166,11 @@ mod tests {
         h.workers_alive.store(1, Ordering::Relaxed);
         assert_eq!(h.problem(101_000).unwrap(), "1 of 2 worker threads alive");
         h.workers_alive.store(2, Ordering::Relaxed);
+        h.roots_missing.store(1, Ordering::Relaxed);
+        assert_eq!(
+            h.problem(101_000).unwrap(),
+            "1 of the recordings roots missing (ingest.roots)"
+        );
         h.watch_lost.store(true, Ordering::Relaxed);
         assert!(h.problem(101_000).unwrap().contains("watch has stopped"));
     }

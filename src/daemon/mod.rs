@@ -38,7 +38,11 @@ use crate::store::{Store, StoreError};
 use crate::watch::{self, WatchEvent};
 
 mod monitor;
+mod roots;
 use monitor::{Awaiting, Monitor};
+
+/// How often the roots are checked for being the directories watched (a stat each).
+const ROOTS_CHECK: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -605,7 +609,8 @@ pub async fn run(
         }
     }
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
-    let watcher = watch::watch(&config.ingest.roots, watch_tx)?;
+    let mut watcher = watch::watch(&config.ingest.roots, watch_tx)?;
+    let mut watched = roots::Roots::new(&config.ingest.roots);
     let (queue_tx, queue_rx) = std_mpsc::channel();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let n = match config.ingest.workers {
@@ -718,6 +723,7 @@ pub async fn run(
     notify(&[sd_notify::NotifyState::Ready]);
 
     let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut roots_tick = tokio::time::interval(ROOTS_CHECK);
     let purge_every = |c: &Config| Duration::from_secs_f64(c.retention.purge_interval_s);
     let mut purge_period = purge_every(&state.config);
     // The first purge a minute after start (or sooner, if purges are more frequent): a restart
@@ -745,8 +751,8 @@ pub async fn run(
                     watching = false;
                     state.monitor.health.watch_lost.store(true, Ordering::Relaxed);
                     tracing::error!(
-                        "the filesystem watch has stopped: new files are found by the rescans only \
-                         (every ingest.rescan_interval_s); restart the daemon"
+                        "the filesystem watch has stopped: watching again in a moment; until then \
+                         new files are found by the rescans only"
                     );
                 }
             },
@@ -775,6 +781,32 @@ pub async fn run(
                 state.check_chain();
             }
             _ = monitor_tick.tick() => state.monitor_tick(),
+            _ = roots_tick.tick() => {
+                let check = watched.check();
+                let health = &state.monitor.health;
+                health.roots_missing.store(check.missing, Ordering::Relaxed);
+                for root in &check.lost {
+                    tracing::error!(root = %root.display(), "a recordings root is missing: \
+                        nothing there is watched until it is back; /healthz says so");
+                }
+                // A root replaced or back, or a watch whose thread is gone: watch again (a new
+                // channel; the old watch and its events go), then scan what it missed.
+                if !check.replaced.is_empty() || !watching {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    match watch::watch(&watched.present(), tx) {
+                        Ok(w) => {
+                            watcher = w;
+                            watch_rx = rx;
+                            let scan = if watching { check.replaced } else { watched.present() };
+                            watching = true;
+                            health.watch_lost.store(false, Ordering::Relaxed);
+                            tracing::warn!(roots = ?scan, "watching the roots again; scanning them");
+                            state.scan(&scan, false);
+                        }
+                        Err(e) => tracing::error!(error = %e, "watching the roots again failed; retrying"),
+                    }
+                }
+            }
             Some((actor, reply)) = reload_rx.recv() => {
                 let _ = reply.send(state.reload(&actor));
                 if purge_every(&state.config) != purge_period {

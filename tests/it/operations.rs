@@ -450,3 +450,36 @@ fn consent_alerts_wait_for_a_sidecar_that_comes_after_its_recording() {
         assert!(a["message"].as_str().unwrap().contains("consent missing"));
     }
 }
+
+#[test]
+fn a_root_replaced_under_the_daemon_is_watched_again_and_a_missing_one_is_unhealthy() {
+    let s = site("");
+    let d = Daemon::start(&s.config);
+    d.wait_idle();
+    let addr = metrics_addr(&d);
+    assert_eq!(get(&addr, "/healthz").0, 200);
+
+    // Moved away (a remount, a tidy-up script): /healthz says so while it is gone.
+    std::fs::rename(&s.root, s.root.with_extension("old")).unwrap();
+    wait_until("/healthz to report the root", || {
+        let (code, body) = get(&addr, "/healthz");
+        code == 503 && body.contains("1 of the recordings roots missing")
+    });
+    // Made again: the new directory is watched, and a recording in it is stored at once, not at
+    // the next rescan (10 minutes away).
+    std::fs::create_dir(&s.root).unwrap();
+    wait_until("the watch on the new root", || {
+        d.line_with("watching the roots again").is_some()
+    });
+    let call = standard_call();
+    write_wav(&s.root.join("after.wav"), &call.samples, 1);
+    d.wait_for(
+        |l| {
+            l.iter()
+                .any(|x| x.contains("stored") && x.contains("after.wav"))
+        },
+        "the recording in the new root",
+    );
+    assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(d.stop(), Some(0));
+}
