@@ -40,43 +40,41 @@ pub struct ChannelResult {
 }
 
 /// The noise power over the non-speech halves (away from speech), if there are enough of them.
-/// Halves louder than `limit` are left out: speech the detector missed is not noise.
-fn measured_noise(powers: &[f32], segments: &Segments, limit: f64) -> Option<(f64, usize)> {
-    // The limit applies to the 50 ms smoothed power, computed here as a running window.
+/// Halves whose 50 ms power is above `limit` in the full band and above `band_limit` in the
+/// speech band (`band`, pre-emphasised) are left out: speech the detector missed is not noise,
+/// and it shows in both. Noise that wanders at low frequencies (pink, rumble) rises in the full
+/// band only, and is all kept: leaving its loud moments out would put its mean too low.
+fn measured_noise(
+    powers: &[f32],
+    band: &dyn Fn(usize) -> f32,
+    segments: &Segments,
+    (limit, band_limit): (f64, f64),
+) -> Option<(f64, usize)> {
     let reach = segments::SMOOTH_HALVES;
     let n = powers.len();
-    let mut window = 0.0f64;
-    let (mut lo, mut hi) = (0usize, 0usize);
-    let mut smoothed_at = |j: usize| {
-        while hi < (j + reach + 1).min(n) {
-            window += powers[hi] as f64;
-            hi += 1;
-        }
-        while lo < j.saturating_sub(reach) {
-            window -= powers[lo] as f64;
-            lo += 1;
-        }
-        window.max(0.0) / (hi - lo) as f64
-    };
+    let smoothed = segments::MovingAverage::new(n, reach, |j| powers[j])
+        .zip(segments::MovingAverage::new(n, reach, band));
     let mut sum = 0.0;
     let mut count = 0;
     let mut next = 0;
-    let mut j = 0;
-    while j < n {
-        let (seg_start, seg_end) = segments
+    for (j, (full, speech_band)) in smoothed.enumerate() {
+        // Skip the segments and their guard.
+        while segments
             .get(next)
-            .copied()
-            .unwrap_or((usize::MAX, usize::MAX));
-        if j + NOISE_GUARD_HALVES >= seg_start {
-            j = seg_end.saturating_add(NOISE_GUARD_HALVES);
+            .is_some_and(|s| j >= s.1.saturating_add(NOISE_GUARD_HALVES))
+        {
             next += 1;
+        }
+        if segments
+            .get(next)
+            .is_some_and(|s| j + NOISE_GUARD_HALVES >= s.0)
+        {
             continue;
         }
-        if smoothed_at(j) <= limit {
+        if full as f64 <= limit || speech_band as f64 <= band_limit {
             sum += powers[j] as f64;
             count += 1;
         }
-        j += 1;
     }
     (count >= MIN_NOISE_HALVES).then(|| (sum / count as f64, count))
 }
@@ -91,8 +89,10 @@ pub struct Basics {
     pub noise_measured: bool,
 }
 
+/// `powers` are the full band's half powers, `band` the speech band's (see `measured_noise`).
 pub fn basics(
     powers: &[f32],
+    band: &dyn Fn(usize) -> f32,
     segments: &Segments,
     estimate: &segments::NoiseEstimate,
     timing: Timing,
@@ -128,7 +128,8 @@ pub fn basics(
         dead_air_count: dead.len() as u32,
     };
     let limit = 10f64.powf(estimate.limit_db / 10.0);
-    let measured = measured_noise(powers, segments, limit);
+    let band_limit = 10f64.powf(segments::noise_floor_of(powers.len(), band).limit_db / 10.0);
+    let measured = measured_noise(powers, band, segments, (limit, band_limit));
     let noise_power = measured.map_or(estimate.power, |m| m.0).max(1e-12);
     let hangover = ((segments::P56_HANGOVER_S / timing.half_s).round() as usize).max(1);
     let activity = segments::p56_activity(segments, hangover, powers.len());
@@ -365,6 +366,7 @@ pub fn channel(
 ) -> ChannelResult {
     let b = basics(
         powers,
+        &|j| f.halves[j].band(),
         &seg.segments,
         &seg.noise,
         timing,
@@ -442,7 +444,16 @@ pub fn mix(
     let all: Vec<&Segments> = channels.iter().map(|c| &c.segments).collect();
     let union = segments::union(&all);
     let estimate = segments::noise_floor(&powers);
-    let b = basics(&powers, &union, &estimate, timing, cfg, with_segments);
+    let band = |j: usize| features.iter().map(|f| f.halves[j].band()).sum();
+    let b = basics(
+        &powers,
+        &band,
+        &union,
+        &estimate,
+        timing,
+        cfg,
+        with_segments,
+    );
     let noise_db = level_db(b.noise_power);
     let samples: u64 = channels.iter().map(|c| c.samples).sum();
     let clipped: u64 = channels.iter().map(|c| c.clipped).sum();
@@ -567,6 +578,46 @@ mod tests {
 
     fn z(index: u32, lead: u16, trail: u16) -> Zeros {
         Zeros { index, lead, trail }
+    }
+
+    #[test]
+    fn noise_that_swells_at_low_frequencies_is_measured_whole_and_missed_speech_is_not() {
+        // 400 halves of noise at 1e-4 whose full band swells 8 dB for 100 ms in every 500 ms
+        // (rumble), its speech band steady at 1e-5; and a 100 ms word the detector missed, loud
+        // in both bands. No segments.
+        let swell = |j: usize| j % 50 < 10;
+        let word = |j: usize| (300..310).contains(&j);
+        let powers: Vec<f32> = (0..400)
+            .map(|j| match (word(j), swell(j)) {
+                (true, _) => 1e-2,
+                (false, true) => 6.3e-4,
+                _ => 1e-4,
+            })
+            .collect();
+        let band = |j: usize| if word(j) { 1e-3 } else { 1e-5 };
+        let limits = |at: &dyn Fn(usize) -> f32| {
+            10f64.powf(segments::noise_floor_of(400, at).limit_db / 10.0)
+        };
+        let limit = limits(&|j| powers[j]);
+        let band_limit = limits(&band);
+        let (noise, count) = measured_noise(&powers, &band, &vec![], (limit, band_limit)).unwrap();
+        // The swells belong to the noise (the band says so): the mean of every half but the
+        // word's and the two on each side of it that its 50 ms smoothing reaches.
+        let swelling = powers
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| !(298..312).contains(&j))
+            .map(|(_, &p)| p as f64)
+            .sum::<f64>()
+            / 386.0;
+        assert_eq!(count, 386);
+        assert!(
+            (noise / swelling - 1.0).abs() < 1e-6,
+            "{noise} vs {swelling}"
+        );
+        // Judged on the full band alone, the swells would go too, and the noise read low.
+        let full_only = measured_noise(&powers, &band, &vec![], (limit, 0.0)).unwrap();
+        assert!(full_only.0 < 0.8 * swelling, "{full_only:?}");
     }
 
     #[test]

@@ -54,7 +54,7 @@ fn moving_average_of(n: usize, reach: usize, at: impl Fn(usize) -> f32) -> Vec<f
 /// The centred moving average over `2 * reach + 1` of the `n` values `at(0..n)`, one at a
 /// time: for statistics of a smoothed series that need not hold it (on a 4-hour call, each
 /// series of halves is 11 MB).
-struct MovingAverage<F> {
+pub(crate) struct MovingAverage<F> {
     at: F,
     n: usize,
     reach: usize,
@@ -66,7 +66,7 @@ struct MovingAverage<F> {
 }
 
 impl<F: Fn(usize) -> f32> MovingAverage<F> {
-    fn new(n: usize, reach: usize, at: F) -> Self {
+    pub(crate) fn new(n: usize, reach: usize, at: F) -> Self {
         MovingAverage {
             at,
             n,
@@ -146,7 +146,7 @@ pub fn noise_floor(powers: &[f32]) -> NoiseEstimate {
 }
 
 /// `noise_floor` of the `n` powers `at(0..n)`.
-fn noise_floor_of(n: usize, at: impl Fn(usize) -> f32) -> NoiseEstimate {
+pub(crate) fn noise_floor_of(n: usize, at: impl Fn(usize) -> f32) -> NoiseEstimate {
     if n == 0 {
         return NoiseEstimate {
             power: FLOOR_POWER,
