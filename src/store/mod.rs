@@ -18,15 +18,12 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
-use crate::analysis::model::{ErrorBody, Report};
 use crate::audit::{Draft, Entry, Head};
 use crate::config::ConsentLaw;
 use crate::consent::ConsentRecord;
-use crate::metadata::Metadata;
 use crate::policy::Scope;
 use crate::summary::Summary;
 
@@ -34,8 +31,6 @@ use crate::summary::Summary;
 /// 3: the summaries and the score index (for lists, KPIs and reports). 4: the audit log's
 /// index by recording (for `show` and the purge report).
 pub const SCHEMA_VERSION: u32 = 4;
-/// The version byte in front of every record value.
-const RECORD_VERSION: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -54,299 +49,14 @@ pub enum StoreError {
     Refused(String),
 }
 
-/// A recording's identity in the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct RecordingId(pub u64);
+mod keys;
+mod record;
 
-/// Where a recording stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordState {
-    /// Analysed and stored.
-    Analysed,
-    /// Shorter than the minimum duration: stored, not judged.
-    TooShort,
-    /// Could not be decoded; retried only if the file changes.
-    Failed,
-    /// The file is gone from disk, not by callwarden's hand.
-    Missing,
-    /// Deleted by a purge: the record is a tombstone.
-    Purged,
-}
-
-impl RecordState {
-    fn byte(self) -> u8 {
-        match self {
-            RecordState::Analysed => 1,
-            RecordState::TooShort => 2,
-            RecordState::Failed => 3,
-            RecordState::Missing => 4,
-            RecordState::Purged => 5,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordState::Analysed => "analysed",
-            RecordState::TooShort => "too_short",
-            RecordState::Failed => "failed",
-            RecordState::Missing => "missing",
-            RecordState::Purged => "purged",
-        }
-    }
-}
-
-/// What stays of a purged recording: proof of what it was and why it went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tombstone {
-    pub deleted_ms: i64,
-    /// The retention rule behind the purge.
-    pub rule: String,
-    /// Why, in words (expired on …, consent denied …, disk pressure, manual).
-    pub reason: String,
-    pub actor: String,
-    pub scope: Scope,
-    /// The sidecar was deleted with the audio.
-    pub sidecar_deleted: bool,
-    /// The purge was interrupted and completed by a later run.
-    #[serde(default)]
-    pub rolled_forward: bool,
-}
-
-/// Everything stored about one recording.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub id: RecordingId,
-    /// The file's path as ingested.
-    pub path: String,
-    pub size: u64,
-    /// Modification time, in nanoseconds since the Unix epoch.
-    pub mtime_ns: i128,
-    /// SHA-256 of the bytes as first ingested; never changed afterwards.
-    pub sha256: String,
-    pub state: RecordState,
-    /// When the call started (ms since the epoch): the sidecar's, else the file's mtime.
-    pub started_ms: i64,
-    /// When callwarden stored it (ms since the epoch).
-    pub ingested_ms: i64,
-    /// The audio's duration (kept when a purge removes the analysis).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_s: Option<f64>,
-    pub report: Option<Report>,
-    pub error: Option<ErrorBody>,
-    pub metadata: Option<Metadata>,
-    /// Record-level flags: `metadata_invalid`, `metadata_unsafe`, `modified_after_ingest`,
-    /// `purge_refused`.
-    pub flags: Vec<String>,
-    /// Why the metadata was rejected, when it was.
-    pub metadata_error: Option<String>,
-    /// The consent now; earlier states are in `consent_history`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consent: Option<ConsentRecord>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub consent_history: Vec<ConsentRecord>,
-    /// The consent law that applies to the call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consent_law: Option<ConsentLaw>,
-    /// Legal holds in force on it (hold ids).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub holds: Vec<u64>,
-    /// Set when a purge refused to delete it (the file changed, a symlink, outside the roots);
-    /// the planner leaves it to a human.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purge_note: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tombstone: Option<Tombstone>,
-}
-
-impl Record {
-    /// A record with only its identity set (the rest empty), to be filled in.
-    pub fn blank() -> Record {
-        Record {
-            id: RecordingId(0),
-            path: String::new(),
-            size: 0,
-            mtime_ns: 0,
-            sha256: String::new(),
-            state: RecordState::Analysed,
-            started_ms: 0,
-            ingested_ms: 0,
-            duration_s: None,
-            report: None,
-            error: None,
-            metadata: None,
-            flags: Vec::new(),
-            metadata_error: None,
-            consent: None,
-            consent_history: Vec::new(),
-            consent_law: None,
-            holds: Vec::new(),
-            purge_note: None,
-            tombstone: None,
-        }
-    }
-
-    fn key(&self) -> [u8; 16] {
-        record_key(self.started_ms, self.id)
-    }
-
-    /// The duration, from the analysis or as kept.
-    pub fn duration(&self) -> Option<f64> {
-        self.duration_s
-            .or_else(|| self.report.as_ref().map(|r| r.format.duration_s))
-    }
-}
-
-/// A purge about to delete a recording's files: written (and flushed) before anything is deleted,
-/// removed with the tombstone. A run that finds one completes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Intent {
-    pub id: RecordingId,
-    pub path: String,
-    pub size: u64,
-    pub mtime_ns: i128,
-    pub rule: String,
-    pub reason: String,
-    pub scope: Scope,
-    pub actor: String,
-    pub planned_ms: i64,
-}
-
-/// Which recordings a hold covers. Every given criterion must match; at least one is needed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Selection {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ids: Vec<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub queue: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call_id: Option<String>,
-    /// Calls that started at or after this (ms since the epoch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from_ms: Option<i64>,
-    /// Calls that started before this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub until_ms: Option<i64>,
-}
-
-impl Selection {
-    fn is_empty(&self) -> bool {
-        *self == Selection::default()
-    }
-
-    fn matches(&self, r: &Record) -> bool {
-        let m = r.metadata.as_ref();
-        (self.ids.is_empty() || self.ids.contains(&r.id.0))
-            && self
-                .agent
-                .as_ref()
-                .is_none_or(|a| m.and_then(|m| m.agent.as_ref()) == Some(a))
-            && self
-                .queue
-                .as_ref()
-                .is_none_or(|q| m.and_then(|m| m.queue.as_ref()) == Some(q))
-            && self
-                .call_id
-                .as_ref()
-                .is_none_or(|c| m.and_then(|m| m.call_id.as_ref()) == Some(c))
-            && self.from_ms.is_none_or(|t| r.started_ms >= t)
-            && self.until_ms.is_none_or(|t| r.started_ms < t)
-    }
-}
-
-/// A legal hold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Hold {
-    pub id: u64,
-    pub case: String,
-    pub reason: String,
-    pub actor: String,
-    pub added_ms: i64,
-    pub selection: Selection,
-    /// The recordings it covers (those the selection matched when it was added).
-    pub recordings: Vec<RecordingId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub released: Option<Release>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Release {
-    pub at_ms: i64,
-    pub actor: String,
-    pub reason: String,
-}
-
-fn record_key(started_ms: i64, id: RecordingId) -> [u8; 16] {
-    let mut key = [0u8; 16];
-    // Flip the sign bit so negative times sort before positive ones.
-    key[..8].copy_from_slice(&((started_ms as u64) ^ (1 << 63)).to_be_bytes());
-    key[8..].copy_from_slice(&id.0.to_be_bytes());
-    key
-}
-
-/// The record keys of the calls that started in `[from_ms, until_ms)`, either end open.
-fn key_range(from_ms: Option<i64>, until_ms: Option<i64>) -> ([u8; 16], [u8; 16]) {
-    (
-        record_key(from_ms.unwrap_or(i64::MIN), RecordingId(0)),
-        record_key(until_ms.unwrap_or(i64::MAX), RecordingId(0)),
-    )
-}
-
-fn decode_summary(key: &[u8], value: &[u8]) -> Result<Summary, StoreError> {
-    serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
-        key: hex::encode(key),
-        reason: format!("summary: {e}"),
-    })
-}
-
-fn named_key(name: &str, key: &[u8; 16]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(name.len() + 17);
-    k.extend_from_slice(name.as_bytes());
-    k.push(0);
-    k.extend_from_slice(key);
-    k
-}
-
-/// The worst-calls index: score, then the record key (so one score's calls are in time order).
-fn score_key(summary: &Summary, key: &[u8; 16]) -> Option<Vec<u8>> {
-    let score = summary.score?;
-    let mut k = vec![score.min(255) as u8];
-    k.extend_from_slice(key);
-    Some(k)
-}
-
-fn state_key(state: RecordState, key: &[u8; 16]) -> Vec<u8> {
-    let mut k = vec![state.byte()];
-    k.extend_from_slice(key);
-    k
-}
-
-fn encode(record: &Record) -> Vec<u8> {
-    let mut v = vec![RECORD_VERSION];
-    // A Record always serialises (no maps with non-string keys, no failing Serialize impls).
-    v.extend(serde_json::to_vec(record).unwrap_or_default());
-    v
-}
-
-fn decode(key: &[u8], value: &[u8]) -> Result<Record, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        key: hex::encode(key),
-        reason,
-    };
-    match value.split_first() {
-        Some((&RECORD_VERSION, body)) => {
-            serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()))
-        }
-        Some((v, _)) => Err(corrupt(format!("unknown record version {v}"))),
-        None => Err(corrupt("empty value".into())),
-    }
-}
-
-fn json<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
-}
+use keys::{
+    audit_index_key, decode, decode_summary, encode, json, key_range, named_key, score_key,
+    state_key,
+};
+pub use record::*;
 
 // Positions of the trees in a transaction.
 const RECORDINGS: usize = 0;
@@ -377,14 +87,6 @@ const TREES: [&str; 13] = [
     "by_score",
     "audit_by_recording",
 ];
-
-/// The key of an audit entry in the index by recording.
-fn audit_index_key(recording: u64, seq: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&recording.to_be_bytes());
-    k[8..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
 
 type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
 
@@ -1300,7 +1002,9 @@ impl Store {
 }
 #[cfg(test)]
 mod tests {
+    use super::keys::{record_key, RECORD_VERSION};
     use super::*;
+    use crate::metadata::Metadata;
 
     fn record(id: u64, path: &str, started_ms: i64) -> Record {
         Record {
