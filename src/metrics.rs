@@ -35,6 +35,7 @@ pub struct Metrics {
     audit_length: Gauge,
     last_purge: Gauge<i64, AtomicI64>,
     last_rescan: Gauge<i64, AtomicI64>,
+    rescan_found: Counter,
     alerts: Family<Labels, Counter>,
 }
 
@@ -127,6 +128,13 @@ impl Metrics {
             "When the last rescan of the roots finished (Unix time)",
             last_rescan.clone(),
         );
+        let rescan_found = Counter::default();
+        registry.register(
+            "rescan_found_recordings",
+            "Finished recordings that a scheduled rescan found and the filesystem watch had not \
+             reported (a filesystem without events, such as NFS, or lost events)",
+            rescan_found.clone(),
+        );
         let alerts = Family::<Labels, Counter>::default();
         registry.register(
             "alerts",
@@ -159,6 +167,7 @@ impl Metrics {
             audit_length,
             last_purge,
             last_rescan,
+            rescan_found,
             alerts,
         }
     }
@@ -196,6 +205,11 @@ impl Metrics {
 
     pub fn rescanned(&self, at_s: i64) {
         self.last_rescan.set(at_s);
+    }
+
+    /// Recordings a scheduled rescan found that the watch had not reported.
+    pub fn rescan_found(&self, n: usize) {
+        self.rescan_found.inc_by(n as u64);
     }
 
     pub fn queue(&self, depth: usize) {

@@ -132,21 +132,22 @@ impl State {
     }
 
     /// Queues `path` if it is a recording that the store does not hold as it is now.
-    fn dispatch(&mut self, path: &Path) {
+    /// Queues a finished file for ingest unless the store has it as it is; whether it was queued.
+    fn dispatch(&mut self, path: &Path) -> bool {
         if self.in_flight.contains(path) {
             self.dirty.insert(path.to_path_buf());
-            return;
+            return false;
         }
         self.pending.remove(path);
         let Some(candidate) = ingest::candidate(path, &self.config.ingest.extensions) else {
-            return;
+            return false;
         };
         match ingest::live_record(&self.store, path) {
-            Ok(stored) if ingest::plan(&candidate, stored.as_ref()) == Plan::Skip => return,
+            Ok(stored) if ingest::plan(&candidate, stored.as_ref()) == Plan::Skip => return false,
             Ok(_) => {}
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %e, "store lookup failed");
-                return;
+                return false;
             }
         }
         self.in_flight.insert(path.to_path_buf());
@@ -154,6 +155,7 @@ impl State {
             candidate,
             config: self.config.clone(),
         });
+        true
     }
 
     /// Remembers a file that is still changing.
@@ -208,10 +210,14 @@ impl State {
                 }
                 self.alerts_awaiting(Awaiting::SidecarOf(&path));
             }
-            WatchEvent::Finished(path) => self.dispatch(&path),
+            WatchEvent::Finished(path) => {
+                self.dispatch(&path);
+            }
             WatchEvent::Changed(path) if !is_sidecar(&path) => self.changed(&path),
             WatchEvent::Changed(_) => {}
-            WatchEvent::NewDirectory(dir) => self.scan(&[dir], false),
+            WatchEvent::NewDirectory(dir) => {
+                self.scan(&[dir], false);
+            }
             WatchEvent::Removed(path) => {
                 self.pending.remove(&path);
                 match self.ingestor().mark_missing(&path, crate::ingest::now_ms()) {
@@ -234,8 +240,9 @@ impl State {
     }
 
     /// Reconciles `roots` with the store: finished files are queued, fresh ones wait to settle,
-    /// and (with `missing`) stored files that are gone are marked missing.
-    fn scan(&mut self, roots: &[PathBuf], missing: bool) {
+    /// and (with `missing`) stored files that are gone are marked missing. Returns how many
+    /// finished files it queued.
+    fn scan(&mut self, roots: &[PathBuf], missing: bool) -> usize {
         let (found, problems) = ingest::scan(roots, &self.config.ingest.extensions);
         self.monitor.metrics.rescanned(ingest::now_ms() / 1000);
         for p in problems {
@@ -243,9 +250,10 @@ impl State {
         }
         let settle_ns = (self.config.ingest.settle_s * 1e9) as i128;
         let now_ns = ingest::now_ms() as i128 * 1_000_000;
+        let mut queued = 0;
         for c in found {
             if now_ns - c.mtime_ns >= settle_ns {
-                self.dispatch(&c.path);
+                queued += usize::from(self.dispatch(&c.path));
             } else if !self.pending.contains_key(&c.path) {
                 self.changed(&c.path);
             }
@@ -263,6 +271,7 @@ impl State {
                 self.event(WatchEvent::Removed(path));
             }
         }
+        queued
     }
 
     fn done(&mut self, done: Done) {
@@ -763,7 +772,18 @@ pub async fn run(
             }
             _ = rescan.tick() => {
                 let roots = state.config.ingest.roots.clone();
-                state.scan(&roots, true);
+                // What the watch reported is stored or queued by now: what this finds finished
+                // and new, the watch never told of.
+                let missed = state.scan(&roots, true);
+                if missed > 0 {
+                    state.monitor.metrics.rescan_found(missed);
+                    tracing::warn!(
+                        files = missed,
+                        "the rescan found finished recordings the filesystem watch did not \
+                         report: a filesystem without events (NFS, CIFS) or lost events; they \
+                         are ingested now, and a shorter ingest.rescan_interval_s finds them sooner"
+                    );
+                }
             }
             _ = keepalive.tick() => {
                 let status = state.status();

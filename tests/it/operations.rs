@@ -136,6 +136,11 @@ struct Site {
 
 /// Four good calls, one with consent denied, one broken file.
 fn site(alerts: &str) -> Site {
+    site_with("", alerts)
+}
+
+/// `site`, with more `[ingest]` keys.
+fn site_with(ingest: &str, alerts: &str) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().to_path_buf();
     let root = base.join("root");
@@ -144,7 +149,7 @@ fn site(alerts: &str) -> Site {
     std::fs::write(
         &config,
         format!(
-            "[ingest]\nroots = [{root:?}]\nsettle_s = 1.0\nworkers = 2\n[store]\npath = {:?}\n\
+            "[ingest]\nroots = [{root:?}]\nsettle_s = 1.0\nworkers = 2\n{ingest}\n[store]\npath = {:?}\n\
              [control]\nsocket = {:?}\n[metrics]\nlisten = \"127.0.0.1:0\"\n[retention]\n\
              min_free_ratio = 0.0\n{alerts}",
             base.join("store"),
@@ -481,5 +486,34 @@ fn a_root_replaced_under_the_daemon_is_watched_again_and_a_missing_one_is_unheal
         "the recording in the new root",
     );
     assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(d.stop(), Some(0));
+}
+
+#[test]
+fn rescans_count_only_what_the_watch_did_not_report() {
+    let s = site_with("rescan_interval_s = 0.5", "");
+    let d = Daemon::start(&s.config);
+    d.wait_idle();
+    let addr = metrics_addr(&d);
+    // Reported by the watch, and stored while rescans run twice a second.
+    let call = standard_call();
+    for i in 0..3 {
+        write_wav(&s.root.join(format!("new-{i}.wav")), &call.samples, 1);
+    }
+    for i in 0..3 {
+        let name = format!("new-{i}.wav");
+        d.wait_for(
+            |l| l.iter().any(|x| x.contains("stored") && x.contains(&name)),
+            &name,
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, metrics) = get(&addr, "/metrics");
+    assert!(
+        metrics.contains("\ncallwarden_rescan_found_recordings_total 0\n"),
+        "{metrics}"
+    );
+    assert!(sample(&metrics, "callwarden_last_rescan_timestamp_seconds") > 1.7e9);
+    assert!(d.line_with("the rescan found").is_none());
     assert_eq!(d.stop(), Some(0));
 }
