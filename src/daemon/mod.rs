@@ -750,6 +750,8 @@ pub async fn run(
     let mut keepalive = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(5)));
     tokio::pin!(shutdown);
     let mut watching = true;
+    // A watch set again after a root was replaced failed: try at every roots check.
+    let mut rewatch_failed = false;
     loop {
         tokio::select! {
             event = watch_rx.recv(), if watching => match event {
@@ -811,19 +813,33 @@ pub async fn run(
                 }
                 // A root replaced or back, or a watch whose thread is gone: watch again (a new
                 // channel; the old watch and its events go), then scan what it missed.
-                if !check.replaced.is_empty() || !watching {
+                // Until that succeeds it is tried again at every check, and /healthz says the
+                // watch has stopped.
+                if !check.replaced.is_empty() || !watching || rewatch_failed {
                     let (tx, rx) = mpsc::unbounded_channel();
                     match watch::watch(&watched.present(), tx) {
                         Ok(w) => {
                             watcher = w;
                             watch_rx = rx;
-                            let scan = if watching { check.replaced } else { watched.present() };
+                            let scan = if watching && !rewatch_failed {
+                                check.replaced
+                            } else {
+                                watched.present()
+                            };
                             watching = true;
+                            rewatch_failed = false;
                             health.watch_lost.store(false, Ordering::Relaxed);
                             tracing::warn!(roots = ?scan, "watching the roots again; scanning them");
                             state.scan(&scan, false);
                         }
-                        Err(e) => tracing::error!(error = %e, "watching the roots again failed; retrying"),
+                        Err(e) => {
+                            if !rewatch_failed {
+                                tracing::error!(error = %e, "watching the roots again failed; \
+                                    retrying every {} s", ROOTS_CHECK.as_secs());
+                            }
+                            rewatch_failed = true;
+                            health.watch_lost.store(true, Ordering::Relaxed);
+                        }
                     }
                 }
             }
