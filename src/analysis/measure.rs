@@ -128,7 +128,7 @@ pub fn basics(
         dead_air_count: dead.len() as u32,
     };
     let limit = 10f64.powf(estimate.limit_db / 10.0);
-    let band_limit = 10f64.powf(segments::noise_floor_of(powers.len(), band).limit_db / 10.0);
+    let band_limit = 10f64.powf(segments::noise_limit_db(powers.len(), band) / 10.0);
     let measured = measured_noise(powers, band, segments, (limit, band_limit));
     let noise_power = measured.map_or(estimate.power, |m| m.0).max(1e-12);
     let hangover = ((segments::P56_HANGOVER_S / timing.half_s).round() as usize).max(1);

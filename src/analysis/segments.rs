@@ -169,7 +169,7 @@ pub(crate) fn noise_floor_of(n: usize, at: impl Fn(usize) -> f32) -> NoiseEstima
     NoiseEstimate {
         power: power.max(FLOOR_POWER),
         spread_db: spread,
-        limit_db: Levels::level(mode) + 3.0 * spread + 1.0,
+        limit_db: Levels::limit_db(mode, spread),
     }
 }
 
@@ -180,6 +180,15 @@ fn noise_spread(powers: impl Iterator<Item = f32>) -> f64 {
         return 0.0;
     }
     levels.noise_peak().1
+}
+
+/// `noise_floor_of(n, at).limit_db`, without the pass that measures the noise's power.
+pub(crate) fn noise_limit_db(n: usize, at: impl Fn(usize) -> f32) -> f64 {
+    if n == 0 {
+        return FLOOR_DB;
+    }
+    let (mode, spread) = Levels::of((0..n).map(at)).noise_peak();
+    Levels::limit_db(mode, spread)
 }
 
 /// The distribution of half levels, in 0.25 dB bins from `FLOOR_DB` to +20 dBFS.
@@ -209,6 +218,11 @@ impl Levels {
     /// The level (dBFS) at the centre of bin `b`.
     fn level(b: usize) -> f64 {
         FLOOR_DB + (b as f64 + 0.5) * Self::STEP
+    }
+
+    /// Over this level (dBFS), a half is not noise: three spreads and a decibel over the peak.
+    fn limit_db(mode: usize, spread: f64) -> f64 {
+        Self::level(mode) + 3.0 * spread + 1.0
     }
 
     /// The noise peak's bin and its spread (dB); the distribution holds at least one level.
@@ -662,11 +676,24 @@ impl Refine<'_> {
         let mean = |at: &dyn Fn(usize) -> f64, a: usize, b: usize| {
             (a..b).map(at).sum::<f64>() / (b - a).max(1) as f64
         };
-        // A weak tail: the 100 ms beyond the edge, taken together, still holds speech.
+        // A weak tail: the 100 ms beyond the edge, taken together, still holds speech: in
+        // `view`, whose powers are `at`, its mean stands over the noise by the strength test
+        // and over `visible` (both with the noise's rise there).
+        let holds_tail =
+            |view: &View, at: &dyn Fn(usize) -> f64, visible: f64, a: usize, b: usize, relative| {
+                let m = mean(at, a, b);
+                let rise = view.gain_over(a, b);
+                b > a && m - view.noise.power * rise >= relative && m > visible * rise
+            };
         let window = |a: usize, b: usize, relative: f64| {
-            let m = mean(&|j| self.ac(j), a, b);
-            let rise = self.full.gain_over(a, b);
-            b > a && m - self.full.noise.power * rise >= relative && m > self.tail_visible * rise
+            holds_tail(
+                self.full,
+                &|j| self.ac(j),
+                self.tail_visible,
+                a,
+                b,
+                relative,
+            )
         };
         // A voiced decay, in the voicing band: it stands out of that band's noise, and the
         // band's excess alone (never more than the speech's own power) passes the strength
@@ -677,9 +704,7 @@ impl Refine<'_> {
         };
         let voiced_window = |a: usize, b: usize, relative: f64| {
             self.voicing.is_some_and(|v| {
-                let m = mean(&|j| self.low(j), a, b);
-                let rise = v.gain_over(a, b);
-                b > a && m - v.noise.power * rise >= relative && m > self.low_tail_visible * rise
+                holds_tail(v, &|j| self.low(j), self.low_tail_visible, a, b, relative)
             })
         };
         // A sound after a stop closure (a last syllable, burst or fricative): it stands well
