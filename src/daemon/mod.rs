@@ -41,9 +41,6 @@ mod monitor;
 mod roots;
 use monitor::{Awaiting, Monitor};
 
-/// How often the roots are checked for being the directories watched (a stat each).
-const ROOTS_CHECK: Duration = Duration::from_secs(2);
-
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("no recordings root configured: set ingest.roots")]
@@ -617,9 +614,7 @@ pub async fn run(
             _ => {}
         }
     }
-    let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
-    let mut watcher = watch::watch(&config.ingest.roots, watch_tx)?;
-    let mut watched = roots::Roots::new(&config.ingest.roots);
+    let mut watch = roots::Watch::start(&config.ingest.roots)?;
     let (queue_tx, queue_rx) = std_mpsc::channel();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let n = match config.ingest.workers {
@@ -732,7 +727,7 @@ pub async fn run(
     notify(&[sd_notify::NotifyState::Ready]);
 
     let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let mut roots_tick = tokio::time::interval(ROOTS_CHECK);
+    let mut roots_tick = tokio::time::interval(roots::ROOTS_CHECK);
     let purge_every = |c: &Config| Duration::from_secs_f64(c.retention.purge_interval_s);
     let mut purge_period = purge_every(&state.config);
     // The first purge a minute after start (or sooner, if purges are more frequent): a restart
@@ -749,23 +744,11 @@ pub async fn run(
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut keepalive = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(5)));
     tokio::pin!(shutdown);
-    let mut watching = true;
-    // A watch set again after a root was replaced failed: try at every roots check.
-    let mut rewatch_failed = false;
     loop {
         tokio::select! {
-            event = watch_rx.recv(), if watching => match event {
+            event = watch.events.recv(), if watch.alive => match event {
                 Some(event) => state.event(event),
-                None => {
-                    // The watch's thread is gone: no more events. Rescans still find everything,
-                    // later; /healthz says so.
-                    watching = false;
-                    state.monitor.health.watch_lost.store(true, Ordering::Relaxed);
-                    tracing::error!(
-                        "the filesystem watch has stopped: watching again in a moment; until then \
-                         new files are found by the rescans only"
-                    );
-                }
+                None => watch.lost(&state.monitor.health),
             },
             Some(done) = done_rx.recv() => state.done(done),
             _ = tick.tick() => {
@@ -804,43 +787,9 @@ pub async fn run(
             }
             _ = monitor_tick.tick() => state.monitor_tick(),
             _ = roots_tick.tick() => {
-                let check = watched.check();
-                let health = &state.monitor.health;
-                health.roots_missing.store(check.missing, Ordering::Relaxed);
-                for root in &check.lost {
-                    tracing::error!(root = %root.display(), "a recordings root is missing: \
-                        nothing there is watched until it is back; /healthz says so");
-                }
-                // A root replaced or back, or a watch whose thread is gone: watch again (a new
-                // channel; the old watch and its events go), then scan what it missed.
-                // Until that succeeds it is tried again at every check, and /healthz says the
-                // watch has stopped.
-                if !check.replaced.is_empty() || !watching || rewatch_failed {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    match watch::watch(&watched.present(), tx) {
-                        Ok(w) => {
-                            watcher = w;
-                            watch_rx = rx;
-                            let scan = if watching && !rewatch_failed {
-                                check.replaced
-                            } else {
-                                watched.present()
-                            };
-                            watching = true;
-                            rewatch_failed = false;
-                            health.watch_lost.store(false, Ordering::Relaxed);
-                            tracing::warn!(roots = ?scan, "watching the roots again; scanning them");
-                            state.scan(&scan, false);
-                        }
-                        Err(e) => {
-                            if !rewatch_failed {
-                                tracing::error!(error = %e, "watching the roots again failed; \
-                                    retrying every {} s", ROOTS_CHECK.as_secs());
-                            }
-                            rewatch_failed = true;
-                            health.watch_lost.store(true, Ordering::Relaxed);
-                        }
-                    }
+                let scan = watch.check(&state.monitor.health);
+                if !scan.is_empty() {
+                    state.scan(&scan, false);
                 }
             }
             Some((actor, reply)) = reload_rx.recv() => {
@@ -872,7 +821,7 @@ pub async fn run(
 
     // Stop: no new work, drain what is in flight (bounded), flush.
     notify(&[sd_notify::NotifyState::Stopping]);
-    drop(watcher);
+    drop(watch);
     let (tx, _) = std_mpsc::channel();
     state.queue = tx; // closing the queue ends the idle workers
     let deadline =
