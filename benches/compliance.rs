@@ -14,6 +14,7 @@ use callwarden::config::{Config, RetentionConfig, RetentionRule};
 use callwarden::consent::ConsentRecord;
 use callwarden::metadata::{ConsentSource, ConsentState, Direction, Metadata};
 use callwarden::policy::{self, Span, Trigger};
+use callwarden::recording_path::RecordingPath;
 use callwarden::store::{Record, RecordState, RecordingId, Store};
 
 const DAY_MS: i64 = 86_400_000;
@@ -74,7 +75,8 @@ fn record(i: u64, started_ms: i64) -> Record {
     let queues = ["sales", "support", "advice", "eu"];
     Record {
         id: RecordingId(i),
-        path: format!("/var/spool/asterisk/monitor/{i}.wav"),
+        path: RecordingPath::from_bytes(format!("/var/spool/asterisk/monitor/{i}.wav").as_bytes())
+            .expect("an absolute path"),
         size: 1_000_000,
         sha256: "0".repeat(64),
         state: if i.is_multiple_of(50) {
@@ -148,7 +150,7 @@ fn bench_purge(n: usize) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let mut config = Config::default();
-    config.ingest.roots = vec![root.clone()];
+    config.ingest.roots = vec![RecordingPath::absolute(&root).expect("an absolute root")];
     config.store.path = dir.path().join("store");
     config.retention.min_free_ratio = 0.0;
     config.retention.rule = vec![RetentionRule {
@@ -177,7 +179,7 @@ fn bench_purge(n: usize) {
         }
         let r = Record {
             id: store.next_id().unwrap(),
-            path: path.display().to_string(),
+            path: RecordingPath::absolute(&path).expect("an absolute path"),
             size: meta.len(),
             mtime_ns: mtime,
             sha256: "0".repeat(64),

@@ -80,7 +80,8 @@ fn build(dir: &Path, n: u64, now: i64) {
         rep.format.duration_s = 30.0 + (i % 600) as f64;
         let r = Record {
             id: RecordingId(i + 1),
-            path: rep.file.clone(),
+            path: callwarden::recording_path::RecordingPath::from_bytes(rep.file.as_bytes())
+                .expect("an absolute path"),
             size: 1_000_000 + i,
             sha256: format!("{i:064x}"),
             state: if i % 50 == 0 {

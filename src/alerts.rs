@@ -236,7 +236,10 @@ mod tests {
     fn call(id: u64, score: u32, flags: &[&str], consent: Option<ConsentState>) -> Summary {
         Summary {
             id,
-            path: format!("/r/{id}.wav"),
+            path: crate::recording_path::RecordingPath::from_bytes(
+                format!("/r/{id}.wav").as_bytes(),
+            )
+            .unwrap(),
             state: RecordState::Analysed,
             started_ms: 0,
             duration_s: Some(60.0),

@@ -174,8 +174,9 @@ impl RetentionRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
-    /// Directories the daemon watches (recursively; new subdirectories are watched as they come).
-    pub roots: Vec<std::path::PathBuf>,
+    /// Directories the daemon watches (recursively; new subdirectories are watched as they come):
+    /// absolute paths (normalised at load).
+    pub roots: Vec<crate::recording_path::RecordingPath>,
     /// Recording file extensions, matched without regard to case.
     pub extensions: Vec<String>,
     /// A file found by a scan counts as finished once left alone this long (seconds).
@@ -188,6 +189,8 @@ pub struct IngestConfig {
     pub rescan_interval_s: f64,
     /// On stop, how long the daemon waits for analyses in flight (seconds).
     pub drain_timeout_s: f64,
+    /// A sidecar larger than this is refused, never read whole.
+    pub max_sidecar_bytes: u64,
 }
 
 impl Default for IngestConfig {
@@ -203,6 +206,7 @@ impl Default for IngestConfig {
             filename_pattern: String::new(),
             rescan_interval_s: 600.0,
             drain_timeout_s: 30.0,
+            max_sidecar_bytes: 64 * 1024,
         }
     }
 }
@@ -492,6 +496,12 @@ impl Config {
             key,
             problem: problem.to_string(),
         };
+        if let Some(root) = self.ingest.roots.iter().find(|r| !r.is_absolute()) {
+            return Err(bad(
+                "ingest.roots",
+                &format!("{root} is not an absolute path"),
+            ));
+        }
         let a = &self.analysis;
         let positive = [
             ("analysis.dead_air_s", a.dead_air_s),

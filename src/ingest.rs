@@ -7,7 +7,7 @@
 //! changes. It reads recordings and sidecars and writes only the store; it never moves, changes or
 //! deletes a recording, and never follows a symlink.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,12 +17,13 @@ use crate::audit::Draft;
 use crate::config::Config;
 use crate::metadata::Metadata;
 use crate::pipeline::{self, Options};
+use crate::recording_path::RecordingPath;
 use crate::store::{Record, RecordState, Store, StoreError};
 
 /// A file found by a scan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
-    pub path: PathBuf,
+    pub path: RecordingPath,
     pub size: u64,
     pub mtime_ns: i128,
 }
@@ -33,8 +34,8 @@ pub struct Summary {
     pub ingested: usize,
     pub already_stored: usize,
     pub too_short: usize,
-    pub failed: Vec<(String, String)>,
-    pub modified: Vec<String>,
+    pub failed: Vec<(RecordingPath, String)>,
+    pub modified: Vec<RecordingPath>,
     pub unsettled: usize,
     pub audio_s: f64,
 }
@@ -54,19 +55,20 @@ pub fn is_recording(path: &Path, extensions: &[String]) -> bool {
 }
 
 /// Every recording under `roots` (files given directly count too), without following symlinks.
-/// Unreadable directories are reported, not fatal.
-pub fn scan(roots: &[PathBuf], extensions: &[String]) -> (Vec<Candidate>, Vec<String>) {
+/// Unreadable directories are reported, not fatal. The roots are absolute and normalised, so
+/// every path found is too.
+pub fn scan(roots: &[RecordingPath], extensions: &[String]) -> (Vec<Candidate>, Vec<String>) {
     let mut found = Vec::new();
     let mut problems = Vec::new();
     for root in roots {
-        for entry in walkdir::WalkDir::new(root)
+        for entry in walkdir::WalkDir::new(root.as_path())
             .follow_links(false)
             .sort_by_file_name()
         {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    problems.push(format!("scan {}: {e}", root.display()));
+                    problems.push(format!("scan {root}: {e}"));
                     continue;
                 }
             };
@@ -84,7 +86,7 @@ pub fn scan(roots: &[PathBuf], extensions: &[String]) -> (Vec<Candidate>, Vec<St
             }
             match entry.metadata() {
                 Ok(meta) => found.push(Candidate {
-                    path: entry.path().to_path_buf(),
+                    path: RecordingPath::resolve(entry.path(), root.as_path()),
                     size: meta.len(),
                     mtime_ns: mtime_ns(&meta),
                 }),
@@ -96,12 +98,20 @@ pub fn scan(roots: &[PathBuf], extensions: &[String]) -> (Vec<Candidate>, Vec<St
 }
 
 /// The sidecar of a recording (`NAME.json` beside `NAME.wav`), parsed: `None` when there is none.
-pub fn read_sidecar(recording: &Path) -> Option<Result<Metadata, String>> {
+/// Only a regular file, never through a symlink (`x.json -> /etc/passwd` or someone else's
+/// metadata is refused), never past `max_bytes`.
+pub fn read_sidecar(recording: &Path, max_bytes: u64) -> Option<Result<Metadata, String>> {
     let path = recording.with_extension("json");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(Metadata::parse(&text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => Some(Err(format!("read {}: {e}", path.display()))),
+    match crate::files::read_capped(&path, crate::files::Follow::Never, max_bytes) {
+        Ok(bytes) => Some(match String::from_utf8(bytes) {
+            Ok(text) => Metadata::parse(&text),
+            Err(_) => Err(format!(
+                "read {}: not UTF-8 text",
+                RecordingPath::resolve(&path, Path::new("/"))
+            )),
+        }),
+        Err(crate::files::OpenError::Missing { .. }) => None,
+        Err(e) => Some(Err(e.to_string())),
     }
 }
 
@@ -119,11 +129,17 @@ pub enum Plan {
 pub fn plan(candidate: &Candidate, stored: Option<&Record>) -> Plan {
     match stored {
         None => Plan::Analyse,
+        // Never read whole (a transient error outlived its retries): tried again at every
+        // scan, changed or not, until it has a hash.
+        Some(r) if r.state == RecordState::Failed && r.sha256.is_empty() => Plan::Analyse,
         Some(r) if r.size == candidate.size && r.mtime_ns == candidate.mtime_ns => Plan::Skip,
         Some(r) if r.state == RecordState::Failed => Plan::Analyse,
         Some(_) => Plan::Recheck,
     }
 }
+
+/// The waits before each new try of a file that failed with a transient error.
+const RETRY_DELAYS_MS: [u64; 3] = [100, 500, 2000];
 
 /// Ingests files into one store with one configuration.
 pub struct Ingestor<'a> {
@@ -209,9 +225,23 @@ impl Ingestor<'_> {
                 Outcome::Hashed(pipeline::sha256_file(&candidate.path).map_err(|e| e.to_string()))
             }
             _ => {
-                let name = candidate.path.display().to_string();
-                let r =
+                let name = candidate.path.to_string();
+                let mut r =
                     pipeline::analyze_file(&candidate.path, &name, self.config, Options::default());
+                // A transient error (a permission being fixed, descriptors running out) is
+                // tried again, backing off, before the file is stored as failed.
+                for delay_ms in RETRY_DELAYS_MS {
+                    if !matches!(&r, Err(e) if e.transient) {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+                    r = pipeline::analyze_file(
+                        &candidate.path,
+                        &name,
+                        self.config,
+                        Options::default(),
+                    );
+                }
                 let sha = match &r {
                     Err(_) => pipeline::sha256_file(&candidate.path).ok(),
                     Ok(_) => None,
@@ -238,7 +268,7 @@ impl Ingestor<'_> {
             previous,
             outcome,
         } = work;
-        let path = candidate.path.display().to_string();
+        let path = candidate.path.clone();
         match outcome {
             Outcome::Hashed(hash) => {
                 let Some(old) = previous else { return Ok(()) };
@@ -283,8 +313,11 @@ impl Ingestor<'_> {
                     .commit(&record, Some(&old), event.about(record.id.0), now_ms)
             }
             Outcome::Analysed(result, failed_sha) => {
-                let from_name = self.name_metadata(&candidate.path);
-                let (metadata, metadata_error) = match read_sidecar(&candidate.path) {
+                let from_name = self.name_metadata(candidate.path.as_path());
+                let (metadata, metadata_error) = match read_sidecar(
+                    candidate.path.as_path(),
+                    self.config.ingest.max_sidecar_bytes,
+                ) {
                     None => (from_name, None),
                     Some(Ok(m)) => (Some(from_name.unwrap_or_default().overlay(m)), None),
                     Some(Err(e)) => (from_name, Some(e)),
@@ -388,20 +421,20 @@ impl Ingestor<'_> {
 
     /// Attaches a sidecar that arrived after its recording was stored. Returns whether a stored
     /// recording took it.
-    pub fn attach_sidecar(&self, sidecar: &Path, now_ms: i64) -> Result<bool, StoreError> {
+    pub fn attach_sidecar(&self, sidecar: &RecordingPath, now_ms: i64) -> Result<bool, StoreError> {
         for ext in &self.config.ingest.extensions {
             for ext in [ext.to_lowercase(), ext.to_uppercase()] {
                 let recording = sidecar.with_extension(&ext);
-                let Some(old) = self.store.by_path(&recording.display().to_string())? else {
+                let Some(old) = self.store.by_path(&recording)? else {
                     continue;
                 };
                 let mut record = old.clone();
                 record.flags.retain(|f| f != "metadata_invalid");
-                match read_sidecar(&recording) {
+                match read_sidecar(recording.as_path(), self.config.ingest.max_sidecar_bytes) {
                     None => return Ok(false),
                     Some(Ok(m)) => {
                         let m = self
-                            .name_metadata(&recording)
+                            .name_metadata(recording.as_path())
                             .unwrap_or_default()
                             .overlay(m);
                         if let Some(start) = m.start_ms() {
@@ -441,7 +474,7 @@ impl Ingestor<'_> {
                     let event = Draft::new(
                         "ingest",
                         "metadata",
-                        serde_json::json!({"sidecar": sidecar.display().to_string(),
+                        serde_json::json!({"sidecar": sidecar,
                             "valid": record.metadata_error.is_none(),
                             "consent": record.consent.as_ref().map(|c| c.state)}),
                     );
@@ -455,13 +488,13 @@ impl Ingestor<'_> {
     }
 
     /// Marks the record of a file that is gone as `missing`. Returns whether it was stored.
-    pub fn mark_missing(&self, path: &Path, now_ms: i64) -> Result<bool, StoreError> {
-        let Some(old) = self.store.by_path(&path.display().to_string())? else {
+    pub fn mark_missing(&self, path: &RecordingPath, now_ms: i64) -> Result<bool, StoreError> {
+        let Some(old) = self.store.by_path(path)? else {
             return Ok(false);
         };
         // A purge under way deletes the file before it writes the tombstone: not missing.
         if matches!(old.state, RecordState::Missing | RecordState::Purged)
-            || path.symlink_metadata().is_ok()
+            || path.as_path().symlink_metadata().is_ok()
             || self.store.purge_pending(old.id)?
         {
             return Ok(false);
@@ -492,9 +525,9 @@ impl Ingestor<'_> {
 
 /// The record of the recording now at `path`, if stored. A purged record is a tombstone of an
 /// earlier file: a new file at its path is a new recording.
-pub fn live_record(store: &Store, path: &Path) -> Result<Option<Record>, StoreError> {
+pub fn live_record(store: &Store, path: &RecordingPath) -> Result<Option<Record>, StoreError> {
     Ok(store
-        .by_path(&path.display().to_string())?
+        .by_path(path)?
         .filter(|r| r.state != RecordState::Purged))
 }
 
@@ -511,10 +544,10 @@ pub fn unsafe_metadata(m: &Metadata) -> bool {
 
 /// A recording file as a candidate, if it is a regular file (not a symlink) with a recording
 /// extension.
-pub fn candidate(path: &Path, extensions: &[String]) -> Option<Candidate> {
-    let meta = path.symlink_metadata().ok()?;
-    (meta.file_type().is_file() && is_recording(path, extensions)).then(|| Candidate {
-        path: path.to_path_buf(),
+pub fn candidate(path: &RecordingPath, extensions: &[String]) -> Option<Candidate> {
+    let meta = path.as_path().symlink_metadata().ok()?;
+    (meta.file_type().is_file() && is_recording(path.as_path(), extensions)).then(|| Candidate {
+        path: path.clone(),
         size: meta.len(),
         mtime_ns: mtime_ns(&meta),
     })
@@ -534,7 +567,7 @@ mod tests {
 
     fn candidate(size: u64, mtime_ns: i128) -> Candidate {
         Candidate {
-            path: "/r/a.wav".into(),
+            path: RecordingPath::from_bytes(b"/r/a.wav").unwrap(),
             size,
             mtime_ns,
         }
@@ -543,7 +576,7 @@ mod tests {
     fn stored(size: u64, mtime_ns: i128, state: RecordState) -> Record {
         Record {
             id: RecordingId(1),
-            path: "/r/a.wav".into(),
+            path: RecordingPath::from_bytes(b"/r/a.wav").unwrap(),
             size,
             mtime_ns,
             sha256: "x".into(),
@@ -583,6 +616,10 @@ mod tests {
             Some(stored(10, 5, RecordState::TooShort)),
             Plan::Recheck,
         );
+        // Failed without a hash (never read whole): tried again although unchanged.
+        let mut unread = stored(10, 5, RecordState::Failed);
+        unread.sha256.clear();
+        check(candidate(10, 5), Some(unread), Plan::Analyse);
     }
 
     #[test]

@@ -409,7 +409,10 @@ mod tests {
     fn call(id: u64, day: i64, score: Option<u32>, consent: Option<ConsentState>) -> Summary {
         Summary {
             id,
-            path: format!("/r/{id}.wav"),
+            path: crate::recording_path::RecordingPath::from_bytes(
+                format!("/r/{id}.wav").as_bytes(),
+            )
+            .unwrap(),
             state: if score.is_some() {
                 RecordState::Analysed
             } else {

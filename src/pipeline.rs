@@ -3,7 +3,7 @@
 //! This is the I/O edge around the pure `analysis` core, shared by `callwarden analyze` and (later)
 //! the daemon's workers. It reads the file and nothing else; it never writes.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Instant;
 
@@ -13,14 +13,26 @@ use crate::analysis::model::{self, DecodeReport, ErrorBody, ErrorReport, Format,
 use crate::analysis::Analyzer;
 use crate::audio::{AudioError, Decoder};
 use crate::config::Config;
+use crate::files::{Follow, OpenError};
 
 /// Frames handed from the decoder to the analyser at a time.
 const BLOCK_FRAMES: usize = 8192;
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Include every speech segment in the report.
     pub segments: bool,
+    /// Whether a symlink named as the file is followed: never under the recordings roots.
+    pub follow: Follow,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            segments: false,
+            follow: Follow::Never,
+        }
+    }
 }
 
 /// Why a file could not be analysed; `code` is the contract's error code.
@@ -29,6 +41,9 @@ pub struct Options {
 pub struct FileError {
     pub code: &'static str,
     pub message: String,
+    /// Trying again later may succeed (a permission fixed, descriptors freed, an I/O error),
+    /// unlike a file that is what it is (not audio, a FIFO, a codec we cannot decode).
+    pub transient: bool,
 }
 
 impl FileError {
@@ -49,13 +64,23 @@ impl From<AudioError> for FileError {
         FileError {
             code: e.code(),
             message: e.to_string(),
+            transient: false,
         }
     }
 }
 
-/// SHA-256 of a file's bytes, as lowercase hex (what `sha256sum` prints).
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
+/// SHA-256 of the bytes of the regular file at `path` (never through a symlink), as lowercase
+/// hex (what `sha256sum` prints).
+pub fn sha256_file(path: &Path) -> Result<String, OpenError> {
+    let (mut file, _) = crate::files::open_regular(path, Follow::Never)?;
+    sha256_read(&mut file).map_err(|source| OpenError::Io {
+        path: crate::recording_path::escape(path.as_os_str().as_encoded_bytes()),
+        source,
+    })
+}
+
+/// SHA-256 of what `file` holds from where it stands to its end.
+fn sha256_read(file: &mut std::fs::File) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -76,16 +101,29 @@ pub fn analyze_file(
     options: Options,
 ) -> Result<Report, FileError> {
     let started = Instant::now();
-    let sha256 = sha256_file(path).map_err(|e| FileError {
+    // One open for the hash and the decoding: both read the same file, whatever happens to
+    // the name meanwhile; a FIFO or device is refused before any read.
+    let io = |message: String| FileError {
         code: "io",
-        message: format!("read {}: {e}", path.display()),
-    })?;
-    let mut decoder = Decoder::open(path)?;
+        message,
+        transient: true,
+    };
+    let (mut file, len) =
+        crate::files::open_regular(path, options.follow).map_err(|e| FileError {
+            code: "io",
+            message: e.to_string(),
+            transient: e.is_transient(),
+        })?;
+    let sha256 = sha256_read(&mut file).map_err(|e| io(format!("read {}: {e}", path.display())))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| io(format!("read {}: {e}", path.display())))?;
+    let mut decoder = Decoder::from_file(file, len, path)?;
     let info = decoder.info().clone();
     let mut analyzer = Analyzer::new(info.sample_rate, info.channels, info.full_scale, config)
         .map_err(|e| FileError {
             code: "unsupported_format",
             message: e.to_string(),
+            transient: false,
         })?;
     let mut block = Vec::with_capacity(BLOCK_FRAMES * info.channels as usize);
     let mut frames = 0u64;
@@ -101,6 +139,7 @@ pub fn analyze_file(
         return Err(FileError {
             code: "empty",
             message: format!("decode {}: no audio in the file", path.display()),
+            transient: false,
         });
     }
     let notes = decoder.notes();

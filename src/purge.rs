@@ -17,14 +17,16 @@
 //! adapter).
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Draft;
 use crate::config::Config;
 use crate::policy::{self, Action, Decision, PlanCounts, Trigger};
+use crate::recording_path::RecordingPath;
 use crate::store::{Intent, Record, RecordState, RecordingId, Store, StoreError, Tombstone};
 
 /// Recordings deleted between two flushes of the store.
@@ -41,16 +43,16 @@ pub struct Summary {
     pub completed_from_earlier: usize,
     pub bytes_freed: u64,
     /// Purges refused: recording id, path, why (each is flagged `purge_refused`).
-    pub refused: Vec<(u64, String, String)>,
+    pub refused: Vec<(u64, RecordingPath, String)>,
     /// Purges that failed for now (an I/O error): their intents stay, the next run retries.
-    pub errors: Vec<(u64, String, String)>,
+    pub errors: Vec<(u64, RecordingPath, String)>,
 }
 
 /// One recording's decision, with what a purge needs to know of it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Planned {
     pub id: RecordingId,
-    pub path: String,
+    pub path: RecordingPath,
     pub size: u64,
     pub mtime_ns: i128,
     pub started_ms: i64,
@@ -310,7 +312,7 @@ impl Purger<'_> {
             if let Err(e) = rustix::fs::fsync(fd) {
                 // The deletions may not be durable yet; the intents stay and the next run checks.
                 tracing::error!(dir = %dir.display(), error = %e, "fsync of a directory failed");
-                done.retain(|(i, _)| !Path::new(&i.path).starts_with(dir));
+                done.retain(|(i, _)| !i.path.starts_with(dir));
             }
         }
         if earlier {
@@ -320,35 +322,21 @@ impl Purger<'_> {
         self.store.finish_purges(&done, now_ms)
     }
 
-    /// The configured root `path` lies under, and the path's components below it.
-    fn locate(&self, path: &Path) -> Result<(PathBuf, Vec<String>), String> {
+    /// The configured root `path` lies under, and the path's components below it (byte-exact).
+    fn locate<'p>(&self, path: &'p RecordingPath) -> Result<(PathBuf, Vec<&'p OsStr>), String> {
         if !path.is_absolute() {
-            return Err("the path is not absolute".into());
+            // Only a record from a store written before paths were made absolute.
+            return Err(
+                "the stored path is not absolute (ingested by an older version \
+                 from a relative path): re-ingest the recording by its absolute path"
+                    .into(),
+            );
         }
-        let mut parts = Vec::new();
-        for c in path.components() {
-            match c {
-                Component::Normal(s) => match s.to_str() {
-                    Some(s) => parts.push(s.to_string()),
-                    None => return Err("the path is not valid UTF-8".into()),
-                },
-                Component::RootDir => {}
-                _ => return Err("the path has `.` or `..` components".into()),
-            }
-        }
+        let parts = path.parts();
         for root in &self.config.ingest.roots {
-            if !root.is_absolute() {
-                continue;
-            }
-            let root_parts: Vec<String> = root
-                .components()
-                .filter_map(|c| match c {
-                    Component::Normal(s) => s.to_str().map(String::from),
-                    _ => None,
-                })
-                .collect();
-            if parts.len() > root_parts.len() && parts[..root_parts.len()] == root_parts[..] {
-                return Ok((root.clone(), parts[root_parts.len()..].to_vec()));
+            let root_len = root.parts().len();
+            if path.is_below(root) {
+                return Ok((root.to_path_buf(), parts[root_len..].to_vec()));
             }
         }
         Err("the path is outside the configured recordings roots (ingest.roots)".into())
@@ -356,7 +344,7 @@ impl Purger<'_> {
 
     /// Step 2 for one intent.
     fn delete_files(&self, intent: &Intent) -> Result<Outcome, StoreError> {
-        let path = Path::new(&intent.path);
+        let path = &intent.path;
         let held_now = match self.store.get(intent.id)? {
             Some(r) if r.flags.iter().any(|f| f == "modified_after_ingest") => {
                 return Ok(Outcome::Refused(
@@ -383,15 +371,14 @@ impl Purger<'_> {
             Err(fs::Open::Missing) => return Ok(Outcome::Gone { sidecar: false }),
             Err(fs::Open::Io(e)) => return Ok(Outcome::Error(e)),
         };
-        let sidecar_name = Path::new(name)
-            .with_extension("json")
-            .to_string_lossy()
-            .into_owned();
+        let sidecar_name = Path::new(name).with_extension("json").into_os_string();
         let delete_sidecar = |dir_fd: &OwnedFd| -> Result<bool, String> {
-            if sidecar_name == *name {
+            if sidecar_name.as_os_str() == *name {
                 return Ok(false);
             }
             fs::unlink_regular(dir_fd, &sidecar_name, None)
+                .map(|u| matches!(u, fs::Unlinked::Deleted))
+                .map_err(|e| e.to_string())
         };
         if held_now {
             // A hold placed since the plan wins, as long as the file is still there.
@@ -403,29 +390,27 @@ impl Purger<'_> {
             return Ok(Outcome::Gone { sidecar: false });
         }
         match fs::unlink_regular(&dir_fd, name, Some((intent.size, intent.mtime_ns))) {
-            Ok(true) => {
+            Ok(fs::Unlinked::Deleted) => {
                 let sidecar = delete_sidecar(&dir_fd).unwrap_or_else(|e| {
                     tracing::warn!(path = %intent.path, error = %e, "sidecar not deleted");
                     false
                 });
                 Ok(Outcome::Deleted {
-                    dir: path.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                    dir: path.parent().into_path_buf(),
                     dir_fd,
                     sidecar,
                     bytes: intent.size,
                 })
             }
-            Ok(false) => {
+            Ok(fs::Unlinked::NotThere) => {
                 let sidecar = delete_sidecar(&dir_fd).unwrap_or(false);
                 if sidecar {
                     let _ = rustix::fs::fsync(&dir_fd);
                 }
                 Ok(Outcome::Gone { sidecar })
             }
-            Err(why) if why.starts_with("refused: ") => {
-                Ok(Outcome::Refused(why["refused: ".len()..].to_string()))
-            }
-            Err(why) => Ok(Outcome::Error(why)),
+            Err(fs::UnlinkError::Refused(why)) => Ok(Outcome::Refused(why)),
+            Err(fs::UnlinkError::Io(why)) => Ok(Outcome::Error(why)),
         }
     }
 
@@ -450,8 +435,12 @@ impl Purger<'_> {
 
 /// The rustix adapter: directory walks without following symlinks, checked unlinks, free space.
 mod fs {
+    use std::ffi::OsStr;
     use std::os::fd::OwnedFd;
+    use std::os::unix::ffi::OsStrExt;
     use std::path::Path;
+
+    use crate::recording_path::escape;
 
     use rustix::fs::{AtFlags, FileType, Mode, OFlags};
     use rustix::io::Errno;
@@ -469,7 +458,7 @@ mod fs {
 
     /// Opens `root` (the configured path, which may itself be a symlink the operator chose),
     /// then each of `dirs` below it without following symlinks.
-    pub fn open_below(root: &Path, dirs: &[String]) -> Result<OwnedFd, Open> {
+    pub fn open_below(root: &Path, dirs: &[&OsStr]) -> Result<OwnedFd, Open> {
         let mut fd = rustix::fs::open(
             root,
             OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
@@ -482,57 +471,80 @@ mod fs {
         let mut at = root.to_path_buf();
         for d in dirs {
             at.push(d);
-            fd = rustix::fs::openat(&fd, d.as_str(), DIR, Mode::empty()).map_err(|e| match e {
-                Errno::LOOP | Errno::NOTDIR => Open::Symlink(at.display().to_string()),
+            let shown = || escape(at.as_os_str().as_bytes());
+            fd = rustix::fs::openat(&fd, *d, DIR, Mode::empty()).map_err(|e| match e {
+                Errno::LOOP | Errno::NOTDIR => Open::Symlink(shown()),
                 Errno::NOENT => Open::Missing,
-                e => Open::Io(format!("open {}: {e}", at.display())),
+                e => Open::Io(format!("open {}: {e}", shown())),
             })?;
         }
         Ok(fd)
     }
 
+    /// What an unlink did.
+    pub enum Unlinked {
+        Deleted,
+        /// Nothing by that name was there.
+        NotThere,
+    }
+
+    /// Why an unlink did not happen.
+    #[derive(Debug, thiserror::Error)]
+    pub enum UnlinkError {
+        /// Something is there, but not the file expected: left to a human.
+        #[error("refused: {0}")]
+        Refused(String),
+        /// The filesystem failed (for now): tried again by the next run.
+        #[error("{0}")]
+        Io(String),
+    }
+
     /// Deletes `name` in `dir` if it is a regular file (and, when `expect` is given, has that
-    /// size and mtime in ns). `Ok(false)`: not there. `Err("refused: …")`: there, but not the
-    /// file expected.
+    /// size and mtime in ns).
     pub fn unlink_regular(
         dir: &OwnedFd,
-        name: &str,
+        name: &OsStr,
         expect: Option<(u64, i128)>,
-    ) -> Result<bool, String> {
+    ) -> Result<Unlinked, UnlinkError> {
+        let shown = escape(name.as_bytes());
         let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
-            Err(Errno::NOENT) => return Ok(false),
-            Err(e) => return Err(format!("stat {name}: {e}")),
+            Err(Errno::NOENT) => return Ok(Unlinked::NotThere),
+            Err(e) => return Err(UnlinkError::Io(format!("stat {shown}: {e}"))),
         };
         match FileType::from_raw_mode(st.st_mode) {
             FileType::RegularFile => {}
             FileType::Symlink => {
-                return Err(format!(
-                    "refused: {name} is a symlink: purges never follow symlinks"
-                ))
+                return Err(UnlinkError::Refused(format!(
+                    "{shown} is a symlink: purges never follow symlinks"
+                )))
             }
-            other => return Err(format!("refused: {name} is not a regular file ({other:?})")),
+            other => {
+                return Err(UnlinkError::Refused(format!(
+                    "{shown} is not a regular file ({other:?})"
+                )))
+            }
         }
         if let Some((size, mtime_ns)) = expect {
             let now_mtime = i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec);
             if st.st_size as u64 != size || now_mtime != mtime_ns {
-                return Err(format!(
-                    "refused: the file on disk is not the one recorded (size {} vs {size}, \
+                return Err(UnlinkError::Refused(format!(
+                    "the file on disk is not the one recorded (size {} vs {size}, \
                      mtime changed: {}); it was replaced or changed after ingest",
                     st.st_size,
                     now_mtime != mtime_ns
-                ));
+                )));
             }
         }
         match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-            Ok(()) => Ok(true),
-            Err(Errno::NOENT) => Ok(false),
-            Err(e) => Err(format!("delete {name}: {e}")),
+            Ok(()) => Ok(Unlinked::Deleted),
+            Err(Errno::NOENT) => Ok(Unlinked::NotThere),
+            Err(e) => Err(UnlinkError::Io(format!("delete {shown}: {e}"))),
         }
     }
 
     /// Whether `name` exists in `dir` (as anything, symlinks not followed).
-    pub fn exists(dir: &OwnedFd, name: &str) -> bool {
+    pub fn exists(dir: &OwnedFd, name: &OsStr) -> bool {
         rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
     }
 
@@ -590,11 +602,11 @@ mod tests {
             .unwrap()
             .as_nanos() as i128;
         let mut config = Config::default();
-        config.ingest.roots = vec![root.clone()];
+        config.ingest.roots = vec![RecordingPath::absolute(&root).unwrap()];
         let store = Store::open(&dir.path().join("store")).unwrap();
         let record = Record {
             id: RecordingId(1),
-            path: file.display().to_string(),
+            path: RecordingPath::absolute(&file).unwrap(),
             size: meta.len(),
             mtime_ns,
             ..Record::blank()

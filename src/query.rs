@@ -18,6 +18,7 @@ use crate::consent::ConsentRecord;
 use crate::kpi::{self, ConsentReport, GroupBy, Kpi, QualityReport};
 use crate::metadata::{ConsentSource, ConsentState};
 use crate::policy::{self, fmt_ms, Action, Decision, Reason, Trigger};
+use crate::recording_path::RecordingPath;
 use crate::store::{Hold, Named, Record, RecordState, RecordingId, Selection, Store, StoreError};
 use crate::summary::Summary;
 
@@ -313,7 +314,7 @@ pub struct ConsentChange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Due {
     pub id: u64,
-    pub path: String,
+    pub path: RecordingPath,
     pub started: String,
     pub rule: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -340,7 +341,7 @@ pub struct RetentionReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PurgedRow {
     pub id: u64,
-    pub path: String,
+    pub path: RecordingPath,
     pub sha256: String,
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -667,7 +668,11 @@ fn show(ctx: &Context, target: &str) -> Result<Shown, QueryError> {
     let store = ctx.store;
     let record = match target.parse::<u64>() {
         Ok(id) => store.get(RecordingId(id))?,
-        Err(_) => store.by_path(target)?,
+        // The CLI sends a path made absolute in its working directory.
+        Err(_) => store.by_path(&RecordingPath::resolve(
+            std::path::Path::new(target),
+            std::path::Path::new("/"),
+        ))?,
     };
     let Some(record) = record else {
         return Err(QueryError::NotFound(format!(

@@ -11,13 +11,14 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::model::Grade;
 use crate::config::ConsentLaw;
 use crate::metadata::ConsentState;
+use crate::recording_path::RecordingPath;
 use crate::store::{Record, RecordState};
 
 /// What lists, KPIs and reports need of one recording.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub id: u64,
-    pub path: String,
+    pub path: RecordingPath,
     pub state: RecordState,
     pub started_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::recording_path::RecordingPath;
 use crate::store::{Record, RecordState, Store, StoreError};
 
 /// What `audit verify` found.
@@ -19,7 +20,7 @@ pub struct Verification {
     /// Recordings re-hashed and found intact.
     pub recordings_ok: u64,
     /// Recordings that are not what was stored: id, path, what is wrong.
-    pub recording_problems: Vec<(u64, String, String)>,
+    pub recording_problems: Vec<(u64, RecordingPath, String)>,
 }
 
 impl Verification {
@@ -49,6 +50,7 @@ pub fn verify(store: &Store, files: bool, jobs: usize) -> Result<Verification, S
         RecordState::Analysed,
         RecordState::TooShort,
         RecordState::Failed,
+        RecordState::Missing,
         RecordState::Purged,
     ] {
         for r in store.in_state(state) {
@@ -102,10 +104,12 @@ pub fn verify(store: &Store, files: bool, jobs: usize) -> Result<Verification, S
 }
 
 const GONE: &str = "the file is gone, and no purge deleted it";
+const NO_HASH: &str =
+    "no hash was recorded (the file could not be read at ingest): it cannot be proven intact";
 
 /// What is wrong with one recording's file, if anything.
 fn check_file(r: &Record) -> Option<String> {
-    let path = std::path::Path::new(&r.path);
+    let path = r.path.as_path();
     let meta = path.symlink_metadata();
     if r.state == RecordState::Purged {
         // Gone is right; a file with the same bytes at the path means the purge did not happen.
@@ -123,7 +127,9 @@ fn check_file(r: &Record) -> Option<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(GONE.into()),
         Err(e) => Some(format!("cannot read the file: {e}")),
         Ok(m) if !m.is_file() => Some("not a regular file any more (a symlink?)".into()),
-        Ok(_) if r.sha256.is_empty() => None,
+        // Never read whole at ingest (an error that outlived its retries): nothing to prove
+        // it against, so never counted intact.
+        Ok(_) if r.sha256.is_empty() => Some(NO_HASH.into()),
         Ok(_) => match crate::pipeline::sha256_file(path) {
             Ok(sha) if sha == r.sha256 => None,
             Ok(sha) => Some(format!(

@@ -5,7 +5,9 @@
 //! rescans. A close after writing or a move into the tree means "finished"; any other change
 //! means "still changing"; an overflow asks for a rescan. It never reads or writes files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::recording_path::RecordingPath;
 
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher as _};
@@ -14,13 +16,13 @@ use tokio::sync::mpsc::UnboundedSender;
 #[derive(Debug, Clone, PartialEq)]
 pub enum WatchEvent {
     /// Closed after writing, or moved in: the writer is done with it.
-    Finished(PathBuf),
+    Finished(RecordingPath),
     /// Created or modified: may still be growing.
-    Changed(PathBuf),
+    Changed(RecordingPath),
     /// A new directory (its files may predate the watch on it).
-    NewDirectory(PathBuf),
+    NewDirectory(RecordingPath),
     /// Removed or moved away.
-    Removed(PathBuf),
+    Removed(RecordingPath),
     /// Events were lost: scan again.
     Rescan,
 }
@@ -41,8 +43,13 @@ fn translate(event: notify::Event) -> Vec<WatchEvent> {
     if event.need_rescan() {
         return vec![WatchEvent::Rescan];
     }
-    let paths = event.paths;
-    let each = |f: fn(PathBuf) -> WatchEvent| paths.iter().cloned().map(f).collect();
+    // The watched roots are absolute and normalised, and notify joins names onto them.
+    let paths: Vec<RecordingPath> = event
+        .paths
+        .iter()
+        .map(|p| RecordingPath::resolve(p, Path::new("/")))
+        .collect();
+    let each = |f: fn(RecordingPath) -> WatchEvent| paths.iter().cloned().map(f).collect();
     match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => each(WatchEvent::Finished),
         EventKind::Modify(ModifyKind::Name(RenameMode::To)) => each(WatchEvent::Finished),
@@ -67,7 +74,10 @@ fn translate(event: notify::Event) -> Vec<WatchEvent> {
 }
 
 /// Watches `roots` recursively, sending events to `tx` (never blocking the watcher).
-pub fn watch(roots: &[PathBuf], tx: UnboundedSender<WatchEvent>) -> Result<Watcher, WatchError> {
+pub fn watch(
+    roots: &[RecordingPath],
+    tx: UnboundedSender<WatchEvent>,
+) -> Result<Watcher, WatchError> {
     let err = |path: &Path, e: notify::Error| WatchError {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -84,8 +94,8 @@ pub fn watch(roots: &[PathBuf], tx: UnboundedSender<WatchEvent>) -> Result<Watch
     .map_err(|e| err(Path::new("(watcher)"), e))?;
     for root in roots {
         inner
-            .watch(root, RecursiveMode::Recursive)
-            .map_err(|e| err(root, e))?;
+            .watch(root.as_path(), RecursiveMode::Recursive)
+            .map_err(|e| err(root.as_path(), e))?;
     }
     Ok(Watcher { _inner: inner })
 }
@@ -97,7 +107,7 @@ mod tests {
     fn event(kind: EventKind, paths: &[&str]) -> notify::Event {
         let mut e = notify::Event::new(kind);
         for p in paths {
-            e = e.add_path(PathBuf::from(p));
+            e = e.add_path(std::path::PathBuf::from(p));
         }
         e
     }
@@ -107,7 +117,7 @@ mod tests {
         let check = |kind: EventKind, paths: &[&str], expected: Vec<WatchEvent>| {
             assert_eq!(translate(event(kind, paths)), expected, "{kind:?}");
         };
-        let p = |s: &str| PathBuf::from(s);
+        let p = |s: &str| RecordingPath::from_bytes(s.as_bytes()).unwrap();
         check(
             EventKind::Access(AccessKind::Close(AccessMode::Write)),
             &["/r/a.wav"],

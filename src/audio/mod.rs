@@ -81,20 +81,27 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// Opens the regular file at `path` (a symlink the caller named is followed) and decodes it.
     pub fn open(path: &Path) -> Result<Decoder, AudioError> {
+        let (file, len) = crate::files::open_regular(path, crate::files::Follow::Symlinks)
+            .map_err(|e| AudioError::Io {
+                path: path.display().to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        Decoder::from_file(file, len, path)
+    }
+
+    /// Decodes an open regular file of `len` bytes, read from its start; `path` names it in
+    /// errors and gives the extension.
+    pub fn from_file(mut file: File, len: u64, path: &Path) -> Result<Decoder, AudioError> {
         let name = path.display().to_string();
         let io = |source: std::io::Error| AudioError::Io {
             path: name.clone(),
             source,
         };
-        let meta = std::fs::metadata(path).map_err(io)?;
-        if !meta.is_file() {
-            return Err(io(std::io::Error::other("not a regular file")));
-        }
-        if meta.len() == 0 {
+        if len == 0 {
             return Err(AudioError::Empty { path: name });
         }
-        let mut file = File::open(path).map_err(io)?;
         let mut head = [0u8; 12];
         let mut got = 0;
         while got < head.len() {
@@ -106,7 +113,7 @@ impl Decoder {
             }
         }
         if got == 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE" {
-            let stream = wav::WavStream::open(file, meta.len(), &name)?;
+            let stream = wav::WavStream::open(file, len, &name)?;
             return Ok(Decoder {
                 inner: Inner::Wav(stream),
             });

@@ -489,7 +489,7 @@ fn summaries_table(rows: &[Summary]) -> Table {
             } else {
                 s.flags.join(" ")
             },
-            s.path.clone(),
+            s.path.to_string(),
         ]);
     }
     t

@@ -142,6 +142,10 @@ pub struct AnalyzeArgs {
 }
 
 pub fn main() -> ExitCode {
+    // What callwarden creates (the store, its anchor, reports) is for its owner alone whatever
+    // the umask it was started with; the control socket's mode is set explicitly.
+    let inherited = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    rustix::process::umask(inherited | rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     init_logging();
     let code = match cli.command {
@@ -245,8 +249,10 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
         .unwrap_or_else(cores)
         .min(args.files.len())
         .max(1);
+    // A file the user names is read even through a symlink; never a FIFO or a device.
     let options = Options {
         segments: args.segments,
+        follow: crate::files::Follow::Symlinks,
     };
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
@@ -337,7 +343,13 @@ fn ingest(args: IngestArgs) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
-    let (candidates, problems) = crate::ingest::scan(&args.paths, &config.ingest.extensions);
+    // One file, one path: `rec`, `./rec` and `/abs/rec` are the same recording.
+    let paths = args
+        .paths
+        .iter()
+        .map(|p| crate::recording_path::RecordingPath::from_cwd(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (candidates, problems) = crate::ingest::scan(&paths, &config.ingest.extensions);
     for p in &problems {
         eprintln!("callwarden: {p}");
     }

@@ -27,7 +27,7 @@ pub fn purged_csv(p: &crate::query::PurgedReport) -> String {
     for r in &p.recordings {
         t.push(vec![
             r.id.to_string(),
-            r.path.clone(),
+            r.path.to_string(),
             r.sha256.clone(),
             r.size.to_string(),
             r.duration_s.map_or_else(String::new, |d| d.to_string()),
@@ -133,7 +133,7 @@ pub fn tables(dated: &Dated) -> Vec<(String, Table)> {
                         d.rule.clone(),
                         d.deadline.clone().unwrap_or_else(|| "-".into()),
                         d.explanation.clone(),
-                        d.path.clone(),
+                        d.path.to_string(),
                     ]);
                 }
                 t
@@ -180,7 +180,7 @@ pub fn tables(dated: &Dated) -> Vec<(String, Table)> {
                     row.size.to_string(),
                     row.reason.clone(),
                     row.audit_seq.map_or_else(|| "-".into(), |s| s.to_string()),
-                    row.path.clone(),
+                    row.path.to_string(),
                 ]);
             }
             let mut head = Table::new(&["audit chain head seq", "audit chain head sha256"]);
@@ -228,7 +228,7 @@ fn calls(rows: &[Summary]) -> Table {
                 },
             ),
             s.flags.join(" "),
-            s.path.clone(),
+            s.path.to_string(),
         ]);
     }
     t

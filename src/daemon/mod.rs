@@ -17,7 +17,9 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::recording_path::RecordingPath;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
@@ -65,7 +67,7 @@ struct Job {
 
 /// What a worker reports back.
 struct Done {
-    path: PathBuf,
+    path: RecordingPath,
     summary: Summary,
     error: Option<StoreError>,
 }
@@ -96,10 +98,10 @@ struct State {
     config_path: Option<PathBuf>,
     store: Arc<Store>,
     queue: std_mpsc::Sender<Job>,
-    pending: HashMap<PathBuf, Pending>,
-    in_flight: HashSet<PathBuf>,
+    pending: HashMap<RecordingPath, Pending>,
+    in_flight: HashSet<RecordingPath>,
     /// Paths that changed again while a worker had them.
-    dirty: HashSet<PathBuf>,
+    dirty: HashSet<RecordingPath>,
     counters: Counters,
     /// A purge is running on its thread.
     purging: bool,
@@ -124,15 +126,15 @@ impl State {
         }
     }
 
-    fn is_under_roots(&self, path: &Path) -> bool {
-        self.config.ingest.roots.iter().any(|r| path.starts_with(r))
+    fn is_under_roots(&self, path: &RecordingPath) -> bool {
+        self.config.ingest.roots.iter().any(|r| path.is_below(r))
     }
 
     /// Queues `path` if it is a recording that the store does not hold as it is now.
     /// Queues a finished file for ingest unless the store has it as it is; whether it was queued.
-    fn dispatch(&mut self, path: &Path) -> bool {
+    fn dispatch(&mut self, path: &RecordingPath) -> bool {
         if self.in_flight.contains(path) {
-            self.dirty.insert(path.to_path_buf());
+            self.dirty.insert(path.clone());
             return false;
         }
         self.pending.remove(path);
@@ -143,11 +145,11 @@ impl State {
             Ok(stored) if ingest::plan(&candidate, stored.as_ref()) == Plan::Skip => return false,
             Ok(_) => {}
             Err(e) => {
-                tracing::error!(file = %path.display(), error = %e, "store lookup failed");
+                tracing::error!(file = %path, error = %e, "store lookup failed");
                 return false;
             }
         }
-        self.in_flight.insert(path.to_path_buf());
+        self.in_flight.insert(path.clone());
         let _ = self.queue.send(Job {
             candidate,
             config: self.config.clone(),
@@ -156,7 +158,7 @@ impl State {
     }
 
     /// Remembers a file that is still changing.
-    fn changed(&mut self, path: &Path) {
+    fn changed(&mut self, path: &RecordingPath) {
         if let Some(c) = ingest::candidate(path, &self.config.ingest.extensions) {
             self.pending.insert(
                 c.path,
@@ -203,7 +205,7 @@ impl State {
                     .ingestor()
                     .attach_sidecar(&path, crate::ingest::now_ms())
                 {
-                    tracing::error!(file = %path.display(), error = %e, "attaching sidecar failed");
+                    tracing::error!(file = %path, error = %e, "attaching sidecar failed");
                 }
                 self.alerts_awaiting(Awaiting::SidecarOf(&path));
             }
@@ -220,11 +222,11 @@ impl State {
                 match self.ingestor().mark_missing(&path, crate::ingest::now_ms()) {
                     Ok(true) => {
                         self.counters.missing += 1;
-                        tracing::warn!(file = %path.display(), "recording removed: marked missing");
+                        tracing::warn!(file = %path, "recording removed: marked missing");
                     }
                     Ok(false) => {}
                     Err(e) => {
-                        tracing::error!(file = %path.display(), error = %e, "store write failed")
+                        tracing::error!(file = %path, error = %e, "store write failed")
                     }
                 }
             }
@@ -239,7 +241,7 @@ impl State {
     /// Reconciles `roots` with the store: finished files are queued, fresh ones wait to settle,
     /// and (with `missing`) stored files that are gone are marked missing. Returns how many
     /// finished files it queued.
-    fn scan(&mut self, roots: &[PathBuf], missing: bool) -> usize {
+    fn scan(&mut self, roots: &[RecordingPath], missing: bool) -> usize {
         let (found, problems) = ingest::scan(roots, &self.config.ingest.extensions);
         self.monitor.metrics.rescanned(ingest::now_ms() / 1000);
         for p in problems {
@@ -256,13 +258,13 @@ impl State {
             }
         }
         if missing {
-            let gone: Vec<PathBuf> = self
+            let gone: Vec<RecordingPath> = self
                 .store
                 .all()
                 .filter_map(Result::ok)
                 .filter(|r| r.state != crate::store::RecordState::Missing)
-                .map(|r| PathBuf::from(r.path))
-                .filter(|p| self.is_under_roots(p) && p.symlink_metadata().is_err())
+                .map(|r| r.path)
+                .filter(|p| self.is_under_roots(p) && p.as_path().symlink_metadata().is_err())
                 .collect();
             for path in gone {
                 self.event(WatchEvent::Removed(path));
@@ -278,13 +280,13 @@ impl State {
         self.counters.failed += s.failed.len();
         self.counters.modified += s.modified.len();
         if let Some(e) = &done.error {
-            tracing::error!(file = %done.path.display(), error = %e, "store write failed");
+            tracing::error!(file = %done.path, error = %e, "store write failed");
         } else if s.ingested + s.too_short > 0 {
-            tracing::info!(file = %done.path.display(), "stored");
+            tracing::info!(file = %done.path, "stored");
         } else if let Some((_, why)) = s.failed.first() {
-            tracing::warn!(file = %done.path.display(), error = %why, "stored as failed");
+            tracing::warn!(file = %done.path, error = %why, "stored as failed");
         } else if !s.modified.is_empty() {
-            tracing::warn!(file = %done.path.display(), "changed after ingest: flagged, original hash kept");
+            tracing::warn!(file = %done.path, "changed after ingest: flagged, original hash kept");
         }
         // A sidecar may have landed while the recording was being analysed.
         let sidecar = done.path.with_extension("json");
@@ -293,7 +295,7 @@ impl State {
                 .ingestor()
                 .attach_sidecar(&sidecar, crate::ingest::now_ms())
             {
-                tracing::error!(file = %sidecar.display(), error = %e, "attaching sidecar failed");
+                tracing::error!(file = %sidecar, error = %e, "attaching sidecar failed");
             }
         }
         // Counted and judged with the sidecar attached (alerts see the consent it brings).
@@ -384,7 +386,7 @@ impl State {
             .ingest
             .roots
             .iter()
-            .filter_map(|r| crate::purge::free_ratio(r).map(|f| (r.display().to_string(), f)))
+            .filter_map(|r| crate::purge::free_ratio(r.as_path()).map(|f| (r.to_string(), f)))
             .filter(|(_, free)| *free < threshold)
             .collect();
         if low.is_empty() {
@@ -510,7 +512,7 @@ impl State {
     }
 }
 
-fn is_sidecar(path: &Path) -> bool {
+fn is_sidecar(path: &RecordingPath) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
@@ -559,7 +561,7 @@ fn workers(
                     config: &config,
                 };
                 let path = candidate.path.clone();
-                let _span = tracing::info_span!("recording", file = %path.display()).entered();
+                let _span = tracing::info_span!("recording", file = %path).entered();
                 let previous = ingest::live_record(&store, &path).ok().flatten();
                 let work = ingestor.process(candidate, previous);
                 let mut summary = Summary::default();
@@ -603,9 +605,9 @@ pub async fn run(
     // pressure, manual purges): a root the service cannot write to is said at once, not first
     // found by a failing purge.
     for root in &config.ingest.roots {
-        match crate::purge::writable(root) {
+        match crate::purge::writable(root.as_path()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => tracing::warn!(
-                root = %root.display(),
+                root = %root,
                 error = %e,
                 "callwarden cannot delete in this root: purges there (expired, consent denied, \
                  disk pressure, manual) will fail and be retried; give the service write access \
@@ -664,12 +666,7 @@ pub async fn run(
             version: env!("CARGO_PKG_VERSION").into(),
             started_ms: ingest::now_ms(),
             // Fixed until a restart (a reload keeps them).
-            roots: config
-                .ingest
-                .roots
-                .iter()
-                .map(|r| r.display().to_string())
-                .collect(),
+            roots: config.ingest.roots.iter().map(|r| r.to_string()).collect(),
             ..Default::default()
         },
     );

@@ -4,8 +4,8 @@
 //! without its sidecar has its alerts judged when the sidecar comes or `alerts.sidecar_wait_s`
 //! later (all of them at the stop).
 
+use crate::recording_path::RecordingPath;
 use std::collections::{HashSet, VecDeque};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ pub(super) struct Monitor {
     /// Refreshes of the store gauges, so consent coverage is recomputed every tenth.
     pub(super) refreshes: u64,
     /// Recordings stored without their sidecar, whose alerts wait for it until then.
-    pub(super) awaiting_sidecar: Vec<(Instant, PathBuf)>,
+    pub(super) awaiting_sidecar: Vec<(Instant, RecordingPath)>,
 }
 
 /// Which recordings waiting for their sidecar have their alerts judged.
@@ -43,7 +43,7 @@ pub(super) enum Awaiting<'a> {
     /// All of them (the daemon is stopping).
     All,
     /// The one whose sidecar this is (it has just been attached).
-    SidecarOf(&'a Path),
+    SidecarOf(&'a RecordingPath),
 }
 
 impl State {
@@ -63,11 +63,7 @@ impl State {
         } else {
             return;
         };
-        let record = self
-            .store
-            .by_path(&done.path.display().to_string())
-            .ok()
-            .flatten();
+        let record = self.store.by_path(&done.path).ok().flatten();
         let summary = record.as_ref().map(crate::summary::Summary::of);
         let elapsed = record
             .as_ref()
@@ -134,7 +130,7 @@ impl State {
         self.monitor.awaiting_sidecar = waiting;
         for (_, path) in due {
             // Gone from the store since (purged, say): nothing to judge.
-            if let Ok(Some(record)) = self.store.by_path(&path.display().to_string()) {
+            if let Ok(Some(record)) = self.store.by_path(&path) {
                 self.alert_recording(&crate::summary::Summary::of(&record));
             }
         }
@@ -171,7 +167,7 @@ impl State {
             .ingest
             .roots
             .iter()
-            .filter_map(|r| crate::purge::free_ratio(r).map(|f| (r.display().to_string(), f)))
+            .filter_map(|r| crate::purge::free_ratio(r.as_path()).map(|f| (r.to_string(), f)))
             .collect();
         let coverage = self.monitor.refreshes.is_multiple_of(10);
         self.monitor.refreshes += 1;

@@ -5,8 +5,8 @@
 //! the watched one is watched again and scanned; a missing root is a health problem until it is
 //! back. [`Watch`] holds the watch and sets it again when a root is replaced or its thread ends.
 
+use crate::recording_path::RecordingPath;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -31,7 +31,7 @@ pub(super) struct Watch {
 }
 
 impl Watch {
-    pub(super) fn start(roots: &[PathBuf]) -> Result<Watch, WatchError> {
+    pub(super) fn start(roots: &[RecordingPath]) -> Result<Watch, WatchError> {
         let (tx, events) = mpsc::unbounded_channel();
         let watcher = watch::watch(roots, tx)?;
         Ok(Watch {
@@ -57,11 +57,11 @@ impl Watch {
     /// is gone, is watched again (a new channel; the old watch and its events go); until that
     /// succeeds it is tried at every check and /healthz says the watch has stopped. Returns
     /// the roots to scan for what the watch missed.
-    pub(super) fn check(&mut self, health: &Health) -> Vec<PathBuf> {
+    pub(super) fn check(&mut self, health: &Health) -> Vec<RecordingPath> {
         let check = self.roots.check();
         health.roots_missing.store(check.missing, Ordering::Relaxed);
         for root in &check.lost {
-            tracing::error!(root = %root.display(), "a recordings root is missing: nothing there \
+            tracing::error!(root = %root, "a recordings root is missing: nothing there \
                 is watched until it is back; /healthz says so");
         }
         if check.replaced.is_empty() && self.alive && !self.rewatch_failed {
@@ -108,7 +108,7 @@ fn identity(path: &std::path::Path) -> Option<Identity> {
 
 /// The roots and the directories their watch is on.
 struct Roots {
-    roots: Vec<PathBuf>,
+    roots: Vec<RecordingPath>,
     watched: Vec<Option<Identity>>,
 }
 
@@ -116,16 +116,16 @@ struct Roots {
 #[derive(Debug, Default, PartialEq)]
 struct Check {
     /// Roots that are now another directory than the watched one (replaced, or back).
-    replaced: Vec<PathBuf>,
+    replaced: Vec<RecordingPath>,
     /// Roots that are gone since the last check.
-    lost: Vec<PathBuf>,
+    lost: Vec<RecordingPath>,
     /// Roots missing now.
     missing: usize,
 }
 
 impl Roots {
     /// The roots as they are now (the watch has just been set on them).
-    fn new(roots: &[PathBuf]) -> Roots {
+    fn new(roots: &[RecordingPath]) -> Roots {
         Roots {
             roots: roots.to_vec(),
             watched: roots.iter().map(|r| identity(r)).collect(),
@@ -133,7 +133,7 @@ impl Roots {
     }
 
     /// The roots that exist, to watch.
-    fn present(&self) -> Vec<PathBuf> {
+    fn present(&self) -> Vec<RecordingPath> {
         self.roots
             .iter()
             .zip(&self.watched)
@@ -168,16 +168,19 @@ mod tests {
     #[test]
     fn a_root_replaced_lost_and_back_is_reported_once_each() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        std::fs::create_dir(&a).unwrap();
-        std::fs::create_dir(&b).unwrap();
+        let (a, b) = (
+            RecordingPath::absolute(&dir.path().join("a")).unwrap(),
+            RecordingPath::absolute(&dir.path().join("b")).unwrap(),
+        );
+        std::fs::create_dir(a.as_path()).unwrap();
+        std::fs::create_dir(b.as_path()).unwrap();
         let mut roots = Roots::new(&[a.clone(), b.clone()]);
         assert_eq!(roots.check(), Check::default());
 
         // Moved away and made again: another directory under the same name.
-        std::fs::rename(&a, dir.path().join("a.old")).unwrap();
-        std::fs::create_dir(&a).unwrap();
-        std::fs::remove_dir(&b).unwrap();
+        std::fs::rename(a.as_path(), dir.path().join("a.old")).unwrap();
+        std::fs::create_dir(a.as_path()).unwrap();
+        std::fs::remove_dir(b.as_path()).unwrap();
         let check = roots.check();
         assert_eq!(check.replaced, vec![a.clone()]);
         assert_eq!(check.lost, vec![b.clone()]);
@@ -188,10 +191,10 @@ mod tests {
         assert_eq!(again.missing, 1);
 
         // A file where the root was is no root.
-        std::fs::write(&b, b"").unwrap();
+        std::fs::write(b.as_path(), b"").unwrap();
         assert_eq!(roots.check().missing, 1);
-        std::fs::remove_file(&b).unwrap();
-        std::fs::create_dir(&b).unwrap();
+        std::fs::remove_file(b.as_path()).unwrap();
+        std::fs::create_dir(b.as_path()).unwrap();
         assert_eq!(roots.check().replaced, vec![b]);
         assert_eq!(roots.present().len(), 2);
     }

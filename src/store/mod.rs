@@ -25,6 +25,7 @@ use crate::audit::{Draft, Entry, Head};
 use crate::config::ConsentLaw;
 use crate::consent::ConsentRecord;
 use crate::policy::Scope;
+use crate::recording_path::RecordingPath;
 use crate::summary::Summary;
 
 /// The schema this build writes and reads. 2: consent, holds, purges and the audit log.
@@ -226,12 +227,33 @@ fn sled_err(what: &'static str) -> impl Fn(sled::Error) -> StoreError {
     move |source| StoreError::Sled { what, source }
 }
 
+/// Creates `dir` (and its parents) with mode 0700, or narrows an existing one to 0700.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = std::fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`, upgrading an older schema in place. A lock held
     /// by a process that is just exiting (sled releases it when its last thread lets go) is
     /// waited for up to a second; a lock held longer is [`StoreError::Locked`].
+    ///
+    /// The store holds who said what about whom: its directory is made 0700 whatever the umask
+    /// (created so, or narrowed if an earlier version left it open to others).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.display().to_string();
+        private_dir(dir).map_err(|e| StoreError::Sled {
+            what: "make the store's directory private",
+            source: sled::Error::Io(e),
+        })?;
         let mut attempts = 0;
         let db = loop {
             match sled::Config::new().path(dir).open() {
@@ -363,9 +385,9 @@ impl Store {
     }
 
     /// The record stored for `path`, if any.
-    pub fn by_path(&self, path: &str) -> Result<Option<Record>, StoreError> {
+    pub fn by_path(&self, path: &RecordingPath) -> Result<Option<Record>, StoreError> {
         match self.trees[BY_PATH]
-            .get(path)
+            .get(path.as_bytes())
             .map_err(sled_err("read the path index"))?
         {
             Some(key) => self.record_at(&key),
@@ -1006,10 +1028,14 @@ mod tests {
     use super::*;
     use crate::metadata::Metadata;
 
+    fn p(path: &str) -> RecordingPath {
+        RecordingPath::from_bytes(path.as_bytes()).unwrap()
+    }
+
     fn record(id: u64, path: &str, started_ms: i64) -> Record {
         Record {
             id: RecordingId(id),
-            path: path.into(),
+            path: p(path),
             size: 10,
             mtime_ns: 5,
             sha256: "ab".into(),
@@ -1056,7 +1082,7 @@ mod tests {
         );
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(
-            store.by_path("/r/a.wav").unwrap().unwrap().id,
+            store.by_path(&p("/r/a.wav")).unwrap().unwrap().id,
             RecordingId(1)
         );
         assert!(!torn.exists());
@@ -1094,7 +1120,7 @@ mod tests {
                 1,
             )
             .unwrap();
-        assert_eq!(store.by_path("/r/a.wav").unwrap(), Some(a.clone()));
+        assert_eq!(store.by_path(&p("/r/a.wav")).unwrap(), Some(a.clone()));
         assert_eq!(store.count_by_state(RecordState::Analysed), 1);
         let mut b = a.clone();
         b.state = RecordState::Missing;
@@ -1113,7 +1139,7 @@ mod tests {
         // Reopens with the same content.
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(
-            store.by_path("/r/a.wav").unwrap().unwrap().state,
+            store.by_path(&p("/r/a.wav")).unwrap().unwrap().state,
             RecordState::Missing
         );
     }

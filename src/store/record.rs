@@ -7,6 +7,7 @@ use crate::config::ConsentLaw;
 use crate::consent::ConsentRecord;
 use crate::metadata::Metadata;
 use crate::policy::Scope;
+use crate::recording_path::RecordingPath;
 
 use super::keys::record_key;
 
@@ -73,8 +74,8 @@ pub struct Tombstone {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub id: RecordingId,
-    /// The file's path as ingested.
-    pub path: String,
+    /// The file's path: absolute, normalised, byte-exact.
+    pub path: RecordingPath,
     pub size: u64,
     /// Modification time, in nanoseconds since the Unix epoch.
     pub mtime_ns: i128,
@@ -120,7 +121,7 @@ impl Record {
     pub fn blank() -> Record {
         Record {
             id: RecordingId(0),
-            path: String::new(),
+            path: RecordingPath::default(),
             size: 0,
             mtime_ns: 0,
             sha256: String::new(),
@@ -158,7 +159,7 @@ impl Record {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Intent {
     pub id: RecordingId,
-    pub path: String,
+    pub path: RecordingPath,
     pub size: u64,
     pub mtime_ns: i128,
     pub rule: String,

@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use callwarden::store::{RecordState, Store};
 
-use crate::support::{write_pcm, Rng};
+use crate::support::{rp, write_pcm, Rng};
 
 /// Every purge in these tests plans as of this time: everything under 30 days has expired.
-const FUTURE: &str = "2040-01-01T00:00:00Z";
+pub(crate) const FUTURE: &str = "2040-01-01T00:00:00Z";
 
-fn callwarden(config: &Path, args: &[&str]) -> Output {
+pub(crate) fn callwarden(config: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_callwarden"))
         .args(args)
         .arg("--config")
@@ -24,7 +24,7 @@ fn callwarden(config: &Path, args: &[&str]) -> Output {
         .expect("run callwarden")
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -32,18 +32,18 @@ fn text(o: &Output) -> String {
     )
 }
 
-struct Site {
+pub(crate) struct Site {
     _dir: tempfile::TempDir,
-    base: PathBuf,
-    root: PathBuf,
-    store: PathBuf,
-    outside: PathBuf,
-    config: PathBuf,
+    pub(crate) base: PathBuf,
+    pub(crate) root: PathBuf,
+    pub(crate) store: PathBuf,
+    pub(crate) outside: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 /// A recordings root, a store and a directory outside the root, with a policy: 30 days by
 /// default, queue `legal` kept forever.
-fn site() -> Site {
+pub(crate) fn site() -> Site {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().to_path_buf();
     let (root, store, outside) = (base.join("root"), base.join("store"), base.join("outside"));
@@ -73,14 +73,14 @@ fn site() -> Site {
 }
 
 /// A distinct half-second recording (stored as too short; the policy treats it like any other).
-fn recording(path: &Path, seed: u64) {
+pub(crate) fn recording(path: &Path, seed: u64) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut rng = Rng::new(seed);
     let samples: Vec<i16> = (0..4000).map(|_| (rng.normal() * 300.0) as i16).collect();
     write_pcm(path, &samples);
 }
 
-fn sidecar(recording: &Path, json: &str) {
+pub(crate) fn sidecar(recording: &Path, json: &str) {
     std::fs::write(recording.with_extension("json"), json).unwrap();
 }
 
@@ -340,7 +340,7 @@ fn purges_never_leave_the_roots_follow_symlinks_or_delete_replaced_files() {
     {
         let store = Store::open(&s.store).unwrap();
         assert_eq!(store.all().count(), 3, "symlinked files are never ingested");
-        let r = store.by_path(hostile.to_str().unwrap()).unwrap().unwrap();
+        let r = store.by_path(&rp(&hostile)).unwrap().unwrap();
         assert!(
             r.flags.contains(&"metadata_unsafe".to_string()),
             "{:?}",
@@ -377,7 +377,7 @@ fn purges_never_leave_the_roots_follow_symlinks_or_delete_replaced_files() {
     }
     let store_check = |path: &Path, expect: &str| {
         let store = Store::open(&s.store).unwrap();
-        let r = store.by_path(path.to_str().unwrap()).unwrap().unwrap();
+        let r = store.by_path(&rp(path)).unwrap().unwrap();
         assert!(
             r.flags.contains(&"purge_refused".to_string()),
             "{:?}",
@@ -500,7 +500,7 @@ fn holds_and_consent_changes_are_audited_and_a_released_hold_expires_again() {
         .success());
     let id_of = |path: &Path| {
         let store = Store::open(&s.store).unwrap();
-        store.by_path(path.to_str().unwrap()).unwrap().unwrap().id.0
+        store.by_path(&rp(path)).unwrap().unwrap().id.0
     };
     let (ida, idb) = (id_of(&a), id_of(&b));
 
@@ -653,12 +653,7 @@ fn disk_pressure_purges_early_only_what_the_rules_allow() {
     assert!(o.status.success(), "{}", text(&o));
     let held_id = {
         let store = Store::open(&s.store).unwrap();
-        store
-            .by_path(junk[3].to_str().unwrap())
-            .unwrap()
-            .unwrap()
-            .id
-            .0
+        store.by_path(&rp(&junk[3])).unwrap().unwrap().id.0
     };
     let o = callwarden(
         &s.config,
@@ -713,7 +708,7 @@ fn a_new_file_at_a_purged_path_is_a_new_recording() {
     assert!(text(&o).contains("too short 1"), "{}", text(&o));
     let store = Store::open(&s.store).unwrap();
     assert_eq!(store.count_by_state(RecordState::Purged), 1);
-    let new = store.by_path(path.to_str().unwrap()).unwrap().unwrap();
+    let new = store.by_path(&rp(path)).unwrap().unwrap();
     assert_eq!(new.state, RecordState::TooShort);
     assert!(new.flags.is_empty(), "{:?}", new.flags);
     drop(store);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use callwarden::store::{RecordState, Store};
 
-use crate::support::{age, assets, standard_call, write_pcm, write_wav};
+use crate::support::{age, assets, rp, standard_call, write_pcm, write_wav};
 
 /// A running daemon; killed (by PID) if a test fails before stopping it.
 pub(crate) struct Daemon {
@@ -335,12 +335,7 @@ fn restarts_reconcile_and_changes_are_flagged() {
     assert_eq!(d.stop(), Some(0));
 
     let store = Store::open(&s.store).unwrap();
-    let get = |name: &str| {
-        store
-            .by_path(&s.root.join(name).display().to_string())
-            .unwrap()
-            .unwrap()
-    };
+    let get = |name: &str| store.by_path(&rp(s.root.join(name))).unwrap().unwrap();
     assert_eq!(get("gone.wav").state, RecordState::Missing);
     assert_eq!(get("while-down.wav").state, RecordState::Analysed);
     let changed = get("kept.wav");
@@ -390,7 +385,7 @@ fn kill_9_during_a_500_file_ingest_loses_and_doubles_nothing() {
     assert_eq!(d.stop(), Some(0));
     let store = Store::open(&s.store).expect("the store opens cleanly after 20 crashes");
     let records: Vec<_> = store.all().map(|r| r.unwrap()).collect();
-    let mut paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
+    let mut paths: Vec<_> = records.iter().map(|r| &r.path).collect();
     paths.sort_unstable();
     paths.dedup();
     assert_eq!(paths.len(), records.len(), "a file stored twice");
@@ -556,7 +551,7 @@ fn two_hundred_recordings_arriving_every_way() {
         assert!(r.flags.is_empty(), "{}: {:?}", r.path, r.flags);
     }
     for (path, agent) in expected_meta {
-        let r = store.by_path(&path.display().to_string()).unwrap().unwrap();
+        let r = store.by_path(&rp(&path)).unwrap().unwrap();
         assert_eq!(
             r.metadata.unwrap().agent.as_deref(),
             Some(agent.as_str()),

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use callwarden::store::{RecordState, Store};
 
-use crate::support::{assets, standard_call, write_wav};
+use crate::support::{assets, rp, standard_call, write_wav};
 
 fn ingest(paths: &[&Path], store: &Path) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_callwarden"));
@@ -140,7 +140,7 @@ fn a_rerun_skips_what_is_stored_and_sees_what_changed() {
     let call = f.root.join("2026-11-20/call.wav");
     let before = Store::open(&f.store)
         .unwrap()
-        .by_path(&call.display().to_string())
+        .by_path(&rp(&call))
         .unwrap()
         .unwrap();
     let mut bytes = std::fs::read(&call).unwrap();
@@ -160,14 +160,11 @@ fn a_rerun_skips_what_is_stored_and_sees_what_changed() {
         "ingested 0, already stored 5, too short 0, failed 0, modified after ingest 1, still being written 1"
     );
     let store = Store::open(&f.store).unwrap();
-    let after = store.by_path(&call.display().to_string()).unwrap().unwrap();
+    let after = store.by_path(&rp(&call)).unwrap().unwrap();
     assert_eq!(after.sha256, before.sha256, "the original hash stays");
     assert_eq!(after.flags, vec!["modified_after_ingest".to_string()]);
     assert_eq!(after.id, before.id);
-    assert!(store
-        .by_path(&fresh.display().to_string())
-        .unwrap()
-        .is_none());
+    assert!(store.by_path(&rp(&fresh)).unwrap().is_none());
     assert_eq!(store.all().count(), 6);
 }
 
@@ -191,7 +188,9 @@ fn symlinks_are_not_followed() {
     std::os::unix::fs::symlink(outside.path(), f.root.join("linked-dir")).unwrap();
     ingest(&[&f.root], &f.store);
     let store = Store::open(&f.store).unwrap();
-    assert!(store.all().all(|r| !r.unwrap().path.contains("link")));
+    assert!(store
+        .all()
+        .all(|r| !r.unwrap().path.to_string().contains("link")));
 }
 
 #[test]
@@ -233,12 +232,7 @@ fn file_names_carry_metadata_and_sidecars_win() {
         String::from_utf8_lossy(&o.stderr)
     );
     let store = Store::open(&store).unwrap();
-    let get = |name: &str| {
-        store
-            .by_path(&root.join(name).display().to_string())
-            .unwrap()
-            .unwrap()
-    };
+    let get = |name: &str| store.by_path(&rp(root.join(name))).unwrap().unwrap();
     let carol = get("support-carol-1700000000.wav");
     let m = carol.metadata.unwrap();
     assert_eq!(

@@ -11,3 +11,4 @@ mod ingest;
 mod operations;
 mod stereo;
 mod support;
+mod trust;

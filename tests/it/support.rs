@@ -11,6 +11,11 @@ use callwarden::config::Config;
 
 pub const RATE: u32 = 8000;
 
+/// A test file's path as the store keeps it (absolute and normalised).
+pub fn rp(path: impl AsRef<Path>) -> callwarden::recording_path::RecordingPath {
+    callwarden::recording_path::RecordingPath::absolute(path.as_ref()).unwrap()
+}
+
 pub fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
 }

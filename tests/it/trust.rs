@@ -1,0 +1,276 @@
+//! Trust: the compliance proof holds against real paths and hostile files (issue 19). Each test
+//! here failed on the main before the fix it names.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use callwarden::store::{RecordState, Store};
+
+use crate::compliance::{callwarden, recording, sidecar, site, text, FUTURE};
+
+/// `callwarden ARGS --config CONFIG`, run in the directory `cwd`.
+fn run_in(cwd: &Path, config: &Path, args: &[&OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_callwarden"))
+        .current_dir(cwd)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("CALLWARDEN_LOG")
+        .env("USER", "trust-test")
+        .output()
+        .expect("run callwarden")
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+#[test]
+fn one_file_is_one_record_however_it_is_named() {
+    let s = site();
+    let file = s.root.join("day/a.wav");
+    recording(&file, 1);
+    crate::support::age(&file, 3600);
+    // The same root, four ways, from its parent directory.
+    for given in ["root", "./root", s.root.to_str().unwrap(), "root/../root"] {
+        let o = run_in(&s.base, &s.config, &[os("ingest"), os(given)]);
+        assert!(o.status.success(), "ingest {given}: {}", text(&o));
+    }
+    {
+        let store = Store::open(&s.store).unwrap();
+        let records: Vec<_> = store.all().map(|r| r.unwrap()).collect();
+        assert_eq!(records.len(), 1, "one file, one record: {records:?}");
+        assert_eq!(records[0].path.as_path(), file.as_path());
+    }
+    // Checked from another directory: intact, no tamper alarm.
+    let o = run_in(Path::new("/"), &s.config, &[os("audit"), os("verify")]);
+    assert!(o.status.success(), "verify from /: {}", text(&o));
+    // And purged like any other.
+    let o = callwarden(&s.config, &["purge", "--now", FUTURE]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!file.exists(), "purged: {}", text(&o));
+    let store = Store::open(&s.store).unwrap();
+    let r = store.all().next().unwrap().unwrap();
+    assert_eq!(r.state, RecordState::Purged);
+}
+
+#[test]
+fn a_name_that_is_not_utf8_is_stored_and_purged_as_itself() {
+    let s = site();
+    let name = OsStr::from_bytes(b"bad\xff\xfe.wav");
+    let file = s.root.join(name);
+    recording(&file, 2);
+    sidecar(&file, r#"{"agent": "ann"}"#);
+    crate::support::age(&file, 3600);
+    // A look-alike whose name is the lossy reading of the other must stay a file of its own.
+    let lookalike = s.root.join("bad\u{fffd}\u{fffd}.wav");
+    recording(&lookalike, 3);
+    crate::support::age(&lookalike, 3600);
+    let o = callwarden(&s.config, &["ingest", s.root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    {
+        let store = Store::open(&s.store).unwrap();
+        let r = store
+            .by_path(&crate::support::rp(&file))
+            .unwrap()
+            .expect("stored under its exact bytes");
+        assert_eq!(r.path.as_bytes(), file.as_os_str().as_bytes());
+        assert_ne!(r.state, RecordState::Missing);
+        assert_eq!(
+            r.metadata.and_then(|m| m.agent).as_deref(),
+            Some("ann"),
+            "its own sidecar"
+        );
+        assert_eq!(store.all().count(), 2);
+    }
+    // Shown escaped, so the name on screen names one file; JSON carries the exact bytes.
+    let o = callwarden(&s.config, &["list"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(r#"bad\xff\xfe.wav"#),
+        "{}",
+        text(&o)
+    );
+    let o = callwarden(&s.config, &["list", "--json"]);
+    let hex: String = file
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!(r#"{{"bytes":"{hex}"}}"#)),
+        "{}",
+        text(&o)
+    );
+    let o = callwarden(&s.config, &["audit", "verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = callwarden(&s.config, &["purge", "--now", FUTURE]);
+    assert!(o.status.success(), "{}", text(&o));
+    let store = Store::open(&s.store).unwrap();
+    for r in store.all() {
+        let r = r.unwrap();
+        // The invariant a deletion certificate rests on: no tombstone for a file on disk.
+        assert_eq!(
+            r.state == RecordState::Purged,
+            std::fs::symlink_metadata(r.path.as_path()).is_err(),
+            "{r:?}"
+        );
+    }
+    assert!(!file.exists() && !lookalike.exists(), "{}", text(&o));
+    assert!(
+        !file.with_extension("json").exists(),
+        "its sidecar went with it"
+    );
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success());
+}
+
+#[test]
+fn fifos_devices_and_symlinked_sidecars_are_refused_without_waiting() {
+    let s = site();
+    // A FIFO as a sidecar, as a recording, and sidecars through symlinks.
+    let (a, b, c, d) = (
+        s.root.join("a.wav"),
+        s.root.join("b.wav"),
+        s.root.join("c.wav"),
+        s.root.join("d.wav"),
+    );
+    for (i, f) in [&a, &b, &c, &d].into_iter().enumerate() {
+        recording(f, 10 + i as u64);
+        crate::support::age(f, 3600);
+    }
+    mkfifo(&a.with_extension("json"));
+    mkfifo(&s.root.join("pipe.wav"));
+    let foreign = s.outside.join("meta.json");
+    std::fs::write(&foreign, r#"{"agent": "mallory", "consent": "granted"}"#).unwrap();
+    std::os::unix::fs::symlink(&foreign, b.with_extension("json")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", c.with_extension("json")).unwrap();
+    // A sidecar past the limit (64 KiB by default): a 1 MB field.
+    std::fs::write(
+        d.with_extension("json"),
+        format!(r#"{{"agent": "{}"}}"#, "x".repeat(1 << 20)),
+    )
+    .unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callwarden"))
+        .args(["ingest", s.root.to_str().unwrap(), "--config"])
+        .arg(&s.config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ingest hung on a FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let store = Store::open(&s.store).unwrap();
+    assert_eq!(
+        store.all().count(),
+        4,
+        "the FIFO named .wav is no recording"
+    );
+    let check = |f: &Path, why: &str| {
+        let r = store.by_path(&crate::support::rp(f)).unwrap().unwrap();
+        assert!(r.flags.iter().any(|f| f == "metadata_invalid"), "{r:?}");
+        assert!(r.metadata.is_none(), "nothing read from it: {r:?}");
+        let error = r.metadata_error.unwrap_or_default();
+        assert!(error.contains(why), "{error}");
+    };
+    check(&a, "a FIFO, not a regular file");
+    check(&b, "symlink");
+    check(&c, "symlink");
+    check(&d, "more than the limit of 65536");
+
+    // `analyze` on a FIFO or a device says why at once.
+    for target in [s.root.join("pipe.wav"), "/dev/zero".into()] {
+        let o = Command::new(env!("CARGO_BIN_EXE_callwarden"))
+            .arg("analyze")
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains("not a regular file"), "{}", text(&o));
+    }
+}
+
+#[test]
+fn the_store_is_private_whatever_the_umask() {
+    let s = site();
+    let file = s.root.join("a.wav");
+    recording(&file, 20);
+    crate::support::age(&file, 3600);
+    // Started under umask 022, as from a login shell.
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 022; exec {} ingest {} --config {}",
+            env!("CARGO_BIN_EXE_callwarden"),
+            s.root.display(),
+            s.config.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&s.store).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "store directory mode {mode:o}");
+    for entry in walk(&s.store) {
+        let mode = std::fs::metadata(&entry).unwrap().permissions().mode() & 0o077;
+        assert_eq!(mode, 0, "{} is open to others", entry.display());
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn a_file_gone_without_a_purge_is_a_finding_when_marked_missing_too() {
+    let s = site();
+    let (a, b) = (s.root.join("a.wav"), s.root.join("b.wav"));
+    recording(&a, 30);
+    recording(&b, 31);
+    crate::support::age(&a, 3600);
+    crate::support::age(&b, 3600);
+    assert!(callwarden(&s.config, &["ingest", s.root.to_str().unwrap()])
+        .status
+        .success());
+    std::fs::remove_file(&a).unwrap();
+    let verify = || callwarden(&s.config, &["audit", "verify"]);
+    let o = verify();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    // A running daemon would mark it `missing`: the finding stays.
+    {
+        let store = Store::open(&s.store).unwrap();
+        let config = callwarden::config::Config::load(&s.config).unwrap();
+        let ingestor = callwarden::ingest::Ingestor {
+            store: &store,
+            config: &config,
+        };
+        assert!(ingestor
+            .mark_missing(&crate::support::rp(&a), 1_000)
+            .unwrap());
+    }
+    let o = verify();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("no purge deleted it"), "{}", text(&o));
+}
