@@ -352,12 +352,27 @@ impl ControlConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     pub path: std::path::PathBuf,
+    /// Where the audit chain's head is anchored outside the store; empty: `<path>.head`.
+    pub anchor: std::path::PathBuf,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: "/var/lib/callwarden/store".into(),
+            anchor: std::path::PathBuf::new(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The anchor of the store in `dir`: the configured one for the configured store, else
+    /// `<dir>.head`.
+    pub fn anchor_for(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        if dir == self.path && !self.anchor.as_os_str().is_empty() {
+            self.anchor.clone()
+        } else {
+            crate::store::anchor::default_path(dir)
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::summary::Summary;
 
 use super::html::Page;
 use super::table::{num, pct, Table};
-use super::{Exit, EXIT_BAD_INPUT, EXIT_FORBIDDEN, EXIT_OK};
+use super::{Exit, EXIT_ATTENTION, EXIT_BAD_INPUT, EXIT_FORBIDDEN, EXIT_OK};
 
 /// The system-wide configuration, used when `--config` is not given and it exists.
 const SYSTEM_CONFIG: &str = "/etc/callwarden/callwarden.toml";
@@ -133,8 +133,11 @@ impl Access {
             )
             .into());
         }
-        let store = match Store::open(&dir) {
+        let store = match Store::open_anchored(&dir, &config.store.anchor_for(&dir)) {
             Ok(store) => store,
+            Err(e @ (StoreError::BehindAnchor { .. } | StoreError::AnchorMismatch { .. })) => {
+                return Err(Exit(EXIT_ATTENTION, e.to_string()).into())
+            }
             Err(StoreError::Locked { path }) => {
                 return Err(Exit(
                     EXIT_BAD_INPUT,

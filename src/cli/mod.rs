@@ -333,7 +333,10 @@ fn ingest(args: IngestArgs) -> anyhow::Result<u8> {
         .store
         .clone()
         .unwrap_or_else(|| config.store.path.clone());
-    let store = match crate::store::Store::open(&store_dir) {
+    let store = match crate::store::Store::open_anchored(
+        &store_dir,
+        &config.store.anchor_for(&store_dir),
+    ) {
         Ok(s) => s,
         Err(crate::store::StoreError::Locked { path }) => {
             anyhow::bail!(

@@ -600,7 +600,10 @@ pub async fn run(
     if config.ingest.roots.is_empty() {
         return Err(DaemonError::NoRoots);
     }
-    let store = Arc::new(Store::open(&config.store.path)?);
+    let store = Arc::new(Store::open_anchored(
+        &config.store.path,
+        &config.store.anchor_for(&config.store.path),
+    )?);
     // Deleting is part of the job even when no rule expires anything (denied consent, disk
     // pressure, manual purges): a root the service cannot write to is said at once, not first
     // found by a failing purge.

@@ -48,8 +48,33 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
     #[error("{0}")]
     Refused(String),
+    #[error(
+        "the store at {path} is behind its anchor {anchor}: its audit chain ends at entry \
+         {store_seq}, but entry {anchored_seq} was written before (an older copy of the store \
+         restored?). Changes made since (holds, consent, purges) would be lost without a word: \
+         see docs/compliance.md, \"A store behind its anchor\""
+    )]
+    BehindAnchor {
+        path: String,
+        anchor: String,
+        store_seq: u64,
+        anchored_seq: u64,
+    },
+    #[error(
+        "the store at {path} does not hold the audit entry {seq} that its anchor {anchor} \
+         names: its history was rewritten or another store was put in its place; see \
+         docs/compliance.md, \"A store behind its anchor\""
+    )]
+    AnchorMismatch {
+        path: String,
+        anchor: String,
+        seq: u64,
+    },
+    #[error("the store's anchor {anchor}: {reason}")]
+    Anchor { anchor: String, reason: String },
 }
 
+pub mod anchor;
 mod keys;
 mod record;
 
@@ -221,6 +246,14 @@ fn set_aside_unfinished_snapshots(dir: &Path) -> Result<bool, StoreError> {
 pub struct Store {
     db: sled::Db,
     trees: Vec<sled::Tree>,
+    /// The head anchored outside the store, when opened with one.
+    anchor: Option<Anchored>,
+}
+
+struct Anchored {
+    path: std::path::PathBuf,
+    /// The head last written there (heads only move forward).
+    written: std::sync::Mutex<Option<u64>>,
 }
 
 fn sled_err(what: &'static str) -> impl Fn(sled::Error) -> StoreError {
@@ -283,7 +316,11 @@ impl Store {
             .iter()
             .map(|name| db.open_tree(name).map_err(sled_err("open a tree")))
             .collect::<Result<Vec<_>, _>>()?;
-        let store = Store { db, trees };
+        let store = Store {
+            db,
+            trees,
+            anchor: None,
+        };
         let meta = &store.trees[META];
         let found = meta
             .get("schema_version")
@@ -947,8 +984,65 @@ impl Store {
     }
 
     /// Writes everything to disk.
+    /// Writes what is pending to disk; then, with an anchor, writes the head that was in the
+    /// store before the flush (so on disk now) to the anchor, fsynced.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(sled_err("flush"))
+        let head = match &self.anchor {
+            Some(_) => Some(self.audit_head()?),
+            None => None,
+        };
+        self.db.flush().map(|_| ()).map_err(sled_err("flush"))?;
+        if let (Some(a), Some(head)) = (&self.anchor, head) {
+            let mut written = a.written.lock().unwrap_or_else(|p| p.into_inner());
+            if written.is_none_or(|w| head.seq > w) {
+                anchor::write(&a.path, &head).map_err(|e| StoreError::Anchor {
+                    anchor: a.path.display().to_string(),
+                    reason: format!("write it: {e}"),
+                })?;
+                *written = Some(head.seq);
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the store in `dir` as [`Store::open`] does, then checks it against the head
+    /// anchored at `anchor` (see [`anchor`]): a store whose chain does not reach that head is
+    /// refused. Every flush afterwards moves the anchor forward.
+    pub fn open_anchored(dir: &Path, anchor_path: &Path) -> Result<Store, StoreError> {
+        let mut store = Store::open(dir)?;
+        let anchored = anchor::read(anchor_path).map_err(|e| StoreError::Anchor {
+            anchor: anchor_path.display().to_string(),
+            reason: format!("read it: {e}"),
+        })?;
+        if let Some(anchored) = anchored.filter(|a| a.seq > 0) {
+            let head = store.audit_head()?;
+            let behind = || StoreError::BehindAnchor {
+                path: dir.display().to_string(),
+                anchor: anchor_path.display().to_string(),
+                store_seq: head.seq,
+                anchored_seq: anchored.seq,
+            };
+            if anchored.seq > head.seq {
+                return Err(behind());
+            }
+            let entry = store.trees[AUDIT]
+                .get(anchored.seq.to_be_bytes())
+                .map_err(sled_err("read the audit log"))?
+                .and_then(|v| serde_json::from_slice::<Entry>(&v).ok());
+            if entry.is_none_or(|e| e.hash != anchored.hash) {
+                return Err(StoreError::AnchorMismatch {
+                    path: dir.display().to_string(),
+                    anchor: anchor_path.display().to_string(),
+                    seq: anchored.seq,
+                });
+            }
+        }
+        store.anchor = Some(Anchored {
+            path: anchor_path.to_path_buf(),
+            written: std::sync::Mutex::new(None),
+        });
+        store.flush()?;
+        Ok(store)
     }
 
     /// How many records are in each state.

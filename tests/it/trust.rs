@@ -274,3 +274,59 @@ fn a_file_gone_without_a_purge_is_a_finding_when_marked_missing_too() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("no purge deleted it"), "{}", text(&o));
 }
+
+#[test]
+fn an_older_copy_of_the_store_is_refused_and_reported() {
+    let s = site();
+    let file = s.root.join("a.wav");
+    recording(&file, 40);
+    crate::support::age(&file, 3600);
+    assert!(callwarden(&s.config, &["ingest", s.root.to_str().unwrap()])
+        .status
+        .success());
+    // The operator's backup, taken now (the store stopped).
+    let backup = s.base.join("backup");
+    copy_dir(&s.store, &backup);
+    // Then a legal hold, which the backup does not have.
+    let id = {
+        let store = Store::open(&s.store).unwrap();
+        let id = store.all().next().unwrap().unwrap().id.0.to_string();
+        id
+    };
+    let o = callwarden(
+        &s.config,
+        &["hold", "add", &id, "--case", "K-9", "--reason", "subpoena"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    // The backup restored over the store.
+    std::fs::remove_dir_all(&s.store).unwrap();
+    copy_dir(&backup, &s.store);
+    let o = callwarden(&s.config, &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("behind its anchor"), "{}", text(&o));
+    // The purge that would delete the recording the hold protected does not run.
+    let o = callwarden(&s.config, &["purge", "--now", FUTURE]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(file.exists());
+    // Nor does the daemon start on it.
+    let o = Command::new(env!("CARGO_BIN_EXE_callwarden"))
+        .args(["daemon", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("behind its anchor"), "{}", text(&o));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
