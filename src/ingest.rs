@@ -553,6 +553,49 @@ pub fn candidate(path: &RecordingPath, extensions: &[String]) -> Option<Candidat
     })
 }
 
+/// Files still being written when a one-shot ingest starts: waited for until each has been left
+/// alone for `settle_ms` (its size and mtime unchanged), but no longer than `settle_ms` past the
+/// start, since a file that keeps changing that long is still being recorded. Returns the
+/// candidates now finished (as they are now) and those still changing. `now_ms` reads the
+/// clock, `sleep` waits, `waiting` hears how many files are waited for and how long at most.
+pub fn settle(
+    candidates: Vec<Candidate>,
+    settle_ms: i64,
+    now_ms: impl Fn() -> i64,
+    sleep: impl Fn(std::time::Duration),
+    mut waiting: impl FnMut(usize, i64),
+    extensions: &[String],
+) -> (Vec<Candidate>, Vec<Candidate>) {
+    let deadline = now_ms() + settle_ms;
+    let settled = |c: &Candidate, now: i64| now - (c.mtime_ns / 1_000_000) as i64 >= settle_ms;
+    let (mut ready, mut pending): (Vec<_>, Vec<_>) =
+        candidates.into_iter().partition(|c| settled(c, now_ms()));
+    loop {
+        let now = now_ms();
+        // Each file as it is now (gone: not ours to wait for).
+        pending = pending
+            .iter()
+            .filter_map(|c| candidate(&c.path, extensions))
+            .collect();
+        let (done, still): (Vec<_>, Vec<_>) = pending.into_iter().partition(|c| settled(c, now));
+        ready.extend(done);
+        pending = still;
+        if pending.is_empty() || now >= deadline {
+            break;
+        }
+        waiting(pending.len(), deadline - now);
+        let next = pending
+            .iter()
+            .map(|c| (c.mtime_ns / 1_000_000) as i64 + settle_ms - now)
+            .min()
+            .unwrap_or(0)
+            .clamp(10, 250)
+            .min(deadline - now);
+        sleep(std::time::Duration::from_millis(next.max(1) as u64));
+    }
+    (ready, pending)
+}
+
 /// The current time in ms since the Unix epoch (the edge where the clock is read).
 pub fn now_ms() -> i64 {
     SystemTime::now()

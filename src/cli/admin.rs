@@ -22,14 +22,11 @@ use super::html::Page;
 use super::table::{num, pct, Table};
 use super::{Exit, EXIT_ATTENTION, EXIT_BAD_INPUT, EXIT_FORBIDDEN, EXIT_OK};
 
-/// The system-wide configuration, used when `--config` is not given and it exists.
-const SYSTEM_CONFIG: &str = "/etc/callwarden/callwarden.toml";
-
 /// Where a command's answer comes from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Access {
-    /// Configuration file (default: /etc/callwarden/callwarden.toml if it exists, else the
-    /// built-in defaults).
+    /// Configuration file (default: $CALLWARDEN_CONFIG, else /etc/callwarden/callwarden.toml if
+    /// it exists, else the built-in defaults).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
     /// Store directory, used when no daemon answers (default: `store.path`).
@@ -49,11 +46,7 @@ pub enum Transport {
 
 impl Access {
     pub fn load(&self) -> anyhow::Result<Config> {
-        let path = self.config.clone().or_else(|| {
-            let system = PathBuf::from(SYSTEM_CONFIG);
-            system.exists().then_some(system)
-        });
-        super::load_config(&path)
+        super::load_config(&self.config)
     }
 
     /// `--store`, else `store.path`.

@@ -101,9 +101,10 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
-    /// Configuration file (TOML), reloaded on SIGHUP.
-    #[arg(long, default_value = "/etc/callwarden/callwarden.toml")]
-    pub config: PathBuf,
+    /// Configuration file, reloaded on SIGHUP (default: $CALLWARDEN_CONFIG, else
+    /// /etc/callwarden/callwarden.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,7 +112,8 @@ pub struct IngestArgs {
     /// Files or directories (searched recursively; symlinks are not followed).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Configuration file (TOML); keys it leaves out keep their defaults.
+    /// Configuration file (default: $CALLWARDEN_CONFIG, else /etc/callwarden/callwarden.toml if
+    /// it exists, else the built-in defaults); keys it leaves out keep their defaults.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Store directory (default: `store.path` from the configuration).
@@ -136,7 +138,8 @@ pub struct AnalyzeArgs {
     /// Files analysed in parallel (default: the number of cores).
     #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
-    /// Configuration file (TOML); keys it leaves out keep their defaults.
+    /// Configuration file (default: $CALLWARDEN_CONFIG, else /etc/callwarden/callwarden.toml if
+    /// it exists, else the built-in defaults); keys it leaves out keep their defaults.
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -203,13 +206,14 @@ pub fn main() -> ExitCode {
 }
 
 fn daemon(args: DaemonArgs) -> anyhow::Result<u8> {
-    let config = Config::load(&args.config)?;
+    let path = config_path(&args.config).unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG));
+    let config = Config::load(&path)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let counters = runtime.block_on(crate::daemon::run(
         config,
-        Some(args.config.clone()),
+        Some(path),
         std::future::pending(),
     ))?;
     tracing::info!(?counters, "exit");
@@ -313,9 +317,28 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
     Ok(if failed { EXIT_BAD_INPUT } else { EXIT_OK })
 }
 
-fn load_config(path: &Option<PathBuf>) -> anyhow::Result<Config> {
-    Ok(match path {
-        Some(path) => Config::load(path)?,
+/// The system-wide configuration file.
+pub const SYSTEM_CONFIG: &str = "/etc/callwarden/callwarden.toml";
+
+/// The configuration file every command reads, by one rule: `--config`, else
+/// `$CALLWARDEN_CONFIG`, else the system file if it exists; `None`: the built-in defaults.
+fn config_path(given: &Option<PathBuf>) -> Option<PathBuf> {
+    given
+        .clone()
+        .or_else(|| {
+            std::env::var_os("CALLWARDEN_CONFIG")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .or_else(|| {
+            let system = PathBuf::from(SYSTEM_CONFIG);
+            system.exists().then_some(system)
+        })
+}
+
+fn load_config(given: &Option<PathBuf>) -> anyhow::Result<Config> {
+    Ok(match config_path(given) {
+        Some(path) => Config::load(&path)?,
         None => Config::default(),
     })
 }
@@ -389,6 +412,28 @@ fn ingest(args: IngestArgs) -> anyhow::Result<u8> {
         config: &config,
     };
     let settle_ms = (config.ingest.settle_s * 1000.0) as i64;
+    // Files written seconds ago are waited for (at most `ingest.settle_s`), not skipped.
+    let (candidates, unfinished) = crate::ingest::settle(
+        candidates,
+        settle_ms,
+        crate::ingest::now_ms,
+        std::thread::sleep,
+        |n, left_ms| {
+            let line = format!(
+                "waiting for {n} file(s) still being written (at most {:.1} s more)",
+                left_ms as f64 / 1000.0
+            );
+            if terminal {
+                eprint!("\r{line}   ");
+            } else {
+                eprintln!("callwarden: ingest: {line}");
+            }
+        },
+        &config.ingest.extensions,
+    );
+    if terminal {
+        eprint!("\r");
+    }
     let summary = ingestor.run(
         candidates,
         jobs,
@@ -404,19 +449,27 @@ fn ingest(args: IngestArgs) -> anyhow::Result<u8> {
         summary.too_short,
         summary.failed.len(),
         summary.modified.len(),
-        summary.unsettled
+        summary.unsettled + unfinished.len()
     );
+    for c in &unfinished {
+        println!(
+            "  still being written after {} s (ingest.settle_s), not ingested: {}",
+            config.ingest.settle_s, c.path
+        );
+    }
     for (path, why) in &summary.failed {
         println!("  failed: {path}: {why}");
     }
     for path in &summary.modified {
         println!("  modified after ingest (original hash kept): {path}");
     }
-    Ok(if summary.failed.is_empty() && problems.is_empty() {
-        EXIT_OK
-    } else {
-        EXIT_BAD_INPUT
-    })
+    Ok(
+        if summary.failed.is_empty() && problems.is_empty() && unfinished.is_empty() {
+            EXIT_OK
+        } else {
+            EXIT_BAD_INPUT
+        },
+    )
 }
 
 fn opt(v: Option<f64>, unit: &str) -> String {

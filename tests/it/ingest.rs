@@ -150,22 +150,22 @@ fn a_rerun_skips_what_is_stored_and_sees_what_changed() {
         .for_each(|b| *b = b.wrapping_add(1));
     std::fs::write(&call, &bytes).unwrap();
     age(&call);
-    // And a new one arrives, too fresh to be finished yet.
+    // And a new one arrives, written a moment ago: waited for (ingest.settle_s), then stored.
     let fresh = f.root.join("2026-11-20/fresh.wav");
     std::fs::copy(assets().join("speech/asterisk-privacy-prompt.wav"), &fresh).unwrap();
 
     let o = ingest(&[&f.root], &f.store);
     assert_eq!(
         summary(&o),
-        "ingested 0, already stored 5, too short 0, failed 0, modified after ingest 1, still being written 1"
+        "ingested 1, already stored 5, too short 0, failed 0, modified after ingest 1, still being written 0"
     );
     let store = Store::open(&f.store).unwrap();
     let after = store.by_path(&rp(&call)).unwrap().unwrap();
     assert_eq!(after.sha256, before.sha256, "the original hash stays");
     assert_eq!(after.flags, vec!["modified_after_ingest".to_string()]);
     assert_eq!(after.id, before.id);
-    assert!(store.by_path(&rp(&fresh)).unwrap().is_none());
-    assert_eq!(store.all().count(), 6);
+    assert!(store.by_path(&rp(&fresh)).unwrap().is_some());
+    assert_eq!(store.all().count(), 7);
 }
 
 #[test]

@@ -330,3 +330,92 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn every_command_reads_the_same_configuration() {
+    let s = site();
+    let file = s.root.join("a.wav");
+    recording(&file, 50);
+    crate::support::age(&file, 3600);
+    // No --config: the configuration named by CALLWARDEN_CONFIG (as the system file would be).
+    let bare = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_callwarden"))
+            .args(args)
+            .env("CALLWARDEN_CONFIG", &s.config)
+            .env_remove("CALLWARDEN_LOG")
+            .output()
+            .unwrap()
+    };
+    let o = bare(&["ingest", s.root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        s.store.join("db").exists(),
+        "ingest used the configured store: {}",
+        text(&o)
+    );
+    let o = bare(&["list"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("a.wav"),
+        "{}",
+        text(&o)
+    );
+    // A broken configuration stops analyze as it stops the rest.
+    std::fs::write(&s.config, "[analysis]\nno_such_key = 1\n").unwrap();
+    for args in [&["analyze", file.to_str().unwrap()][..], &["list"][..]] {
+        let o = bare(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("no_such_key"), "{args:?}: {}", text(&o));
+    }
+}
+
+#[test]
+fn ingest_waits_for_files_being_written_and_names_those_that_never_finish() {
+    let s = site();
+    std::fs::write(
+        &s.config,
+        std::fs::read_to_string(&s.config)
+            .unwrap()
+            .replace("settle_s = 0.0", "settle_s = 1.0"),
+    )
+    .unwrap();
+    // Just closed: waited for, then stored.
+    let done = s.root.join("done.wav");
+    recording(&done, 60);
+    // Still growing for longer than settle_s: named, and the exit status says so.
+    let growing = s.root.join("growing.wav");
+    recording(&growing, 61);
+    let writer = {
+        let growing = growing.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&growing)
+                .unwrap();
+            for _ in 0..40 {
+                f.write_all(&[0u8; 160]).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        })
+    };
+    let o = callwarden(&s.config, &["ingest", s.root.to_str().unwrap()]);
+    writer.join().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("ingested 0, already stored 0, too short 1"),
+        "{out}"
+    );
+    assert!(out.contains("still being written 1"), "{out}");
+    assert!(
+        out.contains(&format!("not ingested: {}", growing.display())),
+        "{out}"
+    );
+    assert!(out.contains("waiting for"), "progress is shown: {out}");
+    let store = Store::open(&s.store).unwrap();
+    assert!(store.by_path(&crate::support::rp(&done)).unwrap().is_some());
+    assert!(store
+        .by_path(&crate::support::rp(&growing))
+        .unwrap()
+        .is_none());
+}
