@@ -26,6 +26,60 @@ use crate::store::Store;
 const MAX_REQUEST: usize = 1 << 20;
 /// Requests answered at once; more wait their turn.
 const CONCURRENT: usize = 8;
+/// Connections open at once, in all and per caller (uid): 2,000 idle connections from one
+/// user must not take the descriptors recordings need.
+const MAX_CONNECTIONS: usize = 256;
+const MAX_PER_CALLER: usize = 16;
+/// How long a connection may take to send its request, and to take its answer.
+const IDLE: Duration = Duration::from_secs(10);
+
+/// The connections open now, in all and by caller.
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    by_uid: std::collections::HashMap<u32, usize>,
+}
+
+/// One admitted connection; its place is given back when dropped.
+#[derive(Debug)]
+struct Slot {
+    open: Arc<Mutex<Open>>,
+    uid: u32,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut o) = self.open.lock() {
+            o.total = o.total.saturating_sub(1);
+            if let Some(n) = o.by_uid.get_mut(&self.uid) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    o.by_uid.remove(&self.uid);
+                }
+            }
+        }
+    }
+}
+
+/// Admits a connection from `uid` unless it would pass either bound; says which one otherwise.
+fn admit(open: &Arc<Mutex<Open>>, uid: u32) -> Result<Slot, &'static str> {
+    let mut o = open
+        .lock()
+        .map_err(|_| "the daemon's connection table is unavailable")?;
+    if o.total >= MAX_CONNECTIONS {
+        return Err("too many control connections open: try again shortly");
+    }
+    let mine = o.by_uid.entry(uid).or_insert(0);
+    if *mine >= MAX_PER_CALLER {
+        return Err("too many control connections open by this user: close some and try again");
+    }
+    *mine += 1;
+    o.total += 1;
+    Ok(Slot {
+        open: open.clone(),
+        uid,
+    })
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Envelope {
@@ -202,13 +256,28 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT));
+    let open = Arc::new(Mutex::new(Open::default()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    let Ok(cred) = stream.peer_cred() else { continue };
+                    let slot = match admit(&open, cred.uid()) {
+                        Ok(slot) => slot,
+                        Err(why) => {
+                            // Told without waiting (the socket buffer takes one line), then closed.
+                            let mut bytes = serde_json::to_vec(&error_reply("busy", why.into()))
+                                .unwrap_or_default();
+                            bytes.push(b'\n');
+                            let _ = stream.try_write(&bytes);
+                            tracing::warn!(uid = cred.uid(), "{why}");
+                            continue;
+                        }
+                    };
                     let (store, shared, permits) = (store.clone(), shared.clone(), permits.clone());
                     tokio::spawn(async move {
+                        let _slot = slot;
                         if let Err(e) = connection(stream, store, shared, permits).await {
                             tracing::debug!(error = %e, "control connection ended early");
                         }
@@ -234,7 +303,7 @@ async fn connection(
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST as u64));
-    let read = tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await;
+    let read = tokio::time::timeout(IDLE, reader.read_line(&mut line)).await;
     let reply = match read {
         Err(_) => error_reply("invalid", "no request within 10 s".into()),
         Ok(Err(e)) => return Err(e),
@@ -253,8 +322,19 @@ async fn connection(
     };
     let mut bytes = serde_json::to_vec(&reply).unwrap_or_default();
     bytes.push(b'\n');
-    write.write_all(&bytes).await?;
-    write.shutdown().await
+    // A caller that does not take its answer does not keep the connection.
+    match tokio::time::timeout(IDLE, async {
+        write.write_all(&bytes).await?;
+        write.shutdown().await
+    })
+    .await
+    {
+        Ok(done) => done,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the answer was not taken within 10 s",
+        )),
+    }
 }
 
 fn error_reply(code: &str, message: String) -> Reply {
@@ -406,5 +486,30 @@ pub fn call(socket: &Path, request: &Request, timeout: Duration) -> Result<Answe
             path,
             reason: "neither an answer nor an error".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_are_bounded_per_caller_and_in_all() {
+        let open = Arc::new(Mutex::new(Open::default()));
+        let mine: Vec<Slot> = (0..MAX_PER_CALLER)
+            .map(|_| admit(&open, 1000).unwrap())
+            .collect();
+        assert!(admit(&open, 1000).unwrap_err().contains("by this user"));
+        // Others still get in, up to the overall bound.
+        let others: Vec<Slot> = (0..MAX_CONNECTIONS - MAX_PER_CALLER)
+            .map(|i| admit(&open, 2000 + (i / MAX_PER_CALLER) as u32).unwrap())
+            .collect();
+        assert!(admit(&open, 0)
+            .unwrap_err()
+            .contains("too many control connections"));
+        drop(others);
+        drop(mine);
+        let o = open.lock().unwrap();
+        assert_eq!((o.total, o.by_uid.len()), (0, 0), "every place given back");
     }
 }

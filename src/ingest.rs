@@ -596,6 +596,27 @@ pub fn settle(
     (ready, pending)
 }
 
+/// Whether `path` lies under one of `roots` and is reached from it through real directories
+/// only: a symlinked subdirectory is not scanned, and an event from inside one (the watch may
+/// follow it) names a file outside the roots, never a recording.
+pub fn inside_roots(path: &RecordingPath, roots: &[RecordingPath]) -> bool {
+    roots.iter().any(|root| {
+        if !path.is_below(root) {
+            return false;
+        }
+        let parts = path.parts();
+        let mut dir = root.to_path_buf();
+        for part in &parts[root.parts().len()..parts.len() - 1] {
+            dir.push(part);
+            match dir.symlink_metadata() {
+                Ok(m) if m.file_type().is_dir() => {}
+                _ => return false,
+            }
+        }
+        true
+    })
+}
+
 /// The current time in ms since the Unix epoch (the edge where the clock is read).
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -663,6 +684,24 @@ mod tests {
         let mut unread = stored(10, 5, RecordState::Failed);
         unread.sha256.clear();
         check(candidate(10, 5), Some(unread), Plan::Analyse);
+    }
+
+    #[test]
+    fn a_symlinked_directory_leads_outside_the_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root.join("day")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        let roots = [RecordingPath::absolute(&root).unwrap()];
+        let at = |p: &str| RecordingPath::absolute(&root.join(p)).unwrap();
+        assert!(inside_roots(&at("a.wav"), &roots));
+        assert!(inside_roots(&at("day/a.wav"), &roots));
+        assert!(!inside_roots(&at("link/a.wav"), &roots));
+        assert!(!inside_roots(&at("gone/a.wav"), &roots));
+        let elsewhere = RecordingPath::absolute(&outside.join("a.wav")).unwrap();
+        assert!(!inside_roots(&elsewhere, &roots));
     }
 
     #[test]

@@ -199,6 +199,17 @@ impl State {
     }
 
     fn event(&mut self, event: WatchEvent) {
+        if let WatchEvent::Finished(p) | WatchEvent::Changed(p) | WatchEvent::NewDirectory(p) =
+            &event
+        {
+            let real_dir = || p.symlink_metadata().is_ok_and(|m| m.file_type().is_dir());
+            if !ingest::inside_roots(p, &self.config.ingest.roots)
+                || (matches!(event, WatchEvent::NewDirectory(_)) && !real_dir())
+            {
+                tracing::warn!(file = %p, "ignored: reached through a symlink, outside the roots");
+                return;
+            }
+        }
         match event {
             WatchEvent::Finished(path) if is_sidecar(&path) => {
                 if let Err(e) = self
