@@ -404,11 +404,33 @@ impl Store {
     }
 
     /// A new, never used id.
+    /// A new recording id: one more than the last one given (ids do not jump at a restart).
     pub fn next_id(&self) -> Result<RecordingId, StoreError> {
-        self.db
-            .generate_id()
-            .map(RecordingId)
-            .map_err(sled_err("generate an id"))
+        self.next_in("next_recording_id", BY_ID).map(RecordingId)
+    }
+
+    /// The next number of the counter `key` in `meta`; its first use starts past the largest
+    /// key of `tree` (ids given by earlier versions, big-endian u64 keys). Persisted with the
+    /// records that use it: sled's log keeps their order, so a record on disk implies its
+    /// counter is too.
+    fn next_in(&self, key: &str, tree: usize) -> Result<u64, StoreError> {
+        let floor = self.trees[tree]
+            .last()
+            .map_err(sled_err("read the last id"))?
+            .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .map_or(1, |last| last.saturating_add(1));
+        let next = self.trees[META]
+            .update_and_fetch(key, |old| {
+                let n = old
+                    .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+                    .unwrap_or(floor)
+                    .max(floor);
+                Some(n.saturating_add(1).to_be_bytes().to_vec())
+            })
+            .map_err(sled_err("count ids"))?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(floor + 1);
+        Ok(next - 1)
     }
 
     fn record_at(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
@@ -552,7 +574,7 @@ impl Store {
             .into_iter()
             .filter(|r| r.state != RecordState::Purged)
             .collect();
-        let hold_id = self.db.generate_id().map_err(sled_err("generate an id"))?;
+        let hold_id = self.next_in("next_hold_id", HOLDS)?;
         let hold = Hold {
             id: hold_id,
             case: case.into(),
@@ -1121,6 +1143,32 @@ mod tests {
     use super::keys::{record_key, RECORD_VERSION};
     use super::*;
     use crate::metadata::Metadata;
+
+    #[test]
+    fn ids_count_on_across_restarts_and_holds_have_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let ids: Vec<u64> = (0..3).map(|_| store.next_id().unwrap().0).collect();
+            assert_eq!(ids, [1, 2, 3]);
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.next_id().unwrap().0, 4, "no jump at a restart");
+        assert_eq!(store.next_in("next_hold_id", HOLDS).unwrap(), 1);
+        // A store whose ids came from sled's generator: counting starts past the largest.
+        let r = record(2_000_007, "/r/a.wav", 100);
+        store
+            .commit(
+                &r,
+                None,
+                Draft::new("t", "ingest", serde_json::json!({})),
+                1,
+            )
+            .unwrap();
+        store.trees[META].remove("next_recording_id").unwrap();
+        assert_eq!(store.next_id().unwrap().0, 2_000_008);
+    }
 
     fn p(path: &str) -> RecordingPath {
         RecordingPath::from_bytes(path.as_bytes()).unwrap()

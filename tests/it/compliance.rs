@@ -251,11 +251,15 @@ fn purges_survive_kill_9_at_random_points() {
     let (template_root, template_store) = (s.base.join("t-root"), s.base.join("t-store"));
     copy_tree(&s.root, &template_root);
     copy_tree(&s.store, &template_store);
+    // The store's anchor belongs to the copy: restoring the store alone is refused.
+    let (anchor, template_anchor) = (s.base.join("store.head"), s.base.join("t-store.head"));
+    std::fs::copy(&anchor, &template_anchor).unwrap();
     let restore = || {
         for (dir, template) in [(&s.root, &template_root), (&s.store, &template_store)] {
             std::fs::remove_dir_all(dir).unwrap();
             copy_tree(template, dir);
         }
+        std::fs::copy(&template_anchor, &anchor).unwrap();
     };
 
     // An uninterrupted run, to time the window the kills land in.
