@@ -36,6 +36,8 @@ pub struct Summary {
     pub too_short: usize,
     pub failed: Vec<(RecordingPath, String)>,
     pub modified: Vec<RecordingPath>,
+    /// Recordings moved inside the roots: from, to.
+    pub moved: Vec<(RecordingPath, RecordingPath)>,
     pub unsettled: usize,
     pub audio_s: f64,
 }
@@ -313,6 +315,22 @@ impl Ingestor<'_> {
                     .commit(&record, Some(&old), event.about(record.id.0), now_ms)
             }
             Outcome::Analysed(result, failed_sha) => {
+                // A new path with bytes the store knows: the same recording moved inside the
+                // roots (its old file gone), or a copy of one still on disk.
+                let mut twin = None;
+                if previous.is_none() {
+                    let sha = match &*result {
+                        Ok(r) => r.sha256.clone(),
+                        Err(_) => failed_sha.clone().unwrap_or_default(),
+                    };
+                    match self.twin(&sha, &candidate.path)? {
+                        Twin::Moved(old) => {
+                            return self.moved(*old, &candidate, now_ms, summary);
+                        }
+                        Twin::CopyOf(id) => twin = Some(id),
+                        Twin::None => {}
+                    }
+                }
                 let from_name = self.name_metadata(candidate.path.as_path());
                 let (metadata, metadata_error) = match read_sidecar(
                     candidate.path.as_path(),
@@ -389,6 +407,7 @@ impl Ingestor<'_> {
                     metadata_error,
                     consent,
                     consent_law: Some(consent_law),
+                    twin: twin.or(previous.as_ref().and_then(|p| p.twin)),
                     ..previous.clone().unwrap_or_else(Record::blank)
                 };
                 let event = Draft::new(
@@ -406,7 +425,72 @@ impl Ingestor<'_> {
     }
 }
 
+/// What the store holds with the same bytes as a file at a new path.
+enum Twin {
+    None,
+    /// A live record whose file is gone from its path (and no purge is taking it): this file.
+    Moved(Box<Record>),
+    /// A live record whose file is still on disk: this file is a copy of it.
+    CopyOf(crate::store::RecordingId),
+}
+
 impl Ingestor<'_> {
+    fn twin(&self, sha256: &str, path: &RecordingPath) -> Result<Twin, StoreError> {
+        if sha256.is_empty() {
+            return Ok(Twin::None);
+        }
+        let mut copy_of = None;
+        for r in self.store.by_sha(sha256)? {
+            if r.state == RecordState::Purged || r.path == *path {
+                continue;
+            }
+            let gone = r.state == RecordState::Missing || r.path.symlink_metadata().is_err();
+            if gone && !self.store.purge_pending(r.id)? {
+                return Ok(Twin::Moved(Box::new(r)));
+            }
+            copy_of.get_or_insert(r.id);
+        }
+        Ok(copy_of.map_or(Twin::None, Twin::CopyOf))
+    }
+
+    /// Carries a record over to the path its file was moved to: one record, its path updated,
+    /// a `moved` audit entry. Its id, consent, holds and history stay; a recording marked
+    /// `missing` is back.
+    fn moved(
+        &self,
+        old: Record,
+        candidate: &Candidate,
+        now_ms: i64,
+        summary: &mut Summary,
+    ) -> Result<(), StoreError> {
+        let mut record = old.clone();
+        record.path = candidate.path.clone();
+        record.size = candidate.size;
+        record.mtime_ns = candidate.mtime_ns;
+        if record.state == RecordState::Missing {
+            record.state = if record.error.is_some() {
+                RecordState::Failed
+            } else if record
+                .duration()
+                .is_some_and(|d| d < self.config.analysis.min_duration_s)
+            {
+                RecordState::TooShort
+            } else {
+                RecordState::Analysed
+            };
+        }
+        tracing::info!(from = %old.path, to = %record.path, id = record.id.0, "recording moved");
+        summary.moved.push((old.path.clone(), record.path.clone()));
+        let event = Draft::new(
+            "ingest",
+            "moved",
+            serde_json::json!({"from": old.path, "to": record.path, "sha256": record.sha256,
+                "size": record.size, "mtime_ns": record.mtime_ns.to_string()}),
+        );
+        self.store
+            .commit(&record, Some(&old), event.about(record.id.0), now_ms)
+    }
+
     /// The metadata the file name carries under `ingest.filename_pattern`, if any.
     fn name_metadata(&self, path: &Path) -> Option<Metadata> {
         let pattern = &self.config.ingest.filename_pattern;

@@ -566,6 +566,13 @@ fn show_text(s: &Shown) -> String {
     let r = &s.record;
     let mut t = String::new();
     let _ = writeln!(t, "recording {}  {}", r.id.0, r.path);
+    if let Some(twin) = r.twin {
+        let _ = writeln!(
+            t,
+            "  copy of    recording {} (the same bytes, on disk when this one was stored)",
+            twin.0
+        );
+    }
     let _ = writeln!(
         t,
         "  state      {}; started {}; ingested {}; {} bytes; sha256 {}",

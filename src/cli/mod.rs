@@ -463,6 +463,9 @@ fn ingest(args: IngestArgs) -> anyhow::Result<u8> {
     for path in &summary.modified {
         println!("  modified after ingest (original hash kept): {path}");
     }
+    for (from, to) in &summary.moved {
+        println!("  moved (one recording, its path updated): {from} -> {to}");
+    }
     Ok(
         if summary.failed.is_empty() && problems.is_empty() && unfinished.is_empty() {
             EXIT_OK

@@ -30,8 +30,9 @@ use crate::summary::Summary;
 
 /// The schema this build writes and reads. 2: consent, holds, purges and the audit log.
 /// 3: the summaries and the score index (for lists, KPIs and reports). 4: the audit log's
-/// index by recording (for `show` and the purge report).
-pub const SCHEMA_VERSION: u32 = 4;
+/// index by recording (for `show` and the purge report). 5: the index by content (SHA-256), to
+/// recognise a recording moved inside the roots.
+pub const SCHEMA_VERSION: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -98,7 +99,8 @@ const HOLDS: usize = 9;
 const SUMMARIES: usize = 10;
 const BY_SCORE: usize = 11;
 const AUDIT_BY_RECORDING: usize = 12;
-const TREES: [&str; 13] = [
+const BY_SHA: usize = 13;
+const TREES: [&str; 14] = [
     "recordings",
     "by_path",
     "by_state",
@@ -112,6 +114,7 @@ const TREES: [&str; 13] = [
     "summaries",
     "by_score",
     "audit_by_recording",
+    "by_sha",
 ];
 
 type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
@@ -127,6 +130,9 @@ impl Tx<'_> {
             let old_key = old.key();
             t[RECORDINGS].remove(&old_key)?;
             t[BY_PATH].remove(old.path.as_bytes())?;
+            if !old.sha256.is_empty() {
+                t[BY_SHA].remove(named_key(&old.sha256, &old_key))?;
+            }
             t[BY_STATE].remove(state_key(old.state, &old_key))?;
             t[SUMMARIES].remove(&old_key[..])?;
             if let Some(k) = score_key(&Summary::of(old), &old_key) {
@@ -144,6 +150,9 @@ impl Tx<'_> {
         t[RECORDINGS].insert(&key[..], encode(record))?;
         t[BY_ID].insert(&record.id.0.to_be_bytes()[..], &key[..])?;
         t[BY_PATH].insert(record.path.as_bytes(), &key[..])?;
+        if !record.sha256.is_empty() {
+            t[BY_SHA].insert(named_key(&record.sha256, &key), &[][..])?;
+        }
         t[BY_STATE].insert(state_key(record.state, &key), &[][..])?;
         let summary = Summary::of(record);
         if let Some(k) = score_key(&summary, &key) {
@@ -377,6 +386,16 @@ impl Store {
                             .map_err(&upgrade)?;
                     }
                 }
+                // Version 4 had no index by content.
+                for kv in store.trees[RECORDINGS].iter().filter(|_| found < 5) {
+                    let (k, v) = kv.map_err(&upgrade)?;
+                    let r = decode(&k, &v)?;
+                    if !r.sha256.is_empty() {
+                        store.trees[BY_SHA]
+                            .insert(named_key(&r.sha256, &r.key()), &[][..])
+                            .map_err(&upgrade)?;
+                    }
+                }
                 meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())
                     .map_err(sled_err("write the schema version"))?;
                 store.flush()?;
@@ -441,6 +460,21 @@ impl Store {
             Some(v) => decode(key, &v).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The records whose content has this SHA-256 (a recording and its copies or earlier
+    /// names), in time order.
+    pub fn by_sha(&self, sha256: &str) -> Result<Vec<Record>, StoreError> {
+        let mut prefix = sha256.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.trees[BY_SHA].scan_prefix(&prefix) {
+            let (k, _) = kv.map_err(sled_err("read the content index"))?;
+            if let Some(r) = self.record_at(&k[prefix.len()..])? {
+                out.push(r);
+            }
+        }
+        Ok(out)
     }
 
     /// The record stored for `path`, if any.
@@ -1339,6 +1373,49 @@ mod tests {
             store.summary(RecordingId(7)).unwrap(),
             Some(Summary::of(&r))
         );
+    }
+
+    #[test]
+    fn a_version_4_store_gets_its_content_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = record(1, "/r/a.wav", 100);
+        a.sha256 = "aa".into();
+        let mut b = record(2, "/r/copy/a.wav", 200);
+        b.sha256 = "aa".into();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let ingest = |_: &Record| Draft::new("ingest", "ingest", serde_json::json!({}));
+            store
+                .commit_many(&[(a.clone(), ingest(&a)), (b.clone(), ingest(&b))], 1)
+                .unwrap();
+            // As a version 4 store (today's main before the index) left it.
+            store.trees[BY_SHA].clear().unwrap();
+            store.trees[META]
+                .insert("schema_version", &4u32.to_be_bytes())
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let ids: Vec<u64> = store.by_sha("aa").unwrap().iter().map(|r| r.id.0).collect();
+        assert_eq!(ids, [1, 2]);
+        assert!(
+            store.by_sha("a").unwrap().is_empty(),
+            "a prefix is no match"
+        );
+        // Kept as records change.
+        let mut moved = b.clone();
+        moved.path = p("/r/b.wav");
+        moved.sha256 = "bb".into();
+        store
+            .commit(
+                &moved,
+                Some(&b),
+                Draft::new("t", "x", serde_json::json!({})),
+                2,
+            )
+            .unwrap();
+        assert_eq!(store.by_sha("aa").unwrap().len(), 1);
+        assert_eq!(store.by_sha("bb").unwrap()[0].path, p("/r/b.wav"));
     }
 
     #[test]

@@ -114,6 +114,10 @@ pub struct Record {
     pub purge_note: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tombstone: Option<Tombstone>,
+    /// The recording this one is a copy of (the same bytes, still on disk when this one was
+    /// stored): two files, two records, each purged on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twin: Option<RecordingId>,
 }
 
 impl Record {
@@ -140,6 +144,7 @@ impl Record {
             holds: Vec::new(),
             purge_note: None,
             tombstone: None,
+            twin: None,
         }
     }
 

@@ -419,3 +419,84 @@ fn ingest_waits_for_files_being_written_and_names_those_that_never_finish() {
         .unwrap()
         .is_none());
 }
+
+#[test]
+fn a_move_inside_the_roots_is_one_record_and_a_copy_names_its_twin() {
+    let s = site();
+    let staging = s.root.join("staging/a.wav");
+    recording(&staging, 70);
+    sidecar(&staging, r#"{"agent": "ann"}"#);
+    crate::support::age(&staging, 3600);
+    let ingest = || {
+        let o = callwarden(&s.config, &["ingest", s.root.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+        o
+    };
+    ingest();
+    // The PBX moves the finished recording (and its sidecar) into its day folder.
+    let day = s.root.join("2026-12-06/a.wav");
+    std::fs::create_dir_all(day.parent().unwrap()).unwrap();
+    std::fs::rename(&staging, &day).unwrap();
+    std::fs::rename(staging.with_extension("json"), day.with_extension("json")).unwrap();
+    let o = ingest();
+    assert!(text(&o).contains("moved (one recording"), "{}", text(&o));
+    {
+        let store = Store::open(&s.store).unwrap();
+        let records: Vec<_> = store.all().map(|r| r.unwrap()).collect();
+        assert_eq!(records.len(), 1, "{records:?}");
+        let r = &records[0];
+        assert_eq!(r.path.as_path(), day.as_path());
+        assert_eq!(
+            r.metadata.as_ref().and_then(|m| m.agent.as_deref()),
+            Some("ann")
+        );
+        let actions: Vec<String> = store
+            .audit_of(r.id)
+            .map(|e| e.unwrap().1.unwrap().action)
+            .collect();
+        assert_eq!(actions, ["ingest", "moved"]);
+    }
+    let o = callwarden(&s.config, &["audit", "verify"]);
+    assert!(
+        o.status.success(),
+        "no tamper alarm after a move: {}",
+        text(&o)
+    );
+
+    // Moved again, after a daemon marked it missing: back, not missing.
+    let again = s.root.join("2026-12-07/a.wav");
+    std::fs::create_dir_all(again.parent().unwrap()).unwrap();
+    std::fs::rename(&day, &again).unwrap();
+    {
+        let store = Store::open(&s.store).unwrap();
+        let config = callwarden::config::Config::load(&s.config).unwrap();
+        let ingestor = callwarden::ingest::Ingestor {
+            store: &store,
+            config: &config,
+        };
+        assert!(ingestor
+            .mark_missing(&crate::support::rp(&day), 1_000)
+            .unwrap());
+    }
+    ingest();
+    {
+        let store = Store::open(&s.store).unwrap();
+        let records: Vec<_> = store.all().map(|r| r.unwrap()).collect();
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert_eq!(records[0].path.as_path(), again.as_path());
+        assert_eq!(records[0].state, RecordState::TooShort);
+    }
+
+    // A true copy stays a second record that names its twin.
+    let copy = s.root.join("copies/a.wav");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(&again, &copy).unwrap();
+    crate::support::age(&copy, 1800);
+    ingest();
+    let store = Store::open(&s.store).unwrap();
+    let original = store.by_path(&crate::support::rp(&again)).unwrap().unwrap();
+    let twin = store.by_path(&crate::support::rp(&copy)).unwrap().unwrap();
+    assert_ne!(original.id, twin.id);
+    assert_eq!(twin.twin, Some(original.id));
+    assert_eq!(original.twin, None);
+}
