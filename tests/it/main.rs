@@ -8,6 +8,7 @@ mod daemon;
 mod decode;
 mod heldout;
 mod ingest;
+mod lifecycle;
 mod operations;
 mod stereo;
 mod support;
