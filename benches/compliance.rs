@@ -205,6 +205,7 @@ fn bench_purge(n: usize) {
         config: &config,
         actor: "bench",
         stop: None,
+        real_ms: None,
     };
     let t = Instant::now();
     let (_, summary) = purger.run(NOW_MS, Trigger::Schedule, false).unwrap();

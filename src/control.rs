@@ -219,6 +219,11 @@ pub fn bind(config: &ControlConfig) -> Result<tokio::net::UnixListener, ControlE
     Ok(listener)
 }
 
+/// The name of the user with this uid in the system's user database, if any.
+pub fn user_name(uid: u32) -> Option<String> {
+    uzers::get_user_by_uid(uid).map(|u| u.name().to_string_lossy().into_owned())
+}
+
 /// The caller's name (`alice (uid 1000)`) and role from their uid and primary gid: the groups
 /// are the user's primary and supplementary groups.
 pub fn identify(uid: u32, gid: u32, config: &ControlConfig) -> (String, Option<Role>) {

@@ -99,9 +99,18 @@ pub struct Purger<'a> {
     pub actor: &'a str,
     /// Set to stop between batches (the daemon's shutdown); each batch completes first.
     pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+    /// The real time of the run, when the policy is asked as of another time (`purge --now`):
+    /// deletions, tombstones and audit entries carry the real time, and the tombstone the
+    /// policy's time beside it. `None`: the policy's time is the real time.
+    pub real_ms: Option<i64>,
 }
 
 impl Purger<'_> {
+    /// The time stamped on what the run writes, given the policy's time.
+    fn at(&self, now_ms: i64) -> i64 {
+        self.real_ms.unwrap_or(now_ms)
+    }
+
     /// The plan at `now_ms` for every recording that still has files, decided one record at a
     /// time as the store is read (memory holds the notable decisions, not the records): the
     /// counts, and the decisions other than "kept by retention" (purges, holds, locks, reviews).
@@ -184,7 +193,7 @@ impl Purger<'_> {
                         "refused": summary.refused.len(),
                         "failed": summary.errors.len()}),
                 )],
-                now_ms,
+                self.at(now_ms),
             )?;
         }
         Ok((plan, summary))
@@ -245,10 +254,10 @@ impl Purger<'_> {
                     reason: p.decision.explain(),
                     scope: p.decision.scope,
                     actor: self.actor.to_string(),
-                    planned_ms: now_ms,
+                    planned_ms: self.at(now_ms),
                 })
                 .collect();
-            self.store.write_intents(&intents, now_ms)?;
+            self.store.write_intents(&intents, self.at(now_ms))?;
             self.delete_batch(&intents, now_ms, false, summary)?;
         }
         Ok(())
@@ -266,7 +275,8 @@ impl Purger<'_> {
         let mut done = Vec::new();
         for intent in intents {
             let tombstone = |sidecar_deleted, rolled_forward| Tombstone {
-                deleted_ms: now_ms,
+                deleted_ms: self.at(now_ms),
+                policy_ms: (self.at(now_ms) != now_ms).then_some(now_ms),
                 rule: intent.rule.clone(),
                 reason: intent.reason.clone(),
                 actor: intent.actor.clone(),
@@ -292,14 +302,14 @@ impl Purger<'_> {
                 }
                 Outcome::Refused(why) => {
                     tracing::warn!(id = intent.id.0, path = %intent.path, %why, "purge refused");
-                    self.store.refuse_purge(intent, &why, now_ms)?;
+                    self.store.refuse_purge(intent, &why, self.at(now_ms))?;
                     summary
                         .refused
                         .push((intent.id.0, intent.path.clone(), why));
                 }
                 Outcome::Cancelled(why) => {
                     tracing::info!(id = intent.id.0, path = %intent.path, %why, "purge cancelled");
-                    self.store.cancel_purge(intent, &why, now_ms)?;
+                    self.store.cancel_purge(intent, &why, self.at(now_ms))?;
                 }
                 Outcome::Error(why) => {
                     tracing::error!(id = intent.id.0, path = %intent.path, %why,
@@ -319,7 +329,7 @@ impl Purger<'_> {
             summary.completed_from_earlier += done.len();
         }
         summary.purged += done.len();
-        self.store.finish_purges(&done, now_ms)
+        self.store.finish_purges(&done, self.at(now_ms))
     }
 
     /// The configured root `path` lies under, and the path's components below it (byte-exact).
@@ -635,6 +645,7 @@ mod tests {
             config: &config,
             actor: "t",
             stop: None,
+            real_ms: None,
         };
         let mut summary = Summary::default();
         purger.recover(2, &mut summary).unwrap();

@@ -353,6 +353,10 @@ pub struct PurgedRow {
     pub scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_seq: Option<u64>,
+    /// The time the retention policy was asked as of, when it was not the deletion's time
+    /// (`purge --now`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_at: Option<String>,
 }
 
 /// The audit chain head that covers a report.
@@ -776,6 +780,7 @@ fn purge(
         config: ctx.config,
         actor: &caller.name,
         stop: None,
+        real_ms: Some(ctx.now_ms),
     };
     let (plan, summary) = if !ids.is_empty() {
         if dry_run {
@@ -878,6 +883,7 @@ fn purged(store: &Store, window: Window) -> Result<PurgedReport, QueryError> {
                 actor: t.actor.clone(),
                 scope: t.scope.as_str().into(),
                 audit_seq: purge_seq(r.id)?,
+                policy_at: t.policy_ms.map(fmt_ms),
             },
         ));
     }

@@ -162,12 +162,25 @@ pub(super) fn parse_since(text: &str, now_ms: i64) -> anyhow::Result<i64> {
 }
 
 /// Who is running the command, for the audit log.
+/// Who runs this command, for the audit log and the deletion certificate: the user database's
+/// name for the uid (never only `uid 0`), who ran it through sudo, and the login name the
+/// environment claims when it differs (`root (uid 0, sudo by alice)`).
 pub(super) fn actor() -> String {
     let uid = rustix::process::getuid().as_raw();
-    match std::env::var("USER") {
-        Ok(name) if !name.is_empty() => format!("{name} (uid {uid})"),
-        _ => format!("uid {uid}"),
+    let name = crate::control::user_name(uid);
+    let mut notes = vec![format!("uid {uid}")];
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let Some(by) = env("SUDO_USER") {
+        notes.push(format!("sudo by {by}"));
     }
+    if let Some(user) = env("USER").filter(|u| Some(u) != name.as_ref()) {
+        notes.push(format!("USER={user}"));
+    }
+    format!(
+        "{} ({})",
+        name.unwrap_or_else(|| "unknown user".into()),
+        notes.join(", ")
+    )
 }
 
 pub fn purge(args: PurgeArgs) -> anyhow::Result<u8> {

@@ -120,7 +120,9 @@ th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 .fig .v{font-size:1.5em;font-weight:600}.fig .l{color:#57606a;font-size:.85em}\
 svg{display:block;margin:.8em 0;max-width:100%;height:auto}svg text{font-size:11px;fill:#1b1f24}\
 footer{margin-top:3em;color:#57606a;font-size:.8em}\
-@media print{body{margin:0;max-width:none}h2{break-after:avoid}table,svg{break-inside:avoid}}";
+@page{size:A4;margin:12mm}\
+@media print{body{margin:0;max-width:none;padding:0}h2{break-after:avoid}svg,tr{break-inside:avoid}\
+table{font-size:.7em}th,td{padding:.15em .3em;overflow-wrap:anywhere}}";
 
 const W: f64 = 720.0;
 const H: f64 = 240.0;

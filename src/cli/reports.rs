@@ -21,6 +21,7 @@ pub fn purged_csv(p: &crate::query::PurgedReport) -> String {
         "actor",
         "scope",
         "audit_seq",
+        "policy_at",
         "chain_head_seq",
         "chain_head_sha256",
     ]);
@@ -37,6 +38,7 @@ pub fn purged_csv(p: &crate::query::PurgedReport) -> String {
             r.actor.clone(),
             r.scope.clone(),
             r.audit_seq.map_or_else(String::new, |s| s.to_string()),
+            r.policy_at.clone().unwrap_or_default(),
             p.audit_chain_head.seq.to_string(),
             p.audit_chain_head.sha256.clone(),
         ]);
@@ -173,7 +175,10 @@ pub fn tables(dated: &Dated) -> Vec<(String, Table)> {
             for row in &p.recordings {
                 t.push(vec![
                     row.id.to_string(),
-                    row.deleted_at.clone(),
+                    match &row.policy_at {
+                        Some(at) => format!("{} (policy as of {at})", row.deleted_at),
+                        None => row.deleted_at.clone(),
+                    },
                     row.rule.clone(),
                     row.actor.clone(),
                     row.sha256.clone(),

@@ -337,6 +337,7 @@ impl State {
                 config: &config,
                 actor: "daemon",
                 stop: Some(&stop),
+                real_ms: None,
             };
             let _span = tracing::info_span!("purge", ?trigger).entered();
             let result = purger.run(ingest::now_ms(), trigger, false).map(|(_, s)| s);

@@ -56,7 +56,12 @@ impl RecordState {
 /// What stays of a purged recording: proof of what it was and why it went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tombstone {
+    /// When the file was deleted (the real time).
     pub deleted_ms: i64,
+    /// The time the retention policy was asked as of, when it was not the real time
+    /// (`purge --now`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_ms: Option<i64>,
     /// The retention rule behind the purge.
     pub rule: String,
     /// Why, in words (expired on …, consent denied …, disk pressure, manual).

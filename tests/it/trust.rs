@@ -500,3 +500,49 @@ fn a_move_inside_the_roots_is_one_record_and_a_copy_names_its_twin() {
     assert_eq!(twin.twin, Some(original.id));
     assert_eq!(original.twin, None);
 }
+
+#[test]
+fn the_deletion_certificate_carries_the_real_time_and_who() {
+    let s = site();
+    let file = s.root.join("a.wav");
+    recording(&file, 80);
+    crate::support::age(&file, 3600);
+    assert!(callwarden(&s.config, &["ingest", s.root.to_str().unwrap()])
+        .status
+        .success());
+    let before = callwarden::ingest::now_ms();
+    let o = callwarden(&s.config, &["purge", "--now", FUTURE]);
+    assert!(o.status.success(), "{}", text(&o));
+    let after = callwarden::ingest::now_ms();
+    let store = Store::open(&s.store).unwrap();
+    let r = store.all().next().unwrap().unwrap();
+    let t = r.tombstone.expect("a tombstone");
+    assert!(
+        (before..=after).contains(&t.deleted_ms),
+        "deleted at the real time, not the policy's: {t:?}"
+    );
+    assert_eq!(t.policy_ms, Some(2_208_988_800_000), "{t:?}");
+    // Every audit entry of the run is stamped with the real time, too.
+    for e in store.audit_entries() {
+        let e = e.unwrap().1.unwrap();
+        assert!(e.time_ms <= after, "{e:?}");
+    }
+    // Who: the user database's name for the uid, not only the uid.
+    let uid = rustix::process::getuid().as_raw();
+    let name = callwarden::control::user_name(uid).unwrap();
+    assert!(
+        t.actor.starts_with(&format!("{name} (uid {uid}")),
+        "{}",
+        t.actor
+    );
+    drop(store);
+    let o = callwarden(&s.config, &["report", "purged", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = &report["recordings"][0];
+    assert_eq!(row["policy_at"], "2040-01-01T00:00:00Z", "{row}");
+    assert!(
+        row["deleted_at"].as_str().unwrap().starts_with("20"),
+        "{row}"
+    );
+    assert_ne!(row["deleted_at"], row["policy_at"]);
+}
