@@ -341,7 +341,8 @@ impl Ingestor<'_> {
                     Some(Err(e)) => (from_name, Some(e)),
                 };
                 let mut flags = Vec::new();
-                if metadata_error.is_some() {
+                if let Some(e) = &metadata_error {
+                    tracing::warn!(file = %candidate.path, error = %e, "sidecar not used");
                     flags.push("metadata_invalid".to_string());
                 }
                 if metadata.as_ref().is_some_and(unsafe_metadata) {
@@ -372,7 +373,7 @@ impl Ingestor<'_> {
                         (state, report.sha256.clone(), Some(report), None)
                     }
                     Err(e) => {
-                        tracing::info!(file = %path, code = e.code, error = %e.message, "failed");
+                        // Said once, by whoever ran this (the daemon's log, the CLI's summary).
                         summary.failed.push((path.clone(), e.message.clone()));
                         let body = ErrorBody {
                             code: e.code.to_string(),

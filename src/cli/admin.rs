@@ -144,6 +144,9 @@ impl Access {
             }
             Err(e) => return Err(e.into()),
         };
+        // The store answering is the one opened (`--store` or `store.path`), and says so.
+        let mut config = config;
+        config.store.path = dir.clone();
         let ctx = Context {
             store: &store,
             config: &config,
@@ -618,6 +621,9 @@ fn show_text(s: &Shown) -> String {
     }
     if !r.flags.is_empty() {
         let _ = writeln!(t, "  flags      {}", r.flags.join(" "));
+    }
+    if let Some(e) = &r.metadata_error {
+        let _ = writeln!(t, "  sidecar    not used: {e}");
     }
     let law = r.consent_law.map_or("-", |l| l.as_str());
     match &r.consent {

@@ -231,12 +231,17 @@ fn init_logging() {
             )
         });
     use std::io::IsTerminal;
-    // Plain lines without colours when not on a terminal (journald, files, tests).
-    let _ = tracing_subscriber::fmt()
+    // Plain lines without colours when not on a terminal (journald, files, tests); without a
+    // timestamp when stderr is the journal (systemd sets JOURNAL_STREAM), which adds its own.
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// The line printed for one file, and whether it was analysed.

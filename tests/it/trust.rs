@@ -546,3 +546,70 @@ fn the_deletion_certificate_carries_the_real_time_and_who() {
     );
     assert_ne!(row["deleted_at"], row["policy_at"]);
 }
+
+#[test]
+fn status_names_the_store_it_read_and_show_and_the_log_say_why_a_sidecar_was_not_used() {
+    let s = site();
+    let file = s.root.join("a.wav");
+    recording(&file, 90);
+    sidecar(&file, r#"{"agent": "#);
+    crate::support::age(&file, 3600);
+    let run = |args: &[&str], journal: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_callwarden"));
+        cmd.args(args)
+            .arg("--config")
+            .arg(&s.config)
+            .env("CALLWARDEN_LOG", "warn");
+        if journal {
+            cmd.env("JOURNAL_STREAM", "8:12345");
+        } else {
+            cmd.env_remove("JOURNAL_STREAM");
+        }
+        cmd.output().unwrap()
+    };
+    let o = run(&["ingest", s.root.to_str().unwrap()], true);
+    let log = String::from_utf8_lossy(&o.stderr).to_string();
+    let line = log
+        .lines()
+        .find(|l| l.contains("sidecar not used"))
+        .unwrap_or_else(|| panic!("logged: {log}"));
+    assert!(
+        line.trim_start().starts_with("WARN"),
+        "journald adds the time: {line}"
+    );
+    // The store named by --store, not the configured one.
+    let elsewhere = s.base.join("elsewhere");
+    copy(&s.store, &elsewhere);
+    let o = run(&["status", "--store", elsewhere.to_str().unwrap()], false);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.contains(&format!("store     {}", elsewhere.display())),
+        "{out}"
+    );
+    let o = run(&["show", "1"], false);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("sidecar    not used:"), "{out}");
+    let other = s.root.join("b.wav");
+    recording(&other, 91);
+    sidecar(&other, "[");
+    crate::support::age(&other, 3600);
+    let o = run(&["ingest", s.root.to_str().unwrap()], false);
+    let log = String::from_utf8_lossy(&o.stderr).to_string();
+    let line = log
+        .lines()
+        .find(|l| l.contains("sidecar not used"))
+        .unwrap_or_else(|| panic!("logged: {log}"));
+    assert!(line.starts_with("20"), "a timestamp elsewhere: {line}");
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
