@@ -21,11 +21,16 @@ pub struct Verification {
     pub recordings_ok: u64,
     /// Recordings that are not what was stored: id, path, what is wrong.
     pub recording_problems: Vec<(u64, RecordingPath, String)>,
+    /// What in the store cannot be read (records, summaries, holds, intents, indexes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub store_problems: Vec<String>,
 }
 
 impl Verification {
     pub fn ok(&self) -> bool {
-        self.chain_breaks.is_empty() && self.recording_problems.is_empty()
+        self.chain_breaks.is_empty()
+            && self.recording_problems.is_empty()
+            && self.store_problems.is_empty()
     }
 }
 
@@ -39,6 +44,13 @@ pub fn verify(store: &Store, files: bool, jobs: usize) -> Result<Verification, S
         head_seq: head.seq,
         head_hash: head.hash,
         chain_breaks,
+        // Never "intact" over a store that cannot be read whole (the full check only: the
+        // chain-only check stays as cheap as the chain).
+        store_problems: if files {
+            store.unreadable()
+        } else {
+            Vec::new()
+        },
         ..Verification::default()
     };
     if !files {

@@ -291,6 +291,17 @@ pub fn audit(cmd: AuditCommand) -> anyhow::Result<u8> {
                 for b in &v.chain_breaks {
                     writeln!(out, "  entry {}: {}", b.seq, b.problem)?;
                 }
+                if !v.store_problems.is_empty() {
+                    writeln!(
+                        out,
+                        "store: DAMAGED, {} items cannot be read (restore the store and its \
+                         anchor from a backup: docs/compliance.md, \"A damaged store\")",
+                        v.store_problems.len()
+                    )?;
+                    for p in &v.store_problems {
+                        writeln!(out, "  {p}")?;
+                    }
+                }
                 if !chain_only {
                     writeln!(
                         out,

@@ -40,10 +40,23 @@ pub enum StoreError {
     Locked { path: String },
     #[error("open the store at {path}: schema version {found} is newer than this build's {SCHEMA_VERSION}: upgrade callwarden")]
     NewerSchema { path: String, found: u32 },
-    #[error("store {what}: {source}")]
+    // The cause is part of the message, not a source of its own: printed once.
+    #[error("store {what}: {cause}")]
     Sled {
         what: &'static str,
-        source: sled::Error,
+        cause: sled::Error,
+    },
+    #[error(
+        "the store at {path} is damaged: its database cannot be read ({detail}). sled cannot \
+         tell which of its files ({files}) holds the damage, and callwarden never repairs a \
+         store in place: keep this directory as it is for the record, restore the store \
+         directory together with its anchor from the last backup, and run `callwarden audit \
+         verify` (docs/compliance.md, \"A damaged store\")"
+    )]
+    Damaged {
+        path: String,
+        detail: String,
+        files: String,
     },
     #[error("store: record {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
@@ -51,9 +64,10 @@ pub enum StoreError {
     Refused(String),
     #[error(
         "the store at {path} is behind its anchor {anchor}: its audit chain ends at entry \
-         {store_seq}, but entry {anchored_seq} was written before (an older copy of the store \
-         restored?). Changes made since (holds, consent, purges) would be lost without a word: \
-         see docs/compliance.md, \"A store behind its anchor\""
+         {store_seq}, but entry {anchored_seq} was written before: an older copy of the store \
+         was restored, or its files are damaged (sled drops what follows a damaged byte of its \
+         log). Changes made since (holds, consent, purges) would be lost without a word: see \
+         docs/compliance.md, \"A store behind its anchor\""
     )]
     BehindAnchor {
         path: String,
@@ -227,7 +241,7 @@ pub const UNFINISHED_SNAPSHOTS: &str = "unfinished-snapshots";
 fn set_aside_unfinished_snapshots(dir: &Path) -> Result<bool, StoreError> {
     let io = |e: std::io::Error| StoreError::Sled {
         what: "set an unfinished snapshot aside",
-        source: sled::Error::Io(e),
+        cause: sled::Error::Io(e),
     };
     let mut moved = false;
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -266,7 +280,24 @@ struct Anchored {
 }
 
 fn sled_err(what: &'static str) -> impl Fn(sled::Error) -> StoreError {
-    move |source| StoreError::Sled { what, source }
+    move |cause| StoreError::Sled { what, cause }
+}
+
+/// The store's files with their sizes, for a message about damage (`db 524287 B, conf 62 B`).
+fn store_files(dir: &Path) -> String {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => out.push(format!("{name}/")),
+                Ok(m) => out.push(format!("{name} {} B", m.len())),
+                Err(_) => out.push(name),
+            }
+        }
+    }
+    out.sort();
+    out.join(", ")
 }
 
 /// Creates `dir` (and its parents) with mode 0700, or narrows an existing one to 0700.
@@ -294,7 +325,7 @@ impl Store {
         let path = dir.display().to_string();
         private_dir(dir).map_err(|e| StoreError::Sled {
             what: "make the store's directory private",
-            source: sled::Error::Io(e),
+            cause: sled::Error::Io(e),
         })?;
         let mut attempts = 0;
         let db = loop {
@@ -313,10 +344,17 @@ impl Store {
                 Err(sled::Error::Corruption { .. }) if set_aside_unfinished_snapshots(dir)? => {
                     // Retried once the unfinished snapshot is out of sled's way.
                 }
+                Err(sled::Error::Corruption { .. }) => {
+                    return Err(StoreError::Damaged {
+                        path: path.clone(),
+                        detail: "corrupted data".into(),
+                        files: store_files(dir),
+                    })
+                }
                 Err(e) => {
                     return Err(StoreError::Sled {
                         what: "open",
-                        source: e,
+                        cause: e,
                     })
                 }
             }
@@ -790,6 +828,47 @@ impl Store {
     }
 
     /// The purge intents not yet completed.
+    /// Reads everything the store holds besides the audit log (which `audit verify` walks on
+    /// its own) and says what cannot be read: a record, summary, hold or intent that does not
+    /// decode, an index entry that leads nowhere, a tree sled cannot iterate. Empty: readable.
+    pub fn unreadable(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (tree, name) in TREES.iter().enumerate() {
+            if tree == AUDIT {
+                continue;
+            }
+            for kv in self.trees[tree].iter() {
+                let (k, v) = match kv {
+                    Ok(kv) => kv,
+                    Err(e) => {
+                        problems.push(format!("the {name} tree cannot be read: {e}"));
+                        break;
+                    }
+                };
+                let why = match tree {
+                    RECORDINGS => decode(&k, &v).err().map(|e| e.to_string()),
+                    SUMMARIES => decode_summary(&k, &v).err().map(|e| e.to_string()),
+                    HOLDS => serde_json::from_slice::<Hold>(&v)
+                        .err()
+                        .map(|e| format!("a hold does not decode: {e}")),
+                    INTENTS => serde_json::from_slice::<Intent>(&v)
+                        .err()
+                        .map(|e| format!("a purge intent does not decode: {e}")),
+                    BY_ID | BY_PATH => match self.trees[RECORDINGS].get(&v) {
+                        Ok(Some(_)) => None,
+                        Ok(None) => Some("an index entry names no record".into()),
+                        Err(e) => Some(e.to_string()),
+                    },
+                    _ => None,
+                };
+                if let Some(why) = why {
+                    problems.push(format!("{name} {}: {why}", hex::encode(&k)));
+                }
+            }
+        }
+        problems
+    }
+
     pub fn intents(&self) -> Result<Vec<Intent>, StoreError> {
         self.trees[INTENTS]
             .iter()
@@ -1373,6 +1452,34 @@ mod tests {
             store.summary(RecordingId(7)).unwrap(),
             Some(Summary::of(&r))
         );
+    }
+
+    #[test]
+    fn what_cannot_be_read_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = record(1, "/r/a.wav", 100);
+        store
+            .commit(
+                &a,
+                None,
+                Draft::new("t", "ingest", serde_json::json!({})),
+                1,
+            )
+            .unwrap();
+        assert!(store.unreadable().is_empty());
+        // A summary whose bytes changed (list would fail on it).
+        store.trees[SUMMARIES]
+            .insert(a.key(), &b"{\"id\":"[..])
+            .unwrap();
+        store.trees[BY_PATH]
+            .insert(b"/r/gone.wav", &[0u8; 16][..])
+            .unwrap();
+        let problems = store.unreadable();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("by_path "), "{problems:?}");
+        assert!(problems[1].starts_with("summaries "), "{problems:?}");
+        assert!(!crate::verify::verify(&store, true, 1).unwrap().ok());
     }
 
     #[test]

@@ -613,3 +613,41 @@ fn copy(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn a_damaged_store_is_never_reported_intact() {
+    let s = site();
+    let file = s.root.join("a.wav");
+    recording(&file, 95);
+    crate::support::age(&file, 3600);
+    assert!(callwarden(&s.config, &["ingest", s.root.to_str().unwrap()])
+        .status
+        .success());
+    let pristine = s.base.join("pristine");
+    copy(&s.store, &pristine);
+    let len = std::fs::metadata(s.store.join("db")).unwrap().len() as usize;
+    // One flipped byte at several places in the database's log: sled reads up to the damage
+    // and drops the rest without an error; the anchor shows what went missing.
+    for at in [40, len / 3, len / 2, len - 40] {
+        std::fs::remove_dir_all(&s.store).unwrap();
+        copy(&pristine, &s.store);
+        let db = s.store.join("db");
+        let mut bytes = std::fs::read(&db).unwrap();
+        bytes[at] ^= 0xff;
+        std::fs::write(&db, bytes).unwrap();
+        for args in [&["audit", "verify"][..], &["list"][..]] {
+            let o = callwarden(&s.config, args);
+            assert_eq!(
+                o.status.code(),
+                Some(3),
+                "byte {at}, {args:?}: {}",
+                text(&o)
+            );
+            let out = text(&o);
+            assert!(
+                out.contains("damaged") && out.contains("docs/compliance.md"),
+                "byte {at}, {args:?}: {out}"
+            );
+        }
+    }
+}
