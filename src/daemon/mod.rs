@@ -49,6 +49,8 @@ pub enum DaemonError {
     NoRoots,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("stopped after a store failure: {0}")]
+    StoreFailed(String),
     #[error(transparent)]
     Watch(#[from] watch::WatchError),
     #[error("install signal handlers: {0}")]
@@ -115,6 +117,8 @@ struct State {
     shared: Arc<Mutex<Shared>>,
     /// Held by every purge.
     purge_lock: Arc<Mutex<()>>,
+    /// Set by a store error the daemon cannot go on after: it stops, and exits non-zero.
+    fatal: std::cell::OnceCell<String>,
     monitor: Monitor,
 }
 
@@ -146,6 +150,7 @@ impl State {
             Ok(_) => {}
             Err(e) => {
                 tracing::error!(file = %path, error = %e, "store lookup failed");
+                self.failed(&e);
                 return false;
             }
         }
@@ -217,6 +222,7 @@ impl State {
                     .attach_sidecar(&path, crate::ingest::now_ms())
                 {
                     tracing::error!(file = %path, error = %e, "attaching sidecar failed");
+                    self.failed(&e);
                 }
                 self.alerts_awaiting(Awaiting::SidecarOf(&path));
             }
@@ -237,7 +243,8 @@ impl State {
                     }
                     Ok(false) => {}
                     Err(e) => {
-                        tracing::error!(file = %path, error = %e, "store write failed")
+                        tracing::error!(file = %path, error = %e, "store write failed");
+                        self.failed(&e);
                     }
                 }
             }
@@ -292,6 +299,7 @@ impl State {
         self.counters.modified += s.modified.len();
         if let Some(e) = &done.error {
             tracing::error!(file = %done.path, error = %e, "store write failed");
+            self.failed(e);
         } else if s.ingested + s.too_short > 0 {
             tracing::info!(file = %done.path, "stored");
         } else if let Some((_, why)) = s.failed.first() {
@@ -307,6 +315,7 @@ impl State {
                 .attach_sidecar(&sidecar, crate::ingest::now_ms())
             {
                 tracing::error!(file = %sidecar, error = %e, "attaching sidecar failed");
+                self.failed(&e);
             }
         }
         // Counted and judged with the sidecar attached (alerts see the consent it brings).
@@ -383,7 +392,10 @@ impl State {
                     crate::policy::fmt_ms(ingest::now_ms())
                 ));
             }
-            Err(e) => tracing::error!(error = %e, "purge run failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "purge run failed");
+                self.failed(&e);
+            }
         }
     }
 
@@ -438,6 +450,14 @@ impl State {
             .audit(vec![Draft::new(actor, action, details)], ingest::now_ms())
         {
             tracing::error!(error = %e, action, "writing an audit entry failed");
+            self.failed(&e);
+        }
+    }
+
+    /// Remembers a store error the daemon cannot go on after (see [`StoreError::is_fatal`]).
+    fn failed(&self, e: &StoreError) {
+        if e.is_fatal() {
+            let _ = self.fatal.set(e.to_string());
         }
     }
 
@@ -718,6 +738,7 @@ pub async fn run(
         last_purge: None,
         shared,
         purge_lock,
+        fatal: std::cell::OnceCell::new(),
         monitor,
     };
     state.audit(
@@ -799,6 +820,13 @@ pub async fn run(
             }
             _ = monitor_tick.tick() => state.monitor_tick(),
             _ = roots_tick.tick() => {
+                // sled's own flush thread fails alone (a full disk) and every write after it
+                // fails too: a flush here finds that out while the daemon is idle, and moves
+                // the anchor with what ingest stored.
+                if let Err(e) = state.store.flush() {
+                    tracing::error!(error = %e, "store flush failed");
+                    state.failed(&e);
+                }
                 let scan = watch.check(&state.monitor.health);
                 if !scan.is_empty() {
                     state.scan(&scan, false);
@@ -829,6 +857,14 @@ pub async fn run(
             _ = &mut shutdown => break,
         }
         state.publish();
+        if let Some(why) = state.fatal.get() {
+            tracing::error!(
+                error = %why,
+                "the store failed: stopping, so that the service is restarted with the store \
+                 opened afresh (recordings not stored yet are ingested at the next start)"
+            );
+            break;
+        }
     }
 
     // Stop: no new work, drain what is in flight (bounded), flush.
@@ -879,6 +915,9 @@ pub async fn run(
         {
             let _ = std::fs::remove_file(socket);
         }
+    }
+    if let Some(why) = state.fatal.get() {
+        return Err(DaemonError::StoreFailed(why.clone()));
     }
     store.flush()?;
     tracing::info!(status = %state.status(), "stopped");

@@ -300,6 +300,18 @@ fn store_files(dir: &Path) -> String {
     out.join(", ")
 }
 
+impl StoreError {
+    /// Whether the store itself failed (an I/O error such as a full disk, damage, the anchor):
+    /// sled 0.34 keeps failing every write after an I/O error until the database is opened
+    /// again, so a daemon must stop (and be restarted) rather than go on failing.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sled { .. } | StoreError::Damaged { .. } | StoreError::Anchor { .. }
+        )
+    }
+}
+
 /// Creates `dir` (and its parents) with mode 0700, or narrows an existing one to 0700.
 fn private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

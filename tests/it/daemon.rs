@@ -108,6 +108,24 @@ impl Daemon {
         );
     }
 
+    /// Waits for the daemon to exit by itself (at most `within`), and its exit status.
+    pub(crate) fn exited(mut self, within: Duration) -> Option<i32> {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "the daemon did not exit within {within:?}: {:#?}",
+            self.lines.lock().unwrap()
+        );
+    }
+
     /// SIGTERM, and the exit status.
     pub(crate) fn stop(mut self) -> Option<i32> {
         let mut child = self.child.take().unwrap();

@@ -651,3 +651,86 @@ fn a_damaged_store_is_never_reported_intact() {
         }
     }
 }
+
+/// A tmpfs of `mb` MiB mounted at `dir`, unmounted when dropped. `None` (said loudly) where
+/// mounting is not allowed; in CI it must be.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, mb: u32) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mb}m,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must be able to mount a tmpfs (run as root)"
+            );
+            eprintln!(
+                "SKIPPED: cannot mount a tmpfs here (not root?): the full-disk test did not run"
+            );
+            return None;
+        }
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_store_disk_stops_the_daemon_and_a_restart_recovers() {
+    let s = site();
+    let mnt = s.base.join("mnt");
+    let Some(_fs) = Tmpfs::mount(&mnt, 3) else {
+        return;
+    };
+    let store = mnt.join("store");
+    std::fs::write(
+        &s.config,
+        std::fs::read_to_string(&s.config).unwrap().replace(
+            &format!("path = {:?}", s.store),
+            &format!("path = {store:?}"),
+        ),
+    )
+    .unwrap();
+    for i in 0..2 {
+        let f = s.root.join(format!("a{i}.wav"));
+        recording(&f, 100 + i);
+        crate::support::age(&f, 3600);
+    }
+    let d = crate::daemon::Daemon::start(&s.config);
+    d.wait_idle();
+    // The store's disk fills; a recording arrives.
+    let filler = mnt.join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let late = s.root.join("late.wav");
+    recording(&late, 110);
+    // Stopped within the drain timeout, non-zero, so systemd restarts it.
+    let code = d.exited(std::time::Duration::from_secs(45));
+    assert!(code.is_some_and(|c| c != 0), "exit status {code:?}");
+    // Space comes back; the restart stores what the failure left.
+    std::fs::remove_file(&filler).unwrap();
+    let d = crate::daemon::Daemon::start(&s.config);
+    d.wait_idle();
+    assert_eq!(d.stop(), Some(0));
+    let store = Store::open(&store).unwrap();
+    assert!(store.by_path(&crate::support::rp(&late)).unwrap().is_some());
+    assert_eq!(store.all().count(), 3);
+}
