@@ -2,8 +2,14 @@
 //! else it can probe, decoded packet by packet into interleaved f32.
 //!
 //! Decode errors are expected in real files: an `UnexpectedEof` at the end of a cut stream is
-//! the end of data, one bad packet is skipped and counted, `ResetRequired` makes a new decoder.
-//! A stream that stops making progress ends in an error, never a hang.
+//! the end of data (and the file is `truncated`), one bad packet is skipped and counted,
+//! `ResetRequired` makes a new decoder, for the next stream of a chained Ogg file when the
+//! reader says it. A stream that stops making progress ends in an error, never a hang.
+//!
+//! In Ogg, where a packet ends is told by its page's granule position, and some writers put -1
+//! (or garbage) on pages that end packets: symphonia then trims those packets away whole. The
+//! only trim Ogg needs is the encoder's padding at the very end, so an end trim is believed on
+//! the last packet of a stream only.
 
 use std::fs::File;
 
@@ -15,6 +21,8 @@ use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
+use symphonia::core::packet::Packet;
+use symphonia::core::units::Duration;
 
 use super::{AudioError, AudioInfo, DecodeNotes};
 
@@ -29,10 +37,17 @@ pub struct CodecStream {
     params: AudioCodecParameters,
     track_id: u32,
     path: String,
+    /// Ogg, whose end trims come from granule positions (see the module docs).
+    ogg: bool,
+    /// What the reader gave after a packet it was asked about, not yet used.
+    peeked: Option<symphonia::core::errors::Result<Option<Packet>>>,
     decoded: Vec<f32>,
     scratch: Vec<f32>,
     offset: usize,
-    produced: u64,
+    /// Frames decoded so far, handed out or still buffered.
+    decoded_frames: u64,
+    /// Frames the container announces for all its streams so far, when it does.
+    expected: Option<u64>,
     done: bool,
     pub info: AudioInfo,
     pub notes: DecodeNotes,
@@ -43,6 +58,12 @@ fn decode_error(path: &str, what: impl std::fmt::Display) -> AudioError {
         path: path.to_string(),
         what: what.to_string(),
     }
+}
+
+/// A frame count the container announces, unless it is a negative one read as unsigned (an Ogg
+/// granule position of -1 on the last page says "no count", not 2^64 - 1 frames).
+fn believable(frames: Option<u64>) -> Option<u64> {
+    frames.filter(|&n| n < 1 << 63)
 }
 
 fn unsupported(path: &str, what: impl std::fmt::Display) -> AudioError {
@@ -82,7 +103,7 @@ impl CodecStream {
             .default_track(TrackType::Audio)
             .ok_or_else(|| unsupported(path, "no audio track"))?;
         let track_id = track.id;
-        let frames_hint = track.num_frames;
+        let frames_hint = believable(track.num_frames);
         let params = match &track.codec_params {
             Some(CodecParameters::Audio(p)) => p.clone(),
             _ => return Err(unsupported(path, "no audio track")),
@@ -102,10 +123,13 @@ impl CodecStream {
             params: params.clone(),
             track_id,
             path: path.to_string(),
+            ogg: container == "ogg",
+            peeked: None,
             decoded: Vec::new(),
             scratch: Vec::new(),
             offset: 0,
-            produced: 0,
+            decoded_frames: 0,
+            expected: frames_hint,
             done: false,
             info: AudioInfo {
                 container,
@@ -145,18 +169,25 @@ impl CodecStream {
         while !self.done && self.offset >= self.decoded.len() {
             self.decoded.clear();
             self.offset = 0;
-            let packet = match self.reader.next_packet() {
+            let next = match self.peeked.take() {
+                Some(next) => next,
+                None => self.reader.next_packet(),
+            };
+            let mut packet = match next {
                 Ok(Some(p)) => p,
                 Ok(None) => {
                     self.finish();
                     break;
                 }
                 Err(Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    // Readers end a complete stream with `None`: this one was cut short.
+                    self.notes.truncated = true;
                     self.finish();
                     break;
                 }
                 Err(Error::ResetRequired) => {
-                    self.reset()?;
+                    // The reader's tracks changed: the next stream of a chained file.
+                    self.next_stream()?;
                     continue;
                 }
                 Err(Error::DecodeError(_)) => {
@@ -167,6 +198,9 @@ impl CodecStream {
             };
             if packet.track_id != self.track_id {
                 continue;
+            }
+            if self.ogg && packet.trim_end > Duration::ZERO {
+                self.check_end_trim(&mut packet);
             }
             match self.decoder.decode(&packet) {
                 Ok(buf) => {
@@ -199,6 +233,7 @@ impl CodecStream {
                         continue;
                     }
                     buf.copy_to_vec_interleaved(&mut self.scratch);
+                    self.decoded_frames += buf.frames() as u64;
                     let n = buf.frames() * channels as usize;
                     self.decoded
                         .extend_from_slice(&self.scratch[..n.min(self.scratch.len())]);
@@ -212,6 +247,72 @@ impl CodecStream {
             }
         }
         Ok(())
+    }
+
+    /// Keeps an Ogg packet's end trim only where it can be the encoder's padding: on the last
+    /// packet of its stream, and short of the whole packet. Elsewhere it comes from a granule
+    /// position of -1 or garbage, and would drop real audio.
+    fn check_end_trim(&mut self, packet: &mut Packet) {
+        let next = self.reader.next_packet();
+        let last = !matches!(&next, Ok(Some(p)) if p.track_id == self.track_id);
+        self.peeked = Some(next);
+        if !last || packet.dur == Duration::ZERO {
+            packet.dur = packet.dur.saturating_add(packet.trim_end);
+            packet.trim_end = Duration::ZERO;
+        }
+    }
+
+    /// Follows the reader to its new default audio track (the next stream of a chained Ogg
+    /// file), with a new decoder. Its rate and channels must be the first stream's: the
+    /// analysis is of one signal.
+    fn next_stream(&mut self) -> Result<(), AudioError> {
+        let track = self
+            .reader
+            .default_track(TrackType::Audio)
+            .ok_or_else(|| decode_error(&self.path, "a chained stream without an audio track"))?;
+        let params = match &track.codec_params {
+            Some(CodecParameters::Audio(p)) => p.clone(),
+            _ => {
+                return Err(decode_error(
+                    &self.path,
+                    "a chained stream without an audio track",
+                ))
+            }
+        };
+        let rate = params.sample_rate.unwrap_or(self.info.sample_rate);
+        if self.info.sample_rate != 0 && rate != self.info.sample_rate {
+            return Err(decode_error(
+                &self.path,
+                format!(
+                    "a chained stream changes the sample rate from {} to {rate} Hz",
+                    self.info.sample_rate
+                ),
+            ));
+        }
+        let channels = params
+            .channels
+            .as_ref()
+            .map_or(self.info.channels, |c| c.count() as u16);
+        if self.info.channels != 0 && channels != self.info.channels {
+            return Err(decode_error(
+                &self.path,
+                format!(
+                    "a chained stream changes the channel count from {} to {channels}",
+                    self.info.channels
+                ),
+            ));
+        }
+        if track.id != self.track_id {
+            // A new stream: what it announces adds to what came before. The same track after a
+            // reset is the same stream, already counted.
+            self.expected = self
+                .expected
+                .zip(believable(track.num_frames))
+                .map(|(a, b)| a.saturating_add(b));
+        }
+        self.track_id = track.id;
+        self.params = params;
+        self.reset()
     }
 
     fn skip(&mut self, bad: &mut u32) -> Result<(), AudioError> {
@@ -233,11 +334,13 @@ impl CodecStream {
         Ok(())
     }
 
+    /// The end of the stream. Called from inside `read`, before the frames of its last block
+    /// are handed out: what was decoded, not what was handed out, is what the file held.
     fn finish(&mut self) {
         self.done = true;
-        if let Some(expected) = self.info.frames_hint {
+        if let Some(expected) = self.expected {
             // Lossy codecs pad a little; a real cut loses much more than a packet.
-            if self.produced + 4096 < expected {
+            if self.decoded_frames + 4096 < expected {
                 self.notes.truncated = true;
             }
         }
@@ -257,8 +360,6 @@ impl CodecStream {
             out.extend_from_slice(&self.decoded[self.offset..self.offset + take]);
             self.offset += take;
         }
-        let frames = out.len() / channels;
-        self.produced += frames as u64;
-        Ok(frames)
+        Ok(out.len() / channels)
     }
 }

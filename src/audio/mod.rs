@@ -72,7 +72,8 @@ impl AudioError {
 
 enum Inner {
     Wav(wav::WavStream),
-    Codec(codec::CodecStream),
+    // Boxed: it holds symphonia's reader state, a look-ahead packet among it.
+    Codec(Box<codec::CodecStream>),
 }
 
 /// A streaming decoder over one file.
@@ -132,7 +133,7 @@ impl Decoder {
             .map(str::to_lowercase);
         let stream = codec::CodecStream::open(file, &name, ext.as_deref())?;
         Ok(Decoder {
-            inner: Inner::Codec(stream),
+            inner: Inner::Codec(Box::new(stream)),
         })
     }
 

@@ -9,7 +9,9 @@
 //! - declared 0 or 0xFFFFFFFF, with audio behind it: `header_mismatch`, read it all;
 //! - declared less than the file holds, and what follows is not another chunk: the header was
 //!   never brought up to date (`header_mismatch`), read it all; when another chunk (LIST, id3)
-//!   follows, that chunk is not audio and the declared size stands;
+//!   follows, that chunk is not audio and the declared size stands, whatever size the chunk
+//!   claims (tag writers put 0xFFFFFFFF too), and so do fewer than 8 bytes (a chunk header cut
+//!   short, never a recording's worth of audio);
 //! - declared more than the file holds: the file was cut short (`truncated`), read what is there.
 
 use std::fs::File;
@@ -73,6 +75,27 @@ fn le32(b: &[u8]) -> u32 {
 /// Whether 8 bytes at a chunk boundary look like a chunk header (a printable four-letter id).
 fn looks_like_chunk(header: &[u8]) -> bool {
     header.len() == 8 && header[..4].iter().all(|&c| (0x20..0x7F).contains(&c))
+}
+
+/// Ids of the chunks writers put after the data: metadata, padding, cue points.
+const CHUNKS_AFTER_DATA: [&[u8; 4]; 14] = [
+    b"LIST", b"id3 ", b"ID3 ", b"JUNK", b"junk", b"PAD ", b"FLLR", b"fact", b"cue ", b"bext",
+    b"iXML", b"smpl", b"inst", b"cart",
+];
+
+/// Whether the 8 bytes just past the declared data, with `rest` bytes after them, are a chunk
+/// header rather than more audio. Audio whose bytes read as a printable id is common enough,
+/// so the size must agree: it fits in the file, or it is 0xFFFFFFFF (a size nobody knew, as
+/// streaming writers put), or the id is one writers use there, whose size is then no evidence
+/// (a tag cut short, a size never patched).
+fn is_chunk_after_data(header: &[u8], rest: u64) -> bool {
+    if !looks_like_chunk(header) {
+        return false;
+    }
+    let size = le32(&header[4..]);
+    size as u64 <= rest + 1
+        || size == 0xFFFF_FFFF
+        || CHUNKS_AFTER_DATA.iter().any(|id| header[..4] == id[..])
 }
 
 impl WavStream {
@@ -198,9 +221,8 @@ impl WavStream {
             let follows_chunk = next + 8 <= file_len
                 && reader.seek(SeekFrom::Start(next)).is_ok()
                 && reader.read_exact(&mut header).is_ok()
-                && looks_like_chunk(&header)
-                && next + 8 + le32(&header[4..]) as u64 <= file_len + 1;
-            if follows_chunk || available - declared <= 1 {
+                && is_chunk_after_data(&header, file_len - next - 8);
+            if follows_chunk || available - declared < 8 {
                 declared
             } else {
                 notes.header_mismatch = true;
@@ -308,5 +330,27 @@ impl WavStream {
             }
         }
         Ok(out.len() / self.channels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_follows_the_data_is_a_chunk_or_audio() {
+        let header = |id: &[u8; 4], size: u32| [id.as_slice(), &size.to_le_bytes()].concat();
+        // Metadata chunks, whatever size they claim.
+        assert!(is_chunk_after_data(&header(b"LIST", 0xFFFF_FFFF), 0));
+        assert!(is_chunk_after_data(&header(b"id3 ", 1 << 20), 10));
+        // Any id, with a size that fits or one nobody knew.
+        assert!(is_chunk_after_data(&header(b"xtra", 10), 10));
+        assert!(is_chunk_after_data(&header(b"xtra", 0xFFFF_FFFF), 10));
+        // Audio: printable bytes with a size that cannot be, or bytes no id has.
+        assert!(!is_chunk_after_data(&header(b"xtra", 1 << 20), 10));
+        assert!(!is_chunk_after_data(
+            &[0x01, 0xFF, 0x80, 0x7F, 0, 0, 0, 0],
+            10
+        ));
     }
 }

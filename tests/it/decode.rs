@@ -15,10 +15,18 @@ fn formats(name: &str) -> PathBuf {
 
 /// All samples of a file, interleaved, with its notes.
 fn decode_all(path: &Path) -> Result<(Vec<f32>, callwarden::audio::DecodeNotes), AudioError> {
+    decode_in_blocks(path, 1000)
+}
+
+/// All samples of a file read `frames` at a time, interleaved, with its notes.
+fn decode_in_blocks(
+    path: &Path,
+    frames: usize,
+) -> Result<(Vec<f32>, callwarden::audio::DecodeNotes), AudioError> {
     let mut d = Decoder::open(path)?;
     let mut all = Vec::new();
     let mut block = Vec::new();
-    while d.read(&mut block, 1000)? > 0 {
+    while d.read(&mut block, frames)? > 0 {
         all.extend_from_slice(&block);
     }
     Ok((all, d.notes().clone()))
@@ -444,4 +452,226 @@ fn truncation_at_every_point_never_panics() {
             let _ = pipeline::analyze_file(&path, "p", &Config::default(), Options::default());
         }
     }
+}
+
+#[test]
+fn complete_files_are_not_truncated_whatever_their_last_block_holds() {
+    // speech.* hold 42,895 frames: read in blocks of 10,000 or 30,000 frames (or all at once),
+    // the last block holds more than 4,096, as a complete file does in the pipeline's blocks of
+    // 8,192 whenever its length modulo 8,192 is above 4,096.
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["speech.mp3", "speech.flac", "speech.ogg"] {
+        let path = formats(file);
+        let (first, _) = decode_in_blocks(&path, 1000).unwrap();
+        for frames in [1000, 4096, 8192, 10_000, 30_000, 1 << 16] {
+            let (x, notes) = decode_in_blocks(&path, frames).unwrap();
+            assert_eq!(x.len(), first.len(), "{file} in blocks of {frames}");
+            assert!(!notes.truncated, "{file} in blocks of {frames}");
+        }
+        let r = analyze(&path);
+        assert!(
+            !r.quality.flags.iter().any(|f| f.code == "truncated"),
+            "{file}"
+        );
+        // A copy cut in the middle is truncated, whatever the block size: MP3 and FLAC by the
+        // length their header announces, Ogg by its missing end-of-stream page.
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join(format!("cut-{file}"));
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        for frames in [1000, 8192, 30_000, 1 << 16] {
+            let (x, notes) = decode_in_blocks(&cut, frames).unwrap();
+            assert!(!x.is_empty() && x.len() < first.len(), "cut {file}");
+            assert!(notes.truncated, "cut {file} in blocks of {frames}");
+        }
+    }
+}
+
+#[test]
+fn a_chunk_after_the_data_claiming_4_gib_is_not_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let orig = original();
+    let huge = 0xFFFF_FFFFu32.to_le_bytes();
+    let cases: [(&str, Vec<u8>); 5] = [
+        ("list-header-only", [b"LIST".as_slice(), &huge].concat()),
+        // A copy cut in the chunk header.
+        ("list-header-cut", [b"LIST".as_slice(), &huge[..2]].concat()),
+        (
+            "list-with-body",
+            [
+                b"LIST".as_slice(),
+                &huge,
+                b"INFOISFT\x06\x00\x00\x00pbx-1\x00",
+            ]
+            .concat(),
+        ),
+        ("id3", [b"id3 ".as_slice(), &huge, b"ID3\x03\x00"].concat()),
+        ("any-chunk", [b"xtra".as_slice(), &huge, &[0u8; 6]].concat()),
+    ];
+    for (name, after) in cases {
+        let mut w = Wav::pcm16(&orig, 1, 8000);
+        w.after = after;
+        let path = w.write(dir.path(), &format!("{name}.wav"));
+        let (x, notes) = decode_all(&path).unwrap();
+        assert_eq!(
+            x.len(),
+            orig.len(),
+            "{name}: the data chunk's samples, no more"
+        );
+        assert!(
+            x.iter().zip(&orig).all(|(a, &b)| *a == b as f32 / 32768.0),
+            "{name}: the samples are the data chunk's"
+        );
+        assert_eq!(notes, Default::default(), "{name}");
+        let r = analyze(&path);
+        let duration = orig.len() as f64 / 8000.0;
+        assert!(
+            (r.format.duration_s - duration).abs() < 0.001,
+            "{name}: duration"
+        );
+    }
+}
+
+/// CRC-32 as Ogg computes it: polynomial 0x04c11db7, not reflected, initial value 0.
+fn ogg_crc(bytes: &[u8]) -> u32 {
+    let mut crc = 0u32;
+    for &b in bytes {
+        crc ^= (b as u32) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04c1_1db7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// An Ogg file's pages, each as its bytes.
+fn ogg_pages(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut pages = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        assert_eq!(&bytes[at..at + 4], b"OggS");
+        let segments = bytes[at + 26] as usize;
+        let body: usize = bytes[at + 27..at + 27 + segments]
+            .iter()
+            .map(|&s| s as usize)
+            .sum();
+        let len = 27 + segments + body;
+        pages.push(bytes[at..at + len].to_vec());
+        at += len;
+    }
+    pages
+}
+
+/// Sets a page's granule position and serial number, and its CRC to match.
+fn ogg_rewrite(page: &mut [u8], granule: Option<i64>, serial: Option<u32>) {
+    if let Some(g) = granule {
+        page[6..14].copy_from_slice(&g.to_le_bytes());
+    }
+    if let Some(s) = serial {
+        page[14..18].copy_from_slice(&s.to_le_bytes());
+    }
+    page[22..26].copy_from_slice(&[0; 4]);
+    let crc = ogg_crc(page);
+    page[22..26].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn ogg_crc_matches_the_asset() {
+    // The helper's CRC is the one symphonia checks: it recomputes every page of the asset.
+    for page in ogg_pages(&std::fs::read(formats("speech.ogg")).unwrap()) {
+        let mut copy = page.clone();
+        ogg_rewrite(&mut copy, None, None);
+        assert_eq!(copy, page);
+    }
+}
+
+#[test]
+fn ogg_pages_without_a_granule_position_are_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orig, _) = decode_all(&formats("speech.ogg")).unwrap();
+    let pages = ogg_pages(&std::fs::read(formats("speech.ogg")).unwrap());
+    // Pages 0 and 1 hold the three headers; the audio starts on page 2 and ends on the last.
+    let last = pages.len() - 1;
+    for (name, from, to) in [
+        ("one-middle-page", 3, 3),
+        ("all-but-the-last", 2, last - 1),
+        ("every-audio-page", 2, last),
+    ] {
+        let mut pages = pages.clone();
+        for page in &mut pages[from..=to] {
+            ogg_rewrite(page, Some(-1), None);
+        }
+        let path = dir.path().join(format!("{name}.ogg"));
+        std::fs::write(&path, pages.concat()).unwrap();
+        for frames in [1000, 8192] {
+            let (x, notes) = decode_in_blocks(&path, frames).unwrap();
+            assert!(!notes.truncated, "{name}");
+            if from == to {
+                // The next page's granule puts the stream back in step: the same samples.
+                assert_eq!(x.len(), orig.len(), "{name}: all the audio");
+            } else {
+                // The last packet's padding is trimmed against where the page before it ended:
+                // with that unknown, it is kept (a few ms at most).
+                assert!(
+                    x.len() >= orig.len() && x.len() < orig.len() + 1024,
+                    "{name}: {} frames for {}",
+                    x.len(),
+                    orig.len()
+                );
+            }
+            assert!(x.iter().zip(&orig).all(|(a, b)| a == b), "{name}");
+        }
+        let r = analyze(&path);
+        assert!((r.format.duration_s - orig.len() as f64 / 8000.0).abs() < 0.3);
+    }
+}
+
+#[test]
+fn chained_ogg_streams_are_decoded_one_after_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orig, _) = decode_all(&formats("speech.ogg")).unwrap();
+    let bytes = std::fs::read(formats("speech.ogg")).unwrap();
+    // The same stream again under another serial number, as a recorder that restarts its
+    // encoder (or `cat a.ogg b.ogg`) leaves it.
+    let mut second = ogg_pages(&bytes);
+    for page in &mut second {
+        ogg_rewrite(page, None, Some(0x1234_5678));
+    }
+    let path = dir.path().join("chained.ogg");
+    std::fs::write(&path, [bytes.clone(), second.concat()].concat()).unwrap();
+    for frames in [1000, 8192] {
+        let (x, notes) = decode_in_blocks(&path, frames).unwrap();
+        assert_eq!(x.len(), 2 * orig.len(), "both streams, whole");
+        assert_eq!(&x[..orig.len()], &orig[..]);
+        assert_eq!(&x[orig.len()..], &orig[..]);
+        assert_eq!(notes, Default::default());
+    }
+    let r = analyze(&path);
+    assert!((r.format.duration_s - 2.0 * orig.len() as f64 / 8000.0).abs() < 0.01);
+    // A second stream at another rate cannot continue the first: a clean error that says so.
+    let mut other = second.clone();
+    other[0][40..44].copy_from_slice(&16000u32.to_le_bytes());
+    ogg_rewrite(&mut other[0], None, None);
+    let path = dir.path().join("chained-16k.ogg");
+    std::fs::write(&path, [bytes, other.concat()].concat()).unwrap();
+    let err = pipeline::analyze_file(&path, "c", &Config::default(), Options::default())
+        .expect_err("a rate change");
+    assert_eq!(err.code, "decode_failed", "{}", err.message);
+    assert!(err.message.contains("sample rate"), "{}", err.message);
+    // Pages under another serial number with no headers of their own cannot be decoded: the
+    // first stream is read to where it stops, and the file is reported cut short.
+    let mut pages = ogg_pages(&std::fs::read(formats("speech.ogg")).unwrap());
+    for page in &mut pages[4..] {
+        ogg_rewrite(page, None, Some(0x1234_5678));
+    }
+    let path = dir.path().join("serial-changed.ogg");
+    std::fs::write(&path, pages.concat()).unwrap();
+    let (x, notes) = decode_all(&path).unwrap();
+    // Pages 2 and 3 end at granule 16,128: all of them, and their samples.
+    assert_eq!(x.len(), 16_128);
+    assert_eq!(&x[..], &orig[..16_128]);
+    assert!(notes.truncated);
 }
