@@ -319,7 +319,7 @@ impl Purger<'_> {
             }
         }
         for (dir, fd) in &dirs {
-            if let Err(e) = rustix::fs::fsync(fd) {
+            if let Err(e) = fs::fsync_dir(fd) {
                 // The deletions may not be durable yet; the intents stay and the next run checks.
                 tracing::error!(dir = %dir.display(), error = %e, "fsync of a directory failed");
                 done.retain(|(i, _)| !i.path.starts_with(dir));
@@ -415,7 +415,7 @@ impl Purger<'_> {
             Ok(fs::Unlinked::NotThere) => {
                 let sidecar = delete_sidecar(&dir_fd).unwrap_or(false);
                 if sidecar {
-                    let _ = rustix::fs::fsync(&dir_fd);
+                    let _ = fs::fsync_dir(&dir_fd);
                 }
                 Ok(Outcome::Gone { sidecar })
             }
@@ -551,6 +551,11 @@ mod fs {
             Err(Errno::NOENT) => Ok(Unlinked::NotThere),
             Err(e) => Err(UnlinkError::Io(format!("delete {shown}: {e}"))),
         }
+    }
+
+    /// Makes the deletions in `dir` durable.
+    pub fn fsync_dir(dir: &OwnedFd) -> Result<(), Errno> {
+        rustix::fs::fsync(dir)
     }
 
     /// Whether `name` exists in `dir` (as anything, symlinks not followed).

@@ -12,4 +12,5 @@ mod lifecycle;
 mod operations;
 mod stereo;
 mod support;
+mod tidy;
 mod trust;
