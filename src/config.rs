@@ -9,6 +9,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::record::ConsentLaw;
+
 /// The default configuration file, as shipped in `config/`.
 pub const DEFAULT_TOML: &str = include_str!("../config/callwarden.toml");
 
@@ -63,24 +65,6 @@ impl Default for ConsentConfig {
     }
 }
 
-/// One-party consent (one side may record: most US states, the UK) or all-party (every side
-/// must agree: California, Germany, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConsentLaw {
-    OneParty,
-    AllParty,
-}
-
-impl ConsentLaw {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConsentLaw::OneParty => "one_party",
-            ConsentLaw::AllParty => "all_party",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentRule {
@@ -116,7 +100,7 @@ impl Default for RetentionConfig {
             min_free_ratio: 0.05,
             rule: vec![RetentionRule {
                 name: "default".into(),
-                keep: crate::policy::Span::Forever,
+                keep: crate::record::Span::Forever,
                 ..RetentionRule::default()
             }],
         }
@@ -142,15 +126,15 @@ pub struct RetentionRule {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grade: Vec<crate::analysis::model::Grade>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub state: Vec<crate::store::RecordState>,
+    pub state: Vec<crate::record::RecordState>,
     /// How long after the call's start a recording is kept.
-    pub keep: crate::policy::Span,
+    pub keep: crate::record::Span,
     /// A lock: nothing deletes it before this, manual purges included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_keep: Option<crate::policy::Span>,
+    pub min_keep: Option<crate::record::Span>,
     /// What expiry deletes.
     #[serde(default)]
-    pub delete: crate::policy::Scope,
+    pub delete: crate::record::Scope,
     /// Under disk pressure, may recordings under this rule go before their time (never held or
     /// locked ones)?
     #[serde(default)]
@@ -372,7 +356,11 @@ impl StoreConfig {
         if dir == self.path && !self.anchor.as_os_str().is_empty() {
             self.anchor.clone()
         } else {
-            crate::store::anchor::default_path(dir)
+            // Beside the store's directory, outside it: copying the directory back does not
+            // bring an old anchor along.
+            let mut name = dir.file_name().unwrap_or_default().to_os_string();
+            name.push(".head");
+            dir.with_file_name(name)
         }
     }
 }
@@ -732,7 +720,7 @@ impl Config {
                     &format!("{:?} is used twice", rule.name),
                 ));
             }
-            if rule.state.contains(&crate::store::RecordState::Purged) {
+            if rule.state.contains(&crate::record::RecordState::Purged) {
                 return Err(bad(
                     "retention.rule.state",
                     &format!(

@@ -5,26 +5,9 @@
 //! which keeps the history and writes an audit entry with who did it. The law (one-party or
 //! all-party consent) comes from `[consent]` in the configuration, by queue, direction or tag.
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::{ConsentConfig, ConsentLaw};
 use crate::metadata::{ConsentSource, ConsentState, Metadata};
-
-/// A recording's consent at one point of its history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConsentRecord {
-    pub state: ConsentState,
-    pub source: ConsentSource,
-    /// When consent was given or denied, if known (ms since the epoch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_ms: Option<i64>,
-    /// When callwarden recorded it.
-    pub recorded_ms: i64,
-    /// Who recorded it: `ingest` for sidecars, else the operator.
-    pub actor: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
+pub use crate::record::ConsentRecord;
 
 /// The consent a sidecar states, recorded at `now_ms`.
 pub fn from_metadata(m: &Metadata, now_ms: i64) -> Option<ConsentRecord> {

@@ -12,7 +12,7 @@ use crate::analysis::model::Grade;
 use crate::config::ConsentLaw;
 use crate::consent::{covers, lacks as lacks_consent};
 use crate::metadata::ConsentState;
-use crate::store::RecordState;
+use crate::record::RecordState;
 use crate::summary::{scored, Summary};
 
 const DAY_MS: i64 = 86_400_000;

@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod purge;
 pub mod query;
+pub mod record;
 pub mod recording_path;
 pub mod store;
 pub mod summary;

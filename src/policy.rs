@@ -21,122 +21,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{RetentionConfig, RetentionRule};
 use crate::metadata::ConsentState;
-use crate::store::{Record, RecordState, RecordingId};
+use crate::record::{Record, RecordState, RecordingId};
+pub use crate::record::{Scope, Span};
 
 const HOUR_MS: i64 = 3_600_000;
+#[cfg(test)]
 const DAY_MS: i64 = 24 * HOUR_MS;
-
-/// A retention period: `"36h"`, `"90d"`, `"12w"`, `"5y"` (calendar years) or `"forever"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum Span {
-    Hours(u32),
-    Days(u32),
-    Weeks(u32),
-    Years(u32),
-    #[default]
-    Forever,
-}
-
-impl TryFrom<String> for Span {
-    type Error = String;
-    fn try_from(text: String) -> Result<Span, String> {
-        Span::parse(&text)
-    }
-}
-
-impl From<Span> for String {
-    fn from(span: Span) -> String {
-        span.to_string()
-    }
-}
-
-impl std::fmt::Display for Span {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Span::Hours(n) => write!(f, "{n}h"),
-            Span::Days(n) => write!(f, "{n}d"),
-            Span::Weeks(n) => write!(f, "{n}w"),
-            Span::Years(n) => write!(f, "{n}y"),
-            Span::Forever => f.write_str("forever"),
-        }
-    }
-}
-
-impl Span {
-    pub fn parse(text: &str) -> Result<Span, String> {
-        let t = text.trim();
-        if t == "forever" {
-            return Ok(Span::Forever);
-        }
-        let bad = || {
-            format!("{text:?} is not a period: write a whole number and h, d, w or y (\"90d\", \"5y\"), or \"forever\"")
-        };
-        let unit = t.chars().last().ok_or_else(bad)?;
-        let n: u32 = t[..t.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
-        if n > 1000 * 365 {
-            return Err(format!("{text:?} is longer than a thousand years"));
-        }
-        match unit {
-            'h' => Ok(Span::Hours(n)),
-            'd' => Ok(Span::Days(n)),
-            'w' => Ok(Span::Weeks(n)),
-            'y' if n <= 1000 => Ok(Span::Years(n)),
-            'y' => Err(format!("{text:?} is longer than a thousand years")),
-            _ => Err(bad()),
-        }
-    }
-
-    /// `from_ms` plus this span, in ms since the epoch; `None` for forever. Years are calendar
-    /// years (29 February plus a year is 1 March).
-    pub fn after(self, from_ms: i64) -> Option<i64> {
-        match self {
-            Span::Hours(n) => Some(from_ms.saturating_add(i64::from(n) * HOUR_MS)),
-            Span::Days(n) => Some(from_ms.saturating_add(i64::from(n) * DAY_MS)),
-            Span::Weeks(n) => Some(from_ms.saturating_add(i64::from(n) * 7 * DAY_MS)),
-            Span::Years(n) => Some(add_years(from_ms, n)),
-            Span::Forever => None,
-        }
-    }
-}
-
-fn add_years(from_ms: i64, years: u32) -> i64 {
-    use time::{Date, Month, OffsetDateTime};
-    let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(from_ms) * 1_000_000) else {
-        return i64::MAX;
-    };
-    let year = t.year() + years as i32;
-    let date = Date::from_calendar_date(year, t.month(), t.day())
-        .or_else(|_| Date::from_calendar_date(year, Month::March, 1));
-    match date {
-        Ok(d) => {
-            let moved = t.replace_date(d);
-            (moved.unix_timestamp_nanos() / 1_000_000) as i64
-        }
-        Err(_) => i64::MAX,
-    }
-}
-
-/// What a purge deletes. The tombstone (hash, size, duration, when, why, who) always stays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum Scope {
-    /// The audio file and its sidecar; the record's metadata and analysis stay.
-    #[default]
-    #[serde(rename = "audio")]
-    Audio,
-    /// The files, and the record's metadata and analysis.
-    #[serde(rename = "audio+metadata")]
-    AudioAndMetadata,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Audio => "audio",
-            Scope::AudioAndMetadata => "audio+metadata",
-        }
-    }
-}
 
 /// Why a purge is being planned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::model::Grade;
 use crate::config::ConsentLaw;
 use crate::metadata::ConsentState;
+use crate::record::{Record, RecordState};
 use crate::recording_path::RecordingPath;
-use crate::store::{Record, RecordState};
 
 /// What lists, KPIs and reports need of one recording.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

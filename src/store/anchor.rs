@@ -1,5 +1,5 @@
 //! The audit chain's head anchored outside the store: a small file beside the store's directory
-//! (`<store>.head` by default), written after each flush of the store and fsynced.
+//! (`<store>.head` by default, `config::StoreConfig::anchor_for`), written after each flush of the store and fsynced.
 //!
 //! A store restored from an older copy, or whose history was rewritten, carries a chain that
 //! no longer reaches the anchored head: it is refused at open ([`StoreError::BehindAnchor`]),
@@ -11,14 +11,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::audit::Head;
-
-/// Where a store's anchor lives unless configured otherwise: `<dir>.head` beside the store's
-/// directory (outside it, so copying the directory back does not bring an old anchor along).
-pub fn default_path(dir: &Path) -> PathBuf {
-    let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(".head");
-    dir.with_file_name(name)
-}
 
 /// The anchored head, if the file exists. A file that does not parse is an error: an anchor is
 /// never guessed.
@@ -57,8 +49,9 @@ mod tests {
 
     #[test]
     fn beside_the_store_and_round_trips() {
+        let store = crate::config::StoreConfig::default();
         assert_eq!(
-            default_path(Path::new("/var/lib/callwarden/store")),
+            store.anchor_for(&store.path),
             Path::new("/var/lib/callwarden/store.head")
         );
         let dir = tempfile::tempdir().unwrap();

@@ -4,18 +4,11 @@
 use serde::Serialize;
 
 use super::{Record, RecordState, RecordingId, StoreError};
+pub(super) use crate::record::record_key;
 use crate::summary::Summary;
 
 /// The version byte in front of every record value.
 pub(super) const RECORD_VERSION: u8 = 1;
-
-pub(super) fn record_key(started_ms: i64, id: RecordingId) -> [u8; 16] {
-    let mut key = [0u8; 16];
-    // Flip the sign bit so negative times sort before positive ones.
-    key[..8].copy_from_slice(&((started_ms as u64) ^ (1 << 63)).to_be_bytes());
-    key[8..].copy_from_slice(&id.0.to_be_bytes());
-    key
-}
 
 /// The record keys of the calls that started in `[from_ms, until_ms)`, either end open.
 pub(super) fn key_range(from_ms: Option<i64>, until_ms: Option<i64>) -> ([u8; 16], [u8; 16]) {

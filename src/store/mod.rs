@@ -22,9 +22,6 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 
 use crate::audit::{Draft, Entry, Head};
-use crate::config::ConsentLaw;
-use crate::consent::ConsentRecord;
-use crate::policy::Scope;
 use crate::recording_path::RecordingPath;
 use crate::summary::Summary;
 
@@ -91,13 +88,12 @@ pub enum StoreError {
 
 pub mod anchor;
 mod keys;
-mod record;
 
+pub use crate::record::*;
 use keys::{
     audit_index_key, decode, decode_summary, encode, json, key_range, named_key, score_key,
     state_key,
 };
-pub use record::*;
 
 // Positions of the trees in a transaction.
 const RECORDINGS: usize = 0;
