@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::metadata::Metadata;
 use crate::pipeline::{self, Options};
 use crate::recording_path::RecordingPath;
-use crate::store::{Record, RecordState, Store, StoreError};
+use crate::store::{Record, RecordFlag, RecordState, Store, StoreError};
 
 /// A file found by a scan.
 #[derive(Debug, Clone, PartialEq)]
@@ -285,9 +285,7 @@ impl Ingestor<'_> {
                         // Evidence of tampering or a PBX bug: keep the original hash and say so.
                         tracing::warn!(file = %path, stored = %old.sha256, now = %sha,
                             "recording changed after ingest; original hash kept");
-                        if !record.flags.iter().any(|f| f == "modified_after_ingest") {
-                            record.flags.push("modified_after_ingest".into());
-                        }
+                        record.flag(RecordFlag::ModifiedAfterIngest);
                         summary.modified.push(path.clone());
                     }
                     Err(e) => {
@@ -343,10 +341,10 @@ impl Ingestor<'_> {
                 let mut flags = Vec::new();
                 if let Some(e) = &metadata_error {
                     tracing::warn!(file = %candidate.path, error = %e, "sidecar not used");
-                    flags.push("metadata_invalid".to_string());
+                    flags.push(RecordFlag::MetadataInvalid);
                 }
                 if metadata.as_ref().is_some_and(unsafe_metadata) {
-                    flags.push("metadata_unsafe".to_string());
+                    flags.push(RecordFlag::MetadataUnsafe);
                 }
                 let started_ms = metadata
                     .as_ref()
@@ -514,7 +512,7 @@ impl Ingestor<'_> {
                     continue;
                 };
                 let mut record = old.clone();
-                record.flags.retain(|f| f != "metadata_invalid");
+                record.unflag(RecordFlag::MetadataInvalid);
                 match read_sidecar(recording.as_path(), self.config.ingest.max_sidecar_bytes) {
                     None => return Ok(false),
                     Some(Ok(m)) => {
@@ -541,17 +539,15 @@ impl Ingestor<'_> {
                         record.consent_law =
                             Some(crate::consent::law(Some(&m), &self.config.consent));
                         if unsafe_metadata(&m) {
-                            if !record.flags.iter().any(|f| f == "metadata_unsafe") {
-                                record.flags.push("metadata_unsafe".into());
-                            }
+                            record.flag(RecordFlag::MetadataUnsafe);
                         } else {
-                            record.flags.retain(|f| f != "metadata_unsafe");
+                            record.unflag(RecordFlag::MetadataUnsafe);
                         }
                         record.metadata = Some(m);
                         record.metadata_error = None;
                     }
                     Some(Err(e)) => {
-                        record.flags.push("metadata_invalid".into());
+                        record.flag(RecordFlag::MetadataInvalid);
                         record.metadata_error = Some(e);
                     }
                 }

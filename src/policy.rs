@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{RetentionConfig, RetentionRule};
 use crate::metadata::ConsentState;
-use crate::record::{Record, RecordState, RecordingId};
+use crate::record::{Record, RecordFlag, RecordState, RecordingId};
 pub use crate::record::{Scope, Span};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -270,7 +270,7 @@ pub fn decide(r: &Record, policy: &RetentionConfig, now_ms: i64, trigger: Trigge
     if let Some(note) = &r.purge_note {
         return decision(Action::Keep, Reason::NeedsReview { note: note.clone() });
     }
-    if r.flags.iter().any(|f| f == "modified_after_ingest") {
+    if r.has(RecordFlag::ModifiedAfterIngest) {
         let note = "the file changed after ingest: the one on disk is not the recording".into();
         return decision(Action::Keep, Reason::NeedsReview { note });
     }

@@ -27,7 +27,9 @@ use crate::audit::Draft;
 use crate::config::Config;
 use crate::policy::{self, Action, Decision, PlanCounts, Trigger};
 use crate::recording_path::RecordingPath;
-use crate::store::{Intent, Record, RecordState, RecordingId, Store, StoreError, Tombstone};
+use crate::store::{
+    Intent, Record, RecordFlag, RecordState, RecordingId, Store, StoreError, Tombstone,
+};
 
 /// Recordings deleted between two flushes of the store.
 const BATCH: usize = 500;
@@ -356,7 +358,7 @@ impl Purger<'_> {
     fn delete_files(&self, intent: &Intent) -> Result<Outcome, StoreError> {
         let path = &intent.path;
         let held_now = match self.store.get(intent.id)? {
-            Some(r) if r.flags.iter().any(|f| f == "modified_after_ingest") => {
+            Some(r) if r.has(RecordFlag::ModifiedAfterIngest) => {
                 return Ok(Outcome::Refused(
                     "the file changed after ingest: the one on disk is not the recording".into(),
                 ));

@@ -66,6 +66,38 @@ impl RecordState {
     }
 }
 
+/// A record-level flag, stored by its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordFlag {
+    /// The sidecar could not be used (`metadata_error` says why).
+    MetadataInvalid,
+    /// The sidecar's fields look like paths or carry control characters.
+    MetadataUnsafe,
+    /// The bytes on disk are not the ones first hashed: never purged automatically (the file
+    /// there is not the recording), left to a human.
+    ModifiedAfterIngest,
+    /// A purge refused to delete it (`purge_note` says why): left to a human.
+    PurgeRefused,
+}
+
+impl RecordFlag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordFlag::MetadataInvalid => "metadata_invalid",
+            RecordFlag::MetadataUnsafe => "metadata_unsafe",
+            RecordFlag::ModifiedAfterIngest => "modified_after_ingest",
+            RecordFlag::PurgeRefused => "purge_refused",
+        }
+    }
+}
+
+impl std::fmt::Display for RecordFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What stays of a purged recording: proof of what it was and why it went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tombstone {
@@ -110,9 +142,8 @@ pub struct Record {
     pub report: Option<Report>,
     pub error: Option<ErrorBody>,
     pub metadata: Option<Metadata>,
-    /// Record-level flags: `metadata_invalid`, `metadata_unsafe`, `modified_after_ingest`,
-    /// `purge_refused`.
-    pub flags: Vec<String>,
+    /// Record-level flags (some steer the policy and the purge: see [`RecordFlag`]).
+    pub flags: Vec<RecordFlag>,
     /// Why the metadata was rejected, when it was.
     pub metadata_error: Option<String>,
     /// The consent now; earlier states are in `consent_history`.
@@ -168,6 +199,21 @@ impl Record {
 
     pub(super) fn key(&self) -> [u8; 16] {
         record_key(self.started_ms, self.id)
+    }
+
+    pub fn has(&self, flag: RecordFlag) -> bool {
+        self.flags.contains(&flag)
+    }
+
+    /// Sets `flag` (once).
+    pub fn flag(&mut self, flag: RecordFlag) {
+        if !self.has(flag) {
+            self.flags.push(flag);
+        }
+    }
+
+    pub fn unflag(&mut self, flag: RecordFlag) {
+        self.flags.retain(|f| *f != flag);
     }
 
     /// The duration, from the analysis or as kept.

@@ -62,8 +62,8 @@ impl Summary {
             .map(|q| q.flags.iter().map(|f| f.code.clone()).collect())
             .unwrap_or_default();
         for f in &r.flags {
-            if !flags.contains(f) {
-                flags.push(f.clone());
+            if !flags.iter().any(|g| g == f.as_str()) {
+                flags.push(f.as_str().to_string());
             }
         }
         Summary {

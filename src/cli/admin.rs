@@ -620,7 +620,8 @@ fn show_text(s: &Shown) -> String {
         let _ = writeln!(t, "  error      {} ({})", e.message, e.code);
     }
     if !r.flags.is_empty() {
-        let _ = writeln!(t, "  flags      {}", r.flags.join(" "));
+        let flags: Vec<&str> = r.flags.iter().map(|f| f.as_str()).collect();
+        let _ = writeln!(t, "  flags      {}", flags.join(" "));
     }
     if let Some(e) = &r.metadata_error {
         let _ = writeln!(t, "  sidecar    not used: {e}");

@@ -944,9 +944,7 @@ impl Store {
             tx.0[INTENTS].remove(&intent.id.0.to_be_bytes()[..])?;
             if let Some(old) = tx.get(intent.id)? {
                 let mut record = old.clone();
-                if !record.flags.iter().any(|f| f == "purge_refused") {
-                    record.flags.push("purge_refused".into());
-                }
+                record.flag(RecordFlag::PurgeRefused);
                 record.purge_note = Some(why.to_string());
                 tx.put(&record, Some(&old))?;
             }

@@ -346,7 +346,7 @@ fn purges_never_leave_the_roots_follow_symlinks_or_delete_replaced_files() {
         assert_eq!(store.all().count(), 3, "symlinked files are never ingested");
         let r = store.by_path(&rp(&hostile)).unwrap().unwrap();
         assert!(
-            r.flags.contains(&"metadata_unsafe".to_string()),
+            r.has(callwarden::store::RecordFlag::MetadataUnsafe),
             "{:?}",
             r.flags
         );
@@ -383,7 +383,7 @@ fn purges_never_leave_the_roots_follow_symlinks_or_delete_replaced_files() {
         let store = Store::open(&s.store).unwrap();
         let r = store.by_path(&rp(path)).unwrap().unwrap();
         assert!(
-            r.flags.contains(&"purge_refused".to_string()),
+            r.has(callwarden::store::RecordFlag::PurgeRefused),
             "{:?}",
             r.flags
         );

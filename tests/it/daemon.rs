@@ -357,7 +357,10 @@ fn restarts_reconcile_and_changes_are_flagged() {
     assert_eq!(get("gone.wav").state, RecordState::Missing);
     assert_eq!(get("while-down.wav").state, RecordState::Analysed);
     let changed = get("kept.wav");
-    assert_eq!(changed.flags, vec!["modified_after_ingest".to_string()]);
+    assert_eq!(
+        changed.flags,
+        vec![callwarden::store::RecordFlag::ModifiedAfterIngest]
+    );
     assert_ne!(
         changed.sha256,
         callwarden::pipeline::sha256_file(&kept).unwrap(),

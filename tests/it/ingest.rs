@@ -114,7 +114,10 @@ fn an_archive_is_stored_once_with_sidecars_and_failures() {
     assert_eq!(echo.size, bytes.len() as u64);
     assert!(echo.report.as_ref().unwrap().quality.score > 50);
     let review = find("asterisk-vm-review.WAV");
-    assert_eq!(review.flags, vec!["metadata_invalid".to_string()]);
+    assert_eq!(
+        review.flags,
+        vec![callwarden::store::RecordFlag::MetadataInvalid]
+    );
     assert!(review.metadata_error.is_some());
     assert_eq!(review.state, RecordState::Analysed);
     assert_eq!(find("short.wav").state, RecordState::TooShort);
@@ -162,7 +165,10 @@ fn a_rerun_skips_what_is_stored_and_sees_what_changed() {
     let store = Store::open(&f.store).unwrap();
     let after = store.by_path(&rp(&call)).unwrap().unwrap();
     assert_eq!(after.sha256, before.sha256, "the original hash stays");
-    assert_eq!(after.flags, vec!["modified_after_ingest".to_string()]);
+    assert_eq!(
+        after.flags,
+        vec![callwarden::store::RecordFlag::ModifiedAfterIngest]
+    );
     assert_eq!(after.id, before.id);
     assert!(store.by_path(&rp(&fresh)).unwrap().is_some());
     assert_eq!(store.all().count(), 7);

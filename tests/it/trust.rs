@@ -182,7 +182,10 @@ fn fifos_devices_and_symlinked_sidecars_are_refused_without_waiting() {
     );
     let check = |f: &Path, why: &str| {
         let r = store.by_path(&crate::support::rp(f)).unwrap().unwrap();
-        assert!(r.flags.iter().any(|f| f == "metadata_invalid"), "{r:?}");
+        assert!(
+            r.has(callwarden::store::RecordFlag::MetadataInvalid),
+            "{r:?}"
+        );
         assert!(r.metadata.is_none(), "nothing read from it: {r:?}");
         let error = r.metadata_error.unwrap_or_default();
         assert!(error.contains(why), "{error}");
