@@ -190,7 +190,11 @@ fn bench_purge(n: usize) {
             .commit(
                 &r,
                 None,
-                Draft::new("bench", "ingest", serde_json::Value::Null),
+                Draft::new(
+                    "bench",
+                    callwarden::audit::AuditAction::Ingest,
+                    serde_json::Value::Null,
+                ),
                 NOW_MS,
             )
             .unwrap();

@@ -118,7 +118,12 @@ fn build(dir: &Path, n: u64, now: i64) {
         };
         batch.push((
             r,
-            Draft::new("ingest", "ingest", serde_json::Value::Null).about(i + 1),
+            Draft::new(
+                "ingest",
+                callwarden::audit::AuditAction::Ingest,
+                serde_json::Value::Null,
+            )
+            .about(i + 1),
         ));
         if batch.len() == 1000 || i + 1 == n {
             store.commit_many(&batch, now).unwrap();

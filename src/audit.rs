@@ -36,17 +36,74 @@ pub struct Entry {
     pub hash: String,
 }
 
+/// What an audit entry records: the actions callwarden writes. Entries are read back with their
+/// action as text (`Entry::action`), exactly as stored, so that an entry written by another
+/// version, or edited, is checked by its hash rather than refused by a parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    Ingest,
+    Touched,
+    ModifiedAfterIngest,
+    Moved,
+    Missing,
+    Metadata,
+    Consent,
+    HoldAdd,
+    HoldRelease,
+    PurgeIntent,
+    Purge,
+    PurgeRefused,
+    PurgeCancelled,
+    PurgeRun,
+    ConfigReload,
+    DaemonStart,
+    DaemonStop,
+    Note,
+}
+
+impl AuditAction {
+    /// The name stored in the entry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Ingest => "ingest",
+            AuditAction::Touched => "touched",
+            AuditAction::ModifiedAfterIngest => "modified_after_ingest",
+            AuditAction::Moved => "moved",
+            AuditAction::Missing => "missing",
+            AuditAction::Metadata => "metadata",
+            AuditAction::Consent => "consent",
+            AuditAction::HoldAdd => "hold_add",
+            AuditAction::HoldRelease => "hold_release",
+            AuditAction::PurgeIntent => "purge_intent",
+            AuditAction::Purge => "purge",
+            AuditAction::PurgeRefused => "purge_refused",
+            AuditAction::PurgeCancelled => "purge_cancelled",
+            AuditAction::PurgeRun => "purge_run",
+            AuditAction::ConfigReload => "config_reload",
+            AuditAction::DaemonStart => "daemon_start",
+            AuditAction::DaemonStop => "daemon_stop",
+            AuditAction::Note => "note",
+        }
+    }
+}
+
+impl PartialEq<AuditAction> for String {
+    fn eq(&self, other: &AuditAction) -> bool {
+        self == other.as_str()
+    }
+}
+
 /// An entry before it has a place in the chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Draft {
     pub actor: String,
-    pub action: &'static str,
+    pub action: AuditAction,
     pub recording: Option<u64>,
     pub details: serde_json::Value,
 }
 
 impl Draft {
-    pub fn new(actor: &str, action: &'static str, details: serde_json::Value) -> Draft {
+    pub fn new(actor: &str, action: AuditAction, details: serde_json::Value) -> Draft {
         Draft {
             actor: actor.to_string(),
             action,
@@ -66,7 +123,7 @@ impl Draft {
             seq,
             time_ms,
             actor: self.actor,
-            action: self.action.to_string(),
+            action: self.action.as_str().to_string(),
             recording: self.recording,
             details: self.details,
             prev: prev.to_string(),
@@ -207,13 +264,25 @@ pub fn verify_chain(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn actions_keep_the_names_stored_before_they_were_an_enum() {
+        let seal = |a| Draft::new("t", a, serde_json::json!({})).seal(1, 0, GENESIS);
+        assert_eq!(seal(AuditAction::Purge).action, "purge");
+        assert_eq!(seal(AuditAction::HoldAdd).action, "hold_add");
+        assert_eq!(
+            seal(AuditAction::ModifiedAfterIngest).action,
+            "modified_after_ingest"
+        );
+        assert!(seal(AuditAction::PurgeRun).action == AuditAction::PurgeRun);
+    }
+
     use super::*;
 
     fn chain(n: u64) -> (Vec<Entry>, Head) {
         let mut prev = GENESIS.to_string();
         let mut out = Vec::new();
         for seq in 1..=n {
-            let e = Draft::new("alice", "ingest", serde_json::json!({"n": seq}))
+            let e = Draft::new("alice", AuditAction::Ingest, serde_json::json!({"n": seq}))
                 .about(seq)
                 .seal(seq, 1000 + seq as i64, &prev);
             prev = e.hash.clone();

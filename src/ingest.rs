@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::analysis::model::ErrorBody;
-use crate::audit::Draft;
+use crate::audit::{AuditAction, Draft};
 use crate::config::Config;
 use crate::metadata::Metadata;
 use crate::pipeline::{self, Options};
@@ -296,7 +296,7 @@ impl Ingestor<'_> {
                 let event = if record.flags != old.flags {
                     Draft::new(
                         "ingest",
-                        "modified_after_ingest",
+                        AuditAction::ModifiedAfterIngest,
                         serde_json::json!({
                         "path": path, "sha256_stored": old.sha256,
                         "size": record.size, "mtime_ns": record.mtime_ns.to_string()}),
@@ -304,7 +304,7 @@ impl Ingestor<'_> {
                 } else {
                     Draft::new(
                         "ingest",
-                        "touched",
+                        AuditAction::Touched,
                         serde_json::json!({
                         "path": path, "size": record.size, "mtime_ns": record.mtime_ns.to_string()}),
                     )
@@ -411,7 +411,7 @@ impl Ingestor<'_> {
                 };
                 let event = Draft::new(
                     "ingest",
-                    "ingest",
+                    AuditAction::Ingest,
                     serde_json::json!({"path": record.path, "sha256": record.sha256,
                         "size": record.size, "state": record.state,
                         "consent": record.consent.as_ref().map(|c| c.state),
@@ -482,7 +482,7 @@ impl Ingestor<'_> {
         summary.moved.push((old.path.clone(), record.path.clone()));
         let event = Draft::new(
             "ingest",
-            "moved",
+            AuditAction::Moved,
             serde_json::json!({"from": old.path, "to": record.path, "sha256": record.sha256,
                 "size": record.size, "mtime_ns": record.mtime_ns.to_string()}),
         );
@@ -554,7 +554,7 @@ impl Ingestor<'_> {
                 if record != old {
                     let event = Draft::new(
                         "ingest",
-                        "metadata",
+                        AuditAction::Metadata,
                         serde_json::json!({"sidecar": sidecar,
                             "valid": record.metadata_error.is_none(),
                             "consent": record.consent.as_ref().map(|c| c.state)}),
@@ -595,7 +595,7 @@ impl Ingestor<'_> {
         tracing::warn!(file = %record.path, id = record.id.0, "recording is missing from disk");
         let event = Draft::new(
             "ingest",
-            "missing",
+            AuditAction::Missing,
             serde_json::json!({"path": record.path, "sha256": record.sha256}),
         );
         self.store

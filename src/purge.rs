@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::Draft;
+use crate::audit::{AuditAction, Draft};
 use crate::config::Config;
 use crate::policy::{self, Action, Decision, PlanCounts, Trigger};
 use crate::recording_path::RecordingPath;
@@ -189,7 +189,7 @@ impl Purger<'_> {
             self.store.audit(
                 vec![Draft::new(
                     self.actor,
-                    "purge_run",
+                    AuditAction::PurgeRun,
                     serde_json::json!({"trigger": format!("{trigger:?}").to_lowercase(),
                         "purged": summary.purged, "held": summary.planned.held,
                         "refused": summary.refused.len(),
@@ -628,7 +628,7 @@ mod tests {
             mtime_ns,
             ..Record::blank()
         };
-        let event = Draft::new("t", "ingest", serde_json::Value::Null);
+        let event = Draft::new("t", AuditAction::Ingest, serde_json::Value::Null);
         store.commit(&record, None, event, 0).unwrap();
         let intent = Intent {
             id: RecordingId(1),
@@ -662,7 +662,7 @@ mod tests {
         let cancelled = store
             .audit_entries()
             .filter_map(|e| e.unwrap().1.ok())
-            .filter(|e| e.action == "purge_cancelled")
+            .filter(|e| e.action == crate::audit::AuditAction::PurgeCancelled)
             .count();
         assert_eq!(cancelled, 1);
     }

@@ -612,7 +612,9 @@ fn status(ctx: &Context) -> Result<Status, QueryError> {
     let head = store.audit_head()?;
     let last_purge = match &ctx.daemon {
         Some(d) if d.last_purge.is_some() => d.last_purge.clone(),
-        _ => store.last_audit_time("purge_run")?.map(fmt_ms),
+        _ => store
+            .last_audit_time(crate::audit::AuditAction::PurgeRun)?
+            .map(fmt_ms),
     };
     Ok(Status {
         daemon: ctx.daemon.clone(),
@@ -852,7 +854,7 @@ fn purged(store: &Store, window: Window) -> Result<PurgedReport, QueryError> {
     let purge_seq = |id: RecordingId| -> Result<Option<u64>, QueryError> {
         for item in store.audit_of(id).rev() {
             if let (seq, Ok(e)) = item? {
-                if e.action == "purge" {
+                if e.action == crate::audit::AuditAction::Purge {
                     return Ok(Some(seq));
                 }
             }

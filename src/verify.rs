@@ -177,7 +177,7 @@ fn check_file(r: &Record) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::Draft;
+    use crate::audit::{AuditAction, Draft};
     use crate::recording_path::RecordingPath;
 
     #[test]
@@ -188,7 +188,8 @@ mod tests {
         std::thread::scope(|scope| {
             scope.spawn(|| {
                 for i in 0..3000 {
-                    let draft = Draft::new("test", "note", serde_json::json!({ "i": i }));
+                    let draft =
+                        Draft::new("test", AuditAction::Note, serde_json::json!({ "i": i }));
                     store.audit(vec![draft.clone(), draft], i).unwrap();
                 }
                 done.store(true, std::sync::atomic::Ordering::Relaxed);

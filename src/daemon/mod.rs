@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::alerts;
-use crate::audit::Draft;
+use crate::audit::{AuditAction, Draft};
 use crate::config::Config;
 use crate::control::Shared;
 use crate::dispatch::Dispatcher;
@@ -440,16 +440,16 @@ impl State {
         }
     }
 
-    fn audit(&self, action: &'static str, details: serde_json::Value) {
+    fn audit(&self, action: AuditAction, details: serde_json::Value) {
         self.audit_as("daemon", action, details)
     }
 
-    fn audit_as(&self, actor: &str, action: &'static str, details: serde_json::Value) {
+    fn audit_as(&self, actor: &str, action: AuditAction, details: serde_json::Value) {
         if let Err(e) = self
             .store
             .audit(vec![Draft::new(actor, action, details)], ingest::now_ms())
         {
-            tracing::error!(error = %e, action, "writing an audit entry failed");
+            tracing::error!(error = %e, action = action.as_str(), "writing an audit entry failed");
             self.failed(&e);
         }
     }
@@ -489,7 +489,7 @@ impl State {
                 new.control.socket = self.config.control.socket.clone();
                 self.audit_as(
                     actor,
-                    "config_reload",
+                    AuditAction::ConfigReload,
                     serde_json::json!({"path": path.display().to_string(),
                         "from": self.config.digest(), "to": new.digest()}),
                 );
@@ -742,7 +742,7 @@ pub async fn run(
         monitor,
     };
     state.audit(
-        "daemon_start",
+        AuditAction::DaemonStart,
         serde_json::json!({"version": env!("CARGO_PKG_VERSION"),
             "config": state.config.digest(),
             "roots": state.config.ingest.roots}),
@@ -897,7 +897,7 @@ pub async fn run(
     // Alerts still waiting for a sidecar are judged now, not lost.
     state.alerts_awaiting(Awaiting::All);
     state.audit(
-        "daemon_stop",
+        AuditAction::DaemonStop,
         serde_json::json!({"stored": state.counters.stored, "purged": state.counters.purged}),
     );
     let _ = control_stop.send(());

@@ -21,7 +21,7 @@ use std::path::Path;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
-use crate::audit::{Draft, Entry, Head};
+use crate::audit::{AuditAction, Draft, Entry, Head};
 use crate::recording_path::RecordingPath;
 use crate::summary::Summary;
 
@@ -614,7 +614,7 @@ impl Store {
             tx.put(&record, Some(&old))?;
             let event = Draft::new(
                 &consent.actor,
-                "consent",
+                AuditAction::Consent,
                 serde_json::json!({
                     "from": old.consent.as_ref().map(|c| c.state),
                     "to": consent.state,
@@ -678,7 +678,7 @@ impl Store {
                 events.push(
                     Draft::new(
                         actor,
-                        "hold_add",
+                        AuditAction::HoldAdd,
                         serde_json::json!({"hold": hold_id, "case": case}),
                     )
                     .about(r.id.0),
@@ -687,7 +687,7 @@ impl Store {
             tx.0[HOLDS].insert(&hold_id.to_be_bytes()[..], json(&hold))?;
             events.push(Draft::new(
                 actor,
-                "hold_add",
+                AuditAction::HoldAdd,
                 serde_json::json!({"hold": hold_id, "case": case, "reason": reason,
                     "selection": hold.selection, "recordings": hold.recordings.len()}),
             ));
@@ -729,7 +729,7 @@ impl Store {
                 events.push(
                     Draft::new(
                         actor,
-                        "hold_release",
+                        AuditAction::HoldRelease,
                         serde_json::json!({"hold": hold_id, "case": hold.case}),
                     )
                     .about(id.0),
@@ -743,7 +743,7 @@ impl Store {
             tx.0[HOLDS].insert(&hold_id.to_be_bytes()[..], json(&hold))?;
             events.push(Draft::new(
                 actor,
-                "hold_release",
+                AuditAction::HoldRelease,
                 serde_json::json!({"hold": hold_id, "case": hold.case, "reason": reason}),
             ));
             tx.append(events, time_ms)?;
@@ -815,7 +815,7 @@ impl Store {
                 events.push(
                     Draft::new(
                         &intent.actor,
-                        "purge_intent",
+                        AuditAction::PurgeIntent,
                         serde_json::json!({"path": intent.path, "rule": intent.rule,
                             "reason": intent.reason, "scope": intent.scope}),
                     )
@@ -922,7 +922,7 @@ impl Store {
                 events.push(
                     Draft::new(
                         &tombstone.actor,
-                        "purge",
+                        AuditAction::Purge,
                         serde_json::json!({"path": old.path, "sha256": old.sha256,
                             "size": old.size, "rule": tombstone.rule, "reason": tombstone.reason,
                             "scope": tombstone.scope, "sidecar_deleted": tombstone.sidecar_deleted,
@@ -950,7 +950,7 @@ impl Store {
             }
             let event = Draft::new(
                 &intent.actor,
-                "purge_refused",
+                AuditAction::PurgeRefused,
                 serde_json::json!({"path": intent.path, "rule": intent.rule, "why": why}),
             )
             .about(intent.id.0);
@@ -967,7 +967,7 @@ impl Store {
             tx.0[INTENTS].remove(&intent.id.0.to_be_bytes()[..])?;
             let event = Draft::new(
                 &intent.actor,
-                "purge_cancelled",
+                AuditAction::PurgeCancelled,
                 serde_json::json!({"path": intent.path, "rule": intent.rule, "why": why}),
             )
             .about(intent.id.0);
@@ -1000,7 +1000,7 @@ impl Store {
 
     /// When the newest audit entry with this action was written, looking back at most
     /// `10_000` entries (a status line, not an audit).
-    pub fn last_audit_time(&self, action: &str) -> Result<Option<i64>, StoreError> {
+    pub fn last_audit_time(&self, action: AuditAction) -> Result<Option<i64>, StoreError> {
         for kv in self.trees[AUDIT].iter().rev().take(10_000) {
             let (_, v) = kv.map_err(sled_err("read the audit log"))?;
             if let Ok(e) = serde_json::from_slice::<Entry>(&v) {
@@ -1281,7 +1281,7 @@ mod tests {
             .commit(
                 &r,
                 None,
-                Draft::new("t", "ingest", serde_json::json!({})),
+                Draft::new("t", AuditAction::Ingest, serde_json::json!({})),
                 1,
             )
             .unwrap();
@@ -1325,7 +1325,7 @@ mod tests {
                 .commit(
                     &a,
                     None,
-                    Draft::new("t", "ingest", serde_json::Value::Null),
+                    Draft::new("t", AuditAction::Ingest, serde_json::Value::Null),
                     1,
                 )
                 .unwrap();
@@ -1377,7 +1377,7 @@ mod tests {
             .commit(
                 &a,
                 None,
-                Draft::new("t", "ingest", serde_json::Value::Null),
+                Draft::new("t", AuditAction::Ingest, serde_json::Value::Null),
                 1,
             )
             .unwrap();
@@ -1389,7 +1389,7 @@ mod tests {
             .commit(
                 &b,
                 Some(&a),
-                Draft::new("t", "missing", serde_json::Value::Null),
+                Draft::new("t", AuditAction::Missing, serde_json::Value::Null),
                 2,
             )
             .unwrap();
@@ -1469,7 +1469,7 @@ mod tests {
             .commit(
                 &a,
                 None,
-                Draft::new("t", "ingest", serde_json::json!({})),
+                Draft::new("t", AuditAction::Ingest, serde_json::json!({})),
                 1,
             )
             .unwrap();
@@ -1497,7 +1497,8 @@ mod tests {
         b.sha256 = "aa".into();
         {
             let store = Store::open(dir.path()).unwrap();
-            let ingest = |_: &Record| Draft::new("ingest", "ingest", serde_json::json!({}));
+            let ingest =
+                |_: &Record| Draft::new("ingest", AuditAction::Ingest, serde_json::json!({}));
             store
                 .commit_many(&[(a.clone(), ingest(&a)), (b.clone(), ingest(&b))], 1)
                 .unwrap();
@@ -1523,7 +1524,7 @@ mod tests {
             .commit(
                 &moved,
                 Some(&b),
-                Draft::new("t", "x", serde_json::json!({})),
+                Draft::new("t", AuditAction::Note, serde_json::json!({})),
                 2,
             )
             .unwrap();
@@ -1537,14 +1538,19 @@ mod tests {
         let (a, b) = (record(1, "/r/a.wav", 100), record(2, "/r/b.wav", 200));
         {
             let store = Store::open(dir.path()).unwrap();
-            let ingest =
-                |r: &Record| Draft::new("ingest", "ingest", serde_json::json!({})).about(r.id.0);
+            let ingest = |r: &Record| {
+                Draft::new("ingest", AuditAction::Ingest, serde_json::json!({})).about(r.id.0)
+            };
             store
                 .commit_many(&[(a.clone(), ingest(&a)), (b.clone(), ingest(&b))], 1)
                 .unwrap();
             store
                 .audit(
-                    vec![Draft::new("daemon", "config_reload", serde_json::json!({}))],
+                    vec![Draft::new(
+                        "daemon",
+                        AuditAction::ConfigReload,
+                        serde_json::json!({}),
+                    )],
                     2,
                 )
                 .unwrap();
@@ -1568,7 +1574,7 @@ mod tests {
             .commit(
                 &c,
                 Some(&a),
-                Draft::new("x", "metadata", serde_json::json!({})).about(1),
+                Draft::new("x", AuditAction::Metadata, serde_json::json!({})).about(1),
                 3,
             )
             .unwrap();
@@ -1598,7 +1604,7 @@ mod tests {
             .commit(
                 &a,
                 None,
-                Draft::new("t", "ingest", serde_json::Value::Null).about(1),
+                Draft::new("t", AuditAction::Ingest, serde_json::Value::Null).about(1),
                 1,
             )
             .unwrap();
