@@ -232,10 +232,7 @@ pub struct ReloadArgs {
 }
 
 pub fn reload(args: ReloadArgs) -> anyhow::Result<u8> {
-    let (answer, _) = args.access.ask(Request::Reload)?;
-    let Answer::Reloaded(what) = answer else {
-        anyhow::bail!("the daemon answered something else than a reload");
-    };
+    let (what, _) = args.access.reload()?;
     writeln!(std::io::stdout().lock(), "{what}")?;
     Ok(EXIT_OK)
 }
@@ -369,10 +366,7 @@ fn window(since: Option<&str>, until: Option<&str>, now: i64) -> anyhow::Result<
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
-    let (answer, _) = args.access.ask(Request::Status)?;
-    let Answer::Status(s) = answer else {
-        anyhow::bail!("the daemon answered something else than a status");
-    };
+    let (s, _) = args.access.status()?;
     print_document(&*s, &args.output, status_text)?;
     Ok(EXIT_OK)
 }
@@ -529,10 +523,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<u8> {
         sort: typed(&args.sort)?,
         limit: args.limit,
     };
-    let (answer, _) = args.access.ask(Request::List(q))?;
-    let Answer::List(rows) = answer else {
-        anyhow::bail!("the daemon answered something else than a list");
-    };
+    let (rows, _) = args.access.list(q)?;
     print_summaries(&rows, &args.output)?;
     Ok(EXIT_OK)
 }
@@ -545,21 +536,13 @@ pub fn worst(args: WorstArgs) -> anyhow::Result<u8> {
         limit: args.limit,
         ..ListQuery::default()
     };
-    let (answer, _) = args.access.ask(Request::List(q))?;
-    let Answer::List(rows) = answer else {
-        anyhow::bail!("the daemon answered something else than a list");
-    };
+    let (rows, _) = args.access.list(q)?;
     print_summaries(&rows, &args.output)?;
     Ok(EXIT_OK)
 }
 
 pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
-    let (answer, _) = args.access.ask(Request::Show {
-        target: args.target.clone(),
-    })?;
-    let Answer::Show(shown) = answer else {
-        anyhow::bail!("the daemon answered something else than a record");
-    };
+    let (shown, _) = args.access.show(args.target.clone())?;
     print_document(&*shown, &args.output, show_text)?;
     Ok(EXIT_OK)
 }
@@ -690,10 +673,7 @@ pub fn kpi(args: KpiArgs) -> anyhow::Result<u8> {
         None => GroupBy::All,
     };
     let window = window(Some(&args.since), args.until.as_deref(), now)?;
-    let (answer, _) = args.access.ask(Request::Kpi { window, by })?;
-    let Answer::Kpi(k) = answer else {
-        anyhow::bail!("the daemon answered something else than KPIs");
-    };
+    let (k, _) = args.access.kpi(window, by)?;
     let mut out = std::io::stdout().lock();
     if args.output.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&k)?)?;
@@ -754,10 +734,7 @@ fn kpi_table(k: &Kpi, csv: bool) -> Table {
 pub fn report(kind: query::ReportKind, args: ReportArgs) -> anyhow::Result<u8> {
     let now = args.when.now();
     let window = window(args.since.as_deref(), args.until.as_deref(), now)?;
-    let (answer, _) = args.access.ask(Request::Report { kind, window })?;
-    let Answer::Report(dated) = answer else {
-        anyhow::bail!("the daemon answered something else than a report");
-    };
+    let (dated, _) = args.access.report(kind, window)?;
     let text = match args.format {
         ReportFormat::Json => serde_json::to_string_pretty(&dated)? + "\n",
         ReportFormat::Csv => match &dated.body {

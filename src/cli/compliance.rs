@@ -184,14 +184,7 @@ pub(super) fn actor() -> String {
 }
 
 pub fn purge(args: PurgeArgs) -> anyhow::Result<u8> {
-    let (answer, _) = args.store.ask(Request::Purge {
-        ids: args.ids.clone(),
-        dry_run: args.dry_run,
-        now_ms: args.now,
-    })?;
-    let Answer::Purge(outcome) = answer else {
-        anyhow::bail!("the daemon answered something else than a purge");
-    };
+    let (outcome, _) = args.store.purge(args.ids.clone(), args.dry_run, args.now)?;
     let crate::query::PurgeOutcome {
         now_ms: now,
         plan,
@@ -268,10 +261,7 @@ pub fn audit(cmd: AuditCommand) -> anyhow::Result<u8> {
             chain_only,
             json,
         } => {
-            let (answer, _) = store.ask(Request::AuditVerify { chain_only })?;
-            let Answer::Verified(v) = answer else {
-                anyhow::bail!("the daemon answered something else than a verification");
-            };
+            let (v, _) = store.verify(chain_only)?;
             let mut out = std::io::stdout().lock();
             if json {
                 writeln!(out, "{}", serde_json::to_string(&v)?)?;
@@ -390,14 +380,7 @@ pub fn hold(cmd: HoldCommand) -> anyhow::Result<u8> {
                 from_ms: from,
                 until_ms: until,
             };
-            let (answer, _) = store.ask(Request::HoldAdd {
-                selection,
-                case,
-                reason,
-            })?;
-            let Answer::Hold(hold) = answer else {
-                anyhow::bail!("the daemon answered something else than a hold");
-            };
+            let (hold, _) = store.hold_add(selection, case, reason)?;
             writeln!(
                 out,
                 "hold {} (case {}) placed on {} recordings",
@@ -411,10 +394,7 @@ pub fn hold(cmd: HoldCommand) -> anyhow::Result<u8> {
             hold,
             reason,
         } => {
-            let (answer, _) = store.ask(Request::HoldRelease { hold, reason })?;
-            let Answer::Hold(hold) = answer else {
-                anyhow::bail!("the daemon answered something else than a hold");
-            };
+            let (hold, _) = store.hold_release(hold, reason)?;
             writeln!(
                 out,
                 "hold {} (case {}) released from {} recordings",
@@ -424,10 +404,7 @@ pub fn hold(cmd: HoldCommand) -> anyhow::Result<u8> {
             )?;
         }
         HoldCommand::List { store, output } => {
-            let (answer, _) = store.ask(Request::HoldList)?;
-            let Answer::Holds(holds) = answer else {
-                anyhow::bail!("the daemon answered something else than holds");
-            };
+            let (holds, _) = store.holds()?;
             if output.json {
                 for h in &holds {
                     writeln!(out, "{}", serde_json::to_string(h)?)?;
@@ -471,15 +448,7 @@ pub fn consent(cmd: ConsentCommand) -> anyhow::Result<u8> {
         SourceArg::Cli => ConsentSource::Cli,
         SourceArg::Api => ConsentSource::Api,
     };
-    let (answer, _) = store.ask(Request::ConsentSet {
-        ids,
-        state,
-        source,
-        note,
-    })?;
-    let Answer::ConsentSet(changes) = answer else {
-        anyhow::bail!("the daemon answered something else than consent changes");
-    };
+    let (changes, _) = store.consent_set(ids, state, source, note)?;
     let mut out = std::io::stdout().lock();
     for c in changes {
         writeln!(out, "recording {}: consent {state_text} ({})", c.id, c.law)?;
