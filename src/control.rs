@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{Config, ControlConfig};
+pub use crate::query::ErrorCode;
 use crate::query::{self, Answer, Caller, Context, DaemonInfo, Request, Role, PROTOCOL};
 use crate::store::Store;
 
@@ -100,7 +101,7 @@ struct Reply {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct WireError {
-    code: String,
+    code: ErrorCode,
     message: String,
 }
 
@@ -136,9 +137,9 @@ pub enum ClientError {
     },
     /// The daemon refused the request (no role for it, not found, invalid).
     #[error("{message}")]
-    Refused { code: String, message: String },
+    Refused { code: ErrorCode, message: String },
     #[error("the daemon could not answer ({code}): {message}")]
-    Failed { code: String, message: String },
+    Failed { code: ErrorCode, message: String },
     #[error(
         "this callwarden ({client}) speaks control protocol {PROTOCOL}, the daemon \
          (callwarden {server}) speaks {protocol}: use the same version for both"
@@ -272,7 +273,7 @@ pub async fn serve(
                         Ok(slot) => slot,
                         Err(why) => {
                             // Told without waiting (the socket buffer takes one line), then closed.
-                            let mut bytes = serde_json::to_vec(&error_reply("busy", why.into()))
+                            let mut bytes = serde_json::to_vec(&error_reply(ErrorCode::Busy, why.into()))
                                 .unwrap_or_default();
                             bytes.push(b'\n');
                             let _ = stream.try_write(&bytes);
@@ -310,18 +311,20 @@ async fn connection(
     let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST as u64));
     let read = tokio::time::timeout(IDLE, reader.read_line(&mut line)).await;
     let reply = match read {
-        Err(_) => error_reply("invalid", "no request within 10 s".into()),
+        Err(_) => error_reply(ErrorCode::Invalid, "no request within 10 s".into()),
         Ok(Err(e)) => return Err(e),
         Ok(Ok(_)) => {
             let _permit = permits.acquire_owned().await;
             let snapshot = shared.lock().map(|s| s.clone()).ok();
             match snapshot {
-                None => error_reply("store", "the daemon's state is unavailable".into()),
+                None => error_reply(ErrorCode::Store, "the daemon's state is unavailable".into()),
                 Some(snapshot) => tokio::task::spawn_blocking(move || {
                     answer(&line, cred.uid(), cred.gid(), &store, snapshot)
                 })
                 .await
-                .unwrap_or_else(|e| error_reply("internal", format!("the handler failed: {e}"))),
+                .unwrap_or_else(|e| {
+                    error_reply(ErrorCode::Internal, format!("the handler failed: {e}"))
+                }),
             }
         }
     };
@@ -342,15 +345,12 @@ async fn connection(
     }
 }
 
-fn error_reply(code: &str, message: String) -> Reply {
+fn error_reply(code: ErrorCode, message: String) -> Reply {
     Reply {
         protocol: PROTOCOL,
         server: env!("CARGO_PKG_VERSION").into(),
         ok: None,
-        error: Some(WireError {
-            code: code.into(),
-            message,
-        }),
+        error: Some(WireError { code, message }),
     }
 }
 
@@ -358,11 +358,11 @@ fn error_reply(code: &str, message: String) -> Reply {
 fn answer(line: &str, uid: u32, gid: u32, store: &Store, shared: Shared) -> Reply {
     let envelope: Envelope = match serde_json::from_str(line) {
         Ok(e) => e,
-        Err(e) => return error_reply("invalid", format!("unreadable request: {e}")),
+        Err(e) => return error_reply(ErrorCode::Invalid, format!("unreadable request: {e}")),
     };
     if envelope.protocol != PROTOCOL {
         return error_reply(
-            "protocol",
+            ErrorCode::Protocol,
             format!(
                 "this daemon (callwarden {}) speaks control protocol {PROTOCOL}; the client \
                  (callwarden {}) sent protocol {}: use the same version for both",
@@ -377,7 +377,7 @@ fn answer(line: &str, uid: u32, gid: u32, store: &Store, shared: Shared) -> Repl
     let Some(role) = role else {
         tracing::warn!(caller = %name, "control request refused: no role");
         return error_reply(
-            "forbidden",
+            ErrorCode::Forbidden,
             format!(
                 "{name} is in none of the groups allowed to use callwarden (auditors: {:?}, \
                  admins: {:?})",
@@ -387,7 +387,7 @@ fn answer(line: &str, uid: u32, gid: u32, store: &Store, shared: Shared) -> Repl
     };
     let request: Request = match serde_json::from_value(envelope.request) {
         Ok(r) => r,
-        Err(e) => return error_reply("invalid", format!("unknown request: {e}")),
+        Err(e) => return error_reply(ErrorCode::Invalid, format!("unknown request: {e}")),
     };
     let reload = |actor: &str| -> Result<String, String> {
         let tx = shared
@@ -467,22 +467,15 @@ pub fn call(socket: &Path, request: &Request, timeout: Duration) -> Result<Answe
     })?;
     match (reply.ok, reply.error) {
         (Some(answer), _) => Ok(answer),
-        (None, Some(e)) if e.code == "protocol" => Err(ClientError::Version {
+        (None, Some(e)) if e.code == ErrorCode::Protocol => Err(ClientError::Version {
             client: env!("CARGO_PKG_VERSION").into(),
             server: reply.server,
             protocol,
         }),
-        (None, Some(e))
-            if matches!(
-                e.code.as_str(),
-                "forbidden" | "not_found" | "invalid" | "refused"
-            ) =>
-        {
-            Err(ClientError::Refused {
-                code: e.code,
-                message: e.message,
-            })
-        }
+        (None, Some(e)) if e.code.is_refusal() => Err(ClientError::Refused {
+            code: e.code,
+            message: e.message,
+        }),
         (None, Some(e)) => Err(ClientError::Failed {
             code: e.code,
             message: e.message,
@@ -497,6 +490,17 @@ pub fn call(socket: &Path, request: &Request, timeout: Duration) -> Result<Answe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_codes_keep_their_wire_names_and_a_new_one_is_read() {
+        let wire = |c: ErrorCode| serde_json::to_string(&c).unwrap();
+        assert_eq!(wire(ErrorCode::NotFound), r#""not_found""#);
+        assert_eq!(wire(ErrorCode::Forbidden), r#""forbidden""#);
+        assert_eq!(ErrorCode::Busy.to_string(), "busy");
+        let newer: ErrorCode = serde_json::from_str(r#""quota""#).unwrap();
+        assert_eq!(newer, ErrorCode::Other);
+        assert!(ErrorCode::Refused.is_refusal() && !ErrorCode::Store.is_refusal());
+    }
 
     #[test]
     fn connections_are_bounded_per_caller_and_in_all() {

@@ -441,6 +441,51 @@ impl PartialEq for PurgeOutcome {
     }
 }
 
+/// Why a request got no answer: the code the protocol carries (its snake_case name), on which
+/// the client decides (a refusal is the caller's to fix, a failure the daemon's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Client and daemon speak different protocol versions.
+    Protocol,
+    /// The caller has no role for the request.
+    Forbidden,
+    NotFound,
+    /// A request that cannot be carried out as asked.
+    Invalid,
+    /// The store refused the change (a hold in the way, a lock).
+    Refused,
+    /// The store failed.
+    Store,
+    /// Too many connections open.
+    Busy,
+    /// The handler itself failed.
+    Internal,
+    /// A code this version does not know (a newer daemon's).
+    #[serde(other)]
+    Other,
+}
+
+impl ErrorCode {
+    /// Whether it is the caller's to fix (as opposed to the daemon's failure).
+    pub fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Forbidden | ErrorCode::NotFound | ErrorCode::Invalid | ErrorCode::Refused
+        )
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        f.write_str(&text)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error("{0}")]
@@ -455,13 +500,13 @@ pub enum QueryError {
 
 impl QueryError {
     /// The stable code the protocol carries.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            QueryError::Forbidden(_) => "forbidden",
-            QueryError::NotFound(_) => "not_found",
-            QueryError::Invalid(_) => "invalid",
-            QueryError::Store(StoreError::Refused(_)) => "refused",
-            QueryError::Store(_) => "store",
+            QueryError::Forbidden(_) => ErrorCode::Forbidden,
+            QueryError::NotFound(_) => ErrorCode::NotFound,
+            QueryError::Invalid(_) => ErrorCode::Invalid,
+            QueryError::Store(StoreError::Refused(_)) => ErrorCode::Refused,
+            QueryError::Store(_) => ErrorCode::Store,
         }
     }
 }

@@ -176,7 +176,7 @@ impl Access {
 fn daemon_error(e: ClientError) -> anyhow::Error {
     match e {
         ClientError::Refused { code, message } => {
-            let exit = if code == "forbidden" {
+            let exit = if code == crate::control::ErrorCode::Forbidden {
                 EXIT_FORBIDDEN
             } else {
                 EXIT_BAD_INPUT
