@@ -5,200 +5,17 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use crate::config::Config;
-use crate::control::{self, ClientError};
 use crate::kpi::{GroupBy, Kpi, KpiRow};
 use crate::policy::fmt_ms;
 pub use crate::query::Answer;
-use crate::query::{
-    self, Caller, Context, ListQuery, Report, Request, Role, Shown, Sort, Status, Window,
-};
-use crate::store::{Store, StoreError};
+use crate::query::{self, ListQuery, Report, Shown, Sort, Status, Window};
 use crate::summary::Summary;
 
-use super::html::Page;
 use super::table::{num, pct, Table};
-use super::{Exit, EXIT_ATTENTION, EXIT_BAD_INPUT, EXIT_FORBIDDEN, EXIT_OK};
+use super::EXIT_OK;
 
-/// Where a command's answer comes from.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Access {
-    /// Configuration file (default: $CALLWARDEN_CONFIG, else /etc/callwarden/callwarden.toml if
-    /// it exists, else the built-in defaults).
-    #[arg(long, global = true)]
-    pub config: Option<PathBuf>,
-    /// Store directory, used when no daemon answers (default: `store.path`).
-    #[arg(long, global = true)]
-    pub store: Option<PathBuf>,
-    /// The daemon's control socket (default: `control.socket`).
-    #[arg(long, global = true)]
-    pub socket: Option<PathBuf>,
-}
-
-/// How the answer reached us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Daemon,
-    Store,
-}
-
-impl Access {
-    pub fn load(&self) -> anyhow::Result<Config> {
-        super::load_config(&self.config)
-    }
-
-    /// `--store`, else `store.path`.
-    fn store_dir(&self, config: &Config) -> PathBuf {
-        self.store
-            .clone()
-            .unwrap_or_else(|| config.store.path.clone())
-    }
-
-    /// Asks the daemon; when none answers, answers from the store directly, as the local user
-    /// (whoever may open the store's files may change it: the admin role).
-    pub fn ask(&self, request: Request) -> anyhow::Result<(Answer, Transport)> {
-        let mut answer = None;
-        let transport = self.ask_pages(
-            request,
-            |_| None,
-            |a| {
-                answer = Some(a);
-                Ok(())
-            },
-        )?;
-        let answer = answer.ok_or_else(|| anyhow::anyhow!("no answer"))?;
-        Ok((answer, transport))
-    }
-
-    /// `ask`, page by page: `each` takes every answer, and `next` says from an answer what to
-    /// ask next (None: done). All pages come the same way, through one daemon connection per
-    /// page or from the store opened once.
-    pub fn ask_pages(
-        &self,
-        first: Request,
-        mut next: impl FnMut(&Answer) -> Option<Request>,
-        mut each: impl FnMut(Answer) -> anyhow::Result<()>,
-    ) -> anyhow::Result<Transport> {
-        let config = self.load()?;
-        let socket = self
-            .socket
-            .clone()
-            .unwrap_or_else(|| config.control.socket.clone());
-        // Re-hashing every recording takes as long as reading them all.
-        let timeout = |request: &Request| match request {
-            Request::AuditVerify { chain_only: false } => Duration::from_secs(24 * 3600),
-            _ => Duration::from_secs(600),
-        };
-        let unreachable = if socket.as_os_str().is_empty() {
-            "no control socket is configured (control.socket)".to_string()
-        } else {
-            match control::call(&socket, &first, timeout(&first)) {
-                Ok(mut answer) => loop {
-                    let following = next(&answer);
-                    each(answer)?;
-                    let Some(request) = following else {
-                        return Ok(Transport::Daemon);
-                    };
-                    answer = control::call(&socket, &request, timeout(&request))
-                        .map_err(daemon_error)?;
-                },
-                Err(ClientError::Unreachable { source, .. }) => {
-                    format!(
-                        "its control socket {} is unreachable ({source})",
-                        socket.display()
-                    )
-                }
-                Err(e) => return Err(daemon_error(e)),
-            }
-        };
-        let dir = self.store_dir(&config);
-        if !dir.exists() {
-            // A question is no reason to create a store.
-            return Err(Exit(
-                EXIT_BAD_INPUT,
-                format!(
-                    "no daemon answers ({unreachable}) and there is no store at {}: is \
-                     callwarden configured (--config, or /etc/callwarden/callwarden.toml)?",
-                    dir.display()
-                ),
-            )
-            .into());
-        }
-        let store = match Store::open_anchored(&dir, &config.store.anchor_for(&dir)) {
-            Ok(store) => store,
-            Err(e @ (StoreError::BehindAnchor { .. } | StoreError::AnchorMismatch { .. })) => {
-                return Err(Exit(EXIT_ATTENTION, e.to_string()).into())
-            }
-            Err(StoreError::Locked { path }) => {
-                return Err(Exit(
-                    EXIT_BAD_INPUT,
-                    format!(
-                        "the store at {path} is in use by another process (a daemon?), but {unreachable}: \
-                         check that the daemon is healthy and that its control.socket is the one \
-                         this command uses (--socket, or --config with the daemon's configuration)"
-                    ),
-                )
-                .into())
-            }
-            Err(e) => return Err(e.into()),
-        };
-        // The store answering is the one opened (`--store` or `store.path`), and says so.
-        let mut config = config;
-        config.store.path = dir.clone();
-        let ctx = Context {
-            store: &store,
-            config: &config,
-            daemon: None,
-            now_ms: crate::ingest::now_ms(),
-            purge_lock: None,
-            reload: None,
-        };
-        let caller = Caller {
-            name: super::compliance::actor(),
-            role: Role::Admin,
-        };
-        let mut request = first;
-        loop {
-            let answer = query::handle(&ctx, &caller, request).map_err(local_error)?;
-            let following = next(&answer);
-            each(answer)?;
-            match following {
-                Some(r) => request = r,
-                None => return Ok(Transport::Store),
-            }
-        }
-    }
-}
-
-/// A daemon's refusal or failure, as the CLI reports it.
-fn daemon_error(e: ClientError) -> anyhow::Error {
-    match e {
-        ClientError::Refused { code, message } => {
-            let exit = if code == crate::control::ErrorCode::Forbidden {
-                EXIT_FORBIDDEN
-            } else {
-                EXIT_BAD_INPUT
-            };
-            Exit(exit, message).into()
-        }
-        e @ ClientError::NotAllowed { .. } => Exit(EXIT_FORBIDDEN, e.to_string()).into(),
-        e => e.into(),
-    }
-}
-
-/// A question the store itself could not answer, as the CLI reports it.
-fn local_error(e: query::QueryError) -> anyhow::Error {
-    match e {
-        e @ query::QueryError::Forbidden(_) => Exit(EXIT_FORBIDDEN, e.to_string()).into(),
-        e @ (query::QueryError::NotFound(_) | query::QueryError::Invalid(_)) => {
-            Exit(EXIT_BAD_INPUT, e.to_string()).into()
-        }
-        query::QueryError::Store(StoreError::Refused(why)) => Exit(EXIT_BAD_INPUT, why).into(),
-        e => e.into(),
-    }
-}
+pub use super::client::Access;
 
 /// `--json` and `--csv`, for every listing.
 #[derive(Debug, Clone, clap::Args)]
@@ -215,7 +32,7 @@ pub struct Output {
 #[derive(Debug, Clone, clap::Args)]
 pub struct When {
     /// Resolve ages (`--since 7d`) from this time (RFC 3339) instead of now.
-    #[arg(long, value_parser = super::compliance::parse_time)]
+    #[arg(long, value_parser = super::args::parse_time)]
     pub now: Option<i64>,
 }
 
@@ -357,10 +174,10 @@ fn typed<T: serde::de::DeserializeOwned>(text: &str) -> anyhow::Result<T> {
 fn window(since: Option<&str>, until: Option<&str>, now: i64) -> anyhow::Result<Window> {
     Ok(Window {
         from_ms: since
-            .map(|s| super::compliance::parse_since(s, now))
+            .map(|s| super::args::parse_since(s, now))
             .transpose()?,
         until_ms: until
-            .map(|s| super::compliance::parse_since(s, now))
+            .map(|s| super::args::parse_since(s, now))
             .transpose()?,
     })
 }
@@ -766,30 +583,4 @@ fn csv_sections(dated: &query::Dated) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The page title of a report.
-pub fn title(body: &Report) -> &'static str {
-    match body {
-        Report::Consent(_) => "Consent report",
-        Report::Retention(_) => "Retention report",
-        Report::Holds { .. } => "Legal holds",
-        Report::Purged(_) => "Deletion certificate: purged recordings",
-        Report::Quality(_) => "Quality report",
-    }
-}
-
-/// A page for the report (used by `reports::html`).
-pub fn page(dated: &query::Dated) -> Page {
-    let w = &dated.window;
-    let range = match (w.from_ms, w.until_ms) {
-        (None, None) => "all time".to_string(),
-        (Some(f), None) => format!("since {}", fmt_ms(f)),
-        (None, Some(u)) => format!("until {}", fmt_ms(u)),
-        (Some(f), Some(u)) => format!("{} to {}", fmt_ms(f), fmt_ms(u)),
-    };
-    Page::new(
-        title(&dated.body),
-        &format!("{range}; generated {}", dated.generated_at),
-    )
 }

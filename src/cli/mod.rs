@@ -6,6 +6,7 @@
 //! (`audit verify` found a break, a purge was refused).
 
 mod admin;
+mod args;
 mod client;
 mod compliance;
 mod html;

@@ -271,7 +271,7 @@ pub fn holds_table(holds: &[Hold]) -> Table {
 pub fn text(dated: &Dated) -> String {
     let mut out = format!(
         "{} — generated {}\n",
-        super::admin::title(&dated.body),
+        title(&dated.body),
         dated.generated_at
     );
     for (title, t) in tables(dated) {
@@ -287,7 +287,7 @@ pub fn text(dated: &Dated) -> String {
 
 /// The report as one self-contained HTML page with its charts.
 pub fn html(dated: &Dated) -> String {
-    let mut page = super::admin::page(dated);
+    let mut page = page(dated);
     match &dated.body {
         Report::Quality(q) => {
             page.figures(&[
@@ -408,4 +408,30 @@ fn capitalise(s: &str) -> String {
     c.next().map_or_else(String::new, |f| {
         f.to_uppercase().collect::<String>() + c.as_str()
     })
+}
+
+/// The page title of a report.
+pub fn title(body: &Report) -> &'static str {
+    match body {
+        Report::Consent(_) => "Consent report",
+        Report::Retention(_) => "Retention report",
+        Report::Holds { .. } => "Legal holds",
+        Report::Purged(_) => "Deletion certificate: purged recordings",
+        Report::Quality(_) => "Quality report",
+    }
+}
+
+/// A page for the report.
+pub fn page(dated: &crate::query::Dated) -> super::html::Page {
+    let w = &dated.window;
+    let range = match (w.from_ms, w.until_ms) {
+        (None, None) => "all time".to_string(),
+        (Some(f), None) => format!("since {}", fmt_ms(f)),
+        (None, Some(u)) => format!("until {}", fmt_ms(u)),
+        (Some(f), Some(u)) => format!("{} to {}", fmt_ms(f), fmt_ms(u)),
+    };
+    super::html::Page::new(
+        title(&dated.body),
+        &format!("{range}; generated {}", dated.generated_at),
+    )
 }
