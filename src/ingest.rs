@@ -313,6 +313,11 @@ impl Ingestor<'_> {
                     .commit(&record, Some(&old), event.about(record.id.0), now_ms)
             }
             Outcome::Analysed(result, failed_sha) => {
+                // Gone between the scan (or event) and the open, never read: nothing to store
+                // (a move's new name, or the deletion, is seen on its own).
+                if matches!(&*result, Err(e) if e.vanished) && previous.is_none() {
+                    return Ok(());
+                }
                 // A new path with bytes the store knows: the same recording moved inside the
                 // roots (its old file gone), or a copy of one still on disk.
                 let mut twin = None;
@@ -765,6 +770,33 @@ mod tests {
         let mut unread = stored(10, 5, RecordState::Failed);
         unread.sha256.clear();
         check(candidate(10, 5), Some(unread), Plan::Analyse);
+    }
+
+    #[test]
+    fn a_file_gone_before_it_was_read_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let config = Config::default();
+        let ingestor = Ingestor {
+            store: &store,
+            config: &config,
+        };
+        let file = dir.path().join("a.wav");
+        std::fs::write(&file, b"RIFF....WAVE").unwrap();
+        let c = super::candidate(
+            &RecordingPath::absolute(&file).unwrap(),
+            &config.ingest.extensions,
+        )
+        .unwrap();
+        std::fs::remove_file(&file).unwrap();
+        let work = ingestor.process(c, None);
+        let mut summary = Summary::default();
+        ingestor.store_one(work, 1, &mut summary).unwrap();
+        assert_eq!(
+            store.all().count(),
+            0,
+            "no record for a file that is not there"
+        );
     }
 
     #[test]

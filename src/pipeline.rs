@@ -44,6 +44,8 @@ pub struct FileError {
     /// Trying again later may succeed (a permission fixed, descriptors freed, an I/O error),
     /// unlike a file that is what it is (not audio, a FIFO, a codec we cannot decode).
     pub transient: bool,
+    /// The file was gone when it was to be opened (moved or deleted since it was found).
+    pub vanished: bool,
 }
 
 impl FileError {
@@ -65,6 +67,7 @@ impl From<AudioError> for FileError {
             code: e.code(),
             message: e.to_string(),
             transient: false,
+            vanished: false,
         }
     }
 }
@@ -107,12 +110,14 @@ pub fn analyze_file(
         code: "io",
         message,
         transient: true,
+        vanished: false,
     };
     let (mut file, len) =
         crate::files::open_regular(path, options.follow).map_err(|e| FileError {
             code: "io",
             message: e.to_string(),
             transient: e.is_transient(),
+            vanished: matches!(e, OpenError::Missing { .. }),
         })?;
     let sha256 = sha256_read(&mut file).map_err(|e| io(format!("read {}: {e}", path.display())))?;
     file.seek(SeekFrom::Start(0))
@@ -124,6 +129,7 @@ pub fn analyze_file(
             code: "unsupported_format",
             message: e.to_string(),
             transient: false,
+            vanished: false,
         })?;
     let mut block = Vec::with_capacity(BLOCK_FRAMES * info.channels as usize);
     let mut frames = 0u64;
@@ -140,6 +146,7 @@ pub fn analyze_file(
             code: "empty",
             message: format!("decode {}: no audio in the file", path.display()),
             transient: false,
+            vanished: false,
         });
     }
     let notes = decoder.notes();

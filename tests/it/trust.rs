@@ -737,3 +737,27 @@ fn a_full_store_disk_stops_the_daemon_and_a_restart_recovers() {
     assert!(store.by_path(&crate::support::rp(&late)).unwrap().is_some());
     assert_eq!(store.all().count(), 3);
 }
+
+#[test]
+fn the_daemon_follows_a_recording_moved_300_ms_after_close() {
+    let s = site();
+    let d = crate::daemon::Daemon::start(&s.config);
+    // The PBX writes to staging, closes, and moves the file into its day folder 300 ms later.
+    let staging = s.root.join("staging/call.wav");
+    recording(&staging, 120);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let day = s.root.join("2026-12-06/call.wav");
+    std::fs::create_dir_all(day.parent().unwrap()).unwrap();
+    std::fs::rename(&staging, &day).unwrap();
+    // Both names are seen and settled; then the daemon stops.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(d.stop(), Some(0));
+    let store = Store::open(&s.store).unwrap();
+    let records: Vec<_> = store.all().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 1, "one recording, one record: {records:?}");
+    assert_eq!(records[0].path.as_path(), day.as_path());
+    assert_ne!(records[0].state, RecordState::Missing);
+    drop(store);
+    let o = callwarden(&s.config, &["audit", "verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+}
