@@ -373,6 +373,9 @@ pub struct AnalysisConfig {
     pub non_talk_min_s: f64,
     pub overtalk_min_s: f64,
     pub min_duration_s: f64,
+    /// Recordings are analysed up to this long (the rest is hashed, not analysed): what the
+    /// analysis holds grows with the duration.
+    pub max_duration_s: f64,
     pub vad: VadConfig,
 }
 
@@ -384,6 +387,7 @@ impl Default for AnalysisConfig {
             non_talk_min_s: 3.0,
             overtalk_min_s: 0.3,
             min_duration_s: 2.0,
+            max_duration_s: 43_200.0,
             vad: VadConfig::default(),
         }
     }
@@ -518,6 +522,9 @@ impl Config {
         }
         if !(a.min_duration_s.is_finite() && a.min_duration_s >= 0.0) {
             return Err(bad("analysis.min_duration_s", "must be 0 or more seconds"));
+        }
+        if !(a.max_duration_s.is_finite() && a.max_duration_s >= 1.0) {
+            return Err(bad("analysis.max_duration_s", "must be 1 second or more"));
         }
         if a.channel_roles.iter().any(|r| r.trim().is_empty()) {
             return Err(bad(

@@ -133,8 +133,17 @@ pub fn analyze_file(
         })?;
     let mut block = Vec::with_capacity(BLOCK_FRAMES * info.channels as usize);
     let mut frames = 0u64;
+    // The analysis keeps a few bytes per 10 ms: what it holds grows with the duration, so the
+    // duration is bounded (a sparse file of gigabytes of zeros, a header that claims days).
+    let max_frames = (config.analysis.max_duration_s * f64::from(info.sample_rate)) as u64;
+    let mut too_long = false;
     loop {
-        let n = decoder.read(&mut block, BLOCK_FRAMES)?;
+        let want = BLOCK_FRAMES.min(max_frames.saturating_sub(frames) as usize);
+        if want == 0 {
+            too_long = true;
+            break;
+        }
+        let n = decoder.read(&mut block, want)?;
         if n == 0 {
             break;
         }
@@ -154,6 +163,7 @@ pub fn analyze_file(
         header_mismatch: notes.header_mismatch,
         truncated: notes.truncated,
         skipped_packets: notes.skipped_packets,
+        too_long,
     };
     let analysis = analyzer.finish(config, &decode, options.segments);
     Ok(Report {

@@ -173,6 +173,9 @@ pub struct DecodeReport {
     pub header_mismatch: bool,
     pub truncated: bool,
     pub skipped_packets: u64,
+    /// Longer than `analysis.max_duration_s`: analysed up to it (an addition to the contract).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub too_long: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

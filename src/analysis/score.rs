@@ -168,6 +168,16 @@ fn flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
             "WAV header sizes disagree with the file; read to the real end of the data".into(),
         );
     }
+    if ctx.decode.too_long {
+        flag(
+            "too_long",
+            Severity::Warn,
+            format!(
+                "longer than {:.0} s (analysis.max_duration_s): analysed up to there",
+                config.analysis.max_duration_s
+            ),
+        );
+    }
     if ctx.decode.truncated {
         flag(
             "truncated",

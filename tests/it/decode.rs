@@ -675,3 +675,37 @@ fn chained_ogg_streams_are_decoded_one_after_the_other() {
     assert_eq!(&x[..], &orig[..16_128]);
     assert!(notes.truncated);
 }
+
+#[test]
+fn a_sparse_file_of_zeros_is_analysed_only_up_to_the_longest_duration() {
+    // A header that says 0 data bytes (as MixMonitor leaves it), then 64 MiB of holes: on disk
+    // a few KB, read as 70 minutes of zeros.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.wav");
+    let mut wav = Wav::pcm16(&[0; 8000], 1, 8000);
+    wav.declared = Some(0);
+    std::fs::write(&path, wav.bytes()).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let mut config = Config::default();
+    config.analysis.max_duration_s = 60.0;
+    let r = pipeline::analyze_file(&path, "sparse", &config, Options::default()).unwrap();
+    assert!(
+        (r.format.duration_s - 60.0).abs() < 0.01,
+        "{}",
+        r.format.duration_s
+    );
+    assert!(r.decode.too_long);
+    assert!(r.quality.flags.iter().any(|f| f.code == "too_long"));
+    // The hash still covers the whole file (the proof is of the bytes, not of the analysis).
+    assert_eq!(r.sha256, callwarden::pipeline::sha256_file(&path).unwrap());
+    // Under the bound, nothing changes.
+    config.analysis.max_duration_s = 43_200.0;
+    let short = formats("speech.flac");
+    let r = pipeline::analyze_file(&short, "flac", &config, Options::default()).unwrap();
+    assert!(!r.decode.too_long);
+}
