@@ -86,11 +86,42 @@ enum Outcome {
     /// The audio is not there (an interrupted purge deleted it, or someone did).
     Gone { sidecar: bool },
     /// Not deleted, never will be by callwarden: someone must look.
-    Refused(String),
+    Refused(Refusal),
     /// Not deleted, and no longer to be: a hold was placed after the plan.
     Cancelled(String),
     /// Not deleted for now.
     Error(String),
+}
+
+/// Why a purge refused to delete a recording: left to a human, the record flagged
+/// `purge_refused` with this as its note.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the file changed after ingest: the one on disk is not the recording")]
+    ModifiedAfterIngest,
+    /// Only a record from a store written before paths were made absolute.
+    #[error(
+        "the stored path is not absolute (ingested by an older version from a relative path): \
+         re-ingest the recording by its absolute path"
+    )]
+    RelativePath,
+    #[error("the path is outside the configured recordings roots (ingest.roots)")]
+    OutsideRoots,
+    #[error("the path names no file")]
+    NoFile,
+    #[error("{0} is a symlink: purges never follow symlinks")]
+    Symlink(String),
+    #[error("{name} is not a regular file ({kind})")]
+    NotRegular { name: String, kind: String },
+    #[error(
+        "the file on disk is not the one recorded (size {size} vs {expected}, mtime changed: \
+         {mtime_changed}); it was replaced or changed after ingest"
+    )]
+    Replaced {
+        size: u64,
+        expected: u64,
+        mtime_changed: bool,
+    },
 }
 
 /// Runs purges against one store under one configuration.
@@ -302,7 +333,8 @@ impl Purger<'_> {
                         "purge: the file was already gone; tombstone written (rolled forward)");
                     done.push((intent.clone(), tombstone(sidecar, true)));
                 }
-                Outcome::Refused(why) => {
+                Outcome::Refused(refusal) => {
+                    let why = refusal.to_string();
                     tracing::warn!(id = intent.id.0, path = %intent.path, %why, "purge refused");
                     self.store.refuse_purge(intent, &why, self.at(now_ms))?;
                     summary
@@ -335,14 +367,9 @@ impl Purger<'_> {
     }
 
     /// The configured root `path` lies under, and the path's components below it (byte-exact).
-    fn locate<'p>(&self, path: &'p RecordingPath) -> Result<(PathBuf, Vec<&'p OsStr>), String> {
+    fn locate<'p>(&self, path: &'p RecordingPath) -> Result<(PathBuf, Vec<&'p OsStr>), Refusal> {
         if !path.is_absolute() {
-            // Only a record from a store written before paths were made absolute.
-            return Err(
-                "the stored path is not absolute (ingested by an older version \
-                 from a relative path): re-ingest the recording by its absolute path"
-                    .into(),
-            );
+            return Err(Refusal::RelativePath);
         }
         let parts = path.parts();
         for root in &self.config.ingest.roots {
@@ -351,7 +378,7 @@ impl Purger<'_> {
                 return Ok((root.to_path_buf(), parts[root_len..].to_vec()));
             }
         }
-        Err("the path is outside the configured recordings roots (ingest.roots)".into())
+        Err(Refusal::OutsideRoots)
     }
 
     /// Step 2 for one intent.
@@ -359,9 +386,7 @@ impl Purger<'_> {
         let path = &intent.path;
         let held_now = match self.store.get(intent.id)? {
             Some(r) if r.has(RecordFlag::ModifiedAfterIngest) => {
-                return Ok(Outcome::Refused(
-                    "the file changed after ingest: the one on disk is not the recording".into(),
-                ));
+                return Ok(Outcome::Refused(Refusal::ModifiedAfterIngest));
             }
             Some(r) => !r.holds.is_empty(),
             None => false,
@@ -371,15 +396,11 @@ impl Purger<'_> {
             Err(why) => return Ok(Outcome::Refused(why)),
         };
         let Some((name, dirs)) = parts.split_last() else {
-            return Ok(Outcome::Refused("the path names no file".into()));
+            return Ok(Outcome::Refused(Refusal::NoFile));
         };
         let dir_fd = match fs::open_below(&root, dirs) {
             Ok(fd) => fd,
-            Err(fs::Open::Symlink(at)) => {
-                return Ok(Outcome::Refused(format!(
-                    "{at} is a symlink: purges never follow symlinks"
-                )))
-            }
+            Err(fs::Open::Symlink(at)) => return Ok(Outcome::Refused(Refusal::Symlink(at))),
             Err(fs::Open::Missing) => return Ok(Outcome::Gone { sidecar: false }),
             Err(fs::Open::Io(e)) => return Ok(Outcome::Error(e)),
         };
@@ -505,7 +526,7 @@ mod fs {
     pub enum UnlinkError {
         /// Something is there, but not the file expected: left to a human.
         #[error("refused: {0}")]
-        Refused(String),
+        Refused(super::Refusal),
         /// The filesystem failed (for now): tried again by the next run.
         #[error("{0}")]
         Io(String),
@@ -526,26 +547,22 @@ mod fs {
         };
         match FileType::from_raw_mode(st.st_mode) {
             FileType::RegularFile => {}
-            FileType::Symlink => {
-                return Err(UnlinkError::Refused(format!(
-                    "{shown} is a symlink: purges never follow symlinks"
-                )))
-            }
+            FileType::Symlink => return Err(UnlinkError::Refused(super::Refusal::Symlink(shown))),
             other => {
-                return Err(UnlinkError::Refused(format!(
-                    "{shown} is not a regular file ({other:?})"
-                )))
+                return Err(UnlinkError::Refused(super::Refusal::NotRegular {
+                    name: shown,
+                    kind: format!("{other:?}"),
+                }))
             }
         }
         if let Some((size, mtime_ns)) = expect {
             let now_mtime = i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec);
             if st.st_size as u64 != size || now_mtime != mtime_ns {
-                return Err(UnlinkError::Refused(format!(
-                    "the file on disk is not the one recorded (size {} vs {size}, \
-                     mtime changed: {}); it was replaced or changed after ingest",
-                    st.st_size,
-                    now_mtime != mtime_ns
-                )));
+                return Err(UnlinkError::Refused(super::Refusal::Replaced {
+                    size: st.st_size as u64,
+                    expected: size,
+                    mtime_changed: now_mtime != mtime_ns,
+                }));
             }
         }
         match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {

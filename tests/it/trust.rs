@@ -761,3 +761,32 @@ fn the_daemon_follows_a_recording_moved_300_ms_after_close() {
     let o = callwarden(&s.config, &["audit", "verify"]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+#[test]
+fn a_symlinked_folder_in_a_root_is_neither_scanned_nor_watched() {
+    let s = site();
+    // A folder outside the root, linked into it.
+    std::os::unix::fs::symlink(&s.outside, s.root.join("linked")).unwrap();
+    let before = s.outside.join("before.wav");
+    recording(&before, 130);
+    crate::support::age(&before, 3600);
+    let d = crate::daemon::Daemon::start(&s.config);
+    // Created outside the root while the daemon watches; and one inside, as a control.
+    let during = s.outside.join("during.wav");
+    recording(&during, 131);
+    let inside = s.root.join("inside.wav");
+    recording(&inside, 132);
+    d.wait_for(
+        |l| {
+            l.iter()
+                .any(|x| x.contains("stored") && x.contains("inside.wav"))
+        },
+        "the recording inside the root",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(d.stop(), Some(0));
+    let store = Store::open(&s.store).unwrap();
+    let paths: Vec<String> = store.all().map(|r| r.unwrap().path.to_string()).collect();
+    assert_eq!(paths.len(), 1, "only the file inside the root: {paths:?}");
+    assert!(paths[0].ends_with("/root/inside.wav"), "{paths:?}");
+}
