@@ -318,6 +318,12 @@ impl Ingestor<'_> {
                 if matches!(&*result, Err(e) if e.vanished) && previous.is_none() {
                     return Ok(());
                 }
+                // Read, but gone from its path before it could be stored (moved on within the
+                // roots a moment after close): the name it has now is stored on its own, and a
+                // record here would name no file.
+                if previous.is_none() && candidate.path.symlink_metadata().is_err() {
+                    return Ok(());
+                }
                 // A new path with bytes the store knows: the same recording moved inside the
                 // roots (its old file gone), or a copy of one still on disk.
                 let mut twin = None;

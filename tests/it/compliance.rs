@@ -85,7 +85,7 @@ pub(crate) fn sidecar(recording: &Path, json: &str) {
 }
 
 /// Copies a tree, keeping modification times (a purge checks them).
-fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

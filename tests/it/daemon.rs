@@ -84,6 +84,11 @@ impl Daemon {
             .count()
     }
 
+    /// Every log line so far.
+    pub(crate) fn log(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
     /// The first log line that contains `needle`.
     pub(crate) fn line_with(&self, needle: &str) -> Option<String> {
         self.lines

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use callwarden::store::{RecordState, Store};
 
-use crate::compliance::{callwarden, recording, sidecar, site, text, FUTURE};
+use crate::compliance::{callwarden, copy_tree, recording, sidecar, site, text, Site, FUTURE};
 
 /// `callwarden ARGS --config CONFIG`, run in the directory `cwd`.
 fn run_in(cwd: &Path, config: &Path, args: &[&OsStr]) -> Output {
@@ -21,6 +21,17 @@ fn run_in(cwd: &Path, config: &Path, args: &[&OsStr]) -> Output {
         .env("USER", "trust-test")
         .output()
         .expect("run callwarden")
+}
+
+/// A site with one recording, `a.wav` (made from `seed`), ingested.
+fn one_stored(seed: u64) -> (Site, std::path::PathBuf) {
+    let s = site();
+    let file = s.root.join("a.wav");
+    recording(&file, seed);
+    crate::support::age(&file, 3600);
+    let o = callwarden(&s.config, &["ingest", s.root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    (s, file)
 }
 
 fn os(s: &str) -> &OsStr {
@@ -280,16 +291,10 @@ fn a_file_gone_without_a_purge_is_a_finding_when_marked_missing_too() {
 
 #[test]
 fn an_older_copy_of_the_store_is_refused_and_reported() {
-    let s = site();
-    let file = s.root.join("a.wav");
-    recording(&file, 40);
-    crate::support::age(&file, 3600);
-    assert!(callwarden(&s.config, &["ingest", s.root.to_str().unwrap()])
-        .status
-        .success());
+    let (s, file) = one_stored(40);
     // The operator's backup, taken now (the store stopped).
     let backup = s.base.join("backup");
-    copy_dir(&s.store, &backup);
+    copy_tree(&s.store, &backup);
     // Then a legal hold, which the backup does not have.
     let id = {
         let store = Store::open(&s.store).unwrap();
@@ -303,7 +308,7 @@ fn an_older_copy_of_the_store_is_refused_and_reported() {
     assert!(o.status.success(), "{}", text(&o));
     // The backup restored over the store.
     std::fs::remove_dir_all(&s.store).unwrap();
-    copy_dir(&backup, &s.store);
+    copy_tree(&backup, &s.store);
     let o = callwarden(&s.config, &["audit", "verify"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("behind its anchor"), "{}", text(&o));
@@ -319,19 +324,6 @@ fn an_older_copy_of_the_store_is_refused_and_reported() {
         .unwrap();
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("behind its anchor"), "{}", text(&o));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -506,13 +498,7 @@ fn a_move_inside_the_roots_is_one_record_and_a_copy_names_its_twin() {
 
 #[test]
 fn the_deletion_certificate_carries_the_real_time_and_who() {
-    let s = site();
-    let file = s.root.join("a.wav");
-    recording(&file, 80);
-    crate::support::age(&file, 3600);
-    assert!(callwarden(&s.config, &["ingest", s.root.to_str().unwrap()])
-        .status
-        .success());
+    let (s, _) = one_stored(80);
     let before = callwarden::ingest::now_ms();
     let o = callwarden(&s.config, &["purge", "--now", FUTURE]);
     assert!(o.status.success(), "{}", text(&o));
@@ -582,7 +568,7 @@ fn status_names_the_store_it_read_and_show_and_the_log_say_why_a_sidecar_was_not
     );
     // The store named by --store, not the configured one.
     let elsewhere = s.base.join("elsewhere");
-    copy(&s.store, &elsewhere);
+    copy_tree(&s.store, &elsewhere);
     let o = run(&["status", "--store", elsewhere.to_str().unwrap()], false);
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(
@@ -605,35 +591,17 @@ fn status_names_the_store_it_read_and_show_and_the_log_say_why_a_sidecar_was_not
     assert!(line.starts_with("20"), "a timestamp elsewhere: {line}");
 }
 
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_damaged_store_is_never_reported_intact() {
-    let s = site();
-    let file = s.root.join("a.wav");
-    recording(&file, 95);
-    crate::support::age(&file, 3600);
-    assert!(callwarden(&s.config, &["ingest", s.root.to_str().unwrap()])
-        .status
-        .success());
+    let (s, _) = one_stored(95);
     let pristine = s.base.join("pristine");
-    copy(&s.store, &pristine);
+    copy_tree(&s.store, &pristine);
     let len = std::fs::metadata(s.store.join("db")).unwrap().len() as usize;
     // One flipped byte at several places in the database's log: sled reads up to the damage
     // and drops the rest without an error; the anchor shows what went missing.
     for at in [40, len / 3, len / 2, len - 40] {
         std::fs::remove_dir_all(&s.store).unwrap();
-        copy(&pristine, &s.store);
+        copy_tree(&pristine, &s.store);
         let db = s.store.join("db");
         let mut bytes = std::fs::read(&db).unwrap();
         bytes[at] ^= 0xff;
@@ -749,13 +717,26 @@ fn the_daemon_follows_a_recording_moved_300_ms_after_close() {
     let day = s.root.join("2026-12-06/call.wav");
     std::fs::create_dir_all(day.parent().unwrap()).unwrap();
     std::fs::rename(&staging, &day).unwrap();
-    // Both names are seen and settled; then the daemon stops.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // The new name is stored (or the record moved to it); then the daemon stops.
+    d.wait_for(
+        |l| {
+            l.iter().any(|x| {
+                x.contains("2026-12-06/call.wav")
+                    && (x.contains("recording moved") || x.contains("stored"))
+            })
+        },
+        "the recording at its new name",
+    );
+    let log = d.log();
     assert_eq!(d.stop(), Some(0));
     let store = Store::open(&s.store).unwrap();
     let records: Vec<_> = store.all().map(|r| r.unwrap()).collect();
-    assert_eq!(records.len(), 1, "one recording, one record: {records:?}");
-    assert_eq!(records[0].path.as_path(), day.as_path());
+    assert_eq!(
+        records.len(),
+        1,
+        "one recording, one record: {records:?} {log:#?}"
+    );
+    assert_eq!(records[0].path.as_path(), day.as_path(), "{log:#?}");
     assert_ne!(records[0].state, RecordState::Missing);
     drop(store);
     let o = callwarden(&s.config, &["audit", "verify"]);
