@@ -367,18 +367,13 @@ impl Ingestor<'_> {
                 };
                 let (state, sha256, report, error) = match *result {
                     Ok(report) => {
-                        let short = report.format.duration_s < self.config.analysis.min_duration_s;
                         summary.audio_s += report.format.duration_s;
-                        if short {
+                        let state = self.analysed_state(report.format.duration_s);
+                        if state == RecordState::TooShort {
                             summary.too_short += 1;
                         } else {
                             summary.ingested += 1;
                         }
-                        let state = if short {
-                            RecordState::TooShort
-                        } else {
-                            RecordState::Analysed
-                        };
                         (state, report.sha256.clone(), Some(report), None)
                     }
                     Err(e) => {
@@ -463,6 +458,15 @@ impl Ingestor<'_> {
         Ok(copy_of.map_or(Twin::None, Twin::CopyOf))
     }
 
+    /// The state of a recording analysed to `duration_s`.
+    fn analysed_state(&self, duration_s: f64) -> RecordState {
+        if duration_s < self.config.analysis.min_duration_s {
+            RecordState::TooShort
+        } else {
+            RecordState::Analysed
+        }
+    }
+
     /// Carries a record over to the path its file was moved to: one record, its path updated,
     /// a `moved` audit entry. Its id, consent, holds and history stay; a recording marked
     /// `missing` is back.
@@ -478,15 +482,10 @@ impl Ingestor<'_> {
         record.size = candidate.size;
         record.mtime_ns = candidate.mtime_ns;
         if record.state == RecordState::Missing {
-            record.state = if record.error.is_some() {
-                RecordState::Failed
-            } else if record
-                .duration()
-                .is_some_and(|d| d < self.config.analysis.min_duration_s)
-            {
-                RecordState::TooShort
-            } else {
-                RecordState::Analysed
+            record.state = match (&record.error, record.duration()) {
+                (Some(_), _) => RecordState::Failed,
+                (None, Some(d)) => self.analysed_state(d),
+                (None, None) => RecordState::Analysed,
             };
         }
         tracing::info!(from = %old.path, to = %record.path, id = record.id.0, "recording moved");

@@ -131,11 +131,6 @@ impl RecordingPath {
         RecordingPath(self.0.parent().unwrap_or(Path::new("/")).to_path_buf())
     }
 
-    /// The file name, byte-exact (empty for `/`).
-    pub fn file_name(&self) -> &OsStr {
-        self.0.file_name().unwrap_or_default()
-    }
-
     /// The path as text that names it exactly (see [`escape`]).
     pub fn escaped(&self) -> String {
         escape(self.as_bytes())
@@ -254,21 +249,13 @@ impl<'de> Deserialize<'de> for RecordingPath {
         }
         // Stores written before paths were made absolute may hold a relative path: it is read
         // as it is (normalised, kept relative) so the store stays readable, and the purge and
-        // the checks that need an absolute path refuse it by name (`is_absolute`).
+        // the checks that need an absolute path refuse it by name (`Path::is_absolute`).
         let path = PathBuf::from(OsString::from_vec(bytes));
         if path.is_absolute() {
             Ok(RecordingPath::resolve(&path, Path::new("/")))
         } else {
             Ok(RecordingPath(path))
         }
-    }
-}
-
-impl RecordingPath {
-    /// False only for a relative path read from a store written before paths were made
-    /// absolute (see `Deserialize`).
-    pub fn is_absolute(&self) -> bool {
-        self.0.is_absolute()
     }
 }
 

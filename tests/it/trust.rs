@@ -23,12 +23,18 @@ fn run_in(cwd: &Path, config: &Path, args: &[&OsStr]) -> Output {
         .expect("run callwarden")
 }
 
-/// A site with one recording, `a.wav` (made from `seed`), ingested.
-fn one_stored(seed: u64) -> (Site, std::path::PathBuf) {
+/// A site with one finished recording, `a.wav`, made from `seed`.
+fn one_file(seed: u64) -> (Site, std::path::PathBuf) {
     let s = site();
     let file = s.root.join("a.wav");
     recording(&file, seed);
     crate::support::age(&file, 3600);
+    (s, file)
+}
+
+/// [`one_file`], ingested.
+fn one_stored(seed: u64) -> (Site, std::path::PathBuf) {
+    let (s, file) = one_file(seed);
     let o = callwarden(&s.config, &["ingest", s.root.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     (s, file)
@@ -220,10 +226,7 @@ fn fifos_devices_and_symlinked_sidecars_are_refused_without_waiting() {
 
 #[test]
 fn the_store_is_private_whatever_the_umask() {
-    let s = site();
-    let file = s.root.join("a.wav");
-    recording(&file, 20);
-    crate::support::age(&file, 3600);
+    let (s, _) = one_file(20);
     // Started under umask 022, as from a login shell.
     let o = Command::new("sh")
         .arg("-c")
@@ -328,10 +331,7 @@ fn an_older_copy_of_the_store_is_refused_and_reported() {
 
 #[test]
 fn every_command_reads_the_same_configuration() {
-    let s = site();
-    let file = s.root.join("a.wav");
-    recording(&file, 50);
-    crate::support::age(&file, 3600);
+    let (s, file) = one_file(50);
     // No --config: the configuration named by CALLWARDEN_CONFIG (as the system file would be).
     let bare = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_callwarden"))

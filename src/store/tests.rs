@@ -1,0 +1,409 @@
+//! The store's unit tests: records and indexes, the audit chain, upgrades, damage.
+
+use super::keys::{record_key, RECORD_VERSION};
+use super::*;
+use crate::metadata::Metadata;
+
+#[test]
+fn ids_count_on_across_restarts_and_holds_have_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let ids: Vec<u64> = (0..3).map(|_| store.next_id().unwrap().0).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.next_id().unwrap().0, 4, "no jump at a restart");
+    assert_eq!(store.next_in("next_hold_id", HOLDS).unwrap(), 1);
+    // A store whose ids came from sled's generator: counting starts past the largest.
+    let r = record(2_000_007, "/r/a.wav", 100);
+    store
+        .commit(
+            &r,
+            None,
+            Draft::new("t", AuditAction::Ingest, serde_json::json!({})),
+            1,
+        )
+        .unwrap();
+    store.trees[META].remove("next_recording_id").unwrap();
+    assert_eq!(store.next_id().unwrap().0, 2_000_008);
+}
+
+fn p(path: &str) -> RecordingPath {
+    RecordingPath::from_bytes(path.as_bytes()).unwrap()
+}
+
+fn record(id: u64, path: &str, started_ms: i64) -> Record {
+    Record {
+        id: RecordingId(id),
+        path: p(path),
+        size: 10,
+        mtime_ns: 5,
+        sha256: "ab".into(),
+        state: RecordState::Analysed,
+        started_ms,
+        ingested_ms: 0,
+        report: None,
+        error: None,
+        metadata: Some(Metadata {
+            agent: Some("alice".into()),
+            ..Default::default()
+        }),
+        flags: vec![],
+        metadata_error: None,
+        ..Record::blank()
+    }
+}
+
+#[test]
+fn a_snapshot_left_unfinished_by_a_crash_is_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let a = record(1, "/r/a.wav", 100);
+        store
+            .commit(
+                &a,
+                None,
+                Draft::new("t", AuditAction::Ingest, serde_json::Value::Null),
+                1,
+            )
+            .unwrap();
+        store.flush().unwrap();
+    }
+    // What a kill -9 in the middle of sled's snapshot write leaves behind.
+    let torn = dir.path().join("snap.FFFFFFFFFFFFFFF0.generating");
+    std::fs::write(&torn, b"half a snapshot").unwrap();
+    assert!(
+        matches!(
+            sled::Config::new().path(dir.path()).open(),
+            Err(sled::Error::Corruption { .. })
+        ),
+        "sled alone does not open it"
+    );
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.by_path(&p("/r/a.wav")).unwrap().unwrap().id,
+        RecordingId(1)
+    );
+    assert!(!torn.exists());
+    assert!(dir
+        .path()
+        .join(UNFINISHED_SNAPSHOTS)
+        .join("snap.FFFFFFFFFFFFFFF0.generating")
+        .exists());
+}
+
+#[test]
+fn keys_sort_by_time_then_id() {
+    let mut keys = [
+        record_key(5, RecordingId(1)),
+        record_key(-3, RecordingId(9)),
+        record_key(5, RecordingId(0)),
+        record_key(1_700_000_000_000, RecordingId(2)),
+    ];
+    keys.sort();
+    assert_eq!(keys[0], record_key(-3, RecordingId(9)));
+    assert_eq!(keys[1], record_key(5, RecordingId(0)));
+    assert_eq!(keys[3], record_key(1_700_000_000_000, RecordingId(2)));
+}
+
+#[test]
+fn records_round_trip_and_indexes_follow_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = record(1, "/r/a.wav", 100);
+    store
+        .commit(
+            &a,
+            None,
+            Draft::new("t", AuditAction::Ingest, serde_json::Value::Null),
+            1,
+        )
+        .unwrap();
+    assert_eq!(store.by_path(&p("/r/a.wav")).unwrap(), Some(a.clone()));
+    assert_eq!(store.count_by_state(RecordState::Analysed), 1);
+    let mut b = a.clone();
+    b.state = RecordState::Missing;
+    store
+        .commit(
+            &b,
+            Some(&a),
+            Draft::new("t", AuditAction::Missing, serde_json::Value::Null),
+            2,
+        )
+        .unwrap();
+    assert_eq!(store.count_by_state(RecordState::Analysed), 0);
+    assert_eq!(store.count_by_state(RecordState::Missing), 1);
+    assert_eq!(store.all().count(), 1);
+    drop(store);
+    // Reopens with the same content.
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.by_path(&p("/r/a.wav")).unwrap().unwrap().state,
+        RecordState::Missing
+    );
+}
+
+#[test]
+fn a_store_from_a_newer_version_is_refused_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        meta.insert("schema_version", &99u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    match Store::open(dir.path()) {
+        Err(e @ StoreError::NewerSchema { found: 99, .. }) => {
+            assert!(e.to_string().contains("newer than this build"))
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("a newer store was opened"),
+    }
+}
+
+#[test]
+fn a_version_1_store_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = r#"{"id":7,"path":"/r/a.wav","size":10,"mtime_ns":5,"sha256":"ab",
+        "state":"analysed","started_ms":100,"ingested_ms":0,"report":null,"error":null,
+        "metadata":null,"flags":[],"metadata_error":null}"#;
+    let key = record_key(100, RecordingId(7));
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("schema_version", &1u32.to_be_bytes())
+            .unwrap();
+        let mut value = vec![RECORD_VERSION];
+        value.extend_from_slice(old.as_bytes());
+        db.open_tree("recordings")
+            .unwrap()
+            .insert(key, value)
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let r = store.get(RecordingId(7)).unwrap().unwrap();
+    assert_eq!(r.path, "/r/a.wav");
+    assert!(r.holds.is_empty() && r.consent.is_none() && r.tombstone.is_none());
+    let version = store.trees[META].get("schema_version").unwrap().unwrap();
+    assert_eq!(version.as_ref(), SCHEMA_VERSION.to_be_bytes());
+    // Version 3's summaries are built from the records.
+    let summaries: Vec<Summary> = store.summaries(None, None).map(|s| s.unwrap()).collect();
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0], Summary::of(&r));
+    assert_eq!(
+        store.summary(RecordingId(7)).unwrap(),
+        Some(Summary::of(&r))
+    );
+}
+
+#[test]
+fn what_cannot_be_read_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = record(1, "/r/a.wav", 100);
+    store
+        .commit(
+            &a,
+            None,
+            Draft::new("t", AuditAction::Ingest, serde_json::json!({})),
+            1,
+        )
+        .unwrap();
+    assert!(store.unreadable().is_empty());
+    // A summary whose bytes changed (list would fail on it).
+    store.trees[SUMMARIES]
+        .insert(a.key(), &b"{\"id\":"[..])
+        .unwrap();
+    store.trees[BY_PATH]
+        .insert(b"/r/gone.wav", &[0u8; 16][..])
+        .unwrap();
+    let problems = store.unreadable();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].starts_with("by_path "), "{problems:?}");
+    assert!(problems[1].starts_with("summaries "), "{problems:?}");
+    assert!(!crate::verify::verify(&store, true, 1).unwrap().ok());
+}
+
+#[test]
+fn a_version_4_store_gets_its_content_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = record(1, "/r/a.wav", 100);
+    a.sha256 = "aa".into();
+    let mut b = record(2, "/r/copy/a.wav", 200);
+    b.sha256 = "aa".into();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let ingest = |_: &Record| Draft::new("ingest", AuditAction::Ingest, serde_json::json!({}));
+        store
+            .commit_many(&[(a.clone(), ingest(&a)), (b.clone(), ingest(&b))], 1)
+            .unwrap();
+        // As a version 4 store (today's main before the index) left it.
+        store.trees[BY_SHA].clear().unwrap();
+        store.trees[META]
+            .insert("schema_version", &4u32.to_be_bytes())
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let ids: Vec<u64> = store.by_sha("aa").unwrap().iter().map(|r| r.id.0).collect();
+    assert_eq!(ids, [1, 2]);
+    assert!(
+        store.by_sha("a").unwrap().is_empty(),
+        "a prefix is no match"
+    );
+    // Kept as records change.
+    let mut moved = b.clone();
+    moved.path = p("/r/b.wav");
+    moved.sha256 = "bb".into();
+    store
+        .commit(
+            &moved,
+            Some(&b),
+            Draft::new("t", AuditAction::Note, serde_json::json!({})),
+            2,
+        )
+        .unwrap();
+    assert_eq!(store.by_sha("aa").unwrap().len(), 1);
+    assert_eq!(store.by_sha("bb").unwrap()[0].path, p("/r/b.wav"));
+}
+
+#[test]
+fn a_version_3_store_gets_its_audit_index_and_new_entries_are_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (record(1, "/r/a.wav", 100), record(2, "/r/b.wav", 200));
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let ingest = |r: &Record| {
+            Draft::new("ingest", AuditAction::Ingest, serde_json::json!({})).about(r.id.0)
+        };
+        store
+            .commit_many(&[(a.clone(), ingest(&a)), (b.clone(), ingest(&b))], 1)
+            .unwrap();
+        store
+            .audit(
+                vec![Draft::new(
+                    "daemon",
+                    AuditAction::ConfigReload,
+                    serde_json::json!({}),
+                )],
+                2,
+            )
+            .unwrap();
+        // As a version 3 store left it: no index.
+        store.trees[AUDIT_BY_RECORDING].clear().unwrap();
+        store.trees[META]
+            .insert("schema_version", &3u32.to_be_bytes())
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let of = |id| -> Vec<u64> {
+        store
+            .audit_of(RecordingId(id))
+            .map(|e| e.unwrap().1.unwrap().seq)
+            .collect()
+    };
+    assert_eq!((of(1), of(2)), (vec![1], vec![2]));
+    let c = record(1, "/r/a.wav", 100);
+    store
+        .commit(
+            &c,
+            Some(&a),
+            Draft::new("x", AuditAction::Metadata, serde_json::json!({})).about(1),
+            3,
+        )
+        .unwrap();
+    assert_eq!(of(1), vec![1, 4]);
+    // The index holds exactly the log's entries about each recording.
+    let scanned: Vec<(u64, u64)> = store
+        .audit_entries()
+        .filter_map(|e| {
+            let (seq, e) = e.unwrap();
+            e.unwrap().recording.map(|id| (id, seq))
+        })
+        .collect();
+    let mut indexed: Vec<(u64, u64)> = [1, 2]
+        .iter()
+        .flat_map(|&id| of(id).into_iter().map(move |seq| (id, seq)))
+        .collect();
+    indexed.sort_by_key(|&(id, seq)| (seq, id));
+    assert_eq!(indexed, scanned);
+}
+
+#[test]
+fn every_change_appends_to_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = record(1, "/r/a.wav", 100);
+    store
+        .commit(
+            &a,
+            None,
+            Draft::new("t", AuditAction::Ingest, serde_json::Value::Null).about(1),
+            1,
+        )
+        .unwrap();
+    let consent = ConsentRecord {
+        state: crate::metadata::ConsentState::Denied,
+        source: crate::metadata::ConsentSource::Cli,
+        time_ms: Some(2),
+        recorded_ms: 2,
+        actor: "carol".into(),
+        note: None,
+    };
+    let r = store
+        .set_consent(RecordingId(1), consent, ConsentLaw::AllParty, 2)
+        .unwrap();
+    assert_eq!(r.consent.unwrap().actor, "carol");
+    let selection = Selection {
+        agent: Some("alice".into()),
+        ..Selection::default()
+    };
+    let hold = store.add_hold("K", "why", "dave", selection, 3).unwrap();
+    assert_eq!(hold.recordings, vec![RecordingId(1)]);
+    assert_eq!(
+        store.get(RecordingId(1)).unwrap().unwrap().holds,
+        vec![hold.id]
+    );
+    store.release_hold(hold.id, "erin", "closed", 4).unwrap();
+    assert!(store.get(RecordingId(1)).unwrap().unwrap().holds.is_empty());
+    assert!(store.release_hold(hold.id, "erin", "again", 5).is_err());
+    // An empty selection would hold everything by accident: refused.
+    assert!(store
+        .add_hold("K", "why", "dave", Selection::default(), 6)
+        .is_err());
+    let entries: Vec<_> = store
+        .audit_entries()
+        .map(|e| e.unwrap().1.unwrap())
+        .collect();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("ingest", "t"),
+            ("consent", "carol"),
+            ("hold_add", "dave"),
+            ("hold_add", "dave"),
+            ("hold_release", "erin"),
+            ("hold_release", "erin"),
+        ]
+    );
+    let head = store.audit_head().unwrap();
+    let (count, breaks) =
+        crate::audit::verify_chain(store.audit_entries().map(|e| e.unwrap()), &head);
+    assert_eq!((count, breaks.len()), (6, 0));
+}
+
+#[test]
+fn unknown_record_versions_are_reported_not_misread() {
+    let err = decode(b"k", &[9, b'{', b'}']).unwrap_err();
+    assert!(err.to_string().contains("unknown record version 9"));
+}
