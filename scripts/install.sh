@@ -18,10 +18,16 @@ Files, under DESTDIR:
   /usr/lib/systemd/system/callwarden.service
   /usr/lib/sysusers.d/callwarden.conf       the callwarden user and group
   /usr/lib/tmpfiles.d/callwarden.conf       /var/lib/callwarden (the store) and /run/callwarden
-  /etc/callwarden/callwarden.toml           the default configuration, ONLY if there is none:
-                                            an upgrade keeps your configuration as it is
+  /etc/callwarden/callwarden.toml           the default configuration (mode 0640, group
+                                            callwarden), ONLY if there is none: an upgrade keeps
+                                            your configuration as it is
                                             (`callwarden default-config` prints the new default)
   /usr/share/doc/callwarden/                README.md and docs/*.md
+  /usr/share/man/man1/callwarden*.1.gz      a manual page per command (`BIN man --out-dir`)
+  /usr/share/bash-completion/completions/callwarden
+  /usr/share/zsh/vendor-completions/_callwarden
+  /usr/share/fish/vendor_completions.d/callwarden.fish
+                                            shell completions (`BIN completions SHELL`)
 
 Installing into / (DESTDIR empty) needs root, and then also runs, each only if it is present:
 systemd-sysusers (creates the user), systemd-tmpfiles --create (creates the store and runtime
@@ -57,6 +63,13 @@ SYSUSERS=/usr/lib/sysusers.d/callwarden.conf
 TMPFILES=/usr/lib/tmpfiles.d/callwarden.conf
 CONFIG=/etc/callwarden/callwarden.toml
 DOC_DIR=/usr/share/doc/callwarden
+MAN_DIR=/usr/share/man/man1
+BASH_COMPLETION=/usr/share/bash-completion/completions/callwarden
+ZSH_COMPLETION=/usr/share/zsh/vendor-completions/_callwarden
+FISH_COMPLETION=/usr/share/fish/vendor_completions.d/callwarden.fish
+# The configuration names the store and may name a webhook: readable by the callwarden group
+# only (the .deb sets the same mode).
+CONFIG_MODE=0640
 
 die() {
     echo "install.sh: $*" >&2
@@ -102,7 +115,7 @@ put "$SRC/systemd/callwarden.tmpfiles" "$TMPFILES" 0644
 if [ -e "$DESTDIR$CONFIG" ] || [ -L "$DESTDIR$CONFIG" ]; then
     echo "kept $DESTDIR$CONFIG (an upgrade keeps the configuration; \`callwarden default-config\` prints the new default)"
 else
-    put "$SRC/config/callwarden.toml" "$CONFIG" 0644
+    put "$SRC/config/callwarden.toml" "$CONFIG" "$CONFIG_MODE"
 fi
 
 for doc in "$SRC/README.md" "$SRC"/docs/*.md; do
@@ -110,6 +123,23 @@ for doc in "$SRC/README.md" "$SRC"/docs/*.md; do
         put "$doc" "$DOC_DIR/$(basename "$doc")" 0644
     fi
 done
+
+# The manual pages and completions come from the binary's own command line, so they always
+# match it.
+GEN="$(mktemp -d)"
+trap 'rm -rf "$GEN"' EXIT
+"$BIN" man --out-dir "$GEN/man" || die "$BIN man --out-dir failed"
+for page in "$GEN"/man/*.1; do
+    [ -f "$page" ] || die "$BIN man --out-dir wrote no page"
+    gzip -9n "$page"
+    put "$page.gz" "$MAN_DIR/$(basename "$page").gz" 0644
+done
+for shell in bash zsh fish; do
+    "$BIN" completions "$shell" >"$GEN/completion.$shell" || die "$BIN completions $shell failed"
+done
+put "$GEN/completion.bash" "$BASH_COMPLETION" 0644
+put "$GEN/completion.zsh" "$ZSH_COMPLETION" 0644
+put "$GEN/completion.fish" "$FISH_COMPLETION" 0644
 
 if [ -n "$DESTDIR" ]; then
     echo "laid out under $DESTDIR; nothing else done (DESTDIR is set)"
@@ -127,6 +157,11 @@ run_if_present() {
 
 run_if_present systemd-sysusers "$SYSUSERS"
 run_if_present systemd-tmpfiles --create "$TMPFILES"
+if getent group callwarden >/dev/null 2>&1; then
+    # A configuration installed now, or kept from before: the daemon's group reads it.
+    { chgrp callwarden "$CONFIG" && chmod "$CONFIG_MODE" "$CONFIG"; } ||
+        die "could not give $CONFIG to the callwarden group"
+fi
 if [ -d /run/systemd/system ]; then
     run_if_present systemctl daemon-reload
 else

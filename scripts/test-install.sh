@@ -34,8 +34,20 @@ dir_mode() { [ -d "$1" ] && [ "$(mode_of "$1")" = "$2" ]; }
 install_with() { env "$@" bash "$INSTALL" >"$T/install.log" 2>&1; }
 
 mkdir -p "$T/bin"
-printf '#!/bin/sh\necho callwarden-dummy-1\n' >"$T/bin/callwarden"
-chmod 0755 "$T/bin/callwarden"
+# A stand-in binary: answers `man --out-dir DIR` and `completions SHELL` as the real one does.
+dummy() { # dummy VERSION
+    cat >"$T/bin/callwarden" <<EOF
+#!/bin/sh
+case "\$1" in
+    man) mkdir -p "\$3" && echo ".TH callwarden 1" >"\$3/callwarden.1" &&
+        echo ".TH callwarden-ingest 1" >"\$3/callwarden-ingest.1" ;;
+    completions) echo "# \$2 completion" ;;
+    *) echo callwarden-dummy-$1 ;;
+esac
+EOF
+    chmod 0755 "$T/bin/callwarden"
+}
+dummy 1
 
 # --help, and refusals.
 help_explains() { "$INSTALL" --help >"$T/help" && grep -q 'DESTDIR=' "$T/help" && grep -q 'BIN=' "$T/help"; }
@@ -69,8 +81,8 @@ check "tmpfiles /usr/lib/tmpfiles.d/callwarden.conf, mode 644" \
     has_mode "$D/usr/lib/tmpfiles.d/callwarden.conf" 644
 check "tmpfiles is systemd/callwarden.tmpfiles" \
     cmp -s "$SRC/systemd/callwarden.tmpfiles" "$D/usr/lib/tmpfiles.d/callwarden.conf"
-check "config /etc/callwarden/callwarden.toml, mode 644" \
-    has_mode "$D/etc/callwarden/callwarden.toml" 644
+check "config /etc/callwarden/callwarden.toml, mode 640 (as the .deb)" \
+    has_mode "$D/etc/callwarden/callwarden.toml" 640
 check "config is the default configuration" \
     cmp -s "$SRC/config/callwarden.toml" "$D/etc/callwarden/callwarden.toml"
 check "/etc/callwarden is a directory, mode 755" dir_mode "$D/etc/callwarden" 755
@@ -82,6 +94,19 @@ docs_installed() {
         cmp -s "$f" "$D/usr/share/doc/callwarden/${f##*/}" || return 1
     done
 }
+man_pages_installed() {
+    has_mode "$D/usr/share/man/man1/callwarden.1.gz" 644 &&
+        has_mode "$D/usr/share/man/man1/callwarden-ingest.1.gz" 644 &&
+        zcat "$D/usr/share/man/man1/callwarden-ingest.1.gz" | grep -q '^.TH callwarden-ingest'
+}
+completions_installed() {
+    grep -q '# bash completion' "$D/usr/share/bash-completion/completions/callwarden" &&
+        grep -q '# zsh completion' "$D/usr/share/zsh/vendor-completions/_callwarden" &&
+        grep -q '# fish completion' "$D/usr/share/fish/vendor_completions.d/callwarden.fish"
+}
+check "a gzipped manual page per command in /usr/share/man/man1, from BIN man --out-dir" \
+    man_pages_installed
+check "bash, zsh and fish completions, from BIN completions" completions_installed
 no_temporary_files() { [ -z "$(find "$D" -name '.install.*')" ]; }
 only_files_laid_out() { [ ! -e "$D/var" ] && [ ! -e "$D/run" ] && [ ! -e "$D/etc/passwd" ]; }
 only_listed_files() {
@@ -89,7 +114,11 @@ only_listed_files() {
     {
         printf '%s\n' ./etc/callwarden/callwarden.toml ./usr/bin/callwarden \
             ./usr/lib/systemd/system/callwarden.service ./usr/lib/sysusers.d/callwarden.conf \
-            ./usr/lib/tmpfiles.d/callwarden.conf ./usr/share/doc/callwarden/README.md
+            ./usr/lib/tmpfiles.d/callwarden.conf ./usr/share/doc/callwarden/README.md \
+            ./usr/share/man/man1/callwarden.1.gz ./usr/share/man/man1/callwarden-ingest.1.gz \
+            ./usr/share/bash-completion/completions/callwarden \
+            ./usr/share/zsh/vendor-completions/_callwarden \
+            ./usr/share/fish/vendor_completions.d/callwarden.fish
         for f in "$SRC"/docs/*.md; do echo "./usr/share/doc/callwarden/${f##*/}"; done
     } | sort >"$T/files.expected"
     (cd "$D" && find . -type f -o -type l) | sort >"$T/files.found"
@@ -104,13 +133,13 @@ check "nothing but the listed files installed" only_listed_files
 # Upgrade: a changed configuration and the store stay as they are; the binary is replaced.
 echo '# changed by the admin' >>"$D/etc/callwarden/callwarden.toml"
 cp "$D/etc/callwarden/callwarden.toml" "$T/config.changed"
-chmod 0640 "$D/etc/callwarden/callwarden.toml"
+chmod 0600 "$D/etc/callwarden/callwarden.toml"
 mkdir -p "$D/var/lib/callwarden/store"
 echo precious >"$D/var/lib/callwarden/store/db"
 touch -d '2020-01-01 00:00:00' "$D/var/lib/callwarden/store/db"
 store_listing() { (cd "$D/var/lib/callwarden" && find . -printf '%p %m %u %s %T@\n' | sort); }
 store_listing >"$T/store.before"
-printf '#!/bin/sh\necho callwarden-dummy-2\n' >"$T/bin/callwarden"
+dummy 2
 if install_with DESTDIR="$D/" BIN="$T/bin/callwarden"; then
     ok "second install.sh (an upgrade; DESTDIR with a trailing slash)"
 else
@@ -119,7 +148,7 @@ fi
 check "upgrade keeps the changed configuration" \
     cmp -s "$T/config.changed" "$D/etc/callwarden/callwarden.toml"
 check "upgrade keeps the configuration's mode" \
-    has_mode "$D/etc/callwarden/callwarden.toml" 640
+    has_mode "$D/etc/callwarden/callwarden.toml" 600
 check "upgrade says it kept the configuration" grep -q '^kept .*callwarden.toml' "$T/install.log"
 check "upgrade replaces the binary" cmp -s "$T/bin/callwarden" "$D/usr/bin/callwarden"
 store_unchanged() { store_listing | diff "$T/store.before" - >/dev/null && grep -qx precious "$D/var/lib/callwarden/store/db"; }

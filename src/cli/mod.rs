@@ -44,11 +44,28 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
+/// The main page's closing sections: what holds for every command.
+const AFTER_HELP: &str = "\
+Configuration: every command reads --config FILE, else $CALLWARDEN_CONFIG, else
+/etc/callwarden/callwarden.toml when it exists, else the built-in defaults
+(`callwarden default-config` prints them, commented). `daemon` needs a file.
+
+Exit status: 0 everything asked for was done; 1 internal error; 2 bad input (a file that could
+not be analysed, an invalid configuration, a usage error, a recording still being written);
+3 done, but something needs a human (`audit verify` found a break, a purge was refused);
+4 refused (no role for the request).
+
+Files: /etc/callwarden/callwarden.toml (configuration), /var/lib/callwarden/store and
+store.head (the store and its anchor), /run/callwarden/control.sock (the control socket).
+Documentation: /usr/share/doc/callwarden/ (README.md, compliance.md, integration.md).
+Each command has its own page: man callwarden-ingest, man callwarden-audit-verify, ...";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "callwarden",
     version,
-    about = "Call-recording quality and compliance"
+    about = "Call-recording quality and compliance",
+    after_long_help = AFTER_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -90,15 +107,24 @@ pub enum Command {
     /// Ask the running daemon to reload its configuration file (as SIGHUP does; audited with
     /// your name).
     Reload(admin::ReloadArgs),
-    /// Print a shell completion script.
+    /// Print a shell completion script (installed by the package and scripts/install.sh).
     Completions {
+        /// The shell to complete for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff), generated from this command line.
-    Man,
+    /// Print the manual page (roff), or write one page per command into a folder.
+    Man(ManArgs),
     /// Print the default configuration (commented TOML).
     DefaultConfig,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Write callwarden.1 and a page for every subcommand (callwarden-ingest.1,
+    /// callwarden-audit-verify.1, ...) into this folder instead of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -174,13 +200,7 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "callwarden", &mut std::io::stdout());
             Ok(EXIT_OK)
         }
-        Command::Man => {
-            use clap::CommandFactory;
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .map(|_| EXIT_OK)
-                .map_err(anyhow::Error::from)
-        }
+        Command::Man(args) => man(args),
         Command::DefaultConfig => {
             print!("{}", crate::config::DEFAULT_TOML);
             Ok(EXIT_OK)
@@ -219,6 +239,22 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<u8> {
         std::future::pending(),
     ))?;
     tracing::info!(?counters, "exit");
+    Ok(EXIT_OK)
+}
+
+/// The manual: the main page on stdout, or every page into a folder (for packages).
+fn man(args: ManArgs) -> anyhow::Result<u8> {
+    use anyhow::Context;
+    use clap::CommandFactory;
+    match args.out_dir {
+        None => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?,
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("cannot write the manual pages into {}", dir.display()))?;
+        }
+    }
     Ok(EXIT_OK)
 }
 
