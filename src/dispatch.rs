@@ -90,7 +90,7 @@ fn sender(rx: Arc<Mutex<Receiver<Job>>>) {
         let Ok((alert, config)) = next else { return };
         let json = serde_json::to_vec(&alert).unwrap_or_default();
         if !config.command.is_empty() {
-            if let Err(e) = run_command(&config.command, &json, config.command_timeout_s) {
+            if let Err(e) = run_command(&config.command, &line(&json), config.command_timeout_s) {
                 tracing::error!(rule = %alert.rule, command = ?config.command, error = %e, "alert command failed");
             }
         }
@@ -105,6 +105,15 @@ fn sender(rx: Arc<Mutex<Receiver<Job>>>) {
             }
         }
     }
+}
+
+/// The alert as a command reads it: one line, newline-terminated (a shell `while read` loop
+/// drops a last line without one).
+fn line(json: &[u8]) -> Vec<u8> {
+    let mut line = Vec::with_capacity(json.len() + 1);
+    line.extend_from_slice(json);
+    line.push(b'\n');
+    line
 }
 
 /// Runs `argv` with `input` on its standard input; an error unless it exits 0 in time.
@@ -186,5 +195,18 @@ mod tests {
         assert!(run_command(&failing, b"", 1.0)
             .unwrap_err()
             .contains("exited"));
+    }
+
+    #[test]
+    fn a_shell_read_loop_gets_the_whole_alert() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("lines");
+        let script = format!(
+            "while IFS= read -r l; do printf '%s|' \"$l\" >> {}; done",
+            out.display()
+        );
+        let argv = vec!["sh".to_string(), "-c".to_string(), script];
+        run_command(&argv, &line(b"{\"rule\":\"x\"}"), 5.0).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"rule\":\"x\"}|");
     }
 }

@@ -1,5 +1,5 @@
 //! The HTTP endpoint for monitoring (the tiny_http adapter): `/metrics` in the Prometheus text
-//! format and `/healthz`, on the configured address (loopback by default, off when unset).
+//! format, or OpenMetrics for the client whose `Accept` asks for it, and `/healthz`, on the configured address (loopback by default, off when unset).
 //!
 //! It serves from its own thread and reads only what the daemon publishes (the metrics and a
 //! heartbeat), so a slow scraper never holds the daemon up and a scrape never touches the store.
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Format, Metrics};
 
 /// A heartbeat older than this means the daemon's loop is stuck.
 const STALE_MS: i64 = 15_000;
@@ -130,10 +130,14 @@ fn respond(request: tiny_http::Request, metrics: &Metrics, health: &Health) {
     );
     let response = match (get, path.as_str()) {
         (true, "/metrics") => {
-            tiny_http::Response::from_string(metrics.encode()).with_header(header(
-                "Content-Type",
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            ))
+            let accept = request
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("Accept"))
+                .map(|h| h.value.as_str());
+            let format = Format::negotiate(accept);
+            tiny_http::Response::from_string(metrics.encode(format))
+                .with_header(header("Content-Type", format.content_type()))
         }
         (true, "/healthz") => match health.problem(crate::ingest::now_ms()) {
             None => tiny_http::Response::from_string("ok\n"),

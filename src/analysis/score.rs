@@ -143,6 +143,27 @@ fn one_sided<'a>(ctx: &'a Context<'_>, t: &Thresholds) -> Option<(&'a str, f64)>
         .find(|&(_, share)| share < t.one_sided_ratio)
 }
 
+/// Every flag code [`flags`] can raise (docs/analysis-report.md), so that a counter by code can
+/// start at 0 for each. A test holds it to the codes `flags` uses.
+pub const FLAG_CODES: [&str; 16] = [
+    "too_short",
+    "header_mismatch",
+    "too_long",
+    "truncated",
+    "no_speech",
+    "low_snr",
+    "high_noise",
+    "too_quiet",
+    "too_loud",
+    "clipping",
+    "dropouts",
+    "muffled",
+    "hum",
+    "dead_air",
+    "long_leading_silence",
+    "one_sided",
+];
+
 fn flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
     let t = &config.thresholds;
     let mut out = Vec::new();
@@ -322,6 +343,30 @@ fn flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn flag_codes_lists_every_code_raised() {
+        // The first string after each `flag(` call in this file's non-test part is a code.
+        let source = include_str!("score.rs");
+        let body = source.split("#[cfg(test)]").next().unwrap();
+        let mut used: Vec<&str> = body
+            .split("flag(")
+            .skip(1)
+            .filter_map(|call| {
+                let call = call.trim_start();
+                call.strip_prefix('"')
+                    .and_then(|c| c.split('"').next())
+                    .filter(|c| {
+                        !c.is_empty() && c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_')
+                    })
+            })
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut listed = super::FLAG_CODES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(used, listed);
+    }
+
     use super::*;
 
     #[test]

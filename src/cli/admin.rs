@@ -493,7 +493,16 @@ pub fn kpi(args: KpiArgs) -> anyhow::Result<u8> {
     let (k, _) = args.access.kpi(window, by)?;
     let mut out = std::io::stdout().lock();
     if args.output.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&k)?)?;
+        // JSON Lines, as every other --json: a line per group, the total last (group "total").
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            by: GroupBy,
+            #[serde(flatten)]
+            row: &'a KpiRow,
+        }
+        for row in k.rows.iter().chain([&k.total]) {
+            writeln!(out, "{}", serde_json::to_string(&Line { by, row })?)?;
+        }
     } else if args.output.csv {
         write!(out, "{}", kpi_table(&k, true).csv())?;
     } else {

@@ -494,6 +494,7 @@ impl State {
                         "from": self.config.digest(), "to": new.digest()}),
                 );
                 self.config = Arc::new(new);
+                self.count_alert_rules();
                 Ok(format!("reloaded {}{note}", path.display()))
             }
             Ok(_) => {
@@ -680,7 +681,7 @@ pub async fn run(
         recent: VecDeque::new(),
         last_good_purge: Instant::now(),
         audit_breaks: Arc::new(AtomicUsize::new(0)),
-        refreshes: 0,
+        coverage: Default::default(),
         awaiting_sidecar: Vec::new(),
     };
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -741,6 +742,7 @@ pub async fn run(
         fatal: std::cell::OnceCell::new(),
         monitor,
     };
+    state.count_alert_rules();
     state.audit(
         AuditAction::DaemonStart,
         serde_json::json!({"version": env!("CARGO_PKG_VERSION"),
@@ -772,6 +774,7 @@ pub async fn run(
     let mut pressure_tick = tokio::time::interval(Duration::from_secs(60));
     let mut head_tick = tokio::time::interval(Duration::from_secs(24 * 3600));
     let mut monitor_tick = tokio::time::interval(Duration::from_secs(30));
+    let mut gauges_tick = tokio::time::interval(monitor::GAUGES_EVERY);
     let mut rescan =
         tokio::time::interval_at(tokio::time::Instant::now() + rescan_every, rescan_every);
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
@@ -819,6 +822,7 @@ pub async fn run(
                 state.check_chain();
             }
             _ = monitor_tick.tick() => state.monitor_tick(),
+            _ = gauges_tick.tick() => state.refresh_gauges(),
             _ = roots_tick.tick() => {
                 // sled's own flush thread fails alone (a full disk) and every write after it
                 // fails too: a flush here finds that out while the daemon is idle, and moves

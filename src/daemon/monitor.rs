@@ -1,5 +1,6 @@
 //! The daemon's monitoring: metrics moved as recordings are stored, the store gauges refreshed
-//! on a timer (on a blocking thread), alerts raised on recordings and on the system and passed
+//! every [`GAUGES_EVERY`] (on a blocking thread; the consent coverage, a scan of 30 days of
+//! summaries, when the store has changed and at most a tenth of the time), alerts raised on recordings and on the system and passed
 //! through the gate to the dispatcher, and the daily audit chain check. A recording stored
 //! without its sidecar has its alerts judged when the sidecar comes or `alerts.sidecar_wait_s`
 //! later (all of them at the stop).
@@ -7,14 +8,14 @@
 use crate::recording_path::RecordingPath;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::alerts;
 use crate::dispatch::Dispatcher;
 use crate::endpoint::Health;
 use crate::ingest;
-use crate::metrics::{Gauges, Metrics};
+use crate::metrics::{Gauges, Metrics, Outcome};
 
 use super::{Done, State};
 
@@ -30,10 +31,41 @@ pub(super) struct Monitor {
     pub(super) last_good_purge: Instant,
     /// Breaks found by the last audit chain check (run on its own thread).
     pub(super) audit_breaks: Arc<AtomicUsize>,
-    /// Refreshes of the store gauges, so consent coverage is recomputed every tenth.
-    pub(super) refreshes: u64,
+    /// When the consent coverage was computed; held by the refresh running.
+    pub(super) coverage: Arc<Mutex<Coverage>>,
     /// Recordings stored without their sidecar, whose alerts wait for it until then.
     pub(super) awaiting_sidecar: Vec<(Instant, RecordingPath)>,
+}
+
+/// How often the store gauges are refreshed.
+pub(super) const GAUGES_EVERY: Duration = Duration::from_secs(5);
+
+/// The consent coverage is computed again when the store has changed since (its audit chain has
+/// grown: every ingest, consent change, hold and purge is an entry) or an hour has passed (the
+/// 30-day window slides), and no sooner than ten times its last cost after it, so that on a
+/// large store it takes at most a tenth of one core.
+#[derive(Debug, Default)]
+pub(super) struct Coverage {
+    head: Option<u64>,
+    at: Option<Instant>,
+    next: Option<Instant>,
+}
+
+impl Coverage {
+    fn due(&self, head: u64, now: Instant) -> bool {
+        let changed = self.head != Some(head)
+            || self
+                .at
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(3600));
+        changed && self.next.is_none_or(|next| now >= next)
+    }
+
+    fn done(&mut self, head: u64, started: Instant, now: Instant) {
+        let cost = now.duration_since(started);
+        self.head = Some(head);
+        self.at = Some(now);
+        self.next = Some(now + GAUGES_EVERY.max(cost * 10));
+    }
 }
 
 /// Which recordings waiting for their sidecar have their alerts judged.
@@ -51,15 +83,15 @@ impl State {
     pub(super) fn observe(&mut self, done: &Done) {
         let s = &done.summary;
         let result = if done.error.is_some() {
-            "store_error"
+            Outcome::StoreError
         } else if s.ingested > 0 {
-            "stored"
+            Outcome::Stored
         } else if s.too_short > 0 {
-            "too_short"
+            Outcome::TooShort
         } else if !s.failed.is_empty() {
-            "failed"
+            Outcome::Failed
         } else if !s.modified.is_empty() {
-            "modified"
+            Outcome::Modified
         } else {
             return;
         };
@@ -79,7 +111,7 @@ impl State {
         let now = Instant::now();
         self.monitor
             .recent
-            .push_back((now, matches!(result, "failed" | "store_error")));
+            .push_back((now, matches!(result, Outcome::Failed | Outcome::StoreError)));
         while self
             .monitor
             .recent
@@ -88,7 +120,7 @@ impl State {
         {
             self.monitor.recent.pop_front();
         }
-        if let (Some(summary), "stored") = (summary, result) {
+        if let (Some(summary), Outcome::Stored) = (summary, result) {
             // The sidecar, when the PBX writes one, brings the consent the rules judge.
             let wait = self.config.alerts.sidecar_wait_s;
             if wait > 0.0 && !done.path.with_extension("json").exists() {
@@ -160,28 +192,35 @@ impl State {
         }
     }
 
-    /// Every 30 s: the store gauges (on a blocking thread) and the system alerts.
-    pub(super) fn monitor_tick(&mut self) {
-        let disk_free: Vec<(String, f64)> = self
-            .config
+    /// Each roots' share of free space.
+    fn disk_free(&self) -> Vec<(String, f64)> {
+        self.config
             .ingest
             .roots
             .iter()
             .filter_map(|r| crate::purge::free_ratio(r.as_path()).map(|f| (r.to_string(), f)))
-            .collect();
-        let coverage = self.monitor.refreshes.is_multiple_of(10);
-        self.monitor.refreshes += 1;
-        let (store, metrics, free, law) = (
+            .collect()
+    }
+
+    /// Every [`GAUGES_EVERY`]: the store gauges, on a blocking thread (skipped while the last
+    /// refresh still runs).
+    pub(super) fn refresh_gauges(&mut self) {
+        let (store, metrics, free, law, coverage) = (
             self.store.clone(),
             self.monitor.metrics.clone(),
-            disk_free.clone(),
+            self.disk_free(),
             self.config.consent.default,
+            self.monitor.coverage.clone(),
         );
         tokio::task::spawn_blocking(move || {
+            let Ok(mut coverage) = coverage.try_lock() else {
+                return;
+            };
+            let head = store.audit_head().map_or(0, |h| h.seq);
             let mut g = Gauges {
                 disk_free: free,
                 store_bytes: store.size_on_disk(),
-                audit_length: store.audit_head().map_or(0, |h| h.seq),
+                audit_length: head,
                 ..Gauges::default()
             };
             if let Ok(holds) = store.holds() {
@@ -192,15 +231,26 @@ impl State {
                     .collect();
                 g.held = held.len();
             }
-            if coverage {
+            let started = Instant::now();
+            if coverage.due(head, started) {
                 let since = ingest::now_ms() - 30 * 86_400_000;
                 let recent = store.summaries(Some(since), None).flatten();
-                g.consent_coverage = crate::kpi::kpi(recent, crate::kpi::GroupBy::All, law)
-                    .total
-                    .consent_coverage;
+                // No recording in the window: coverage is 0 of 0, shown as 0.
+                g.consent_coverage = Some(
+                    crate::kpi::kpi(recent, crate::kpi::GroupBy::All, law)
+                        .total
+                        .consent_coverage
+                        .unwrap_or(0.0),
+                );
+                coverage.done(head, started, Instant::now());
             }
             metrics.refresh(&g);
         });
+    }
+
+    /// Every 30 s: the system alerts.
+    pub(super) fn monitor_tick(&mut self) {
+        let disk_free = self.disk_free();
         let failed = self.monitor.recent.iter().filter(|(_, f)| *f).count();
         let system = alerts::SystemState {
             processed_1h: self.monitor.recent.len(),
@@ -214,6 +264,12 @@ impl State {
         let time = crate::policy::fmt_ms(ingest::now_ms());
         let raised = alerts::for_system(&self.config.alerts.rule, &system, &time);
         self.raise(raised);
+    }
+
+    /// The alert rules' label sets, at 0 until they fire (at start and after a reload).
+    pub(super) fn count_alert_rules(&self) {
+        let rules = self.config.alerts.rule.iter().map(|r| r.name.as_str());
+        self.monitor.metrics.alert_rules(rules);
     }
 
     /// The daily audit chain check, on its own thread; its breaks feed `audit_verify_failed`.

@@ -102,11 +102,18 @@ fn read_request(stream: TcpStream, status: u16) -> Option<String> {
 
 /// GETs `path` from the daemon's endpoint: the status code and the body.
 fn get(addr: &str, path: &str) -> (u16, String) {
+    let (code, _, body) = get_accepting(addr, path, None);
+    (code, body)
+}
+
+/// GETs `path` with an `Accept` header: the status code, the Content-Type and the body.
+fn get_accepting(addr: &str, path: &str, accept: Option<&str>) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut text = String::new();
@@ -116,8 +123,16 @@ fn get(addr: &str, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (code, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (code, content_type, body.to_string())
 }
 
 /// The value of one sample line of the exposition (`name{labels}`), 0 if absent.
@@ -302,6 +317,102 @@ fn metrics_count_what_the_daemon_did_and_alerts_fire_once_per_rule_and_recording
     assert!(metrics.contains("callwarden_audit_chain_length "));
     assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_string()));
     assert_eq!(get(&addr, "/").0, 404);
+    assert_eq!(d.stop(), Some(0));
+}
+
+/// `promtool check metrics` on a scrape: Some(its verdict and output), None without promtool
+/// (then the test skips loudly, but not in CI, where .ci/run installs it).
+fn promtool_check(text: &str) -> Option<(bool, String)> {
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have promtool (Debian's prometheus package; .ci/run installs it)"
+            );
+            eprintln!("SKIPPED promtool check metrics: promtool is not installed");
+            return None;
+        }
+        Err(e) => panic!("promtool: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status.success() && said.trim().is_empty(), said))
+}
+
+#[test]
+fn a_scrape_is_prometheus_text_that_promtool_accepts_with_every_series_from_the_start() {
+    let s = site(
+        "[[alerts.rule]]\nname = \"denied\"\nconsent = [\"denied\"]\n\
+         [[alerts.rule]]\nname = \"never\"\nscore_below = 0\n",
+    );
+    let d = Daemon::start(&s.config);
+    d.wait_idle();
+    let addr = metrics_addr(&d);
+
+    // What `kpi` says of consent, the gauge says within a refresh (5 s), not minutes later.
+    let kpi = crate::compliance::callwarden(&s.config, &["kpi", "--json"]);
+    assert!(kpi.status.success(), "{kpi:?}");
+    let kpi: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&kpi.stdout).lines().next().unwrap()).unwrap();
+    let coverage = kpi["consent_coverage"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("consent_coverage in {kpi}"));
+    assert!(coverage > 0.0 && coverage < 1.0, "{kpi}");
+    let gauge = "callwarden_consent_coverage_ratio";
+    let refreshed = Instant::now();
+    wait_until("the consent coverage gauge", || {
+        (sample(&get(&addr, "/metrics").1, gauge) - coverage).abs() < 1e-9
+    });
+    assert!(refreshed.elapsed() < Duration::from_secs(12));
+
+    // A plain client (curl, promtool) gets the text format; Prometheus, asking, OpenMetrics.
+    let (code, content_type, text) = get_accepting(&addr, "/metrics", None);
+    assert_eq!(code, 200);
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(!text.contains("# EOF"), "{text}");
+    let (_, content_type, open) = get_accepting(
+        &addr,
+        "/metrics",
+        Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
+    );
+    assert!(content_type.starts_with("application/openmetrics-text"));
+    assert!(open.trim_end().ends_with("# EOF"), "{open}");
+    if let Some((ok, said)) = promtool_check(&text) {
+        assert!(ok, "promtool check metrics:\n{said}\non:\n{text}");
+    }
+
+    // Every known series exists at 0 before anything happens to it.
+    for series in [
+        "callwarden_recordings_ingested_total{result=\"too_short\"} 0",
+        "callwarden_recordings_ingested_total{result=\"store_error\"} 0",
+        "callwarden_flags_total{code=\"clipping\"} 0",
+        "callwarden_purges_total{result=\"refused\"} 0",
+        "callwarden_alerts_total{rule=\"never\",outcome=\"sent\"} 0",
+        "callwarden_alerts_total{rule=\"denied\",outcome=\"rate_limited\"} 0",
+        "callwarden_alerts_total{rule=\"denied\",outcome=\"sent\"} 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == series),
+            "{series} not in:\n{text}"
+        );
+    }
     assert_eq!(d.stop(), Some(0));
 }
 
