@@ -254,6 +254,7 @@ mod tests {
             non_talk_s: None,
             overtalk_s: None,
             held: false,
+            error: None,
         }
     }
 

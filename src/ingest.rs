@@ -7,7 +7,7 @@
 //! changes. It reads recordings and sidecars and writes only the store; it never moves, changes or
 //! deletes a recording, and never follows a symlink.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -99,6 +99,41 @@ pub fn scan(roots: &[RecordingPath], extensions: &[String]) -> (Vec<Candidate>, 
     (found, problems)
 }
 
+/// The files `analyze` is given: a file as named (whatever its extension), a directory searched
+/// recursively, in name order, for files with a recording extension (symlinks inside it are not
+/// followed, as in a root). Returns the files, and what could not be searched.
+pub fn expand(paths: &[PathBuf], extensions: &[String]) -> (Vec<PathBuf>, Vec<String>) {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let before = files.len();
+        for entry in walkdir::WalkDir::new(path)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
+            match entry {
+                Ok(e) if e.file_type().is_file() && is_recording(e.path(), extensions) => {
+                    files.push(e.path().to_path_buf())
+                }
+                Ok(_) => {}
+                Err(e) => problems.push(format!("search {}: {e}", path.display())),
+            }
+        }
+        if files.len() == before {
+            problems.push(format!(
+                "{}: no recordings in it (extensions: {})",
+                path.display(),
+                extensions.join(", ")
+            ));
+        }
+    }
+    (files, problems)
+}
+
 /// The sidecar of a recording (`NAME.json` beside `NAME.wav`), parsed: `None` when there is none.
 /// Only a regular file, never through a symlink (`x.json -> /etc/passwd` or someone else's
 /// metadata is refused), never past `max_bytes`.
@@ -164,6 +199,17 @@ enum Outcome {
     Hashed(Result<String, String>),
 }
 
+/// How far a run has come, after each file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    /// Files that failed so far.
+    pub failed: usize,
+    /// Audio analysed so far, seconds.
+    pub audio_s: f64,
+}
+
 impl Ingestor<'_> {
     /// Ingests `candidates` with `jobs` worker threads; `now_ms` is the current time and
     /// `settle_ms` how long a file must have been left alone to count as finished.
@@ -173,7 +219,7 @@ impl Ingestor<'_> {
         jobs: usize,
         now_ms: i64,
         settle_ms: i64,
-        mut progress: impl FnMut(usize, usize, f64),
+        mut progress: impl FnMut(&Progress),
     ) -> Result<Summary, StoreError> {
         let mut summary = Summary::default();
         let mut todo = Vec::new();
@@ -208,11 +254,14 @@ impl Ingestor<'_> {
                 });
             }
             drop(tx);
-            let mut done = 0;
-            for work in rx {
+            for (i, work) in rx.into_iter().enumerate() {
                 self.store_one(work, now_ms, &mut summary)?;
-                done += 1;
-                progress(done, total, summary.audio_s);
+                progress(&Progress {
+                    done: i + 1,
+                    total,
+                    failed: summary.failed.len(),
+                    audio_s: summary.audio_s,
+                });
             }
             Ok(())
         })?;

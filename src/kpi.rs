@@ -440,6 +440,7 @@ mod tests {
             non_talk_s: Some(6.0),
             overtalk_s: Some(1.5),
             held: false,
+            error: None,
         }
     }
 

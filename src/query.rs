@@ -258,7 +258,10 @@ pub struct DaemonInfo {
     pub queue_depth: usize,
     /// Files seen changing, waiting to settle.
     pub settling: usize,
+    /// Recordings stored analysed this run (too-short ones apart, as the metrics count them).
     pub stored: usize,
+    #[serde(default)]
+    pub too_short: usize,
     pub failed: usize,
     pub purged: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -886,6 +889,7 @@ fn report(ctx: &Context, kind: ReportKind, window: Window) -> Result<Report, Que
                 .holds()?
                 .into_iter()
                 .filter(|h| window.from_ms.is_none_or(|f| h.added_ms >= f))
+                .filter(|h| window.until_ms.is_none_or(|u| h.added_ms < u))
                 .collect(),
         },
         ReportKind::Purged => Report::Purged(purged(store, window)?),

@@ -49,6 +49,9 @@ pub struct Summary {
     pub overtalk_s: Option<f64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// Why a failed recording could not be analysed: the error code (`unsupported_format`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Summary {
@@ -85,6 +88,11 @@ impl Summary {
             non_talk_s: conversation.map(|c| c.non_talk_s),
             overtalk_s: conversation.map(|c| c.overtalk_s),
             held: !r.holds.is_empty(),
+            error: r
+                .error
+                .as_ref()
+                .filter(|_| r.state == RecordState::Failed)
+                .map(|e| e.code.clone()),
         }
     }
 }

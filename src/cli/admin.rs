@@ -10,6 +10,7 @@ use crate::kpi::{GroupBy, Kpi, KpiRow};
 use crate::policy::fmt_ms;
 pub use crate::query::Answer;
 use crate::query::{self, ListQuery, Report, Shown, Sort, Status, Window};
+use crate::record::RecordState;
 use crate::summary::Summary;
 
 use super::table::{num, pct, Table};
@@ -42,14 +43,25 @@ impl When {
     }
 }
 
+/// `reload` asks the running daemon and nothing else: it takes no `--store`.
 #[derive(Debug, clap::Args)]
 pub struct ReloadArgs {
-    #[command(flatten)]
-    pub access: Access,
+    /// Configuration file (default: $CALLWARDEN_CONFIG, else /etc/callwarden/callwarden.toml if
+    /// it exists, else the built-in defaults; `daemon` needs a file).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The daemon's control socket (default: `control.socket`).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
 }
 
 pub fn reload(args: ReloadArgs) -> anyhow::Result<u8> {
-    let (what, _) = args.access.reload()?;
+    let access = Access {
+        config: args.config,
+        store: None,
+        socket: args.socket,
+    };
+    let (what, _) = access.reload()?;
     writeln!(std::io::stdout().lock(), "{what}")?;
     Ok(EXIT_OK)
 }
@@ -76,10 +88,13 @@ pub struct ListArgs {
     /// Calls that started before: RFC 3339, or an age.
     #[arg(long)]
     pub until: Option<String>,
+    /// Calls of this agent (the sidecar's `agent`).
     #[arg(long)]
     pub agent: Option<String>,
+    /// Calls of this queue (the sidecar's `queue`).
     #[arg(long)]
     pub queue: Option<String>,
+    /// Calls of this quality grade.
     #[arg(long, value_parser = ["good", "fair", "poor", "bad"])]
     pub grade: Option<String>,
     /// A flag code (low_snr, clipping, purge_refused, …).
@@ -88,11 +103,13 @@ pub struct ListArgs {
     /// A consent state, or `none` for calls with no consent recorded.
     #[arg(long, value_parser = ["granted", "denied", "unknown", "not_required", "none"])]
     pub consent: Option<String>,
+    /// Recordings in this state.
     #[arg(long, value_parser = ["analysed", "too_short", "failed", "missing", "purged"])]
     pub state: Option<String>,
     /// score: worst first; time: newest first; duration: longest first.
     #[arg(long, default_value = "time", value_parser = ["score", "time", "duration"])]
     pub sort: String,
+    /// Show at most this many (the count of all that match is printed after).
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
 }
@@ -108,6 +125,7 @@ pub struct WorstArgs {
     /// Calls that started since: RFC 3339, or an age.
     #[arg(long, default_value = "24h")]
     pub since: String,
+    /// Show at most this many.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
 }
@@ -133,6 +151,7 @@ pub struct KpiArgs {
     /// Calls that started since: RFC 3339, or an age.
     #[arg(long, default_value = "30d")]
     pub since: String,
+    /// Calls that started before: RFC 3339, or an age.
     #[arg(long)]
     pub until: Option<String>,
     /// One row per day, ISO week, agent or queue (default: the whole window).
@@ -157,8 +176,10 @@ pub struct ReportArgs {
     /// Since: RFC 3339, or an age like 90d (calls started since; for `purged`, deleted since).
     #[arg(long)]
     pub since: Option<String>,
+    /// Until: RFC 3339, or an age (calls started before; for `purged`, deleted before).
     #[arg(long)]
     pub until: Option<String>,
+    /// table for a terminal, json, csv, or html (one self-contained file with charts).
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
     /// Write the report here instead of to standard output.
@@ -196,7 +217,7 @@ fn print_document<T: serde::Serialize>(
 ) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if output.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(doc)?)?;
+        writeln!(out, "{}", super::json::pretty(doc)?)?;
     } else if output.csv {
         write!(out, "{}", fields(&serde_json::to_value(doc)?).csv())?;
     } else {
@@ -251,8 +272,8 @@ fn status_text(s: &Status) -> String {
             );
             let _ = writeln!(
                 t,
-                "queue     {} waiting or in analysis, {} settling; this run: {} stored, {} failed, {} purged",
-                d.queue_depth, d.settling, d.stored, d.failed, d.purged
+                "queue     {} waiting or in analysis, {} settling; this run: {} stored, {} too short, {} failed, {} purged",
+                d.queue_depth, d.settling, d.stored, d.too_short, d.failed, d.purged
             );
         }
         None => {
@@ -290,14 +311,20 @@ fn summaries_table(rows: &[Summary]) -> Table {
             fmt_ms(s.started_ms),
             num(s.duration_s, 1),
             s.score.map_or_else(|| "-".into(), |v| v.to_string()),
-            s.grade.map_or("-", |g| g.as_str()).into(),
+            // A recording with no grade says why: failed, too short, purged.
+            match (s.grade, s.state) {
+                (Some(g), _) => g.as_str().into(),
+                (None, RecordState::Analysed) => "-".into(),
+                (None, state) => state.as_str().replace('_', " "),
+            },
             s.agent.clone().unwrap_or_else(|| "-".into()),
             s.queue.clone().unwrap_or_else(|| "-".into()),
-            s.consent.map_or_else(|| "-".into(), |c| enum_text(&c)),
-            if s.flags.is_empty() {
-                "-".into()
-            } else {
-                s.flags.join(" ")
+            s.consent.map_or_else(|| "none".into(), |c| enum_text(&c)),
+            match (&s.error, s.flags.is_empty()) {
+                (Some(code), true) => format!("error: {code}"),
+                (Some(code), false) => format!("error: {code} {}", s.flags.join(" ")),
+                (None, true) => "-".into(),
+                (None, false) => s.flags.join(" "),
             },
             s.path.to_string(),
         ]);
@@ -317,7 +344,7 @@ fn print_summaries(rows: &[Summary], output: &Output) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if output.json {
         for s in rows {
-            writeln!(out, "{}", serde_json::to_string(s)?)?;
+            writeln!(out, "{}", super::json::line(s)?)?;
         }
     } else if output.csv {
         write!(out, "{}", summaries_table(rows).csv())?;
@@ -501,7 +528,7 @@ pub fn kpi(args: KpiArgs) -> anyhow::Result<u8> {
             row: &'a KpiRow,
         }
         for row in k.rows.iter().chain([&k.total]) {
-            writeln!(out, "{}", serde_json::to_string(&Line { by, row })?)?;
+            writeln!(out, "{}", super::json::line(&Line { by, row })?)?;
         }
     } else if args.output.csv {
         write!(out, "{}", kpi_table(&k, true).csv())?;
@@ -562,7 +589,7 @@ pub fn report(kind: query::ReportKind, args: ReportArgs) -> anyhow::Result<u8> {
     let window = window(args.since.as_deref(), args.until.as_deref(), now)?;
     let (dated, _) = args.access.report(kind, window)?;
     let text = match args.format {
-        ReportFormat::Json => serde_json::to_string_pretty(&dated)? + "\n",
+        ReportFormat::Json => super::json::pretty(&dated)? + "\n",
         ReportFormat::Csv => match &dated.body {
             // The certificate keeps its one-table form, the chain head on every row.
             Report::Purged(p) => super::reports::purged_csv(p),
@@ -581,7 +608,7 @@ pub fn report(kind: query::ReportKind, args: ReportArgs) -> anyhow::Result<u8> {
 
 /// Every table of a report, each under a `# title` line.
 fn csv_sections(dated: &query::Dated) -> String {
-    super::reports::tables(dated)
+    super::reports::tables(dated, super::reports::Reader::Programs)
         .into_iter()
         .map(|(title, t)| {
             if title.is_empty() {

@@ -26,7 +26,7 @@ use crate::verify::Verification;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Access {
     /// Configuration file (default: $CALLWARDEN_CONFIG, else /etc/callwarden/callwarden.toml if
-    /// it exists, else the built-in defaults).
+    /// it exists, else the built-in defaults; `daemon` needs a file).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
     /// Store directory, used when no daemon answers (default: `store.path`).

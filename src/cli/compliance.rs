@@ -83,10 +83,13 @@ pub enum HoldCommand {
         store: Access,
         /// Recording ids.
         ids: Vec<u64>,
+        /// Every recording of this agent (with the time range, if given).
         #[arg(long)]
         agent: Option<String>,
+        /// Every recording of this queue.
         #[arg(long)]
         queue: Option<String>,
+        /// Every recording of this call (the sidecar's `call_id`).
         #[arg(long)]
         call_id: Option<String>,
         /// Calls that started at or after this time (RFC 3339).
@@ -98,6 +101,7 @@ pub enum HoldCommand {
         /// The case the hold is for.
         #[arg(long)]
         case: String,
+        /// Why the hold is placed (kept in the hold and the audit log).
         #[arg(long)]
         reason: String,
     },
@@ -105,7 +109,9 @@ pub enum HoldCommand {
     Release {
         #[command(flatten)]
         store: Access,
+        /// The hold's id (`callwarden hold list`).
         hold: u64,
+        /// Why the hold is released (kept in the hold and the audit log).
         #[arg(long)]
         reason: String,
     },
@@ -128,8 +134,11 @@ pub enum ConsentCommand {
         /// Recording ids, then the state: granted, denied, unknown or not_required.
         #[arg(required = true, num_args = 2..)]
         args: Vec<String>,
+        /// Where the consent comes from: the PBX's sidecar, an IVR prompt, an agent, or this
+        /// command (cli).
         #[arg(long, value_enum, default_value = "cli")]
         source: SourceArg,
+        /// A note kept with the change (a ticket, who gave consent).
         #[arg(long)]
         note: Option<String>,
     },
@@ -226,7 +235,7 @@ pub fn audit(cmd: AuditCommand) -> anyhow::Result<u8> {
             let (v, _) = store.verify(chain_only)?;
             let mut out = std::io::stdout().lock();
             if json {
-                writeln!(out, "{}", serde_json::to_string(&v)?)?;
+                writeln!(out, "{}", super::json::line(&v)?)?;
             } else {
                 writeln!(
                     out,
@@ -369,7 +378,7 @@ pub fn hold(cmd: HoldCommand) -> anyhow::Result<u8> {
             let (holds, _) = store.holds()?;
             if output.json {
                 for h in &holds {
-                    writeln!(out, "{}", serde_json::to_string(h)?)?;
+                    writeln!(out, "{}", super::json::line(h)?)?;
                 }
             } else if output.csv {
                 write!(out, "{}", super::reports::holds_table(&holds).csv())?;

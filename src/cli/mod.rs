@@ -10,6 +10,7 @@ mod args;
 mod client;
 mod compliance;
 mod html;
+mod json;
 mod reports;
 mod table;
 
@@ -78,7 +79,8 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Import recordings (an archive, a PBX's monitor folder) into the store, once each.
     Ingest(IngestArgs),
-    /// Run the daemon: watch the recordings roots and ingest every finished call once.
+    /// Run the daemon: watch the recordings roots and ingest every finished call once (the
+    /// configuration is read again on SIGHUP or `callwarden reload`).
     Daemon(DaemonArgs),
     /// Purge what the retention policy says is due (never held or locked recordings).
     Purge(compliance::PurgeArgs),
@@ -129,8 +131,8 @@ pub struct ManArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
-    /// Configuration file, reloaded on SIGHUP (default: $CALLWARDEN_CONFIG, else
-    /// /etc/callwarden/callwarden.toml).
+    /// Configuration file (default: $CALLWARDEN_CONFIG, else /etc/callwarden/callwarden.toml if
+    /// it exists, else the built-in defaults; `daemon` needs a file).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -141,7 +143,7 @@ pub struct IngestArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Configuration file (default: $CALLWARDEN_CONFIG, else /etc/callwarden/callwarden.toml if
-    /// it exists, else the built-in defaults); keys it leaves out keep their defaults.
+    /// it exists, else the built-in defaults; `daemon` needs a file).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Store directory (default: `store.path` from the configuration).
@@ -154,7 +156,9 @@ pub struct IngestArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
-    /// Recordings to analyse (WAV PCM/float/G.711, MP3, FLAC, Ogg Vorbis).
+    /// Recordings to analyse (WAV PCM/float/G.711, MP3, FLAC, Ogg Vorbis), or directories,
+    /// searched recursively for files with a recording extension (`ingest.extensions`;
+    /// symlinks inside are not followed).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Print one JSON object per file (JSON Lines), as in docs/analysis-report.md.
@@ -167,7 +171,7 @@ pub struct AnalyzeArgs {
     #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
     /// Configuration file (default: $CALLWARDEN_CONFIG, else /etc/callwarden/callwarden.toml if
-    /// it exists, else the built-in defaults); keys it leaves out keep their defaults.
+    /// it exists, else the built-in defaults; `daemon` needs a file).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -290,11 +294,15 @@ struct Outcome {
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
     let config = load_config(&args.config)?;
+    let (files, problems) = crate::ingest::expand(&args.files, &config.ingest.extensions);
+    for p in &problems {
+        eprintln!("callwarden: {p}");
+    }
     let jobs = args
         .jobs
         .map(usize::from)
         .unwrap_or_else(cores)
-        .min(args.files.len())
+        .min(files.len())
         .max(1);
     // A file the user names is read even through a symlink; never a FIFO or a device.
     let options = Options {
@@ -308,7 +316,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let tx = tx.clone();
-            let (next, files, config) = (&next, &args.files, &config);
+            let (next, files, config) = (&next, &files, &config);
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = files.get(i) else { break };
@@ -316,7 +324,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
                 let outcome = match pipeline::analyze_file(path, &name, config, options) {
                     Ok(report) => Outcome {
                         line: if args.json {
-                            serde_json::to_string(&report).unwrap_or_default()
+                            json::line(&report).unwrap_or_default()
                         } else {
                             summary(&report)
                         },
@@ -326,7 +334,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
                         tracing::debug!(file = %name, code = e.code, "analysis failed");
                         Outcome {
                             line: if args.json {
-                                serde_json::to_string(&e.to_report(&name)).unwrap_or_default()
+                                json::line(&e.to_report(&name)).unwrap_or_default()
                             } else {
                                 format!("{name}: failed to analyse: {} ({})", e.message, e.code)
                             },
@@ -357,7 +365,12 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
             }
         }
     });
-    Ok(if failed { EXIT_BAD_INPUT } else { EXIT_OK })
+    // A directory with no recording, or one that could not be searched, is bad input too.
+    Ok(if failed || !problems.is_empty() {
+        EXIT_BAD_INPUT
+    } else {
+        EXIT_OK
+    })
 }
 
 /// The system-wide configuration file.
@@ -432,14 +445,9 @@ fn ingest(args: IngestArgs) -> anyhow::Result<u8> {
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_line = 0usize;
-    let progress = |done: usize, total: usize, audio_s: f64| {
-        let elapsed = started.elapsed().as_secs_f64().max(1e-3);
-        let rate = done as f64 / elapsed;
-        let eta = (total - done) as f64 / rate.max(1e-9);
-        let line = format!(
-            "{done}/{total} files, {:.1} h of audio, {rate:.1} files/s, ETA {eta:.0} s",
-            audio_s / 3600.0
-        );
+    let progress = |p: &crate::ingest::Progress| {
+        let (done, total) = (p.done, p.total);
+        let line = progress_line(p, started.elapsed().as_secs_f64());
         if terminal {
             eprint!("\r{line}   ");
             if done == total {
@@ -516,6 +524,46 @@ fn ingest(args: IngestArgs) -> anyhow::Result<u8> {
             EXIT_BAD_INPUT
         },
     )
+}
+
+/// The ingest progress line: a bar with the percentage, the files done and failed, the audio,
+/// the rate and the time left (`ETA 1 h 02 min`), from the progress after `elapsed_s`.
+fn progress_line(p: &crate::ingest::Progress, elapsed_s: f64) -> String {
+    const WIDTH: usize = 20;
+    let share = if p.total == 0 {
+        1.0
+    } else {
+        p.done as f64 / p.total as f64
+    };
+    let filled = ((share * WIDTH as f64).floor() as usize).min(WIDTH);
+    let rate = p.done as f64 / elapsed_s.max(1e-3);
+    let eta = if p.done == p.total {
+        "done".to_string()
+    } else if p.done == 0 {
+        "ETA -".to_string()
+    } else {
+        format!("ETA {}", human_duration((p.total - p.done) as f64 / rate))
+    };
+    format!(
+        "[{}{}] {:>3.0}%  {}/{} files, {} failed, {:.1} h of audio, {rate:.1} files/s, {eta}",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled),
+        share * 100.0,
+        p.done,
+        p.total,
+        p.failed,
+        p.audio_s / 3600.0,
+    )
+}
+
+/// A duration for people: `42 s`, `3 min 20 s`, `1 h 02 min`.
+fn human_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+    }
 }
 
 fn opt(v: Option<f64>, unit: &str) -> String {
@@ -615,4 +663,109 @@ pub fn summary(r: &Report) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::{human_duration, progress_line};
+    use crate::ingest::Progress;
+
+    #[test]
+    fn the_line_has_a_bar_the_failures_and_a_readable_eta() {
+        let p = Progress {
+            done: 450,
+            total: 1000,
+            failed: 2,
+            audio_s: 4320.0,
+        };
+        assert_eq!(
+            progress_line(&p, 90.0),
+            "[#########-----------]  45%  450/1000 files, 2 failed, 1.2 h of audio, \
+             5.0 files/s, ETA 1 min 50 s"
+        );
+        let first = Progress { done: 0, ..p };
+        assert!(progress_line(&first, 0.0).ends_with("ETA -"));
+        let all = Progress { done: 1000, ..p };
+        assert!(progress_line(&all, 100.0).starts_with("[####################] 100%"));
+        assert!(progress_line(&all, 100.0).ends_with("done"));
+        assert_eq!(human_duration(42.4), "42 s");
+        assert_eq!(human_duration(200.0), "3 min 20 s");
+        assert_eq!(human_duration(3720.0), "1 h 02 min");
+        assert_eq!(human_duration(-3.0), "0 s");
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every command and option of the tree, with its path (`callwarden report retention`).
+    fn walk(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Arg)>) {
+        for arg in cmd.get_arguments() {
+            out.push((path.clone(), arg.clone()));
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_option_and_command_is_documented() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut args = Vec::new();
+        walk(&cmd, "callwarden".into(), &mut args);
+        let undocumented: Vec<String> = args
+            .iter()
+            .filter(|(_, a)| !matches!(a.get_id().as_str(), "help" | "version"))
+            .filter(|(_, a)| a.get_help().is_none() && a.get_long_help().is_none())
+            .map(|(path, a)| format!("{path} {}", a.get_id()))
+            .collect();
+        assert!(undocumented.is_empty(), "no help text: {undocumented:#?}");
+        fn commands(cmd: &clap::Command, path: String, out: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                let p = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    out.push(p.clone());
+                }
+                commands(sub, p, out);
+            }
+        }
+        let mut bare = Vec::new();
+        commands(&cmd, "callwarden".into(), &mut bare);
+        assert!(bare.is_empty(), "commands without a description: {bare:#?}");
+    }
+
+    #[test]
+    fn each_shared_option_is_described_one_way() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut args = Vec::new();
+        walk(&cmd, "callwarden".into(), &mut args);
+        let mut by_id: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        for (path, a) in &args {
+            // --store differs on purpose: `ingest` always opens it, queries only without a daemon.
+            if matches!(a.get_id().as_str(), "config" | "socket") {
+                let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+                by_id
+                    .entry(a.get_id().to_string())
+                    .or_default()
+                    .insert(format!("{help}  [{path}]"));
+            }
+        }
+        for (id, helps) in by_id {
+            let texts: std::collections::BTreeSet<&str> = helps
+                .iter()
+                .map(|h| h.split("  [").next().unwrap())
+                .collect();
+            assert_eq!(
+                texts.len(),
+                1,
+                "--{id} is described {} ways: {helps:#?}",
+                texts.len()
+            );
+        }
+    }
 }

@@ -46,8 +46,20 @@ pub fn purged_csv(p: &crate::query::PurgedReport) -> String {
     t.csv()
 }
 
+/// Who reads a report's tables: people (text, HTML: shares as percentages) or programs (CSV:
+/// shares as fractions, as in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    People,
+    Programs,
+}
+
 /// The report's tables, each with a title (CSV prints them one after another).
-pub fn tables(dated: &Dated) -> Vec<(String, Table)> {
+pub fn tables(dated: &Dated, reader: Reader) -> Vec<(String, Table)> {
+    let share = |v: Option<f64>| match reader {
+        Reader::People => pct(v),
+        Reader::Programs => num(v, 4),
+    };
     match &dated.body {
         Report::Consent(c) => {
             let coverage = |rows: &[crate::kpi::ConsentRow]| {
@@ -75,7 +87,7 @@ pub fn tables(dated: &Dated) -> Vec<(String, Table)> {
                         r.none.to_string(),
                         r.all_party.to_string(),
                         r.lacking.to_string(),
-                        num(r.share_covered, 4),
+                        share(r.share_covered),
                     ]);
                 }
                 t
@@ -274,7 +286,7 @@ pub fn text(dated: &Dated) -> String {
         title(&dated.body),
         dated.generated_at
     );
-    for (title, t) in tables(dated) {
+    for (title, t) in tables(dated, Reader::People) {
         out.push_str(&format!("\n{title}\n"));
         if t.rows.is_empty() {
             out.push_str("  (none)\n");
@@ -386,7 +398,7 @@ pub fn html(dated: &Dated) -> String {
             ));
         }
     }
-    for (title, t) in tables(dated) {
+    for (title, t) in tables(dated, Reader::People) {
         page.heading(&capitalise(&title));
         if t.rows.is_empty() {
             page.paragraph("None.");

@@ -78,6 +78,7 @@ struct Done {
 #[derive(Debug, Default, Clone)]
 pub struct Counters {
     pub stored: usize,
+    pub too_short: usize,
     pub failed: usize,
     pub modified: usize,
     pub missing: usize,
@@ -294,7 +295,8 @@ impl State {
     fn done(&mut self, done: Done) {
         self.in_flight.remove(&done.path);
         let s = &done.summary;
-        self.counters.stored += s.ingested + s.too_short;
+        self.counters.stored += s.ingested;
+        self.counters.too_short += s.too_short;
         self.counters.failed += s.failed.len();
         self.counters.modified += s.modified.len();
         if let Some(e) = &done.error {
@@ -521,6 +523,7 @@ impl State {
             info.queue_depth = self.in_flight.len();
             info.settling = self.pending.len();
             info.stored = self.counters.stored;
+            info.too_short = self.counters.too_short;
             info.failed = self.counters.failed;
             info.purged = self.counters.purged;
             if info.last_purge != self.last_purge {
@@ -532,8 +535,9 @@ impl State {
     fn status(&self) -> String {
         let c = &self.counters;
         format!(
-            "stored {}, failed {}, modified {}, missing {}, queued {}, settling {}, purged {}; last purge {}",
+            "stored {}, too short {}, failed {}, modified {}, missing {}, queued {}, settling {}, purged {}; last purge {}",
             c.stored,
+            c.too_short,
             c.failed,
             c.modified,
             c.missing,
@@ -902,7 +906,8 @@ pub async fn run(
     state.alerts_awaiting(Awaiting::All);
     state.audit(
         AuditAction::DaemonStop,
-        serde_json::json!({"stored": state.counters.stored, "purged": state.counters.purged}),
+        serde_json::json!({"stored": state.counters.stored,
+            "too_short": state.counters.too_short, "purged": state.counters.purged}),
     );
     let _ = control_stop.send(());
     if let Some(e) = endpoint {

@@ -29,7 +29,7 @@ use crate::summary::Summary;
 /// 3: the summaries and the score index (for lists, KPIs and reports). 4: the audit log's
 /// index by recording (for `show` and the purge report). 5: the index by content (SHA-256), to
 /// recognise a recording moved inside the roots.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -395,8 +395,9 @@ impl Store {
                 // Each step builds what a version lacked (again, if an upgrade was
                 // interrupted: it is all derived from the records and the log).
                 let upgrade = sled_err("upgrade the store");
-                // Version 1 had no id index, version 2 no summaries.
-                for kv in store.trees[RECORDINGS].iter().filter(|_| found < 3) {
+                // Version 1 had no id index, version 2 no summaries, version 5 summaries no
+                // error code.
+                for kv in store.trees[RECORDINGS].iter().filter(|_| found < 6) {
                     let (k, v) = kv.map_err(&upgrade)?;
                     let r = decode(&k, &v)?;
                     store.trees[BY_ID]

@@ -273,6 +273,37 @@ fn a_version_4_store_gets_its_content_index() {
 }
 
 #[test]
+fn a_version_5_store_gets_the_error_code_in_its_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut failed = record(1, "/r/broken.wav", 100);
+    failed.state = RecordState::Failed;
+    failed.error = Some(crate::analysis::model::ErrorBody {
+        code: "decode_failed".into(),
+        message: "not audio".into(),
+    });
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let draft = Draft::new("ingest", AuditAction::Ingest, serde_json::json!({}));
+        store.commit_many(&[(failed.clone(), draft)], 1).unwrap();
+        // As a version 5 store left it: the summary without the code.
+        let key = failed.key();
+        let mut old = crate::summary::Summary::of(&failed);
+        old.error = None;
+        store.trees[SUMMARIES]
+            .insert(key, serde_json::to_vec(&old).unwrap())
+            .unwrap();
+        store.trees[META]
+            .insert("schema_version", &5u32.to_be_bytes())
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let summaries: Vec<_> = store.summaries(None, None).map(|s| s.unwrap()).collect();
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].error.as_deref(), Some("decode_failed"));
+}
+
+#[test]
 fn a_version_3_store_gets_its_audit_index_and_new_entries_are_indexed() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (record(1, "/r/a.wav", 100), record(2, "/r/b.wav", 200));

@@ -11,11 +11,11 @@ use crate::daemon::Daemon;
 use crate::support::{age, assets, standard_call, white, write_wav};
 
 /// A site: recordings with sidecars, ingested into a store, and a configuration.
-struct Site {
+pub(crate) struct Site {
     _dir: tempfile::TempDir,
-    base: PathBuf,
-    root: PathBuf,
-    config: PathBuf,
+    pub(crate) base: PathBuf,
+    pub(crate) root: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 /// The fixed "now" every query is asked at, so ages and windows are reproducible.
@@ -47,7 +47,7 @@ fn my_group() -> String {
 }
 
 /// Seven calls over three days: clean, noisy, very noisy, clipped, stereo, too short, broken.
-fn site() -> Site {
+pub(crate) fn site() -> Site {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().to_path_buf();
     let root = base.join("root");
@@ -133,7 +133,7 @@ fn sidecar(recording: &Path, start: &str, fields: &str) {
 }
 
 /// Runs callwarden with the site's configuration.
-fn cw(s: &Site, args: &[&str], rest: &[&str]) -> Output {
+pub(crate) fn cw(s: &Site, args: &[&str], rest: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_callwarden"))
         .args(args)
         .arg("--config")
@@ -143,7 +143,7 @@ fn cw(s: &Site, args: &[&str], rest: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
         o.status.code(),
@@ -152,7 +152,7 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     assert_eq!(o.status.code(), Some(0), "{}", text(o));
     String::from_utf8(o.stdout.clone()).unwrap()
 }

@@ -6,6 +6,7 @@ mod cli;
 mod compliance;
 mod daemon;
 mod decode;
+mod first_day;
 mod heldout;
 mod ingest;
 mod lifecycle;
