@@ -229,8 +229,7 @@ fn ingest_progress_has_a_bar_failures_and_an_eta() {
     let err = String::from_utf8_lossy(&out.stderr);
     let last = err
         .lines()
-        .filter(|l| l.contains("files,"))
-        .next_back()
+        .rfind(|l| l.contains("files,"))
         .unwrap_or_else(|| panic!("no progress line in {err}"));
     assert!(
         last.contains("[####################] 100%") && last.contains("4/4 files, 1 failed"),
