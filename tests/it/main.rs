@@ -11,6 +11,7 @@ mod heldout;
 mod ingest;
 mod lifecycle;
 mod operations;
+mod readme;
 mod stereo;
 mod support;
 mod tidy;
