@@ -73,11 +73,7 @@ fn the_sample_outputs_are_what_the_commands_print() {
 fn every_line_of_the_tour_runs() {
     let tour = blocks_after(&readme(), "<!-- tour -->");
     assert_eq!(tour.len(), 1, "one tour");
-    let lines: Vec<&str> = tour[0]
-        .1
-        .lines()
-        .filter(|l| l.starts_with("$B "))
-        .collect();
+    let lines: Vec<&str> = tour[0].1.lines().filter(|l| l.starts_with("$B ")).collect();
     assert!(lines.len() >= 10, "{lines:?}");
     let has_jq = Command::new("jq").arg("--version").output().is_ok();
     let dir = checkout();
