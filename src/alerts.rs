@@ -255,6 +255,8 @@ mod tests {
             overtalk_s: None,
             held: false,
             error: None,
+            call_id: None,
+            tags: vec![],
         }
     }
 

@@ -58,6 +58,8 @@ pub enum AuditAction {
     ConfigReload,
     DaemonStart,
     DaemonStop,
+    /// Call records (CDRs) loaded or followed.
+    CallsImport,
     Note,
 }
 
@@ -82,6 +84,7 @@ impl AuditAction {
             AuditAction::ConfigReload => "config_reload",
             AuditAction::DaemonStart => "daemon_start",
             AuditAction::DaemonStop => "daemon_stop",
+            AuditAction::CallsImport => "calls_import",
             AuditAction::Note => "note",
         }
     }

@@ -44,6 +44,92 @@ pub struct Config {
     pub control: ControlConfig,
     pub metrics: MetricsConfig,
     pub alerts: AlertsConfig,
+    pub calls: CallsConfig,
+}
+
+/// The PBX's call records (CDRs) and how recordings are matched and judged against them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// The time zone of the CDRs' wall-clock times: an IANA name, "UTC", or "local".
+    pub timezone: String,
+    /// How long after a call ends its recording may still come before it is missing.
+    pub grace_s: f64,
+    /// A recording covering less than this share of the call's billable time is short.
+    pub short_ratio: f64,
+    /// A recording with no call id matches a call by time within this many seconds.
+    pub match_tolerance_s: f64,
+    /// The sidecar tag that marks a recording made on demand (not by the automatic rule).
+    pub on_demand_tag: String,
+    /// A CDR line longer than this is skipped and reported.
+    pub max_line_bytes: u64,
+    /// Which calls must be recorded: any rule that matches; none given: every answered call
+    /// with at least one billable second.
+    pub record: Vec<RecordRule>,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            timezone: "UTC".into(),
+            grace_s: 600.0,
+            short_ratio: 0.9,
+            match_tolerance_s: 5.0,
+            on_demand_tag: "on_demand".into(),
+            max_line_bytes: 65_536,
+            record: Vec::new(),
+        }
+    }
+}
+
+/// Calls that must be recorded: every key given must match (a list matches any of its values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordRule {
+    /// Dialplan contexts (Asterisk `dcontext`, FreeSWITCH `context`) of any leg.
+    pub context: Vec<String>,
+    /// How the call ended (default: answered).
+    pub disposition: Vec<crate::cdr::Disposition>,
+    /// At least this many billable seconds.
+    pub min_billsec: u32,
+}
+
+impl Default for RecordRule {
+    fn default() -> Self {
+        RecordRule {
+            context: Vec::new(),
+            disposition: vec![crate::cdr::Disposition::Answered],
+            min_billsec: 1,
+        }
+    }
+}
+
+impl RecordRule {
+    fn matches(&self, legs: &[crate::cdr::CallRecord], billable_s: f64) -> bool {
+        let answered = legs
+            .iter()
+            .any(|l| l.disposition == crate::cdr::Disposition::Answered);
+        let disposition = if answered {
+            crate::cdr::Disposition::Answered
+        } else {
+            legs.first()
+                .map_or(crate::cdr::Disposition::NoAnswer, |l| l.disposition)
+        };
+        (self.context.is_empty() || legs.iter().any(|l| self.context.contains(&l.context)))
+            && (self.disposition.is_empty() || self.disposition.contains(&disposition))
+            && billable_s >= f64::from(self.min_billsec)
+    }
+}
+
+impl CallsConfig {
+    /// Whether a call (its legs, its billable seconds) must be recorded.
+    pub fn must_record(&self, legs: &[crate::cdr::CallRecord], billable_s: f64) -> bool {
+        if self.record.is_empty() {
+            RecordRule::default().matches(legs, billable_s)
+        } else {
+            self.record.iter().any(|r| r.matches(legs, billable_s))
+        }
+    }
 }
 
 /// Which consent law applies to a call (by queue, direction or tag).
@@ -503,6 +589,22 @@ impl Config {
             key,
             problem: problem.to_string(),
         };
+        let c = &self.calls;
+        if let Err(e) = crate::cdr::Zone::get(&c.timezone) {
+            return Err(bad("calls.timezone", &e));
+        }
+        if !(c.grace_s.is_finite() && c.grace_s >= 0.0) {
+            return Err(bad("calls.grace_s", "must be 0 or more seconds"));
+        }
+        if !(c.short_ratio > 0.0 && c.short_ratio <= 1.0) {
+            return Err(bad("calls.short_ratio", "must be above 0 and at most 1"));
+        }
+        if !(c.match_tolerance_s.is_finite() && c.match_tolerance_s >= 0.0) {
+            return Err(bad("calls.match_tolerance_s", "must be 0 or more seconds"));
+        }
+        if c.max_line_bytes < 1024 {
+            return Err(bad("calls.max_line_bytes", "must be at least 1024"));
+        }
         if let Some(root) = self.ingest.roots.iter().find(|r| !r.is_absolute()) {
             return Err(bad(
                 "ingest.roots",

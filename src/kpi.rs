@@ -441,6 +441,8 @@ mod tests {
             overtalk_s: Some(1.5),
             held: false,
             error: None,
+            call_id: None,
+            tags: vec![],
         }
     }
 

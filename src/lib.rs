@@ -7,6 +7,8 @@ pub mod alerts;
 pub mod analysis;
 pub mod audio;
 pub mod audit;
+pub mod calls;
+pub mod cdr;
 pub mod cli;
 pub mod config;
 pub mod consent;

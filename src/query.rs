@@ -140,6 +140,8 @@ pub enum ReportKind {
     Holds,
     Purged,
     Quality,
+    /// Calls that should have been recorded and were, by day, agent and queue.
+    Coverage,
 }
 
 impl ReportKind {
@@ -150,6 +152,7 @@ impl ReportKind {
             ReportKind::Holds => "holds",
             ReportKind::Purged => "purged",
             ReportKind::Quality => "quality",
+            ReportKind::Coverage => "coverage",
         }
     }
 }
@@ -202,6 +205,24 @@ pub enum Request {
     },
     /// Reload the daemon's configuration file.
     Reload,
+    /// Calls (from the PBX's call records) that started in the window, with their recordings
+    /// and verdicts, oldest first; in one state only, if given; at most `limit`.
+    Calls {
+        window: Window,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<crate::calls::CallState>,
+        limit: usize,
+    },
+    /// One call, by its key or one of its legs' ids.
+    CallShow {
+        call: String,
+    },
+    /// Store call records read from `source` (a file), and how many rows could not be read.
+    CallsImport {
+        source: String,
+        legs: Vec<crate::cdr::CallRecord>,
+        rejected: usize,
+    },
     /// Check the audit chain and, unless `chain_only`, re-hash every recording.
     AuditVerify {
         chain_only: bool,
@@ -222,7 +243,9 @@ impl Request {
     /// The role a request needs.
     pub fn needs(&self) -> Role {
         match self {
-            Request::ConsentSet { .. } | Request::Reload => Role::Admin,
+            Request::ConsentSet { .. } | Request::Reload | Request::CallsImport { .. } => {
+                Role::Admin
+            }
             Request::Purge { dry_run: false, .. } => Role::Admin,
             _ => Role::Auditor,
         }
@@ -242,6 +265,9 @@ impl Request {
             Request::Purge { dry_run: true, .. } => "plan a purge",
             Request::Purge { .. } => "purge",
             Request::Reload => "reload the configuration",
+            Request::Calls { .. } => "list calls",
+            Request::CallShow { .. } => "show a call",
+            Request::CallsImport { .. } => "import call records",
             Request::AuditVerify { .. } => "verify the audit log",
             Request::AuditExport { .. } => "export the audit log",
         }
@@ -390,6 +416,7 @@ pub struct PurgedReport {
 #[serde(tag = "report", rename_all = "snake_case")]
 pub enum Report {
     Consent(ConsentReport),
+    Coverage(Box<crate::calls::CoverageReport>),
     Retention(RetentionReport),
     Holds { holds: Vec<Hold> },
     Purged(PurgedReport),
@@ -424,6 +451,19 @@ pub enum Answer {
     Reloaded(String),
     Verified(Box<crate::verify::Verification>),
     Audit(Vec<Entry>),
+    Calls(CallsPage),
+    Call(Box<crate::calls::CallView>),
+    CallsImported(crate::store::CallsStored),
+}
+
+/// A page of calls: those asked for, how many matched in all, and the recordings of the window
+/// that match no call or several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallsPage {
+    pub calls: Vec<crate::calls::CallView>,
+    pub total: usize,
+    pub orphans: Vec<crate::calls::Unmatched>,
+    pub ambiguous: Vec<crate::calls::Unmatched>,
 }
 
 /// What a purge request planned and did.
@@ -627,6 +667,59 @@ pub fn handle(ctx: &Context, caller: &Caller, request: Request) -> Result<Answer
             }
             Ok(Answer::Audit(entries))
         }
+        Request::Calls {
+            window,
+            state,
+            limit,
+        } => {
+            let m = matching(ctx, window)?;
+            let selected: Vec<crate::calls::CallView> = m
+                .calls
+                .into_iter()
+                .filter(|c| state.is_none_or(|s| c.state == s))
+                .collect();
+            Ok(Answer::Calls(CallsPage {
+                total: selected.len(),
+                calls: selected.into_iter().take(limit).collect(),
+                orphans: m.orphans,
+                ambiguous: m.ambiguous,
+            }))
+        }
+        Request::CallShow { call } => {
+            let legs = store.call(&call)?;
+            let (Some(start), Some(end)) = (
+                legs.iter().map(|l| l.start_ms).min(),
+                legs.iter().map(|l| l.end_ms).max(),
+            ) else {
+                return Err(QueryError::NotFound(format!(
+                    "no call {call:?} in the call records"
+                )));
+            };
+            let key = legs[0].call_key().to_string();
+            let m = matching(
+                ctx,
+                Window {
+                    from_ms: Some(start - MATCH_MARGIN_MS),
+                    until_ms: Some(end + 1),
+                },
+            )?;
+            m.calls
+                .into_iter()
+                .find(|c| c.call == key)
+                .map(|c| Answer::Call(Box::new(c)))
+                .ok_or_else(|| QueryError::NotFound(format!("no call {call:?}")))
+        }
+        Request::CallsImport {
+            source,
+            legs,
+            rejected,
+        } => Ok(Answer::CallsImported(store.put_calls(
+            &legs,
+            &caller.name,
+            &source,
+            rejected,
+            ctx.now_ms,
+        )?)),
         Request::Report { kind, window } => {
             let body = report(ctx, kind, window)?;
             Ok(Answer::Report(Box::new(Dated {
@@ -637,6 +730,38 @@ pub fn handle(ctx: &Context, caller: &Caller, request: Request) -> Result<Answer
             })))
         }
     }
+}
+
+/// How far before and after a window's calls their recordings are looked for: a recording's
+/// time is its file's when no sidecar gives the start, and calls last hours.
+const MATCH_MARGIN_MS: i64 = 6 * 3600 * 1000;
+
+/// The calls that started in the window, matched with the recordings around it (and the calls
+/// just before it, so a recording of one of those is not taken for an orphan); the orphans and
+/// ambiguous recordings are those that started in the window.
+fn matching(ctx: &Context, window: Window) -> Result<crate::calls::Matching, QueryError> {
+    let store = ctx.store;
+    let around = |t: Option<i64>, d: i64| t.map(|t| t.saturating_add(d));
+    let legs: Vec<crate::cdr::CallRecord> = store
+        .calls_between(around(window.from_ms, -MATCH_MARGIN_MS), window.until_ms)
+        .collect::<Result<_, _>>()?;
+    let recordings = collect(store.summaries(
+        around(window.from_ms, -MATCH_MARGIN_MS),
+        around(window.until_ms, MATCH_MARGIN_MS),
+    ))?;
+    let mut m = crate::calls::match_calls(
+        legs,
+        recordings,
+        &ctx.config.calls,
+        ctx.config.consent.default,
+        ctx.now_ms,
+    );
+    let inside =
+        |t: i64| window.from_ms.is_none_or(|f| t >= f) && window.until_ms.is_none_or(|u| t < u);
+    m.calls.retain(|c| inside(c.start_ms));
+    m.orphans.retain(|u| inside(u.started_ms));
+    m.ambiguous.retain(|u| inside(u.started_ms));
+    Ok(m)
 }
 
 fn collect(
@@ -894,6 +1019,10 @@ fn report(ctx: &Context, kind: ReportKind, window: Window) -> Result<Report, Que
         },
         ReportKind::Purged => Report::Purged(purged(store, window)?),
         ReportKind::Retention => Report::Retention(retention(ctx, window)?),
+        ReportKind::Coverage => Report::Coverage(Box::new(crate::calls::coverage_report(
+            &matching(ctx, window)?,
+            REPORT_LIST_LIMIT,
+        ))),
     })
 }
 

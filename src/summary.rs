@@ -52,6 +52,12 @@ pub struct Summary {
     /// Why a failed recording could not be analysed: the error code (`unsupported_format`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The PBX's id of the call (the sidecar's `call_id`), for matching call records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// The sidecar's tags (`on_demand`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl Summary {
@@ -93,6 +99,8 @@ impl Summary {
                 .as_ref()
                 .filter(|_| r.state == RecordState::Failed)
                 .map(|e| e.code.clone()),
+            call_id: meta.and_then(|m| m.call_id.clone()),
+            tags: meta.map(|m| m.tags.clone()).unwrap_or_default(),
         }
     }
 }

@@ -38,7 +38,7 @@ pub struct When {
 }
 
 impl When {
-    fn now(&self) -> i64 {
+    pub(super) fn now(&self) -> i64 {
         self.now.unwrap_or_else(crate::ingest::now_ms)
     }
 }
@@ -192,7 +192,7 @@ fn typed<T: serde::de::DeserializeOwned>(text: &str) -> anyhow::Result<T> {
         .map_err(|e| anyhow::anyhow!("{text:?}: {e}"))
 }
 
-fn window(since: Option<&str>, until: Option<&str>, now: i64) -> anyhow::Result<Window> {
+pub(super) fn window(since: Option<&str>, until: Option<&str>, now: i64) -> anyhow::Result<Window> {
     Ok(Window {
         from_ms: since
             .map(|s| super::args::parse_since(s, now))

@@ -114,8 +114,10 @@ impl Access {
             }
         };
         let dir = self.store_dir(&config);
-        if !dir.exists() {
-            // A question is no reason to create a store.
+        // A question is no reason to create a store; call records to keep are, as recordings
+        // to ingest are.
+        let creates = matches!(first, Request::CallsImport { .. });
+        if !dir.exists() && !creates {
             return Err(Exit(
                 EXIT_BAD_INPUT,
                 format!(
@@ -256,4 +258,12 @@ requests! {
     fn reload() -> Reloaded(String) = Request::Reload;
     fn verify(chain_only: bool) -> Verified(Box<Verification>) =
         Request::AuditVerify { chain_only };
+    /// Calls with their recordings and verdicts.
+    fn calls(window: Window, state: Option<crate::calls::CallState>, limit: usize) ->
+        Calls(crate::query::CallsPage) = Request::Calls { window, state, limit };
+    fn call_show(call: String) -> Call(Box<crate::calls::CallView>) = Request::CallShow { call };
+    /// Stores call records read from `source`.
+    fn calls_import(source: String, legs: Vec<crate::cdr::CallRecord>, rejected: usize) ->
+        CallsImported(crate::store::CallsStored) =
+        Request::CallsImport { source, legs, rejected };
 }

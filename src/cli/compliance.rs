@@ -73,6 +73,9 @@ pub enum ReportCommand {
     Purged(super::admin::ReportArgs),
     /// Score distribution, trend, grades, flags and the worst calls.
     Quality(super::admin::ReportArgs),
+    /// Calls (from the PBX's call records) recorded, lawfully, analysed, on demand, missing and
+    /// short, by day, agent and queue; the missing and short calls and the orphan recordings.
+    Coverage(super::admin::ReportArgs),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -325,6 +328,7 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<u8> {
         ReportCommand::Holds(a) => (ReportKind::Holds, a),
         ReportCommand::Purged(a) => (ReportKind::Purged, a),
         ReportCommand::Quality(a) => (ReportKind::Quality, a),
+        ReportCommand::Coverage(a) => (ReportKind::Coverage, a),
     };
     super::admin::report(kind, args)
 }

@@ -7,6 +7,7 @@
 
 mod admin;
 mod args;
+mod calls;
 mod client;
 mod compliance;
 mod html;
@@ -106,6 +107,10 @@ pub enum Command {
     Show(admin::ShowArgs),
     /// Quality and compliance KPIs over a window, by day, week, agent or queue.
     Kpi(admin::KpiArgs),
+    /// Calls, from the PBX's call records: load them, list calls with their recordings and
+    /// verdicts (recorded, short, missing), show one.
+    #[command(subcommand)]
+    Calls(calls::CallsCommand),
     /// Ask the running daemon to reload its configuration file (as SIGHUP does; audited with
     /// your name).
     Reload(admin::ReloadArgs),
@@ -197,6 +202,7 @@ pub fn main() -> ExitCode {
         Command::Worst(args) => admin::worst(args),
         Command::Show(args) => admin::show(args),
         Command::Kpi(args) => admin::kpi(args),
+        Command::Calls(cmd) => calls::calls(cmd),
         Command::Reload(args) => admin::reload(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -210,6 +210,102 @@ pub fn tables(dated: &Dated, reader: Reader) -> Vec<(String, Table)> {
                 ("covered by".into(), head),
             ]
         }
+        Report::Coverage(c) => {
+            let rows = |rows: &[crate::calls::CoverageRow]| {
+                let mut t = Table::new(&[
+                    "group",
+                    "calls",
+                    "must record",
+                    "recorded",
+                    "coverage",
+                    "lawful",
+                    "lawful share",
+                    "analysed",
+                    "automatic",
+                    "on demand",
+                    "missing",
+                    "short",
+                    "pending",
+                ])
+                .numeric(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+                for r in rows {
+                    t.push(vec![
+                        r.group.clone(),
+                        r.calls.to_string(),
+                        r.must_record.to_string(),
+                        r.recorded.to_string(),
+                        share(r.coverage),
+                        r.lawful.to_string(),
+                        share(r.lawful_share),
+                        r.analysed.to_string(),
+                        r.automatic.to_string(),
+                        r.on_demand.to_string(),
+                        r.missing.to_string(),
+                        r.short.to_string(),
+                        r.pending.to_string(),
+                    ]);
+                }
+                t
+            };
+            let briefs = |list: &[crate::calls::CallBrief]| {
+                let mut t =
+                    Table::new(&["call", "started", "billable s", "coverage", "src", "dst"])
+                        .numeric(&[2, 3]);
+                for b in list {
+                    t.push(vec![
+                        b.call.clone(),
+                        fmt_ms(b.start_ms),
+                        format!("{:.0}", b.billable_s),
+                        share(b.coverage),
+                        b.src.clone(),
+                        b.dst.clone(),
+                    ]);
+                }
+                t
+            };
+            let unmatched = |list: &[crate::calls::Unmatched]| {
+                let mut t = Table::new(&["id", "started", "candidates", "path"]).numeric(&[0]);
+                for u in list {
+                    t.push(vec![
+                        u.id.to_string(),
+                        fmt_ms(u.started_ms),
+                        if u.candidates.is_empty() {
+                            "-".into()
+                        } else {
+                            u.candidates.join(" ")
+                        },
+                        u.path.clone(),
+                    ]);
+                }
+                t
+            };
+            vec![
+                ("total".into(), rows(std::slice::from_ref(&c.total))),
+                ("by day".into(), rows(&c.by_day)),
+                ("by agent".into(), rows(&c.by_agent)),
+                ("by queue".into(), rows(&c.by_queue)),
+                (
+                    format!("calls missing their recording ({})", c.total.missing),
+                    briefs(&c.missing),
+                ),
+                (
+                    format!("calls recorded short ({})", c.total.short),
+                    briefs(&c.short),
+                ),
+                (
+                    "calls recorded without the consent their law needs".into(),
+                    briefs(&c.unlawful),
+                ),
+                (
+                    format!("recordings that match no call ({})", c.orphans),
+                    unmatched(&c.orphan_recordings),
+                ),
+                (
+                    format!("recordings that match several calls ({})", c.ambiguous),
+                    unmatched(&c.ambiguous_recordings),
+                ),
+            ]
+        }
     }
 }
 
@@ -368,6 +464,29 @@ pub fn html(dated: &Dated) -> String {
                 .collect();
             page.bars("Calls lacking consent, by queue", "calls", &queues);
         }
+        Report::Coverage(c) => {
+            page.figures(&[
+                ("calls to record", c.total.must_record.to_string()),
+                ("recorded", pct(c.total.coverage)),
+                ("recorded lawfully", pct(c.total.lawful_share)),
+                ("missing", c.total.missing.to_string()),
+                ("short", c.total.short.to_string()),
+                ("orphan recordings", c.orphans.to_string()),
+            ]);
+            page.heading("Coverage");
+            let trend: Vec<(String, f64)> = c
+                .by_day
+                .iter()
+                .map(|r| (r.group.clone(), r.coverage.unwrap_or(0.0) * 100.0))
+                .collect();
+            page.line("Calls recorded (%), by day", &trend, 0.0, 100.0);
+            let missing: Vec<(String, f64)> = c
+                .by_day
+                .iter()
+                .map(|r| (r.group.clone(), r.missing as f64))
+                .collect();
+            page.bars("Calls missing their recording, by day", "calls", &missing);
+        }
         Report::Retention(r) => {
             page.figures(&[
                 ("expiring in 30 days", r.expiring_30d.to_string()),
@@ -430,6 +549,7 @@ pub fn title(body: &Report) -> &'static str {
         Report::Holds { .. } => "Legal holds",
         Report::Purged(_) => "Deletion certificate: purged recordings",
         Report::Quality(_) => "Quality report",
+        Report::Coverage(_) => "Recording coverage of calls",
     }
 }
 

@@ -110,7 +110,10 @@ const SUMMARIES: usize = 10;
 const BY_SCORE: usize = 11;
 const AUDIT_BY_RECORDING: usize = 12;
 const BY_SHA: usize = 13;
-const TREES: [&str; 14] = [
+const CALLS: usize = 14;
+const CALLS_BY_TIME: usize = 15;
+const CALLS_BY_KEY: usize = 16;
+const TREES: [&str; 17] = [
     "recordings",
     "by_path",
     "by_state",
@@ -125,9 +128,38 @@ const TREES: [&str; 14] = [
     "by_score",
     "audit_by_recording",
     "by_sha",
+    "calls",
+    "calls_by_time",
+    "calls_by_key",
 ];
 
 type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
+
+/// What [`Store::put_calls`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CallsStored {
+    pub new: usize,
+    pub changed: usize,
+    pub same: usize,
+}
+
+/// Milliseconds as bytes that sort as the numbers do (negative ones first).
+fn sortable_ms(ms: i64) -> [u8; 8] {
+    ((ms as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn call_time_key(leg: &crate::cdr::CallRecord) -> Vec<u8> {
+    let mut k = sortable_ms(leg.start_ms).to_vec();
+    k.extend_from_slice(leg.id.as_bytes());
+    k
+}
+
+fn call_key_key(leg: &crate::cdr::CallRecord) -> Vec<u8> {
+    let mut k = leg.call_key().as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(leg.id.as_bytes());
+    k
+}
 
 /// The writes of one transaction.
 struct Tx<'a>(&'a [TransactionalTree]);
@@ -396,7 +428,7 @@ impl Store {
                 // interrupted: it is all derived from the records and the log).
                 let upgrade = sled_err("upgrade the store");
                 // Version 1 had no id index, version 2 no summaries, version 5 summaries no
-                // error code.
+                // error code, call id or tags.
                 for kv in store.trees[RECORDINGS].iter().filter(|_| found < 6) {
                     let (k, v) = kv.map_err(&upgrade)?;
                     let r = decode(&k, &v)?;
@@ -453,6 +485,109 @@ impl Store {
             }
         }
         Ok(store)
+    }
+
+    /// Stores call records (CDR rows, keyed by their leg id) and one `calls_import` audit entry
+    /// naming where they came from and what could not be read, in one transaction. A row
+    /// already stored as it is counts as `same`; one stored differently is replaced.
+    pub fn put_calls(
+        &self,
+        legs: &[crate::cdr::CallRecord],
+        actor: &str,
+        source: &str,
+        rejected: usize,
+        time_ms: i64,
+    ) -> Result<CallsStored, StoreError> {
+        let stored = self.transact("store call records", |tx| {
+            let mut n = CallsStored::default();
+            for leg in legs {
+                let value = json(leg);
+                let old = tx.0[CALLS].get(leg.id.as_bytes())?;
+                if let Some(old) = &old {
+                    if old.as_ref() == value.as_slice() {
+                        n.same += 1;
+                        continue;
+                    }
+                    if let Ok(previous) = serde_json::from_slice::<crate::cdr::CallRecord>(old) {
+                        tx.0[CALLS_BY_TIME].remove(call_time_key(&previous))?;
+                        tx.0[CALLS_BY_KEY].remove(call_key_key(&previous))?;
+                    }
+                    n.changed += 1;
+                } else {
+                    n.new += 1;
+                }
+                tx.0[CALLS].insert(leg.id.as_bytes(), value)?;
+                tx.0[CALLS_BY_TIME].insert(call_time_key(leg), leg.id.as_bytes())?;
+                tx.0[CALLS_BY_KEY].insert(call_key_key(leg), leg.id.as_bytes())?;
+            }
+            tx.append(
+                vec![Draft::new(
+                    actor,
+                    AuditAction::CallsImport,
+                    serde_json::json!({"source": source, "new": n.new, "changed": n.changed,
+                        "same": n.same, "rejected": rejected}),
+                )],
+                time_ms,
+            )?;
+            Ok(n)
+        })?;
+        self.flush()?;
+        Ok(stored)
+    }
+
+    /// The call records of legs that started in `[from_ms, until_ms)`, in start order.
+    pub fn calls_between(
+        &self,
+        from_ms: Option<i64>,
+        until_ms: Option<i64>,
+    ) -> impl Iterator<Item = Result<crate::cdr::CallRecord, StoreError>> + '_ {
+        let from = sortable_ms(from_ms.unwrap_or(i64::MIN)).to_vec();
+        let until = sortable_ms(until_ms.unwrap_or(i64::MAX)).to_vec();
+        self.trees[CALLS_BY_TIME].range(from..until).map(move |kv| {
+            let (k, id) = kv.map_err(sled_err("read the calls index"))?;
+            let v = self.trees[CALLS]
+                .get(&id)
+                .map_err(sled_err("read a call record"))?
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: hex::encode(&k),
+                    reason: "the calls index names a call record that is not there".into(),
+                })?;
+            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                key: hex::encode(&id),
+                reason: format!("call record: {e}"),
+            })
+        })
+    }
+
+    /// Every leg of the call with this key (a linked id), or the leg with this id and the
+    /// legs of its call.
+    pub fn call(&self, key: &str) -> Result<Vec<crate::cdr::CallRecord>, StoreError> {
+        let read = |id: &[u8]| -> Result<Option<crate::cdr::CallRecord>, StoreError> {
+            self.trees[CALLS]
+                .get(id)
+                .map_err(sled_err("read a call record"))?
+                .map(|v| {
+                    serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                        key: hex::encode(id),
+                        reason: format!("call record: {e}"),
+                    })
+                })
+                .transpose()
+        };
+        let call_key = match read(key.as_bytes())? {
+            Some(leg) => leg.call_key().to_string(),
+            None => key.to_string(),
+        };
+        let mut prefix = call_key.into_bytes();
+        prefix.push(0);
+        let mut legs = Vec::new();
+        for kv in self.trees[CALLS_BY_KEY].scan_prefix(&prefix) {
+            let (_, id) = kv.map_err(sled_err("read the calls index"))?;
+            if let Some(leg) = read(&id)? {
+                legs.push(leg);
+            }
+        }
+        Ok(legs)
     }
 
     /// Runs `f` as one transaction over every tree.

@@ -1,0 +1,707 @@
+//! Calls and their recordings (pure): the PBX's call records grouped into calls, each matched
+//! with the recordings that belong to it, and judged: recorded, short, missing, pending, or not
+//! required; recordings that match no call are orphans, those that match several ambiguous.
+//!
+//! A call is the CDR rows that share a call key (Asterisk's `linkedid`, FreeSWITCH's bridge
+//! uuid, else the row's own id): both legs, the `r()`/`t()` files, the pieces of a transfer.
+//! A recording is matched by the strongest key it carries: its sidecar's `call_id`, or a token
+//! of its file name (`-`, `_` or space apart) that is a leg's or a call's id; only a recording
+//! with no key is matched by time (it started, or was last written, within the call, give or
+//! take `calls.match_tolerance_s`), and only when exactly one call fits. Nothing is guessed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cdr::{CallRecord, Disposition};
+use crate::config::{CallsConfig, ConsentLaw};
+use crate::metadata::ConsentState;
+use crate::record::RecordState;
+use crate::summary::Summary;
+
+/// What a call's recording tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    /// Recorded for at least `short_ratio` of its billable time.
+    Recorded,
+    /// Recorded, but for less than `short_ratio` of its billable time.
+    Short,
+    /// Should have a recording and has none, `grace_s` after it ended.
+    Missing,
+    /// Should have a recording and has none yet, within `grace_s`.
+    Pending,
+    /// No recording is required (not answered, too short, or a rule says so).
+    NotRequired,
+}
+
+impl CallState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Recorded => "recorded",
+            CallState::Short => "short",
+            CallState::Missing => "missing",
+            CallState::Pending => "pending",
+            CallState::NotRequired => "not_required",
+        }
+    }
+}
+
+/// How a recording was tied to its call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchedBy {
+    /// The sidecar's call id.
+    CallId,
+    /// A leg's or the call's id in the file name.
+    FileName,
+    /// Time alone (the recording carried no key).
+    Time,
+}
+
+/// One recording of a call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecording {
+    pub id: u64,
+    pub path: String,
+    pub matched_by: MatchedBy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<u32>,
+    pub state: RecordState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<ConsentState>,
+    pub on_demand: bool,
+}
+
+/// A call with its legs, its recordings and its verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallView {
+    /// The call key (linked id, else the leg's id).
+    pub call: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// Billable seconds: the answered time of its legs, overlaps counted once.
+    pub billable_s: f64,
+    pub disposition: Disposition,
+    pub must_record: bool,
+    pub state: CallState,
+    /// Share of the billable time the recordings cover (none: nothing billable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
+    /// Recorded with the consent its law needs (none: not recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lawful: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    pub legs: Vec<CallRecord>,
+    pub recordings: Vec<CallRecording>,
+}
+
+/// A recording that matches no call, or several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unmatched {
+    pub id: u64,
+    pub path: String,
+    pub started_ms: i64,
+    /// The calls it could be (empty: an orphan).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
+}
+
+/// Calls and recordings matched.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Matching {
+    pub calls: Vec<CallView>,
+    pub orphans: Vec<Unmatched>,
+    pub ambiguous: Vec<Unmatched>,
+}
+
+/// Matches recordings (their summaries) to the calls the CDR rows make, as of `now_ms`.
+/// Purged recordings count for their call (the call was recorded) but are not matched as
+/// orphans.
+pub fn match_calls(
+    legs: impl IntoIterator<Item = CallRecord>,
+    recordings: impl IntoIterator<Item = Summary>,
+    config: &CallsConfig,
+    default_law: ConsentLaw,
+    now_ms: i64,
+) -> Matching {
+    // Calls from their legs.
+    let mut by_key: BTreeMap<String, Vec<CallRecord>> = BTreeMap::new();
+    for leg in legs {
+        by_key
+            .entry(leg.call_key().to_string())
+            .or_default()
+            .push(leg);
+    }
+    let keys: Vec<String> = by_key.keys().cloned().collect();
+    let mut ids: HashMap<&str, usize> = HashMap::new();
+    for (i, (key, legs)) in by_key.iter().enumerate() {
+        ids.insert(key.as_str(), i);
+        for leg in legs {
+            ids.insert(leg.id.as_str(), i);
+        }
+    }
+    // Calls by start, for matching by time.
+    let spans: Vec<(i64, i64)> = by_key
+        .values()
+        .map(|legs| {
+            (
+                legs.iter().map(|l| l.start_ms).min().unwrap_or(0),
+                legs.iter().map(|l| l.end_ms).max().unwrap_or(0),
+            )
+        })
+        .collect();
+    let mut by_start: Vec<usize> = (0..spans.len()).collect();
+    by_start.sort_by_key(|&i| spans[i].0);
+    let longest_ms = spans.iter().map(|(s, e)| e - s).max().unwrap_or(0);
+    let tolerance_ms = (config.match_tolerance_s * 1000.0) as i64;
+
+    let mut matched: Vec<Vec<(Summary, MatchedBy)>> = vec![Vec::new(); keys.len()];
+    let mut m = Matching::default();
+    for s in recordings {
+        let by_id = s
+            .call_id
+            .as_deref()
+            .and_then(|c| ids.get(c))
+            .map(|&i| (i, MatchedBy::CallId));
+        let by_name = || {
+            let stem = s
+                .path
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let found: HashSet<usize> = std::iter::once(stem.as_str())
+                .chain(stem.split(['-', '_', ' ']))
+                .filter_map(|t| ids.get(t).copied())
+                .collect();
+            found
+        };
+        let target = match by_id {
+            Some(hit) => Ok(hit),
+            None => {
+                let names = by_name();
+                match names.len() {
+                    1 => Ok((*names.iter().next().unwrap_or(&0), MatchedBy::FileName)),
+                    0 => {
+                        let fits = time_fits(&spans, &by_start, longest_ms, tolerance_ms, &s);
+                        match fits.as_slice() {
+                            [one] => Ok((*one, MatchedBy::Time)),
+                            many => Err(many.to_vec()),
+                        }
+                    }
+                    _ => Err(names.into_iter().collect()),
+                }
+            }
+        };
+        match target {
+            Ok((i, how)) => matched[i].push((s, how)),
+            Err(candidates) if s.state == RecordState::Purged => {
+                let _ = candidates;
+            }
+            Err(candidates) => {
+                let mut candidates: Vec<String> =
+                    candidates.into_iter().map(|i| keys[i].clone()).collect();
+                candidates.sort();
+                let u = Unmatched {
+                    id: s.id,
+                    path: s.path.to_string(),
+                    started_ms: s.started_ms,
+                    candidates,
+                };
+                if u.candidates.is_empty() {
+                    m.orphans.push(u);
+                } else {
+                    m.ambiguous.push(u);
+                }
+            }
+        }
+    }
+    for ((key, legs), recordings) in by_key.into_iter().zip(matched) {
+        m.calls
+            .push(judge(key, legs, recordings, config, default_law, now_ms));
+    }
+    m.calls
+        .sort_by(|a, b| a.start_ms.cmp(&b.start_ms).then(a.call.cmp(&b.call)));
+    m.orphans.sort_by_key(|u| (u.started_ms, u.id));
+    m.ambiguous.sort_by_key(|u| (u.started_ms, u.id));
+    m
+}
+
+/// The calls a recording with no key fits in time: it started, or was last written (a
+/// recording's time is its file's when no sidecar gives the start), within the call.
+fn time_fits(
+    spans: &[(i64, i64)],
+    by_start: &[usize],
+    longest_ms: i64,
+    tolerance_ms: i64,
+    s: &Summary,
+) -> Vec<usize> {
+    let t = s.started_ms;
+    let from = t - longest_ms - tolerance_ms;
+    let first = by_start.partition_point(|&i| spans[i].0 < from);
+    by_start[first..]
+        .iter()
+        .take_while(|&&i| spans[i].0 <= t + tolerance_ms)
+        .copied()
+        .filter(|&i| {
+            let (start, end) = spans[i];
+            start - tolerance_ms <= t && t <= end + tolerance_ms
+        })
+        .collect()
+}
+
+fn judge(
+    call: String,
+    mut legs: Vec<CallRecord>,
+    recordings: Vec<(Summary, MatchedBy)>,
+    config: &CallsConfig,
+    default_law: ConsentLaw,
+    now_ms: i64,
+) -> CallView {
+    legs.sort_by(|a, b| a.start_ms.cmp(&b.start_ms).then(a.id.cmp(&b.id)));
+    let start_ms = legs.iter().map(|l| l.start_ms).min().unwrap_or(0);
+    let end_ms = legs.iter().map(|l| l.end_ms).max().unwrap_or(0);
+    // Answered time, overlapping legs counted once; a leg without an answer time is billed
+    // back from its end.
+    let answered: Vec<(i64, i64)> = legs
+        .iter()
+        .filter(|l| l.billsec > 0)
+        .map(|l| {
+            let from = l
+                .answer_ms
+                .unwrap_or(l.end_ms - i64::from(l.billsec) * 1000);
+            (from, l.end_ms.max(from))
+        })
+        .collect();
+    let billable_s = union_ms(answered) as f64 / 1000.0;
+    let disposition = if legs.iter().any(|l| l.disposition == Disposition::Answered) {
+        Disposition::Answered
+    } else {
+        legs.first()
+            .map_or(Disposition::NoAnswer, |l| l.disposition)
+    };
+    let must_record = config.must_record(&legs, billable_s);
+    let live: Vec<&(Summary, MatchedBy)> = recordings.iter().collect();
+    // Coverage: the recordings' time, overlaps once, over the billable time.
+    let covered_ms = union_ms(
+        live.iter()
+            .filter_map(|(s, _)| {
+                s.duration_s
+                    .map(|d| (s.started_ms, s.started_ms + (d * 1000.0) as i64))
+            })
+            .collect(),
+    );
+    let coverage = (billable_s > 0.0 && !live.is_empty())
+        .then(|| (covered_ms as f64 / 1000.0 / billable_s).min(1.0));
+    let state = if !live.is_empty() {
+        match coverage {
+            Some(c) if c < config.short_ratio => CallState::Short,
+            _ => CallState::Recorded,
+        }
+    } else if !must_record {
+        CallState::NotRequired
+    } else if now_ms < end_ms + (config.grace_s * 1000.0) as i64 {
+        CallState::Pending
+    } else {
+        CallState::Missing
+    };
+    let first = recordings.first().map(|(s, _)| s);
+    let agent = recordings.iter().find_map(|(s, _)| s.agent.clone());
+    let queue = recordings.iter().find_map(|(s, _)| s.queue.clone());
+    let lawful = first.map(|_| {
+        recordings.iter().all(|(s, _)| {
+            let law = s.consent_law.unwrap_or(default_law);
+            s.consent != Some(ConsentState::Denied)
+                && (law == ConsentLaw::OneParty || crate::consent::covers(s.consent))
+        })
+    });
+    CallView {
+        call,
+        start_ms,
+        end_ms,
+        billable_s,
+        disposition,
+        must_record,
+        state,
+        coverage,
+        lawful,
+        agent,
+        queue,
+        legs,
+        recordings: recordings
+            .into_iter()
+            .map(|(s, how)| CallRecording {
+                id: s.id,
+                path: s.path.to_string(),
+                matched_by: how,
+                duration_s: s.duration_s,
+                score: s.score,
+                state: s.state,
+                consent: s.consent,
+                on_demand: s.tags.contains(&config.on_demand_tag),
+            })
+            .collect(),
+    }
+}
+
+/// The length of a union of intervals, in the intervals' unit.
+fn union_ms(mut spans: Vec<(i64, i64)>) -> i64 {
+    spans.sort_unstable();
+    let mut total = 0;
+    let mut current: Option<(i64, i64)> = None;
+    for (s, e) in spans {
+        match current {
+            Some((cs, ce)) if s <= ce => current = Some((cs, ce.max(e))),
+            Some((cs, ce)) => {
+                total += ce - cs;
+                current = Some((s, e));
+            }
+            None => current = Some((s, e)),
+        }
+    }
+    total + current.map_or(0, |(s, e)| e - s)
+}
+
+/// One row of the coverage report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CoverageRow {
+    pub group: String,
+    pub calls: u64,
+    pub must_record: u64,
+    /// Calls that must be recorded and were (short ones included).
+    pub recorded: u64,
+    /// recorded / must_record.
+    pub coverage: Option<f64>,
+    /// Calls that must be recorded and were, with the consent their law needs.
+    pub lawful: u64,
+    /// lawful / must_record.
+    pub lawful_share: Option<f64>,
+    /// Recorded calls with every recording analysed.
+    pub analysed: u64,
+    /// analysed / recorded.
+    pub analysed_share: Option<f64>,
+    pub automatic: u64,
+    pub on_demand: u64,
+    pub missing: u64,
+    pub short: u64,
+    pub pending: u64,
+}
+
+/// Coverage by day (UTC), agent or queue, and in total; orphans are counted in the report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CoverageReport {
+    pub total: CoverageRow,
+    pub by_day: Vec<CoverageRow>,
+    pub by_agent: Vec<CoverageRow>,
+    pub by_queue: Vec<CoverageRow>,
+    pub orphans: usize,
+    pub ambiguous: usize,
+    /// The missing calls, oldest first (at most `limit`).
+    pub missing: Vec<CallBrief>,
+    pub short: Vec<CallBrief>,
+    pub unlawful: Vec<CallBrief>,
+    pub orphan_recordings: Vec<Unmatched>,
+    pub ambiguous_recordings: Vec<Unmatched>,
+}
+
+/// A call in a report's list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallBrief {
+    pub call: String,
+    pub start_ms: i64,
+    pub billable_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub src: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dst: String,
+}
+
+impl CallBrief {
+    fn of(c: &CallView) -> CallBrief {
+        let first = c.legs.first();
+        CallBrief {
+            call: c.call.clone(),
+            start_ms: c.start_ms,
+            billable_s: c.billable_s,
+            coverage: c.coverage,
+            src: first.map(|l| l.src.clone()).unwrap_or_default(),
+            dst: first.map(|l| l.dst.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Acc(CoverageRow);
+
+impl Acc {
+    fn add(&mut self, c: &CallView) {
+        let r = &mut self.0;
+        r.calls += 1;
+        if !c.must_record {
+            return;
+        }
+        r.must_record += 1;
+        match c.state {
+            CallState::Recorded | CallState::Short => {
+                r.recorded += 1;
+                if c.lawful == Some(true) {
+                    r.lawful += 1;
+                }
+                if c.recordings
+                    .iter()
+                    .all(|x| x.state == RecordState::Analysed)
+                {
+                    r.analysed += 1;
+                }
+                if c.recordings.iter().any(|x| x.on_demand) {
+                    r.on_demand += 1;
+                } else {
+                    r.automatic += 1;
+                }
+                if c.state == CallState::Short {
+                    r.short += 1;
+                }
+            }
+            CallState::Missing => r.missing += 1,
+            CallState::Pending => r.pending += 1,
+            CallState::NotRequired => {}
+        }
+    }
+
+    fn finish(mut self, group: String) -> CoverageRow {
+        let share = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        let r = &mut self.0;
+        r.group = group;
+        r.coverage = share(r.recorded, r.must_record);
+        r.lawful_share = share(r.lawful, r.must_record);
+        r.analysed_share = share(r.analysed, r.recorded);
+        self.0
+    }
+}
+
+/// The coverage report of a matching: rows, and the calls and recordings to look at (each list
+/// at most `limit` long).
+pub fn coverage_report(m: &Matching, limit: usize) -> CoverageReport {
+    let mut total = Acc::default();
+    let mut groups: [BTreeMap<String, Acc>; 3] = Default::default();
+    for c in &m.calls {
+        total.add(c);
+        let day = crate::policy::fmt_ms(c.start_ms)[..10].to_string();
+        let keys = [
+            day,
+            c.agent.clone().unwrap_or_else(|| "-".into()),
+            c.queue.clone().unwrap_or_else(|| "-".into()),
+        ];
+        for (g, k) in groups.iter_mut().zip(keys) {
+            g.entry(k).or_default().add(c);
+        }
+    }
+    let [days, agents, queues] = groups;
+    let rows = |g: BTreeMap<String, Acc>| g.into_iter().map(|(k, a)| a.finish(k)).collect();
+    let list = |state: CallState| -> Vec<CallBrief> {
+        m.calls
+            .iter()
+            .filter(|c| c.must_record && c.state == state)
+            .take(limit)
+            .map(CallBrief::of)
+            .collect()
+    };
+    CoverageReport {
+        total: total.finish("total".into()),
+        by_day: rows(days),
+        by_agent: rows(agents),
+        by_queue: rows(queues),
+        orphans: m.orphans.len(),
+        ambiguous: m.ambiguous.len(),
+        missing: list(CallState::Missing),
+        short: list(CallState::Short),
+        unlawful: m
+            .calls
+            .iter()
+            .filter(|c| c.must_record && c.lawful == Some(false))
+            .take(limit)
+            .map(CallBrief::of)
+            .collect(),
+        orphan_recordings: m.orphans.iter().take(limit).cloned().collect(),
+        ambiguous_recordings: m.ambiguous.iter().take(limit).cloned().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recording_path::RecordingPath;
+
+    fn leg(id: &str, linked: Option<&str>, start_s: i64, billsec: u32) -> CallRecord {
+        CallRecord {
+            id: id.into(),
+            linked_id: linked.map(String::from),
+            start_ms: start_s * 1000,
+            answer_ms: Some((start_s + 5) * 1000),
+            end_ms: (start_s + 5 + i64::from(billsec)) * 1000,
+            duration_s: billsec + 5,
+            billsec,
+            disposition: if billsec > 0 {
+                Disposition::Answered
+            } else {
+                Disposition::NoAnswer
+            },
+            src: "1001".into(),
+            dst: "2000".into(),
+            clid: String::new(),
+            context: "from-internal".into(),
+            channel: String::new(),
+            dst_channel: String::new(),
+            last_app: "Dial".into(),
+            account: String::new(),
+            userfield: String::new(),
+            recording: None,
+        }
+    }
+
+    fn rec(id: u64, name: &str, call_id: Option<&str>, start_s: i64, dur: f64) -> Summary {
+        Summary {
+            id,
+            path: RecordingPath::from_bytes(format!("/r/{name}").as_bytes()).unwrap(),
+            state: RecordState::Analysed,
+            started_ms: start_s * 1000,
+            duration_s: Some(dur),
+            score: Some(90),
+            grade: None,
+            flags: vec![],
+            agent: None,
+            queue: None,
+            consent: None,
+            consent_law: None,
+            talk_s: None,
+            non_talk_s: None,
+            overtalk_s: None,
+            held: false,
+            error: None,
+            call_id: call_id.map(String::from),
+            tags: vec![],
+        }
+    }
+
+    #[test]
+    fn calls_are_matched_by_key_then_time_and_judged() {
+        let config = CallsConfig::default();
+        let legs = vec![
+            leg("100.1", None, 1000, 60),
+            leg("200.1", Some("200.0"), 2000, 100),
+            leg("200.0", None, 1995, 110),
+            leg("300.1", None, 3000, 60),
+            leg("400.1", None, 4000, 0),
+            leg("500.1", None, 5000, 60),
+        ];
+        let recordings = vec![
+            // By the sidecar's call id, whole.
+            rec(1, "a.wav", Some("100.1"), 1005, 60.0),
+            // Both pieces of a transferred call, by the legs' ids in their names.
+            rec(2, "out-200.0.wav", None, 2000, 50.0),
+            rec(3, "q-200.1-x.wav", None, 2050, 60.0),
+            // Half a call, by time.
+            rec(4, "nokey.wav", None, 3010, 30.0),
+            // Nothing fits: an orphan.
+            rec(5, "stray.wav", None, 9000, 10.0),
+        ];
+        let m = match_calls(
+            legs,
+            recordings,
+            &config,
+            ConsentLaw::OneParty,
+            1_000_000_000,
+        );
+        let state = |k: &str| m.calls.iter().find(|c| c.call == k).unwrap().state;
+        assert_eq!(m.calls.len(), 5, "{:#?}", m.calls);
+        assert_eq!(state("100.1"), CallState::Recorded);
+        assert_eq!(state("200.0"), CallState::Recorded);
+        assert_eq!(state("300.1"), CallState::Short);
+        assert_eq!(state("400.1"), CallState::NotRequired);
+        assert_eq!(state("500.1"), CallState::Missing);
+        let transfer = m.calls.iter().find(|c| c.call == "200.0").unwrap();
+        assert_eq!(transfer.recordings.len(), 2);
+        assert_eq!(transfer.legs.len(), 2);
+        assert_eq!(m.orphans.len(), 1);
+        assert_eq!(m.orphans[0].id, 5);
+        let how: Vec<MatchedBy> = m
+            .calls
+            .iter()
+            .flat_map(|c| c.recordings.iter().map(|r| r.matched_by))
+            .collect();
+        assert_eq!(
+            how,
+            [
+                MatchedBy::CallId,
+                MatchedBy::FileName,
+                MatchedBy::FileName,
+                MatchedBy::Time
+            ]
+        );
+        let r = coverage_report(&m, 100);
+        assert_eq!(
+            (r.total.must_record, r.total.recorded, r.total.missing),
+            (4, 3, 1)
+        );
+        assert_eq!(r.total.coverage, Some(0.75));
+        assert_eq!(r.missing[0].call, "500.1");
+        assert_eq!(r.short[0].call, "300.1");
+        // Within the grace time a call without a recording is pending, not missing.
+        let early = match_calls(
+            vec![leg("500.1", None, 5000, 60)],
+            vec![],
+            &config,
+            ConsentLaw::OneParty,
+            5_100_000,
+        );
+        assert_eq!(early.calls[0].state, CallState::Pending);
+    }
+
+    #[test]
+    fn overlapping_calls_make_a_keyless_recording_ambiguous() {
+        let legs = vec![leg("1.1", None, 1000, 60), leg("2.1", None, 1010, 60)];
+        let m = match_calls(
+            legs,
+            vec![rec(1, "x.wav", None, 1020, 30.0)],
+            &CallsConfig::default(),
+            ConsentLaw::OneParty,
+            i64::MAX / 2,
+        );
+        assert!(m.orphans.is_empty());
+        assert_eq!(m.ambiguous.len(), 1);
+        assert_eq!(m.ambiguous[0].candidates, ["1.1", "2.1"]);
+        assert!(m.calls.iter().all(|c| c.state == CallState::Missing));
+    }
+
+    #[test]
+    fn lawful_needs_the_consent_the_law_asks() {
+        let legs = vec![leg("1.1", None, 1000, 60), leg("2.1", None, 2000, 60)];
+        let mut denied = rec(1, "a.wav", Some("1.1"), 1005, 60.0);
+        denied.consent = Some(ConsentState::Denied);
+        let mut none_all_party = rec(2, "b.wav", Some("2.1"), 2005, 60.0);
+        none_all_party.consent_law = Some(ConsentLaw::AllParty);
+        let m = match_calls(
+            legs,
+            vec![denied, none_all_party],
+            &CallsConfig::default(),
+            ConsentLaw::OneParty,
+            i64::MAX / 2,
+        );
+        let r = coverage_report(&m, 10);
+        assert_eq!((r.total.recorded, r.total.lawful), (2, 0));
+        assert_eq!(r.unlawful.len(), 2);
+    }
+
+    #[test]
+    fn union_counts_overlaps_once() {
+        assert_eq!(union_ms(vec![(0, 10), (5, 15), (20, 25)]), 20);
+        assert_eq!(union_ms(vec![]), 0);
+    }
+}

@@ -1,0 +1,463 @@
+//! Calls, not files (issue 21): call records from Asterisk's `Master.csv` and FreeSWITCH's JSON
+//! CDRs, loaded with `calls import`, matched with the recordings `ingest` stored, in either
+//! order; coverage, the missing and short calls, the orphans, the lawful-recording rate; bad
+//! rows named and skipped.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::{age, standard_call, write_wav, Rng};
+
+/// 2026-12-01T09:00:00Z.
+const BASE_S: i64 = 1_796_115_600;
+/// Asked after every call's grace time.
+const LATER: &str = "2026-12-05T00:00:00Z";
+
+struct Site {
+    _dir: tempfile::TempDir,
+    base: PathBuf,
+    root: PathBuf,
+    config: PathBuf,
+}
+
+fn site(extra: &str) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_path_buf();
+    let root = base.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let config = base.join("callwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ingest]\nroots = [{root:?}]\nsettle_s = 0.0\n[store]\npath = {:?}\n\
+             [control]\nsocket = \"\"\n{extra}",
+            base.join("store")
+        ),
+    )
+    .unwrap();
+    Site {
+        _dir: dir,
+        base,
+        root,
+        config,
+    }
+}
+
+fn cw(s: &Site, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_callwarden"))
+        .args(args)
+        .arg("--config")
+        .arg(&s.config)
+        .env("CALLWARDEN_CONFIG", "")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ok(o: Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn wall(s: i64) -> String {
+    callwarden::policy::fmt_ms(s * 1000)[..19].replace('T', " ")
+}
+
+/// One call of the generated day: its uniqueid, start, answer and billable seconds.
+struct Call {
+    id: String,
+    start_s: i64,
+    answer_s: i64,
+    billsec: i64,
+}
+
+fn calls(n: usize) -> Vec<Call> {
+    let mut rng = Rng::new(21);
+    (0..n)
+        .map(|i| {
+            let start_s = BASE_S + i as i64 * 90;
+            let ring = 2 + (rng.uniform() * 6.0) as i64;
+            let billsec = 8 + (rng.uniform() * 30.0) as i64;
+            Call {
+                id: format!("{BASE_S}.{i}"),
+                start_s,
+                answer_s: start_s + ring,
+                billsec,
+            }
+        })
+        .collect()
+}
+
+/// Asterisk's `Master.csv` exactly as cdr_csv writes it: text fields quoted, numbers bare.
+fn master_csv(calls: &[Call]) -> String {
+    let mut out = String::new();
+    for (i, c) in calls.iter().enumerate() {
+        let end = c.answer_s + c.billsec;
+        writeln!(
+            out,
+            "\"\",\"10{:02}\",\"2000\",\"from-internal\",\"\"\"Agent {i}\"\" <10{:02}>\",\
+             \"PJSIP/10{:02}-0000{i:04x}\",\"PJSIP/2000-0000{i:04x}\",\"Dial\",\"PJSIP/2000,30,tT\",\
+             \"{}\",\"{}\",\"{}\",{},{},\"ANSWERED\",\"DOCUMENTATION\",\"{}\",\"\"",
+            i % 10,
+            i % 10,
+            i % 10,
+            wall(c.start_s),
+            wall(c.answer_s),
+            wall(end),
+            end - c.start_s,
+            c.billsec,
+            c.id
+        )
+        .unwrap();
+    }
+    out
+}
+
+/// What the site's recorder did: most calls whole, some cut in half, some not at all, and a
+/// few recordings of no call. Recordings name their call by the sidecar's call id or by the
+/// uniqueid in the file name (as MixMonitor's `${UNIQUEID}` does), half each.
+struct Plan {
+    missing: Vec<String>,
+    short: Vec<String>,
+    orphans: usize,
+}
+
+fn record(root: &Path, calls: &[Call]) -> Plan {
+    let speech = standard_call().samples;
+    let mut order: Vec<usize> = (0..calls.len()).collect();
+    // Mixed arrival order, fixed.
+    let mut rng = Rng::new(7);
+    for i in (1..order.len()).rev() {
+        let j = (rng.uniform() * (i + 1) as f64) as usize % (i + 1);
+        order.swap(i, j);
+    }
+    let mut plan = Plan {
+        missing: Vec::new(),
+        short: Vec::new(),
+        orphans: 0,
+    };
+    for &i in &order {
+        let c = &calls[i];
+        if i % 20 == 7 {
+            plan.missing.push(c.id.clone());
+            continue;
+        }
+        let mut seconds = c.billsec as usize;
+        if i % 40 == 13 {
+            seconds /= 2;
+            plan.short.push(c.id.clone());
+        }
+        let samples: Vec<f32> = speech
+            .iter()
+            .copied()
+            .cycle()
+            .take(seconds * 8000)
+            .collect();
+        let (name, sidecar) = if i % 2 == 0 {
+            (
+                format!("call-{i:03}.wav"),
+                format!(
+                    r#"{{"call_id": "{}", "start_time": "{}", "agent": "a{}"}}"#,
+                    c.id,
+                    callwarden::policy::fmt_ms(c.answer_s * 1000),
+                    i % 10
+                ),
+            )
+        } else {
+            (
+                format!("out-10{:02}-{}.wav", i % 10, c.id),
+                format!(
+                    r#"{{"start_time": "{}", "agent": "a{}"}}"#,
+                    callwarden::policy::fmt_ms(c.answer_s * 1000),
+                    i % 10
+                ),
+            )
+        };
+        let path = root.join(&name);
+        write_wav(&path, &samples, 1);
+        std::fs::write(path.with_extension("json"), sidecar).unwrap();
+    }
+    // Recordings of no call: the next day, when nothing was called.
+    for k in 0..5 {
+        let path = root.join(format!("stray-{k}.wav"));
+        write_wav(&path, &speech[..8000 * 10], 1);
+        std::fs::write(
+            path.with_extension("json"),
+            format!(
+                r#"{{"start_time": "{}"}}"#,
+                callwarden::policy::fmt_ms((BASE_S + 86_400 + k * 600) * 1000)
+            ),
+        )
+        .unwrap();
+        plan.orphans += 1;
+    }
+    for e in std::fs::read_dir(root).unwrap() {
+        age(&e.unwrap().path(), 600);
+    }
+    plan
+}
+
+fn coverage(s: &Site) -> serde_json::Value {
+    let out = ok(cw(
+        s,
+        &[
+            "report", "coverage", "--format", "json", "--now", LATER, "--since", "30d",
+        ],
+    ));
+    let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["report"], "coverage");
+    // When it was made is the only thing that may differ between two asks.
+    v.as_object_mut().unwrap().remove("generated_at");
+    v
+}
+
+fn check(report: &serde_json::Value, plan: &Plan) {
+    let total = &report["total"];
+    assert_eq!(total["calls"], 200, "{total}");
+    assert_eq!(total["must_record"], 200);
+    assert_eq!(total["recorded"], 190);
+    assert_eq!(total["coverage"], 0.95);
+    assert_eq!(total["missing"], 10);
+    assert_eq!(total["short"], 5);
+    assert_eq!(report["orphans"], plan.orphans);
+    let ids = |key: &str| -> Vec<String> {
+        let mut v: Vec<String> = report[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["call"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut missing = plan.missing.clone();
+    missing.sort();
+    let mut short = plan.short.clone();
+    short.sort();
+    assert_eq!(ids("missing"), missing);
+    assert_eq!(ids("short"), short);
+}
+
+#[test]
+fn coverage_from_master_csv_whichever_comes_first() {
+    let all = calls(200);
+    // CDRs first, then the recordings.
+    let s = site("");
+    let csv = s.base.join("Master.csv");
+    std::fs::write(&csv, master_csv(&all)).unwrap();
+    let out = ok(cw(&s, &["calls", "import", csv.to_str().unwrap()]));
+    assert!(
+        out.contains("200 new, 0 changed, 0 already loaded, 0 rejected"),
+        "{out}"
+    );
+    let plan = record(&s.root, &all);
+    let ingest = cw(&s, &["ingest", s.root.to_str().unwrap()]);
+    assert_eq!(ingest.status.code(), Some(0), "{}", text(&ingest));
+    let first = coverage(&s);
+    check(&first, &plan);
+    assert_eq!(first["total"]["automatic"], 190);
+    assert_eq!(first["total"]["analysed"], 190);
+
+    // Loaded again (a history import run twice): nothing changes.
+    let again = ok(cw(&s, &["calls", "import", csv.to_str().unwrap()]));
+    assert!(
+        again.contains("0 new, 0 changed, 200 already loaded"),
+        "{again}"
+    );
+    assert_eq!(coverage(&s), first);
+
+    // The recordings first, then the CDRs: the same answers.
+    let t = site("");
+    let plan_t = record(&t.root, &all);
+    assert_eq!(
+        cw(&t, &["ingest", t.root.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    let csv_t = t.base.join("Master.csv");
+    std::fs::write(&csv_t, master_csv(&all)).unwrap();
+    ok(cw(&t, &["calls", "import", csv_t.to_str().unwrap()]));
+    let second = coverage(&t);
+    check(&second, &plan_t);
+    assert_eq!(second["total"], first["total"]);
+
+    // The list and one call.
+    let missing = ok(cw(
+        &s,
+        &[
+            "calls", "list", "--state", "missing", "--now", LATER, "--since", "30d", "--json",
+        ],
+    ));
+    assert_eq!(missing.lines().count(), 10, "{missing}");
+    let one: serde_json::Value =
+        serde_json::from_str(&ok(cw(&s, &["calls", "show", &plan.short[0], "--json"]))).unwrap();
+    assert_eq!(one["state"], "short");
+    assert_eq!(one["recordings"].as_array().unwrap().len(), 1);
+    let shown = ok(cw(&s, &["calls", "show", &plan.short[0]]));
+    assert!(shown.contains("state      short"), "{shown}");
+    let table = ok(cw(
+        &s,
+        &["report", "coverage", "--now", LATER, "--since", "30d"],
+    ));
+    assert!(table.contains("95.0%"), "{table}");
+    let html = ok(cw(
+        &s,
+        &[
+            "report", "coverage", "--format", "html", "--now", LATER, "--since", "30d",
+        ],
+    ));
+    assert!(html.contains("<svg") && html.contains("Calls recorded (%), by day"));
+}
+
+#[test]
+fn bad_rows_are_named_and_the_rest_loaded() {
+    let s = site("");
+    let all = calls(3);
+    let mut csv = master_csv(&all);
+    csv.push_str("\"only\",\"three\",\"columns\"\n");
+    csv.push_str(&master_csv(&calls(4)[3..]).replace("2026-12-01", "2026-13-01"));
+    csv.push_str(&"x".repeat(10 << 20));
+    csv.push('\n');
+    let mut bytes = csv.into_bytes();
+    bytes.extend_from_slice(b"\"\xff\xfe\",\"1\"\n");
+    bytes.extend_from_slice(master_csv(&calls(6)[5..]).as_bytes());
+    let path = s.base.join("Master.csv");
+    std::fs::write(&path, bytes).unwrap();
+    let out = cw(&s, &["calls", "import", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let p = path.display().to_string();
+    assert!(err.contains(&format!("{p}:4: 3 columns")), "{err}");
+    assert!(err.contains(&format!("{p}:5: start: bad time")), "{err}");
+    assert!(
+        err.contains(&format!("{p}:6: a line of more than 65536 bytes")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{p}:7: field 1 is not UTF-8")),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("4 new, 0 changed, 0 already loaded, 4 rejected"),
+        "{}",
+        text(&out)
+    );
+    // The import and its rejects are in the audit log.
+    let audit = ok(cw(&s, &["audit", "export"]));
+    assert!(
+        audit.contains("\"calls_import\"") && audit.contains("\"rejected\":4"),
+        "{audit}"
+    );
+}
+
+#[test]
+fn freeswitch_json_cdrs_match_stereo_recordings_by_uuid() {
+    let s = site("");
+    let cdrs = s.base.join("json_cdr");
+    std::fs::create_dir_all(&cdrs).unwrap();
+    let speech = standard_call().samples;
+    for i in 0..3 {
+        let uuid = format!("6f1c2c1e-0000-4000-8000-00000000000{i}");
+        let start = BASE_S + i * 300;
+        std::fs::write(
+            cdrs.join(format!("{uuid}.cdr.json")).with_extension("json"),
+            format!(
+                r#"{{"variables":{{"uuid":"{uuid}","start_epoch":"{start}","answer_epoch":"{}",
+                "end_epoch":"{}","billsec":"20","duration":"22","hangup_cause":"NORMAL_CLEARING",
+                "caller_id_number":"1001","destination_number":"2000"}}}}"#,
+                start + 2,
+                start + 22
+            ),
+        )
+        .unwrap();
+        if i < 2 {
+            // FreeSWITCH records stereo, named by the call's uuid.
+            let stereo: Vec<f32> = speech[..8000 * 20]
+                .iter()
+                .flat_map(|&v| [v, v * 0.5])
+                .collect();
+            let path = s.root.join(format!("{uuid}.wav"));
+            write_wav(&path, &stereo, 2);
+        }
+    }
+    for e in std::fs::read_dir(&s.root).unwrap() {
+        age(&e.unwrap().path(), 600);
+    }
+    ok(cw(&s, &["calls", "import", cdrs.to_str().unwrap()]));
+    assert_eq!(
+        cw(&s, &["ingest", s.root.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    let r = coverage(&s);
+    assert_eq!(r["total"]["recorded"], 2, "{r}");
+    assert_eq!(r["total"]["missing"], 1);
+    assert_eq!(r["orphans"], 0);
+    let listed = ok(cw(
+        &s,
+        &["calls", "list", "--now", LATER, "--since", "30d", "--json"],
+    ));
+    let how: Vec<String> = listed
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["recordings"][0]["matched_by"].as_str().map(String::from)
+        })
+        .collect();
+    assert_eq!(how, ["file_name", "file_name"]);
+}
+
+#[test]
+fn the_lawful_rate_counts_calls_without_the_consent_their_law_needs() {
+    let s = site("[consent]\ndefault = \"one_party\"\n[[consent.rule]]\nqueue = [\"eu\"]\nrequires = \"all_party\"\n");
+    let all = calls(4);
+    let csv = s.base.join("Master.csv");
+    std::fs::write(&csv, master_csv(&all)).unwrap();
+    ok(cw(&s, &["calls", "import", csv.to_str().unwrap()]));
+    let speech = standard_call().samples;
+    // eu with consent, eu without, eu denied, us without (one-party: lawful).
+    let sidecars = [
+        r#""queue": "eu", "consent": {"state": "granted"}"#,
+        r#""queue": "eu""#,
+        r#""queue": "eu", "consent": {"state": "denied"}"#,
+        r#""queue": "us""#,
+    ];
+    for (c, extra) in all.iter().zip(sidecars) {
+        let path = s.root.join(format!("r-{}.wav", c.id));
+        write_wav(&path, &speech[..(c.billsec as usize) * 8000], 1);
+        std::fs::write(
+            path.with_extension("json"),
+            format!(
+                r#"{{"start_time": "{}", {extra}}}"#,
+                callwarden::policy::fmt_ms(c.answer_s * 1000)
+            ),
+        )
+        .unwrap();
+        age(&path, 600);
+        age(&path.with_extension("json"), 600);
+    }
+    assert_eq!(
+        cw(&s, &["ingest", s.root.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    let r = coverage(&s);
+    assert_eq!(r["total"]["recorded"], 4, "{r}");
+    assert_eq!(r["total"]["lawful"], 2);
+    assert_eq!(r["total"]["lawful_share"], 0.5);
+    let mut unlawful: Vec<&str> = r["unlawful"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call"].as_str().unwrap())
+        .collect();
+    unlawful.sort();
+    assert_eq!(unlawful, [all[1].id.as_str(), all[2].id.as_str()]);
+}
