@@ -63,11 +63,16 @@ fn recording(i: u64, n: u64) -> Option<Record> {
         return None;
     }
     let l = leg(i, n);
-    let by_sidecar = i % 2 == 0;
+    let by_sidecar = i.is_multiple_of(2);
     let name = if by_sidecar {
         format!("/var/spool/asterisk/monitor/{}/r{i}.wav", i % 30)
     } else {
-        format!("/var/spool/asterisk/monitor/{}/out-{}-{}.wav", i % 30, l.src, l.id)
+        format!(
+            "/var/spool/asterisk/monitor/{}/out-{}-{}.wav",
+            i % 30,
+            l.src,
+            l.id
+        )
     };
     Some(Record {
         id: RecordingId(i + 1),
@@ -106,11 +111,16 @@ fn build(dir: &Path, n: u64) {
         }
     }
     store.flush().unwrap();
-    eprintln!("  {n} calls' recordings stored in {:.0} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "  {n} calls' recordings stored in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     let legs: Vec<CallRecord> = (0..n).map(|i| leg(i, n)).collect();
     for chunk in legs.chunks(1000) {
-        store.put_calls(chunk, "bench", "Master.csv", 0, END_MS).unwrap();
+        store
+            .put_calls(chunk, "bench", "Master.csv", 0, END_MS)
+            .unwrap();
     }
     let s = t.elapsed().as_secs_f64();
     println!(

@@ -66,6 +66,41 @@ pub struct CallsConfig {
     /// Which calls must be recorded: any rule that matches; none given: every answered call
     /// with at least one billable second.
     pub record: Vec<RecordRule>,
+    /// CDR files the daemon follows like a log.
+    pub source: Vec<CdrSource>,
+    /// How often the daemon reads what the sources gained.
+    pub poll_s: f64,
+}
+
+/// A CDR file the daemon follows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdrSource {
+    /// The file (absolute): Asterisk's /var/log/asterisk/cdr-csv/Master.csv, say.
+    pub path: std::path::PathBuf,
+    pub format: CdrFormat,
+    /// The columns, for `format = "custom"` (as `calls import --columns`).
+    #[serde(default)]
+    pub columns: Vec<crate::cdr::Column>,
+}
+
+/// The layout of a followed CDR file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CdrFormat {
+    AsteriskCsv,
+    Custom,
+    FreeswitchCsv,
+}
+
+impl CdrSource {
+    pub fn template(&self) -> crate::cdr::Template {
+        match self.format {
+            CdrFormat::AsteriskCsv => crate::cdr::Template::asterisk_csv(),
+            CdrFormat::FreeswitchCsv => crate::cdr::Template::freeswitch_csv(),
+            CdrFormat::Custom => crate::cdr::Template(self.columns.clone()),
+        }
+    }
 }
 
 impl Default for CallsConfig {
@@ -78,6 +113,8 @@ impl Default for CallsConfig {
             on_demand_tag: "on_demand".into(),
             max_line_bytes: 65_536,
             record: Vec::new(),
+            source: Vec::new(),
+            poll_s: 5.0,
         }
     }
 }
@@ -604,6 +641,26 @@ impl Config {
         }
         if c.max_line_bytes < 1024 {
             return Err(bad("calls.max_line_bytes", "must be at least 1024"));
+        }
+        if !(c.poll_s.is_finite() && c.poll_s >= 0.1) {
+            return Err(bad("calls.poll_s", "must be 0.1 seconds or more"));
+        }
+        for src in &c.source {
+            if !src.path.is_absolute() {
+                return Err(bad(
+                    "calls.source",
+                    &format!("path {} is not absolute", src.path.display()),
+                ));
+            }
+            if (src.format == CdrFormat::Custom) == src.columns.is_empty() {
+                return Err(bad(
+                    "calls.source",
+                    &format!(
+                        "{}: columns are given with format = \"custom\", and only then",
+                        src.path.display()
+                    ),
+                ));
+            }
         }
         if let Some(root) = self.ingest.roots.iter().find(|r| !r.is_absolute()) {
             return Err(bad(

@@ -9,6 +9,7 @@ pub mod audio;
 pub mod audit;
 pub mod calls;
 pub mod cdr;
+pub mod cdr_follow;
 pub mod cli;
 pub mod config;
 pub mod consent;

@@ -2,7 +2,7 @@
 //! and verdicts, show one. Reading and parsing files happens here, on the caller's side; the
 //! rows go to the daemon (or the store) in batches, each one audited.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use crate::calls::{CallState, CallView};
@@ -173,88 +173,23 @@ fn import(args: ImportArgs) -> anyhow::Result<u8> {
     Ok(if bad > 0 { EXIT_BAD_INPUT } else { EXIT_OK })
 }
 
-/// Where a row was, and why it was not read.
-type Rejected = Vec<(String, String)>;
+use crate::cdr_follow::Rejected;
 
-/// The rows of a CSV file, line by line: a line longer than `max_line` is skipped whole (never
-/// held in memory), a blank line ignored.
+/// The rows of a CSV file, line by line (a line longer than `max_line` skipped unread).
 fn read_csv(
     path: &Path,
     template: &Template,
     zone: &Zone,
     max_line: u64,
 ) -> (Vec<CallRecord>, Rejected) {
-    let mut legs = Vec::new();
-    let mut rejected = Vec::new();
     let file = match crate::files::open_regular(path, crate::files::Follow::Symlinks) {
-        Ok((f, _size)) => f,
-        Err(e) => {
-            rejected.push((String::new(), e.to_string()));
-            return (legs, rejected);
-        }
+        Ok((f, _)) => f,
+        Err(e) => return (Vec::new(), vec![(String::new(), e.to_string())]),
     };
     let mut reader = BufReader::new(file);
-    let mut number = 0u64;
-    loop {
-        number += 1;
-        let mut line = Vec::new();
-        let read = (&mut reader)
-            .take(max_line + 1)
-            .read_until(b'\n', &mut line);
-        match read {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                rejected.push((format!(":{number}"), format!("read: {e}")));
-                break;
-            }
-        }
-        if line.len() as u64 > max_line && line.last() != Some(&b'\n') {
-            // Too long: skip to the end of the line without keeping it.
-            let skipped = skip_line(&mut reader);
-            rejected.push((
-                format!(":{number}"),
-                format!(
-                    "a line of more than {max_line} bytes (calls.max_line_bytes){}",
-                    if skipped {
-                        ""
-                    } else {
-                        "; the file ends inside it"
-                    }
-                ),
-            ));
-            continue;
-        }
-        while matches!(line.last(), Some(b'\n' | b'\r')) {
-            line.pop();
-        }
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
-        match crate::cdr::csv_fields(&line)
-            .and_then(|fields| crate::cdr::from_fields(&fields, template, zone))
-        {
-            Ok(leg) => legs.push(leg),
-            Err(why) => rejected.push((format!(":{number}"), why)),
-        }
-    }
-    (legs, rejected)
-}
-
-/// Reads up to the next newline, discarding; false when the file ended first.
-fn skip_line(reader: &mut impl BufRead) -> bool {
-    loop {
-        let (done, used) = match reader.fill_buf() {
-            Ok([]) | Err(_) => return false,
-            Ok(buf) => match buf.iter().position(|&b| b == b'\n') {
-                Some(i) => (true, i + 1),
-                None => (false, buf.len()),
-            },
-        };
-        reader.consume(used);
-        if done {
-            return true;
-        }
+    match crate::cdr_follow::parse_csv(&mut reader, 1, template, zone, max_line, true) {
+        Ok((legs, rejected, _, _)) => (legs, rejected),
+        Err(e) => (Vec::new(), vec![(String::new(), format!("read: {e}"))]),
     }
 }
 

@@ -39,6 +39,7 @@ use crate::policy::Trigger;
 use crate::store::{Store, StoreError};
 use crate::watch::{self, WatchEvent};
 
+mod cdrs;
 mod monitor;
 mod roots;
 use monitor::{Awaiting, Monitor};
@@ -121,6 +122,8 @@ struct State {
     /// Set by a store error the daemon cannot go on after: it stops, and exits non-zero.
     fatal: std::cell::OnceCell<String>,
     monitor: Monitor,
+    /// The followed CDR files.
+    cdr_sources: Arc<Mutex<cdrs::Sources>>,
 }
 
 impl State {
@@ -727,6 +730,7 @@ pub async fn run(
     }
     let rescan_every = Duration::from_secs_f64(config.ingest.rescan_interval_s);
     let (purge_tx, mut purge_rx) = mpsc::unbounded_channel();
+    let cdr_sources = cdrs::Sources::new(&config.calls);
     let mut state = State {
         config: Arc::new(config),
         config_path,
@@ -744,6 +748,7 @@ pub async fn run(
         shared,
         purge_lock,
         fatal: std::cell::OnceCell::new(),
+        cdr_sources,
         monitor,
     };
     state.count_alert_rules();
@@ -779,6 +784,7 @@ pub async fn run(
     let mut head_tick = tokio::time::interval(Duration::from_secs(24 * 3600));
     let mut monitor_tick = tokio::time::interval(Duration::from_secs(30));
     let mut gauges_tick = tokio::time::interval(monitor::GAUGES_EVERY);
+    let mut cdr_tick = tokio::time::interval(Duration::from_secs_f64(state.config.calls.poll_s));
     let mut rescan =
         tokio::time::interval_at(tokio::time::Instant::now() + rescan_every, rescan_every);
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
@@ -827,6 +833,7 @@ pub async fn run(
             }
             _ = monitor_tick.tick() => state.monitor_tick(),
             _ = gauges_tick.tick() => state.refresh_gauges(),
+            _ = cdr_tick.tick() => state.follow_cdrs(),
             _ = roots_tick.tick() => {
                 // sled's own flush thread fails alone (a full disk) and every write after it
                 // fails too: a flush here finds that out while the daemon is idle, and moves

@@ -498,7 +498,24 @@ impl Store {
         rejected: usize,
         time_ms: i64,
     ) -> Result<CallsStored, StoreError> {
+        self.put_calls_with_cursor(legs, actor, source, rejected, time_ms, None)
+    }
+
+    /// [`Store::put_calls`], writing `cursor` (a key and value in the meta tree: where reading
+    /// the source has got to) in the same transaction.
+    pub fn put_calls_with_cursor(
+        &self,
+        legs: &[crate::cdr::CallRecord],
+        actor: &str,
+        source: &str,
+        rejected: usize,
+        time_ms: i64,
+        cursor: Option<(&str, Vec<u8>)>,
+    ) -> Result<CallsStored, StoreError> {
         let stored = self.transact("store call records", |tx| {
+            if let Some((key, value)) = &cursor {
+                tx.0[META].insert(key.as_bytes(), value.as_slice())?;
+            }
             let mut n = CallsStored::default();
             for leg in legs {
                 let value = json(leg);
@@ -533,6 +550,22 @@ impl Store {
         })?;
         self.flush()?;
         Ok(stored)
+    }
+
+    /// A value of the meta tree (cursors, counters), as stored.
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.trees[META]
+            .get(key)
+            .map_err(sled_err("read the meta tree"))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Writes a value of the meta tree.
+    pub fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.trees[META]
+            .insert(key, value)
+            .map_err(sled_err("write the meta tree"))?;
+        Ok(())
     }
 
     /// The call records of legs that started in `[from_ms, until_ms)`, in start order.

@@ -461,3 +461,101 @@ fn the_lawful_rate_counts_calls_without_the_consent_their_law_needs() {
     unlawful.sort();
     assert_eq!(unlawful, [all[1].id.as_str(), all[2].id.as_str()]);
 }
+
+/// The calls the daemon knows, asked through its control socket.
+fn known_calls(s: &Site) -> usize {
+    ok(cw(
+        s,
+        &[
+            "calls", "list", "--json", "--since", "30d", "--now", LATER, "--limit", "100000",
+        ],
+    ))
+    .lines()
+    .count()
+}
+
+fn wait_for_calls(s: &Site, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = known_calls(s);
+    while seen != n && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        seen = known_calls(s);
+    }
+    assert_eq!(seen, n, "calls the daemon read");
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn the_daemon_follows_master_csv_through_rotation_and_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_path_buf();
+    let root = base.join("root");
+    let cdr = base.join("cdr-csv");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&cdr).unwrap();
+    let master = cdr.join("Master.csv");
+    let config = base.join("callwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ingest]\nroots = [{root:?}]\nsettle_s = 0.5\n[store]\npath = {:?}\n\
+             [control]\nsocket = {:?}\n[calls]\npoll_s = 0.2\n\
+             [[calls.source]]\npath = {master:?}\nformat = \"asterisk_csv\"\n",
+            base.join("store"),
+            base.join("control.sock"),
+        ),
+    )
+    .unwrap();
+    let s = Site {
+        _dir: dir,
+        base: base.clone(),
+        root,
+        config: config.clone(),
+    };
+    let all = calls(200);
+    let lines: Vec<String> = master_csv(&all).lines().map(|l| format!("{l}\n")).collect();
+    // 100 lines, and half of the 101st: Asterisk is writing it.
+    append(&master, &lines[..100].concat());
+    let (half, rest) = lines[100].split_at(lines[100].len() / 2);
+    append(&master, half);
+    let mut d = crate::daemon::Daemon::start(&config);
+    wait_for_calls(&s, 100);
+
+    // The line is finished, more come; then logrotate renames the file, the PBX writes a few
+    // more lines to the old one before it reopens, and a new file starts.
+    append(&master, &format!("{rest}{}", lines[101..120].concat()));
+    let rotated = cdr.join("Master.csv.1");
+    std::fs::rename(&master, &rotated).unwrap();
+    append(&rotated, &lines[120..130].concat());
+    append(&master, &lines[130..160].concat());
+    wait_for_calls(&s, 160);
+
+    // Killed, and lines keep coming while it is down.
+    crate::daemon::kill9(&mut d);
+    append(&master, &lines[160..200].concat());
+    let d = crate::daemon::Daemon::start(&config);
+    wait_for_calls(&s, 200);
+    assert_eq!(d.stop(), Some(0));
+
+    // Every row read once: the audit's imports add up to 200 new, nothing read twice.
+    let audit = ok(cw(&s, &["audit", "export"]));
+    let (mut new, mut same, mut rejected) = (0, 0, 0);
+    for line in audit.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        if e["action"] == "calls_import" {
+            new += e["details"]["new"].as_u64().unwrap();
+            same += e["details"]["same"].as_u64().unwrap();
+            rejected += e["details"]["rejected"].as_u64().unwrap();
+        }
+    }
+    assert_eq!((new, same, rejected), (200, 0, 0), "{audit}");
+}

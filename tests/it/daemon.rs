@@ -375,7 +375,7 @@ fn restarts_reconcile_and_changes_are_flagged() {
 }
 
 /// Stops the child with SIGKILL, as a crash would.
-fn kill9(d: &mut Daemon) {
+pub(crate) fn kill9(d: &mut Daemon) {
     let mut child = d.child.take().unwrap();
     Command::new("kill")
         .arg("-KILL")
