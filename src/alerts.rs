@@ -12,7 +12,10 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AlertRule, AlertsConfig, ConsentAlert, ConsentLaw, SystemCondition};
+use crate::calls::{CallState, Matching};
+use crate::config::{
+    AlertRule, AlertsConfig, CallAlert, ConsentAlert, ConsentLaw, SystemCondition,
+};
 use crate::metadata::ConsentState;
 use crate::summary::Summary;
 
@@ -175,6 +178,69 @@ pub fn for_system(rules: &[AlertRule], s: &SystemState, time: &str) -> Vec<Alert
                 ));
             }
             _ => {}
+        }
+    }
+    out
+}
+
+/// The alerts calls raise under `rules`: each call of `m` missing its recording or recorded
+/// short (the caller passes each call once), and the coverage of the last day below a floor.
+pub fn for_calls(
+    rules: &[AlertRule],
+    m: &Matching,
+    coverage_24h: Option<f64>,
+    time: &str,
+) -> Vec<Alert> {
+    let mut out = Vec::new();
+    for rule in rules {
+        let alert = |subject: String, message: String| Alert {
+            rule: rule.name.clone(),
+            kind: "call".into(),
+            severity: rule.severity.clone(),
+            message,
+            time: time.to_string(),
+            subject,
+            recording: None,
+        };
+        for c in &m.calls {
+            let src = c.legs.first().map_or("", |l| l.src.as_str());
+            let dst = c.legs.first().map_or("", |l| l.dst.as_str());
+            let started = crate::policy::fmt_ms(c.start_ms);
+            match c.state {
+                CallState::Missing if rule.calls.contains(&CallAlert::MissingRecording) => out
+                    .push(alert(
+                        c.call.clone(),
+                        format!(
+                            "call {} ({src} -> {dst}, {started}, {:.0} s billed) has no recording",
+                            c.call, c.billable_s
+                        ),
+                    )),
+                CallState::Short if rule.calls.contains(&CallAlert::RecordingShort) => {
+                    out.push(alert(
+                        c.call.clone(),
+                        format!(
+                            "call {} ({src} -> {dst}, {started}) is recorded for {:.0}% of its \
+                             {:.0} s",
+                            c.call,
+                            c.coverage.unwrap_or(0.0) * 100.0,
+                            c.billable_s
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if let (Some(floor), Some(coverage)) = (rule.coverage_below, coverage_24h) {
+            if coverage < floor {
+                out.push(alert(
+                    "coverage".into(),
+                    format!(
+                        "{:.1}% of the last 24 hours' calls to record were recorded, below {:.1}%",
+                        coverage * 100.0,
+                        floor * 100.0
+                    ),
+                ));
+            }
         }
     }
     out

@@ -382,6 +382,21 @@ pub struct AlertRule {
     pub system: Option<SystemCondition>,
     /// For `ingest_failure_rate`: the share of failed recordings over an hour that alerts.
     pub failure_rate_above: f64,
+    /// Calls (from the call records): each one missing its recording, or recorded short.
+    pub calls: Vec<CallAlert>,
+    /// The share of the last 24 hours' calls to record that were recorded, below which the
+    /// rule alerts.
+    pub coverage_below: Option<f64>,
+}
+
+/// What a call rule watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallAlert {
+    /// A call that must be recorded has no recording `calls.grace_s` after it ended.
+    MissingRecording,
+    /// A call's recordings cover less than `calls.short_ratio` of its billable time.
+    RecordingShort,
 }
 
 impl Default for AlertRule {
@@ -394,6 +409,8 @@ impl Default for AlertRule {
             consent: Vec::new(),
             system: None,
             failure_rate_above: 0.1,
+            calls: Vec::new(),
+            coverage_below: None,
         }
     }
 }
@@ -775,11 +792,21 @@ impl Config {
             }
             let watches_recordings =
                 r.score_below.is_some() || !r.flags.is_empty() || !r.consent.is_empty();
-            if watches_recordings == r.system.is_some() {
+            let watches_calls = !r.calls.is_empty() || r.coverage_below.is_some();
+            let watches = [watches_recordings, r.system.is_some(), watches_calls];
+            if watches.iter().filter(|w| **w).count() != 1 {
                 return Err(bad(
                     "alerts.rule",
-                    "a rule watches recordings (score_below, flags, consent) or one system \
-                     condition, not both and not neither",
+                    "a rule watches recordings (score_below, flags, consent), one system \
+                     condition, or calls (calls, coverage_below): one of them",
+                ));
+            }
+            if r.coverage_below
+                .is_some_and(|c| !(c.is_finite() && (0.0..=1.0).contains(&c)))
+            {
+                return Err(bad(
+                    "alerts.rule",
+                    "coverage_below must be a ratio from 0 to 1",
                 ));
             }
             if !matches!(r.severity.as_str(), "warn" | "error") {

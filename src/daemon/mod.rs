@@ -680,6 +680,7 @@ pub async fn run(
         tracing::info!(addr = %e.addr(), "metrics endpoint listening (/metrics, /healthz)");
         Some(e)
     };
+    let (calls_alerts_tx, mut calls_alerts_rx) = mpsc::unbounded_channel();
     let monitor = Monitor {
         metrics,
         health,
@@ -689,6 +690,8 @@ pub async fn run(
         last_good_purge: Instant::now(),
         audit_breaks: Arc::new(AtomicUsize::new(0)),
         coverage: Default::default(),
+        calls_alerted: Default::default(),
+        calls_alerts: calls_alerts_tx,
         awaiting_sidecar: Vec::new(),
     };
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -831,7 +834,11 @@ pub async fn run(
                 state.log_chain_head();
                 state.check_chain();
             }
-            _ = monitor_tick.tick() => state.monitor_tick(),
+            _ = monitor_tick.tick() => {
+                state.monitor_tick();
+                state.check_calls();
+            }
+            Some(raised) = calls_alerts_rx.recv() => state.raise(raised),
             _ = gauges_tick.tick() => state.refresh_gauges(),
             _ = cdr_tick.tick() => state.follow_cdrs(),
             _ = roots_tick.tick() => {

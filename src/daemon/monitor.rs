@@ -33,6 +33,11 @@ pub(super) struct Monitor {
     pub(super) audit_breaks: Arc<AtomicUsize>,
     /// When the consent coverage was computed; held by the refresh running.
     pub(super) coverage: Arc<Mutex<Coverage>>,
+    /// The calls already alerted (missing, short), by call key, with when; held by the check
+    /// running.
+    pub(super) calls_alerted: Arc<Mutex<std::collections::HashMap<String, i64>>>,
+    /// Where the calls check sends the alerts it raises (to pass the gate on the loop).
+    pub(super) calls_alerts: tokio::sync::mpsc::UnboundedSender<Vec<alerts::Alert>>,
     /// Recordings stored without their sidecar, whose alerts wait for it until then.
     pub(super) awaiting_sidecar: Vec<(Instant, RecordingPath)>,
 }
@@ -168,8 +173,79 @@ impl State {
         }
     }
 
+    /// Every 30 s, when a rule watches calls: the last day's calls matched on a blocking
+    /// thread, each call newly missing or short alerted once, and the day's coverage judged.
+    pub(super) fn check_calls(&self) {
+        let rules: Vec<crate::config::AlertRule> = self
+            .config
+            .alerts
+            .rule
+            .iter()
+            .filter(|r| !r.calls.is_empty() || r.coverage_below.is_some())
+            .cloned()
+            .collect();
+        if rules.is_empty() {
+            return;
+        }
+        let (store, config, alerted, tx) = (
+            self.store.clone(),
+            self.config.clone(),
+            self.monitor.calls_alerted.clone(),
+            self.monitor.calls_alerts.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let Ok(mut alerted) = alerted.try_lock() else {
+                return;
+            };
+            const HOUR_MS: i64 = 3_600_000;
+            let now = ingest::now_ms();
+            let grace = (config.calls.grace_s * 1000.0) as i64;
+            let from = now - 24 * HOUR_MS - grace;
+            let legs: Result<Vec<_>, _> = store
+                .calls_between(Some(from - 6 * HOUR_MS), None)
+                .collect();
+            let recordings: Result<Vec<_>, _> =
+                store.summaries(Some(from - 12 * HOUR_MS), None).collect();
+            let (Ok(legs), Ok(recordings)) = (legs, recordings) else {
+                tracing::error!("the calls check could not read the store");
+                return;
+            };
+            let mut m = crate::calls::match_calls(
+                legs,
+                recordings,
+                &config.calls,
+                config.consent.default,
+                now,
+            );
+            m.calls.retain(|c| c.start_ms >= from);
+            // The day whose calls are all past their grace time.
+            let day = crate::calls::Matching {
+                calls: m
+                    .calls
+                    .iter()
+                    .filter(|c| c.end_ms + grace <= now && c.start_ms >= from)
+                    .cloned()
+                    .collect(),
+                ..Default::default()
+            };
+            let coverage = crate::calls::coverage_report(&day, 0).total.coverage;
+            m.calls.retain(|c| {
+                matches!(
+                    c.state,
+                    crate::calls::CallState::Missing | crate::calls::CallState::Short
+                ) && alerted.insert(c.call.clone(), now).is_none()
+            });
+            alerted.retain(|_, t| *t > now - 72 * HOUR_MS);
+            let time = crate::policy::fmt_ms(now);
+            let raised = alerts::for_calls(&rules, &m, coverage, &time);
+            if !raised.is_empty() {
+                let _ = tx.send(raised);
+            }
+        });
+    }
+
     /// Sends what passes the gate; counts what it holds back.
-    fn raise(&mut self, raised: Vec<alerts::Alert>) {
+    pub(super) fn raise(&mut self, raised: Vec<alerts::Alert>) {
         if raised.is_empty() {
             return;
         }

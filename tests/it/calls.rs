@@ -81,10 +81,14 @@ struct Call {
 }
 
 fn calls(n: usize) -> Vec<Call> {
+    calls_from(n, BASE_S)
+}
+
+fn calls_from(n: usize, base_s: i64) -> Vec<Call> {
     let mut rng = Rng::new(21);
     (0..n)
         .map(|i| {
-            let start_s = BASE_S + i as i64 * 90;
+            let start_s = base_s + i as i64 * 90;
             let ring = 2 + (rng.uniform() * 6.0) as i64;
             let billsec = 8 + (rng.uniform() * 30.0) as i64;
             Call {
@@ -558,4 +562,82 @@ fn the_daemon_follows_master_csv_through_rotation_and_kill_9() {
         }
     }
     assert_eq!((new, same, rejected), (200, 0, 0), "{audit}");
+}
+
+#[test]
+fn missing_and_short_calls_and_a_low_coverage_raise_alerts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_path_buf();
+    let root = base.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let got = base.join("alerts.jsonl");
+    let config = base.join("callwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ingest]\nroots = [{root:?}]\nsettle_s = 0.0\n[store]\npath = {:?}\n\
+             [control]\nsocket = {:?}\n\
+             [alerts]\ncommand = [\"sh\", \"-c\", \"cat >> {}\"]\n\
+             [[alerts.rule]]\nname = \"missing\"\ncalls = [\"missing_recording\"]\n\
+             [[alerts.rule]]\nname = \"short\"\ncalls = [\"recording_short\"]\n\
+             [[alerts.rule]]\nname = \"floor\"\ncoverage_below = 0.99\n",
+            base.join("store"),
+            base.join("control.sock"),
+            got.display()
+        ),
+    )
+    .unwrap();
+    let s = Site {
+        _dir: dir,
+        base: base.clone(),
+        root: root.clone(),
+        config: config.clone(),
+    };
+    // Today's calls, all ended more than the grace time ago.
+    let now_s = callwarden::ingest::now_ms() / 1000;
+    let all = calls_from(200, now_s - 6 * 3600);
+    let csv = base.join("Master.csv");
+    std::fs::write(&csv, master_csv(&all)).unwrap();
+    ok(cw(&s, &["calls", "import", csv.to_str().unwrap()]));
+    let plan = record(&root, &all);
+    assert_eq!(
+        cw(&s, &["ingest", root.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+
+    let d = crate::daemon::Daemon::start(&config);
+    let read = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&got)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while read().len() < 16 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(d.stop(), Some(0));
+    let alerts = read();
+    let subjects = |rule: &str| -> Vec<String> {
+        let mut v: Vec<String> = alerts
+            .iter()
+            .filter(|a| a["rule"] == rule)
+            .map(|a| a["subject"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let (mut missing, mut short) = (plan.missing.clone(), plan.short.clone());
+    missing.sort();
+    short.sort();
+    assert_eq!(subjects("missing"), missing, "{alerts:#?}");
+    assert_eq!(subjects("short"), short);
+    assert_eq!(subjects("floor"), ["coverage"]);
+    assert!(alerts.iter().any(|a| a["message"]
+        .as_str()
+        .unwrap()
+        .contains("95.0% of the last 24 hours")));
+    assert!(alerts.iter().all(|a| a["kind"] == "call"));
 }
