@@ -70,18 +70,37 @@ pub struct CallsConfig {
     pub source: Vec<CdrSource>,
     /// How often the daemon reads what the sources gained.
     pub poll_s: f64,
+    /// For a PostgreSQL source: how far before the last row read each poll reads again (a
+    /// row is written when its call ends and dated when it started: the longest call).
+    pub pg_lookback_s: f64,
 }
 
-/// A CDR file the daemon follows.
+/// A CDR file, or Asterisk's CDR table in PostgreSQL, that the daemon follows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CdrSource {
     /// The file (absolute): Asterisk's /var/log/asterisk/cdr-csv/Master.csv, say.
+    #[serde(default, skip_serializing_if = "path_is_empty")]
     pub path: std::path::PathBuf,
     pub format: CdrFormat,
     /// The columns, for `format = "custom"` (as `calls import --columns`).
     #[serde(default)]
     pub columns: Vec<crate::cdr::Column>,
+    /// For `asterisk_pgsql`: the connection (`postgresql://user:password@host:port/db` or
+    /// `host=... dbname=...`).
+    #[serde(default)]
+    pub url: String,
+    /// For `asterisk_pgsql`: the table (default `cdr`; `schema.table` allowed).
+    #[serde(default = "default_cdr_table")]
+    pub table: String,
+}
+
+fn path_is_empty(p: &std::path::Path) -> bool {
+    p.as_os_str().is_empty()
+}
+
+fn default_cdr_table() -> String {
+    "cdr".into()
 }
 
 /// The layout of a followed CDR file.
@@ -91,12 +110,16 @@ pub enum CdrFormat {
     AsteriskCsv,
     Custom,
     FreeswitchCsv,
+    /// Asterisk's cdr_pgsql / cdr_odbc table in PostgreSQL.
+    AsteriskPgsql,
 }
 
 impl CdrSource {
     pub fn template(&self) -> crate::cdr::Template {
         match self.format {
-            CdrFormat::AsteriskCsv => crate::cdr::Template::asterisk_csv(),
+            CdrFormat::AsteriskCsv | CdrFormat::AsteriskPgsql => {
+                crate::cdr::Template::asterisk_csv()
+            }
             CdrFormat::FreeswitchCsv => crate::cdr::Template::freeswitch_csv(),
             CdrFormat::Custom => crate::cdr::Template(self.columns.clone()),
         }
@@ -115,6 +138,7 @@ impl Default for CallsConfig {
             record: Vec::new(),
             source: Vec::new(),
             poll_s: 5.0,
+            pg_lookback_s: 14_400.0,
         }
     }
 }
@@ -662,7 +686,31 @@ impl Config {
         if !(c.poll_s.is_finite() && c.poll_s >= 0.1) {
             return Err(bad("calls.poll_s", "must be 0.1 seconds or more"));
         }
+        if !(c.pg_lookback_s.is_finite() && c.pg_lookback_s >= 0.0) {
+            return Err(bad("calls.pg_lookback_s", "must be 0 or more seconds"));
+        }
         for src in &c.source {
+            if src.format == CdrFormat::AsteriskPgsql {
+                if src.url.is_empty() || !src.path.as_os_str().is_empty() {
+                    return Err(bad(
+                        "calls.source",
+                        "format = \"asterisk_pgsql\" takes a url (and a table), not a path",
+                    ));
+                }
+                if !crate::cdr_pgsql::valid_table(&src.table) {
+                    return Err(bad(
+                        "calls.source",
+                        &format!("table {:?} is not a plain [schema.]table name", src.table),
+                    ));
+                }
+                continue;
+            }
+            if !src.url.is_empty() {
+                return Err(bad(
+                    "calls.source",
+                    "url is for format = \"asterisk_pgsql\" only",
+                ));
+            }
             if !src.path.is_absolute() {
                 return Err(bad(
                     "calls.source",

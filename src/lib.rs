@@ -10,6 +10,7 @@ pub mod audit;
 pub mod calls;
 pub mod cdr;
 pub mod cdr_follow;
+pub mod cdr_pgsql;
 pub mod cli;
 pub mod config;
 pub mod consent;

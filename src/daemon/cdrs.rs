@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::cdr_follow::Tail;
-use crate::config::CallsConfig;
+use crate::config::{CallsConfig, CdrFormat};
 use crate::ingest;
 
 use super::State;
@@ -13,19 +13,32 @@ use super::State;
 /// The followed sources, as configured.
 pub(super) struct Sources {
     pub(super) tails: Vec<Tail>,
+    pub(super) tables: Vec<crate::cdr_pgsql::Table>,
     pub(super) of: Vec<crate::config::CdrSource>,
 }
 
 impl Sources {
-    pub(super) fn new(calls: &CallsConfig) -> Arc<Mutex<Sources>> {
-        Arc::new(Mutex::new(Sources {
+    fn of(calls: &CallsConfig) -> Sources {
+        let pgsql = |s: &&crate::config::CdrSource| s.format == CdrFormat::AsteriskPgsql;
+        Sources {
             tails: calls
                 .source
                 .iter()
+                .filter(|s| !pgsql(s))
                 .map(|s| Tail::new(s.path.clone(), s.template()))
                 .collect(),
+            tables: calls
+                .source
+                .iter()
+                .filter(pgsql)
+                .map(|s| crate::cdr_pgsql::Table::new(s.url.clone(), s.table.clone()))
+                .collect(),
             of: calls.source.clone(),
-        }))
+        }
+    }
+
+    pub(super) fn new(calls: &CallsConfig) -> Arc<Mutex<Sources>> {
+        Arc::new(Mutex::new(Sources::of(calls)))
     }
 }
 
@@ -46,15 +59,7 @@ impl State {
             };
             // A reload that changed the sources starts them afresh (their cursors are kept).
             if sources.of != config.calls.source {
-                *sources = Sources {
-                    tails: config
-                        .calls
-                        .source
-                        .iter()
-                        .map(|s| Tail::new(s.path.clone(), s.template()))
-                        .collect(),
-                    of: config.calls.source.clone(),
-                };
+                *sources = Sources::of(&config.calls);
             }
             let zone = match crate::cdr::Zone::get(&config.calls.timezone) {
                 Ok(z) => z,
@@ -63,6 +68,33 @@ impl State {
                     return;
                 }
             };
+            for table in &mut sources.tables {
+                let polled =
+                    table.poll(&store, &zone, config.calls.pg_lookback_s, ingest::now_ms());
+                match polled {
+                    Ok(p) => {
+                        if p.new + p.changed > 0 {
+                            tracing::info!(
+                                source = %crate::cdr_pgsql::redact(&table.url),
+                                table = %table.table,
+                                new = p.new,
+                                changed = p.changed,
+                                rejected = p.rejected.len(),
+                                "call records read"
+                            );
+                        }
+                        for (at, why) in &p.rejected {
+                            tracing::warn!("call record not read: {at}: {why}");
+                        }
+                        for note in &p.notes {
+                            tracing::warn!(table = %table.table, "{note}");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(table = %table.table, error = %e, "reading call records failed")
+                    }
+                }
+            }
             for tail in &mut sources.tails {
                 match tail.poll(&store, &zone, config.calls.max_line_bytes, ingest::now_ms()) {
                     Ok(p) => {

@@ -552,6 +552,20 @@ impl Store {
         Ok(stored)
     }
 
+    /// How many of these call records are stored exactly as they are.
+    pub fn calls_known(&self, legs: &[crate::cdr::CallRecord]) -> Result<usize, StoreError> {
+        let mut known = 0;
+        for leg in legs {
+            let stored = self.trees[CALLS]
+                .get(leg.id.as_bytes())
+                .map_err(sled_err("read a call record"))?;
+            if stored.is_some_and(|v| v.as_ref() == json(leg).as_slice()) {
+                known += 1;
+            }
+        }
+        Ok(known)
+    }
+
     /// A value of the meta tree (cursors, counters), as stored.
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.trees[META]

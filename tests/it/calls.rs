@@ -641,3 +641,100 @@ fn missing_and_short_calls_and_a_low_coverage_raise_alerts_once() {
         .contains("95.0% of the last 24 hours")));
     assert!(alerts.iter().all(|a| a["kind"] == "call"));
 }
+
+#[test]
+fn the_same_calls_in_asterisks_postgresql_table_give_the_same_answers() {
+    let Some(pg) = crate::pg::Pg::start() else {
+        return;
+    };
+    let mut db = pg.client();
+    // The standard cdr table of cdr_pgsql (with linkedid).
+    db.batch_execute(
+        "CREATE TABLE cdr (calldate timestamp NOT NULL DEFAULT now(), \
+         clid varchar(80) NOT NULL DEFAULT '', src varchar(80) NOT NULL DEFAULT '', \
+         dst varchar(80) NOT NULL DEFAULT '', dcontext varchar(80) NOT NULL DEFAULT '', \
+         channel varchar(80) NOT NULL DEFAULT '', dstchannel varchar(80) NOT NULL DEFAULT '', \
+         lastapp varchar(80) NOT NULL DEFAULT '', lastdata varchar(80) NOT NULL DEFAULT '', \
+         duration bigint NOT NULL DEFAULT 0, billsec bigint NOT NULL DEFAULT 0, \
+         disposition varchar(45) NOT NULL DEFAULT '', amaflags bigint NOT NULL DEFAULT 0, \
+         accountcode varchar(20) NOT NULL DEFAULT '', uniqueid varchar(150) NOT NULL DEFAULT '', \
+         linkedid varchar(150) NOT NULL DEFAULT '', userfield varchar(255) NOT NULL DEFAULT '')",
+    )
+    .unwrap();
+    let all = calls(200);
+    let insert = |db: &mut postgres::Client, c: &Call, i: usize| {
+        let end = c.answer_s + c.billsec;
+        db.execute(
+            "INSERT INTO cdr (calldate, clid, src, dst, dcontext, channel, dstchannel, lastapp, \
+             duration, billsec, disposition, uniqueid, linkedid) VALUES \
+             ($1::text::timestamp, $2, $3, '2000', 'from-internal', $4, 'PJSIP/2000', 'Dial', \
+             $5, $6, 'ANSWERED', $7, '')",
+            &[
+                &wall(c.start_s),
+                &format!("\"Agent {i}\" <10{:02}>", i % 10),
+                &format!("10{:02}", i % 10),
+                &format!("PJSIP/10{:02}-{i}", i % 10),
+                &(end - c.start_s),
+                &c.billsec,
+                &c.id,
+            ],
+        )
+        .unwrap();
+    };
+    // Every call but one: a long call's row comes last, dated (75 min) before the last ones.
+    for (i, c) in all.iter().enumerate().filter(|(i, _)| *i != 150) {
+        insert(&mut db, c, i);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_path_buf();
+    let root = base.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let config = base.join("callwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ingest]\nroots = [{root:?}]\nsettle_s = 0.0\n[store]\npath = {:?}\n\
+             [control]\nsocket = {:?}\n[calls]\npoll_s = 0.2\n\
+             [[calls.source]]\nformat = \"asterisk_pgsql\"\nurl = {:?}\n",
+            base.join("store"),
+            base.join("control.sock"),
+            pg.url(),
+        ),
+    )
+    .unwrap();
+    let s = Site {
+        _dir: dir,
+        base,
+        root: root.clone(),
+        config: config.clone(),
+    };
+    let plan = record(&root, &all);
+    assert_eq!(
+        cw(&s, &["ingest", root.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    let d = crate::daemon::Daemon::start(&config);
+    wait_for_calls(&s, 199);
+    insert(&mut db, &all[150], 150);
+    wait_for_calls(&s, 200);
+    let from_db = coverage(&s);
+    check(&from_db, &plan);
+    assert_eq!(d.stop(), Some(0));
+
+    // The same day from Master.csv gives the same totals.
+    let t = site("");
+    let plan_t = record(&t.root, &all);
+    assert_eq!(
+        cw(&t, &["ingest", t.root.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    let csv = t.base.join("Master.csv");
+    std::fs::write(&csv, master_csv(&all)).unwrap();
+    ok(cw(&t, &["calls", "import", csv.to_str().unwrap()]));
+    let from_csv = coverage(&t);
+    check(&from_csv, &plan_t);
+    assert_eq!(from_db["total"], from_csv["total"]);
+    assert_eq!(from_db["by_day"], from_csv["by_day"]);
+    assert_eq!(from_db["missing"], from_csv["missing"]);
+}

@@ -12,6 +12,7 @@ mod heldout;
 mod ingest;
 mod lifecycle;
 mod operations;
+mod pg;
 mod readme;
 mod stereo;
 mod support;
