@@ -54,6 +54,9 @@ impl Outcome {
 /// What the alert gate did with an alert.
 pub const ALERT_OUTCOMES: [&str; 3] = ["sent", "duplicate", "rate_limited"];
 
+/// The states `callwarden_calls_last_day` counts.
+const CALL_STATES: [&str; 5] = ["must_record", "recorded", "missing", "short", "orphan"];
+
 /// The results a purge run counts.
 const PURGE_RESULTS: [&str; 3] = ["purged", "refused", "failed"];
 
@@ -122,6 +125,8 @@ pub struct Metrics {
     last_rescan: Gauge<i64, AtomicI64>,
     rescan_found: Counter,
     alerts: Family<Labels, Counter>,
+    calls: Family<Labels, Gauge>,
+    calls_coverage: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -226,6 +231,22 @@ impl Metrics {
             "Alerts raised, by rule and outcome (sent, suppressed)",
             alerts.clone(),
         );
+        let calls = Family::<Labels, Gauge>::default();
+        registry.register(
+            "calls_last_day",
+            "The last 24 hours' calls (from the call records, past their grace time), by state \
+             (must_record, recorded, missing, short, orphan recordings)",
+            calls.clone(),
+        );
+        for state in CALL_STATES {
+            let _ = calls.get_or_create(&label("state", state));
+        }
+        let calls_coverage = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "calls_coverage_ratio",
+            "Share of the last 24 hours' calls to record that were recorded",
+            calls_coverage.clone(),
+        );
         let build = Family::<Labels, Gauge>::default();
         registry.register("build_info", "The running build", build.clone());
         build
@@ -263,6 +284,8 @@ impl Metrics {
             last_rescan,
             rescan_found,
             alerts,
+            calls,
+            calls_coverage,
         }
     }
 
@@ -326,6 +349,23 @@ impl Metrics {
                 let _ = self.alerts.get_or_create(&alert_labels(rule, outcome));
             }
         }
+    }
+
+    /// The last day's calls: the counts by state, and the coverage.
+    pub fn calls(&self, row: &crate::calls::CoverageRow, orphans: usize) {
+        let counts = [
+            row.must_record,
+            row.recorded,
+            row.missing,
+            row.short,
+            orphans as u64,
+        ];
+        for (state, n) in CALL_STATES.into_iter().zip(counts) {
+            self.calls
+                .get_or_create(&label("state", state))
+                .set(n as i64);
+        }
+        self.calls_coverage.set(row.coverage.unwrap_or(0.0));
     }
 
     /// The gauges read from the store and the filesystems.

@@ -173,8 +173,9 @@ impl State {
         }
     }
 
-    /// Every 30 s, when a rule watches calls: the last day's calls matched on a blocking
-    /// thread, each call newly missing or short alerted once, and the day's coverage judged.
+    /// Every 30 s, when the store holds call records: the last day's calls matched on a
+    /// blocking thread, their gauges set, each call newly missing or short alerted once (when
+    /// a rule watches calls), and the day's coverage judged.
     pub(super) fn check_calls(&self) {
         let rules: Vec<crate::config::AlertRule> = self
             .config
@@ -184,14 +185,15 @@ impl State {
             .filter(|r| !r.calls.is_empty() || r.coverage_below.is_some())
             .cloned()
             .collect();
-        if rules.is_empty() {
+        if !self.store.has_calls() {
             return;
         }
-        let (store, config, alerted, tx) = (
+        let (store, config, alerted, tx, metrics) = (
             self.store.clone(),
             self.config.clone(),
             self.monitor.calls_alerted.clone(),
             self.monitor.calls_alerts.clone(),
+            self.monitor.metrics.clone(),
         );
         tokio::task::spawn_blocking(move || {
             let Ok(mut alerted) = alerted.try_lock() else {
@@ -228,7 +230,17 @@ impl State {
                     .collect(),
                 ..Default::default()
             };
-            let coverage = crate::calls::coverage_report(&day, 0).total.coverage;
+            let orphans = m
+                .orphans
+                .iter()
+                .filter(|u| u.started_ms >= now - 24 * HOUR_MS)
+                .count();
+            let report = crate::calls::coverage_report(&day, 0);
+            metrics.calls(&report.total, orphans);
+            let coverage = report.total.coverage;
+            if rules.is_empty() {
+                return;
+            }
             m.calls.retain(|c| {
                 matches!(
                     c.state,

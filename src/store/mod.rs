@@ -552,6 +552,11 @@ impl Store {
         Ok(stored)
     }
 
+    /// Whether any call record is stored.
+    pub fn has_calls(&self) -> bool {
+        !self.trees[CALLS].is_empty()
+    }
+
     /// How many of these call records are stored exactly as they are.
     pub fn calls_known(&self, legs: &[crate::cdr::CallRecord]) -> Result<usize, StoreError> {
         let mut known = 0;

@@ -576,7 +576,7 @@ fn missing_and_short_calls_and_a_low_coverage_raise_alerts_once() {
         &config,
         format!(
             "[ingest]\nroots = [{root:?}]\nsettle_s = 0.0\n[store]\npath = {:?}\n\
-             [control]\nsocket = {:?}\n\
+             [control]\nsocket = {:?}\n[metrics]\nlisten = \"127.0.0.1:0\"\n\
              [alerts]\ncommand = [\"sh\", \"-c\", \"cat >> {}\"]\n\
              [[alerts.rule]]\nname = \"missing\"\ncalls = [\"missing_recording\"]\n\
              [[alerts.rule]]\nname = \"short\"\ncalls = [\"recording_short\"]\n\
@@ -618,6 +618,35 @@ fn missing_and_short_calls_and_a_low_coverage_raise_alerts_once() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     std::thread::sleep(std::time::Duration::from_millis(500));
+    // The last day's calls in the metrics.
+    let addr = d
+        .line_with("metrics endpoint listening")
+        .and_then(|l| {
+            l.split("addr=")
+                .nth(1)
+                .map(|a| a.split_whitespace().next().unwrap_or("").to_string())
+        })
+        .expect("the endpoint is announced");
+    let scrape = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            c,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut t = String::new();
+        c.read_to_string(&mut t).unwrap();
+        t
+    };
+    for line in [
+        "callwarden_calls_last_day{state=\"must_record\"} 200",
+        "callwarden_calls_last_day{state=\"missing\"} 10",
+        "callwarden_calls_last_day{state=\"short\"} 5",
+        "callwarden_calls_coverage_ratio 0.95",
+    ] {
+        assert!(scrape.lines().any(|l| l == line), "{line} not in {scrape}");
+    }
     assert_eq!(d.stop(), Some(0));
     let alerts = read();
     let subjects = |rule: &str| -> Vec<String> {
