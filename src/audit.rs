@@ -60,6 +60,8 @@ pub enum AuditAction {
     DaemonStop,
     /// Call records (CDRs) loaded or followed.
     CallsImport,
+    /// Call records dropped by their retention (`calls.retention_days`).
+    CallsDrop,
     Note,
 }
 
@@ -85,6 +87,7 @@ impl AuditAction {
             AuditAction::DaemonStart => "daemon_start",
             AuditAction::DaemonStop => "daemon_stop",
             AuditAction::CallsImport => "calls_import",
+            AuditAction::CallsDrop => "calls_drop",
             AuditAction::Note => "note",
         }
     }

@@ -73,6 +73,9 @@ pub struct CallsConfig {
     /// For a PostgreSQL source: how far before the last row read each poll reads again (a
     /// row is written when its call ends and dated when it started: the longest call).
     pub pg_lookback_s: f64,
+    /// Call records are dropped this many days after their call ended, by the purge run
+    /// (audited); 0 keeps them forever.
+    pub retention_days: u32,
 }
 
 /// A CDR file, or Asterisk's CDR table in PostgreSQL, that the daemon follows.
@@ -139,6 +142,7 @@ impl Default for CallsConfig {
             source: Vec::new(),
             poll_s: 5.0,
             pg_lookback_s: 14_400.0,
+            retention_days: 0,
         }
     }
 }

@@ -48,6 +48,9 @@ pub struct Summary {
     pub refused: Vec<(u64, RecordingPath, String)>,
     /// Purges that failed for now (an I/O error): their intents stay, the next run retries.
     pub errors: Vec<(u64, RecordingPath, String)>,
+    /// Call records dropped by `calls.retention_days`.
+    #[serde(default)]
+    pub calls_dropped: usize,
 }
 
 /// One recording's decision, with what a purge needs to know of it.
@@ -216,6 +219,14 @@ impl Purger<'_> {
             // Oldest first: under disk pressure the run may stop once there is room again.
             due.sort_by_key(|p| (p.started_ms, p.id));
             self.execute(&due, now_ms, trigger, &mut summary)?;
+            // Call records follow their own rule (their recordings keep their tombstones).
+            let days = self.config.calls.retention_days;
+            if days > 0 {
+                let before = self.at(now_ms) - i64::from(days) * 86_400_000;
+                summary.calls_dropped =
+                    self.store
+                        .drop_calls_before(before, self.actor, self.at(now_ms))?;
+            }
             // The run itself, so "when did the last purge run" has an audited answer.
             self.store.audit(
                 vec![Draft::new(
@@ -224,7 +235,8 @@ impl Purger<'_> {
                     serde_json::json!({"trigger": format!("{trigger:?}").to_lowercase(),
                         "purged": summary.purged, "held": summary.planned.held,
                         "refused": summary.refused.len(),
-                        "failed": summary.errors.len()}),
+                        "failed": summary.errors.len(),
+                        "calls_dropped": summary.calls_dropped}),
                 )],
                 self.at(now_ms),
             )?;

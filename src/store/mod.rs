@@ -552,6 +552,55 @@ impl Store {
         Ok(stored)
     }
 
+    /// Drops the call records of calls that ended before `before_ms`, a thousand a transaction,
+    /// each batch with a `calls_drop` audit entry naming its count and time range. Returns how
+    /// many were dropped.
+    pub fn drop_calls_before(
+        &self,
+        before_ms: i64,
+        actor: &str,
+        time_ms: i64,
+    ) -> Result<usize, StoreError> {
+        let mut dropped = 0;
+        loop {
+            // Legs start before they end: those that started before the limit are candidates.
+            let batch: Vec<crate::cdr::CallRecord> = self
+                .calls_between(None, Some(before_ms))
+                .filter(|l| l.as_ref().map_or(true, |l| l.end_ms < before_ms))
+                .take(1000)
+                .collect::<Result<_, _>>()?;
+            if batch.is_empty() {
+                return Ok(dropped);
+            }
+            let first = batch.iter().map(|l| l.start_ms).min().unwrap_or(before_ms);
+            let last = batch.iter().map(|l| l.start_ms).max().unwrap_or(before_ms);
+            self.transact("drop call records", |tx| {
+                for leg in &batch {
+                    tx.0[CALLS].remove(leg.id.as_bytes())?;
+                    tx.0[CALLS_BY_TIME].remove(call_time_key(leg))?;
+                    tx.0[CALLS_BY_KEY].remove(call_key_key(leg))?;
+                }
+                tx.append(
+                    vec![Draft::new(
+                        actor,
+                        AuditAction::CallsDrop,
+                        serde_json::json!({"dropped": batch.len(),
+                            "started_from": crate::policy::fmt_ms(first),
+                            "started_until": crate::policy::fmt_ms(last),
+                            "ended_before": crate::policy::fmt_ms(before_ms)}),
+                    )],
+                    time_ms,
+                )?;
+                Ok(())
+            })?;
+            dropped += batch.len();
+            self.flush()?;
+            if batch.len() < 1000 {
+                return Ok(dropped);
+            }
+        }
+    }
+
     /// Whether any call record is stored.
     pub fn has_calls(&self) -> bool {
         !self.trees[CALLS].is_empty()

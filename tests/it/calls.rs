@@ -767,3 +767,61 @@ fn the_same_calls_in_asterisks_postgresql_table_give_the_same_answers() {
     assert_eq!(from_db["by_day"], from_csv["by_day"]);
     assert_eq!(from_db["missing"], from_csv["missing"]);
 }
+
+#[test]
+fn a_call_outlives_its_purged_recordings_until_its_own_retention() {
+    let retention = |days: u32| {
+        format!(
+            "[calls]\nretention_days = {days}\n[[retention.rule]]\nname = \"default\"\nkeep = \"1d\"\n"
+        )
+    };
+    let s = site(&retention(30));
+    let all = calls(4);
+    let csv = s.base.join("Master.csv");
+    std::fs::write(&csv, master_csv(&all)).unwrap();
+    ok(cw(&s, &["calls", "import", csv.to_str().unwrap()]));
+    let speech = standard_call().samples;
+    for c in &all {
+        let path = s.root.join(format!("r-{}.wav", c.id));
+        write_wav(&path, &speech[..(c.billsec as usize) * 8000], 1);
+        std::fs::write(
+            path.with_extension("json"),
+            format!(
+                r#"{{"start_time": "{}"}}"#,
+                callwarden::policy::fmt_ms(c.answer_s * 1000)
+            ),
+        )
+        .unwrap();
+        age(&path, 600);
+        age(&path.with_extension("json"), 600);
+    }
+    assert_eq!(
+        cw(&s, &["ingest", s.root.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    // The recordings are five days old: a one-day retention purges them; the calls stay.
+    let purge = cw(&s, &["purge"]);
+    assert_eq!(purge.status.code(), Some(0), "{}", text(&purge));
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(cw(&s, &["calls", "show", &all[0].id, "--json"]))).unwrap();
+    assert_eq!(shown["state"], "recorded", "{shown}");
+    assert_eq!(shown["recordings"][0]["state"], "purged");
+    assert!(!s.root.join(format!("r-{}.wav", all[0].id)).exists());
+
+    // Three days for call records: the run drops them, audited.
+    std::fs::write(
+        &s.config,
+        std::fs::read_to_string(&s.config)
+            .unwrap()
+            .replace(&retention(30), &retention(3)),
+    )
+    .unwrap();
+    ok(cw(&s, &["purge"]));
+    let gone = cw(&s, &["calls", "show", &all[0].id]);
+    assert_eq!(gone.status.code(), Some(2), "{}", text(&gone));
+    let audit = ok(cw(&s, &["audit", "export"]));
+    assert!(
+        audit.contains("\"calls_drop\"") && audit.contains("\"dropped\":4"),
+        "{audit}"
+    );
+}
