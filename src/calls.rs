@@ -486,6 +486,27 @@ impl Acc {
     }
 }
 
+/// Coverage rows of a matching grouped by `key` (each group's row named by its key), and the
+/// total.
+pub fn coverage_by(
+    m: &Matching,
+    key: impl Fn(&CallView) -> String,
+) -> (BTreeMap<String, CoverageRow>, CoverageRow) {
+    let mut total = Acc::default();
+    let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
+    for c in &m.calls {
+        total.add(c);
+        groups.entry(key(c)).or_default().add(c);
+    }
+    (
+        groups
+            .into_iter()
+            .map(|(k, a)| (k.clone(), a.finish(k)))
+            .collect(),
+        total.finish("total".into()),
+    )
+}
+
 /// The coverage report of a matching: rows, and the calls and recordings to look at (each list
 /// at most `limit` long).
 pub fn coverage_report(m: &Matching, limit: usize) -> CoverageReport {

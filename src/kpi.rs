@@ -122,6 +122,9 @@ pub struct KpiRow {
     pub consent_coverage: Option<f64>,
     /// Coverage by the law that applies.
     pub consent_by_law: BTreeMap<String, Coverage>,
+    /// The group's calls, from the call records (when the store holds any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<crate::calls::CoverageRow>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -200,6 +203,39 @@ pub struct Kpi {
     pub by: GroupBy,
     pub rows: Vec<KpiRow>,
     pub total: KpiRow,
+}
+
+/// The KPI group of a call (by its start, and the agent and queue its recordings name).
+pub fn call_group_key(c: &crate::calls::CallView, by: GroupBy) -> String {
+    match by {
+        GroupBy::All => "all".into(),
+        GroupBy::Day => day(c.start_ms),
+        GroupBy::Week => week(c.start_ms),
+        GroupBy::Agent => c.agent.clone().unwrap_or_else(|| "-".into()),
+        GroupBy::Queue => c.queue.clone().unwrap_or_else(|| "-".into()),
+    }
+}
+
+/// Adds the calls' columns to KPI rows: each row its group's calls, a group with calls and no
+/// recording its own row, the total the total.
+pub fn with_calls(mut k: Kpi, m: &crate::calls::Matching) -> Kpi {
+    let by = k.by;
+    let (mut groups, total) = crate::calls::coverage_by(m, |c| call_group_key(c, by));
+    for row in &mut k.rows {
+        row.calls = groups.remove(&row.group);
+    }
+    if by != GroupBy::All {
+        for (group, calls) in groups {
+            k.rows.push(KpiRow {
+                group,
+                calls: Some(calls),
+                ..KpiRow::default()
+            });
+        }
+        k.rows.sort_by(|a, b| a.group.cmp(&b.group));
+    }
+    k.total.calls = Some(total);
+    k
 }
 
 /// Folds summaries into KPI rows (purged recordings are left out), rows in key order.

@@ -590,11 +590,12 @@ pub fn handle(ctx: &Context, caller: &Caller, request: Request) -> Result<Answer
         Request::Show { target } => show(ctx, &target).map(|s| Answer::Show(Box::new(s))),
         Request::Kpi { window, by } => {
             let summaries = collect(store.summaries(window.from_ms, window.until_ms))?;
-            Ok(Answer::Kpi(kpi::kpi(
-                summaries,
-                by,
-                ctx.config.consent.default,
-            )))
+            let k = kpi::kpi(summaries, by, ctx.config.consent.default);
+            Ok(Answer::Kpi(if store.has_calls() {
+                kpi::with_calls(k, &matching(ctx, window)?)
+            } else {
+                k
+            }))
         }
         Request::ConsentSet {
             ids,

@@ -539,7 +539,9 @@ pub fn kpi(args: KpiArgs) -> anyhow::Result<u8> {
 }
 
 fn kpi_table(k: &Kpi, csv: bool) -> Table {
-    let mut t = Table::new(&[
+    // The call records' columns, when the store holds any.
+    let with_calls = k.total.calls.is_some();
+    let mut headers = vec![
         "group",
         "calls",
         "analysed",
@@ -551,14 +553,25 @@ fn kpi_table(k: &Kpi, csv: bool) -> Table {
         "non-talk",
         "overtalk s",
         "consent coverage",
-        "flags",
-    ])
-    .numeric(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    ];
+    if with_calls {
+        headers.extend([
+            "cdr calls to record",
+            "recorded",
+            "recorded lawfully",
+            "missing",
+            "short",
+            "on demand",
+        ]);
+    }
+    headers.push("flags");
+    let numeric: Vec<usize> = (1..headers.len() - 1).collect();
+    let mut t = Table::new(&headers).numeric(&numeric);
     let share = |v: Option<f64>| if csv { num(v, 4) } else { pct(v) };
     let row = |r: &KpiRow| {
         let mut flags: Vec<(&String, &u64)> = r.flags.iter().collect();
         flags.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        vec![
+        let mut cells = vec![
             r.group.clone(),
             r.recordings.to_string(),
             share(r.share_analysed),
@@ -570,12 +583,26 @@ fn kpi_table(k: &Kpi, csv: bool) -> Table {
             share(r.non_talk_share),
             format!("{:.1}", r.overtalk_s),
             share(r.consent_coverage),
+        ];
+        if with_calls {
+            let c = r.calls.clone().unwrap_or_default();
+            cells.extend([
+                c.must_record.to_string(),
+                share(c.coverage),
+                share(c.lawful_share),
+                c.missing.to_string(),
+                c.short.to_string(),
+                c.on_demand.to_string(),
+            ]);
+        }
+        cells.push(
             flags
                 .iter()
                 .map(|(f, n)| format!("{f}:{n}"))
                 .collect::<Vec<_>>()
                 .join(" "),
-        ]
+        );
+        cells
     };
     for r in &k.rows {
         t.push(row(r));

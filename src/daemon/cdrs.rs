@@ -69,56 +69,40 @@ impl State {
                 }
             };
             for table in &mut sources.tables {
+                let source = format!("{} {}", crate::cdr_pgsql::redact(&table.url), table.table);
                 let polled =
                     table.poll(&store, &zone, config.calls.pg_lookback_s, ingest::now_ms());
-                match polled {
-                    Ok(p) => {
-                        if p.new + p.changed > 0 {
-                            tracing::info!(
-                                source = %crate::cdr_pgsql::redact(&table.url),
-                                table = %table.table,
-                                new = p.new,
-                                changed = p.changed,
-                                rejected = p.rejected.len(),
-                                "call records read"
-                            );
-                        }
-                        for (at, why) in &p.rejected {
-                            tracing::warn!("call record not read: {at}: {why}");
-                        }
-                        for note in &p.notes {
-                            tracing::warn!(table = %table.table, "{note}");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(table = %table.table, error = %e, "reading call records failed")
-                    }
-                }
+                log(&source, polled);
             }
             for tail in &mut sources.tails {
-                match tail.poll(&store, &zone, config.calls.max_line_bytes, ingest::now_ms()) {
-                    Ok(p) => {
-                        if p.new + p.changed > 0 {
-                            tracing::info!(
-                                source = %tail.path.display(),
-                                new = p.new,
-                                changed = p.changed,
-                                rejected = p.rejected.len(),
-                                "call records read"
-                            );
-                        }
-                        for (at, why) in &p.rejected {
-                            tracing::warn!("call record not read: {at}: {why}");
-                        }
-                        for note in &p.notes {
-                            tracing::warn!(source = %tail.path.display(), "{note}");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(source = %tail.path.display(), error = %e, "reading call records failed")
-                    }
-                }
+                let polled =
+                    tail.poll(&store, &zone, config.calls.max_line_bytes, ingest::now_ms());
+                log(&tail.path.display().to_string(), polled);
             }
         });
+    }
+}
+
+/// What one poll of a source read, in the log.
+fn log(source: &str, polled: Result<crate::cdr_follow::Polled, crate::store::StoreError>) {
+    match polled {
+        Ok(p) => {
+            if p.new + p.changed > 0 {
+                tracing::info!(
+                    source,
+                    new = p.new,
+                    changed = p.changed,
+                    rejected = p.rejected.len(),
+                    "call records read"
+                );
+            }
+            for (at, why) in &p.rejected {
+                tracing::warn!(source, "call record not read: {at}: {why}");
+            }
+            for note in &p.notes {
+                tracing::warn!(source, "{note}");
+            }
+        }
+        Err(e) => tracing::error!(source, error = %e, "reading call records failed"),
     }
 }

@@ -307,6 +307,28 @@ fn coverage_from_master_csv_whichever_comes_first() {
     assert_eq!(one["recordings"].as_array().unwrap().len(), 1);
     let shown = ok(cw(&s, &["calls", "show", &plan.short[0]]));
     assert!(shown.contains("state      short"), "{shown}");
+    // kpi gains the calls' columns.
+    let kpi = ok(cw(
+        &s,
+        &[
+            "kpi", "--json", "--by", "day", "--now", LATER, "--since", "30d",
+        ],
+    ));
+    let total: serde_json::Value = serde_json::from_str(kpi.lines().last().unwrap()).unwrap();
+    assert_eq!(total["group"], "total");
+    assert_eq!(total["calls"]["coverage"], 0.95, "{kpi}");
+    assert_eq!(total["calls"]["missing"], 10);
+    let day: serde_json::Value = serde_json::from_str(kpi.lines().next().unwrap()).unwrap();
+    assert_eq!(day["group"], "2026-12-01");
+    assert_eq!(day["calls"]["must_record"], 200);
+    let kpi_table = ok(cw(
+        &s,
+        &["kpi", "--by", "day", "--now", LATER, "--since", "30d"],
+    ));
+    assert!(
+        kpi_table.contains("cdr calls to record") && kpi_table.contains("95.0%"),
+        "{kpi_table}"
+    );
     let table = ok(cw(
         &s,
         &["report", "coverage", "--now", LATER, "--since", "30d"],
