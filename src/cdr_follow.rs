@@ -422,3 +422,120 @@ mod tests {
         assert_eq!(all.last(), Some(&(6, true)));
     }
 }
+
+/// Where following a folder of JSON CDRs has got to: the newest file read, by modification
+/// time then name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct DirCursor {
+    mtime_ns: i128,
+    name: String,
+}
+
+/// A followed folder of FreeSWITCH `mod_json_cdr` files (one call each, written once).
+pub struct JsonDir {
+    pub path: PathBuf,
+    cursor: Option<DirCursor>,
+}
+
+/// A file younger than this may still be being written: it waits for the next poll.
+const SETTLE_NS: i128 = 1_000_000_000;
+
+/// Files read per poll at most.
+const FILES_PER_POLL: usize = 5000;
+
+impl JsonDir {
+    pub fn new(path: PathBuf) -> JsonDir {
+        JsonDir { path, cursor: None }
+    }
+
+    fn cursor_key(&self) -> String {
+        format!("cdr_cursor:json:{}", self.path.display())
+    }
+
+    /// Reads the files written since the last poll, oldest first, and stores their records
+    /// with the new cursor. A file copied in with an older time than the cursor is not seen:
+    /// load such files with `calls import`.
+    pub fn poll(
+        &mut self,
+        store: &Store,
+        max_bytes: u64,
+        now_ms: i64,
+    ) -> Result<Polled, StoreError> {
+        let mut polled = Polled::default();
+        if self.cursor.is_none() {
+            self.cursor = Some(
+                store
+                    .meta(&self.cursor_key())?
+                    .and_then(|v| serde_json::from_slice(&v).ok())
+                    .unwrap_or_default(),
+            );
+        }
+        let cursor = self.cursor.clone().unwrap_or_default();
+        let entries = match std::fs::read_dir(&self.path) {
+            Ok(e) => e,
+            Err(e) => {
+                polled
+                    .notes
+                    .push(format!("read {}: {e}", self.path.display()));
+                return Ok(polled);
+            }
+        };
+        let now_ns = i128::from(now_ms) * 1_000_000;
+        let mut files: Vec<(i128, String)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.to_string();
+                let m = e.metadata().ok()?;
+                let mtime = m
+                    .modified()
+                    .ok()?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?
+                    .as_nanos() as i128;
+                (m.is_file() && name.ends_with(".json")).then_some((mtime, name))
+            })
+            .filter(|(t, n)| (*t, n.as_str()) > (cursor.mtime_ns, cursor.name.as_str()))
+            .filter(|(t, _)| now_ns - t >= SETTLE_NS)
+            .collect();
+        files.sort();
+        files.truncate(FILES_PER_POLL);
+        let Some(last) = files.last().cloned() else {
+            return Ok(polled);
+        };
+        let mut legs = Vec::new();
+        let mut rejected = Vec::new();
+        for (_, name) in &files {
+            let path = self.path.join(name);
+            match crate::files::read_capped(&path, crate::files::Follow::Never, max_bytes) {
+                Ok(bytes) => match String::from_utf8(bytes)
+                    .map_err(|_| "not UTF-8".to_string())
+                    .and_then(|t| crate::cdr::from_freeswitch_json(&t))
+                {
+                    Ok(leg) => legs.push(leg),
+                    Err(why) => rejected.push((path.display().to_string(), why)),
+                },
+                Err(e) => rejected.push((path.display().to_string(), e.to_string())),
+            }
+        }
+        let next = DirCursor {
+            mtime_ns: last.0,
+            name: last.1,
+        };
+        let stored = store.put_calls_with_cursor(
+            &legs,
+            "daemon",
+            &format!("{} ({} files)", self.path.display(), files.len()),
+            rejected.len(),
+            now_ms,
+            Some((
+                &self.cursor_key(),
+                serde_json::to_vec(&next).unwrap_or_default(),
+            )),
+        )?;
+        polled.new = stored.new;
+        polled.changed = stored.changed;
+        polled.rejected = rejected;
+        self.cursor = Some(next);
+        Ok(polled)
+    }
+}

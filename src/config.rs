@@ -113,6 +113,8 @@ pub enum CdrFormat {
     AsteriskCsv,
     Custom,
     FreeswitchCsv,
+    /// A folder of FreeSWITCH mod_json_cdr files (one call each).
+    FreeswitchJson,
     /// Asterisk's cdr_pgsql / cdr_odbc table in PostgreSQL.
     AsteriskPgsql,
 }
@@ -123,7 +125,9 @@ impl CdrSource {
             CdrFormat::AsteriskCsv | CdrFormat::AsteriskPgsql => {
                 crate::cdr::Template::asterisk_csv()
             }
-            CdrFormat::FreeswitchCsv => crate::cdr::Template::freeswitch_csv(),
+            CdrFormat::FreeswitchCsv | CdrFormat::FreeswitchJson => {
+                crate::cdr::Template::freeswitch_csv()
+            }
             CdrFormat::Custom => crate::cdr::Template(self.columns.clone()),
         }
     }

@@ -13,6 +13,7 @@ use super::State;
 /// The followed sources, as configured.
 pub(super) struct Sources {
     pub(super) tails: Vec<Tail>,
+    pub(super) dirs: Vec<crate::cdr_follow::JsonDir>,
     pub(super) tables: Vec<crate::cdr_pgsql::Table>,
     pub(super) of: Vec<crate::config::CdrSource>,
 }
@@ -20,12 +21,19 @@ pub(super) struct Sources {
 impl Sources {
     fn of(calls: &CallsConfig) -> Sources {
         let pgsql = |s: &&crate::config::CdrSource| s.format == CdrFormat::AsteriskPgsql;
+        let json = |s: &&crate::config::CdrSource| s.format == CdrFormat::FreeswitchJson;
         Sources {
             tails: calls
                 .source
                 .iter()
-                .filter(|s| !pgsql(s))
+                .filter(|s| !pgsql(s) && !json(s))
                 .map(|s| Tail::new(s.path.clone(), s.template()))
+                .collect(),
+            dirs: calls
+                .source
+                .iter()
+                .filter(json)
+                .map(|s| crate::cdr_follow::JsonDir::new(s.path.clone()))
                 .collect(),
             tables: calls
                 .source
@@ -73,6 +81,14 @@ impl State {
                 let polled =
                     table.poll(&store, &zone, config.calls.pg_lookback_s, ingest::now_ms());
                 log(&source, polled);
+            }
+            for dir in &mut sources.dirs {
+                let polled = dir.poll(
+                    &store,
+                    config.calls.max_line_bytes.max(1 << 20),
+                    ingest::now_ms(),
+                );
+                log(&dir.path.display().to_string(), polled);
             }
             for tail in &mut sources.tails {
                 let polled =

@@ -847,3 +847,72 @@ fn a_call_outlives_its_purged_recordings_until_its_own_retention() {
         "{audit}"
     );
 }
+
+#[test]
+fn the_daemon_follows_a_freeswitch_json_cdr_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_path_buf();
+    let root = base.join("root");
+    let json = base.join("json_cdr");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&json).unwrap();
+    let config = base.join("callwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ingest]\nroots = [{root:?}]\n[store]\npath = {:?}\n[control]\nsocket = {:?}\n\
+             [calls]\npoll_s = 0.2\n[[calls.source]]\npath = {json:?}\nformat = \"freeswitch_json\"\n",
+            base.join("store"),
+            base.join("control.sock"),
+        ),
+    )
+    .unwrap();
+    let s = Site {
+        _dir: dir,
+        base,
+        root,
+        config: config.clone(),
+    };
+    let write = |i: i64| {
+        let uuid = format!("0c3b1a2e-0000-4000-8000-{i:012}");
+        let start = BASE_S + i * 120;
+        let path = json.join(format!("{uuid}.cdr.json"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"variables":{{"uuid":"{uuid}","start_epoch":"{start}","answer_epoch":"{}",
+                "end_epoch":"{}","billsec":"30","duration":"32","hangup_cause":"NORMAL_CLEARING"}}}}"#,
+                start + 2,
+                start + 32
+            ),
+        )
+        .unwrap();
+        // Finished a while ago.
+        age(&path, 5);
+    };
+    for i in 0..3 {
+        write(i);
+    }
+    let mut d = crate::daemon::Daemon::start(&config);
+    wait_for_calls(&s, 3);
+    for i in 3..5 {
+        write(i);
+    }
+    wait_for_calls(&s, 5);
+    // After a crash the folder is not read again from its start.
+    crate::daemon::kill9(&mut d);
+    write(5);
+    let d = crate::daemon::Daemon::start(&config);
+    wait_for_calls(&s, 6);
+    assert_eq!(d.stop(), Some(0));
+    let audit = ok(cw(&s, &["audit", "export"]));
+    let (mut new, mut same) = (0, 0);
+    for line in audit.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        if e["action"] == "calls_import" {
+            new += e["details"]["new"].as_u64().unwrap();
+            same += e["details"]["same"].as_u64().unwrap();
+        }
+    }
+    assert_eq!((new, same), (6, 0), "{audit}");
+}
