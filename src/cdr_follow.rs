@@ -102,6 +102,28 @@ fn skip_line(reader: &mut impl BufRead) -> std::io::Result<(u64, bool)> {
     }
 }
 
+/// A source's cursor as stored (the default before its first read, or if it cannot be read).
+pub(crate) fn load_cursor<T: serde::de::DeserializeOwned + Default>(
+    store: &Store,
+    key: &str,
+) -> Result<T, StoreError> {
+    Ok(store
+        .meta(key)?
+        .and_then(|v| serde_json::from_slice(&v).ok())
+        .unwrap_or_default())
+}
+
+/// One FreeSWITCH JSON CDR file (at most `max_bytes`), or why it could not be read.
+pub fn read_json_cdr(
+    path: &Path,
+    follow: crate::files::Follow,
+    max_bytes: u64,
+) -> Result<CallRecord, String> {
+    let bytes = crate::files::read_capped(path, follow, max_bytes).map_err(|e| e.to_string())?;
+    let text = String::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
+    crate::cdr::from_freeswitch_json(&text)
+}
+
 /// Parses CSV lines into call records and the lines rejected.
 pub fn parse_csv(
     reader: &mut impl BufRead,
@@ -184,12 +206,7 @@ impl Tail {
     ) -> Result<Polled, StoreError> {
         let mut polled = Polled::default();
         if self.cursor.is_none() {
-            self.cursor = Some(
-                store
-                    .meta(&self.cursor_key())?
-                    .and_then(|v| serde_json::from_slice(&v).ok())
-                    .unwrap_or_default(),
-            );
+            self.cursor = Some(load_cursor(store, &self.cursor_key())?);
         }
         let current = match std::fs::metadata(&self.path) {
             Ok(m) if m.is_file() => Some((m.dev(), m.ino())),
@@ -463,12 +480,7 @@ impl JsonDir {
     ) -> Result<Polled, StoreError> {
         let mut polled = Polled::default();
         if self.cursor.is_none() {
-            self.cursor = Some(
-                store
-                    .meta(&self.cursor_key())?
-                    .and_then(|v| serde_json::from_slice(&v).ok())
-                    .unwrap_or_default(),
-            );
+            self.cursor = Some(load_cursor(store, &self.cursor_key())?);
         }
         let cursor = self.cursor.clone().unwrap_or_default();
         let entries = match std::fs::read_dir(&self.path) {
@@ -506,15 +518,9 @@ impl JsonDir {
         let mut rejected = Vec::new();
         for (_, name) in &files {
             let path = self.path.join(name);
-            match crate::files::read_capped(&path, crate::files::Follow::Never, max_bytes) {
-                Ok(bytes) => match String::from_utf8(bytes)
-                    .map_err(|_| "not UTF-8".to_string())
-                    .and_then(|t| crate::cdr::from_freeswitch_json(&t))
-                {
-                    Ok(leg) => legs.push(leg),
-                    Err(why) => rejected.push((path.display().to_string(), why)),
-                },
-                Err(e) => rejected.push((path.display().to_string(), e.to_string())),
+            match read_json_cdr(&path, crate::files::Follow::Never, max_bytes) {
+                Ok(leg) => legs.push(leg),
+                Err(why) => rejected.push((path.display().to_string(), why)),
             }
         }
         let next = DirCursor {

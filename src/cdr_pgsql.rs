@@ -91,12 +91,7 @@ impl Table {
     ) -> Result<Polled, StoreError> {
         let mut polled = Polled::default();
         if self.cursor.is_none() {
-            self.cursor = Some(
-                store
-                    .meta(&self.cursor_key())?
-                    .and_then(|v| serde_json::from_slice(&v).ok())
-                    .unwrap_or_default(),
-            );
+            self.cursor = Some(crate::cdr_follow::load_cursor(store, &self.cursor_key())?);
         }
         if self.client.is_none() {
             match postgres::Client::connect(&self.url, postgres::NoTls) {

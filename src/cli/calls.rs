@@ -227,15 +227,9 @@ fn read_json(path: &Path, max_bytes: u64) -> (Vec<CallRecord>, Rejected) {
                     .unwrap_or_default()
             )
         };
-        match crate::files::read_capped(&f, crate::files::Follow::Symlinks, max_bytes) {
-            Ok(bytes) => match String::from_utf8(bytes)
-                .map_err(|_| "not UTF-8".to_string())
-                .and_then(|t| crate::cdr::from_freeswitch_json(&t))
-            {
-                Ok(leg) => legs.push(leg),
-                Err(why) => rejected.push((place, why)),
-            },
-            Err(e) => rejected.push((place, e.to_string())),
+        match crate::cdr_follow::read_json_cdr(&f, crate::files::Follow::Symlinks, max_bytes) {
+            Ok(leg) => legs.push(leg),
+            Err(why) => rejected.push((place, why)),
         }
     }
     (legs, rejected)
