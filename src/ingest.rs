@@ -282,9 +282,12 @@ impl Ingestor<'_> {
                 // A transient error (a permission being fixed, descriptors running out) is
                 // tried again, backing off, before the file is stored as failed.
                 for delay_ms in RETRY_DELAYS_MS {
-                    if !matches!(&r, Err(e) if e.transient) {
+                    let Err(e) = &r else { break };
+                    if !e.transient {
                         break;
                     }
+                    tracing::warn!(file = %candidate.path, error = %e.message,
+                        "could not read the recording; trying again in {delay_ms} ms");
                     std::thread::sleep(std::time::Duration::from_millis(delay_ms));
                     r = pipeline::analyze_file(
                         &candidate.path,

@@ -771,3 +771,112 @@ fn a_symlinked_folder_in_a_root_is_neither_scanned_nor_watched() {
     assert_eq!(paths.len(), 1, "only the file inside the root: {paths:?}");
     assert!(paths[0].ends_with("/root/inside.wav"), "{paths:?}");
 }
+
+/// Every file under `dir`, and `dir`, owned by `uid`.
+fn chown_tree(dir: &Path, uid: u32) {
+    std::os::unix::fs::chown(dir, Some(uid), Some(uid)).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            chown_tree(&path, uid);
+        } else {
+            std::os::unix::fs::chown(&path, Some(uid), Some(uid)).unwrap();
+        }
+    }
+}
+
+/// A file the ingest may not read at first (a permission fixed a moment later, as when a PBX
+/// writes 0600 and a cron job opens it up): retried with backoff, then stored whole. Left
+/// unreadable, it is stored failed without a hash, never counted intact, and read again at the
+/// next ingest. Runs the binary as `nobody`, since root reads any file.
+#[test]
+fn a_read_error_that_passes_is_retried_and_one_that_stays_is_never_intact() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    if !running_as_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root: the transient-read test must run"
+        );
+        eprintln!("SKIPPED: not root, so cannot run callwarden as another user");
+        return;
+    }
+    let as_nobody = |s: &Site, args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_callwarden"));
+        c.args(args)
+            .arg("--config")
+            .arg(&s.config)
+            .env("CALLWARDEN_LOG", "warn")
+            .env("USER", "trust-test")
+            .uid(NOBODY)
+            .gid(NOBODY);
+        c
+    };
+    let root = |s: &Site| s.root.to_str().unwrap().to_string();
+
+    // Fixed while the retries run: one record, analysed, with its hash.
+    let (s, file) = one_file(96);
+    chown_tree(&s.base, NOBODY);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut child = as_nobody(&s, &["ingest", &root(&s)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("trying again in 100 ms") {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success() && log.contains("trying again in 100 ms"),
+        "{}{log}",
+        text(&o)
+    );
+    {
+        let store = Store::open(&s.store).unwrap();
+        let r = store.by_path(&crate::support::rp(&file)).unwrap().unwrap();
+        assert!(
+            r.state != RecordState::Failed && !r.sha256.is_empty(),
+            "{r:?}"
+        );
+    }
+
+    // Never fixed: stored failed, no hash, and verify does not call it intact.
+    let (s, file) = one_file(97);
+    chown_tree(&s.base, NOBODY);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let o = as_nobody(&s, &["ingest", &root(&s)]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("trying again in 2000 ms") && text(&o).contains("failed: "),
+        "{}",
+        text(&o)
+    );
+    let o = as_nobody(&s, &["audit", "verify"]).output().unwrap();
+    assert!(
+        !o.status.success() && text(&o).contains("no hash was recorded"),
+        "{}",
+        text(&o)
+    );
+    // Fixed later: the next ingest reads it although its size and time did not change.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = as_nobody(&s, &["ingest", &root(&s)]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = as_nobody(&s, &["audit", "verify"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
