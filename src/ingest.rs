@@ -379,6 +379,7 @@ impl Ingestor<'_> {
                 // A new path with bytes the store knows: the same recording moved inside the
                 // roots (its old file gone), or a copy of one still on disk.
                 let mut twin = None;
+                let mut escaped = false;
                 if previous.is_none() {
                     let sha = match &*result {
                         Ok(r) => r.sha256.clone(),
@@ -389,6 +390,13 @@ impl Ingestor<'_> {
                             return self.moved(*old, &candidate, now_ms, summary);
                         }
                         Twin::CopyOf(id) => twin = Some(id),
+                        Twin::EscapedPurge(id) => {
+                            tracing::warn!(file = %candidate.path, purged = id.0,
+                                "these bytes are a purged recording's, moved while its purge \
+                                 was pending; the policy decides them again");
+                            twin = Some(id);
+                            escaped = true;
+                        }
                         Twin::None => {}
                     }
                 }
@@ -408,6 +416,9 @@ impl Ingestor<'_> {
                 }
                 if metadata.as_ref().is_some_and(unsafe_metadata) {
                     flags.push(RecordFlag::MetadataUnsafe);
+                }
+                if escaped {
+                    flags.push(RecordFlag::EscapedPurge);
                 }
                 let started_ms = metadata
                     .as_ref()
@@ -467,14 +478,14 @@ impl Ingestor<'_> {
                     twin: twin.or(previous.as_ref().and_then(|p| p.twin)),
                     ..previous.clone().unwrap_or_else(Record::blank)
                 };
-                let event = Draft::new(
-                    "ingest",
-                    AuditAction::Ingest,
-                    serde_json::json!({"path": record.path, "sha256": record.sha256,
-                        "size": record.size, "state": record.state,
-                        "consent": record.consent.as_ref().map(|c| c.state),
-                        "flags": record.flags}),
-                );
+                let mut details = serde_json::json!({"path": record.path,
+                    "sha256": record.sha256, "size": record.size, "state": record.state,
+                    "consent": record.consent.as_ref().map(|c| c.state),
+                    "flags": record.flags});
+                if let Some(twin) = record.twin {
+                    details["twin"] = twin.0.into();
+                }
+                let event = Draft::new("ingest", AuditAction::Ingest, details);
                 self.store
                     .commit(&record, previous.as_ref(), event.about(record.id.0), now_ms)
             }
@@ -489,6 +500,9 @@ enum Twin {
     Moved(Box<Record>),
     /// A live record whose file is still on disk: this file is a copy of it.
     CopyOf(crate::store::RecordingId),
+    /// A purged record whose purge found its file already gone (rolled forward): this file is
+    /// that recording, moved while its purge was pending.
+    EscapedPurge(crate::store::RecordingId),
 }
 
 impl Ingestor<'_> {
@@ -497,8 +511,15 @@ impl Ingestor<'_> {
             return Ok(Twin::None);
         }
         let mut copy_of = None;
+        let mut escaped = None;
         for r in self.store.by_sha(sha256)? {
-            if r.state == RecordState::Purged || r.path == *path {
+            if r.path == *path {
+                continue;
+            }
+            if r.state == RecordState::Purged {
+                if r.tombstone.as_ref().is_some_and(|t| t.rolled_forward) {
+                    escaped.get_or_insert(r.id);
+                }
                 continue;
             }
             let gone = r.state == RecordState::Missing || r.path.symlink_metadata().is_err();
@@ -507,7 +528,11 @@ impl Ingestor<'_> {
             }
             copy_of.get_or_insert(r.id);
         }
-        Ok(copy_of.map_or(Twin::None, Twin::CopyOf))
+        Ok(match (escaped, copy_of) {
+            (Some(id), _) => Twin::EscapedPurge(id),
+            (None, Some(id)) => Twin::CopyOf(id),
+            (None, None) => Twin::None,
+        })
     }
 
     /// The state of a recording analysed to `duration_s`.

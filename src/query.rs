@@ -386,6 +386,8 @@ pub struct PurgedRow {
     /// (`purge --now`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_at: Option<String>,
+    /// Whether the purge saw the file and deleted it, or found it already gone.
+    pub deletion: crate::record::Deletion,
 }
 
 /// The audit chain head that covers a report.
@@ -1065,6 +1067,11 @@ fn purged(store: &Store, window: Window) -> Result<PurgedReport, QueryError> {
                 scope: t.scope.as_str().into(),
                 audit_seq: purge_seq(r.id)?,
                 policy_at: t.policy_ms.map(fmt_ms),
+                deletion: if t.rolled_forward {
+                    crate::record::Deletion::AlreadyGone
+                } else {
+                    crate::record::Deletion::Deleted
+                },
             },
         ));
     }

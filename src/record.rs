@@ -79,6 +79,10 @@ pub enum RecordFlag {
     ModifiedAfterIngest,
     /// A purge refused to delete it (`purge_note` says why): left to a human.
     PurgeRefused,
+    /// Its bytes are those of a purged recording (`twin`) whose purge found the file already
+    /// gone from its path: it was moved while the purge was pending, so the deletion certificate
+    /// does not prove those bytes gone. The policy decides it again like any other recording.
+    EscapedPurge,
 }
 
 impl RecordFlag {
@@ -88,6 +92,7 @@ impl RecordFlag {
             RecordFlag::MetadataUnsafe => "metadata_unsafe",
             RecordFlag::ModifiedAfterIngest => "modified_after_ingest",
             RecordFlag::PurgeRefused => "purge_refused",
+            RecordFlag::EscapedPurge => "escaped_purge",
         }
     }
 }
@@ -95,6 +100,26 @@ impl RecordFlag {
 impl std::fmt::Display for RecordFlag {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// How a purge saw a recording's file go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deletion {
+    /// The purge found the recorded file and deleted it.
+    Deleted,
+    /// The file was already gone from its path when the purge ran or resumed (deleted before a
+    /// crash, or by someone else): rolled forward, the deletion not witnessed.
+    AlreadyGone,
+}
+
+impl Deletion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Deletion::Deleted => "deleted",
+            Deletion::AlreadyGone => "already_gone",
+        }
     }
 }
 

@@ -73,6 +73,8 @@ pub fn verify(store: &Store, files: bool, jobs: usize) -> Result<Verification, S
                 size: r.size,
                 sha256: r.sha256,
                 state: r.state,
+                flags: r.flags,
+                twin: r.twin,
                 ..Record::blank()
             });
         }
@@ -164,6 +166,14 @@ fn check_file(r: &Record) -> Option<String> {
         // it against, so never counted intact.
         Ok(_) if r.sha256.is_empty() => Some(NO_HASH.into()),
         Ok(_) => match crate::pipeline::sha256_file(path) {
+            Ok(sha) if sha == r.sha256 && r.has(crate::store::RecordFlag::EscapedPurge) => {
+                Some(format!(
+                    "holds the bytes of purged recording {}, moved here while its purge was \
+                     pending: that purge's certificate does not prove them gone (the next purge \
+                     decides this copy again)",
+                    r.twin.map_or(0, |t| t.0)
+                ))
+            }
             Ok(sha) if sha == r.sha256 => None,
             Ok(sha) => Some(format!(
                 "content changed: SHA-256 {sha}, stored {}",

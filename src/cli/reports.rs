@@ -22,6 +22,7 @@ pub fn purged_csv(p: &crate::query::PurgedReport) -> String {
         "scope",
         "audit_seq",
         "policy_at",
+        "deletion",
         "chain_head_seq",
         "chain_head_sha256",
     ]);
@@ -39,6 +40,7 @@ pub fn purged_csv(p: &crate::query::PurgedReport) -> String {
             r.scope.clone(),
             r.audit_seq.map_or_else(String::new, |s| s.to_string()),
             r.policy_at.clone().unwrap_or_default(),
+            r.deletion.as_str().to_string(),
             p.audit_chain_head.seq.to_string(),
             p.audit_chain_head.sha256.clone(),
         ]);
@@ -187,9 +189,15 @@ pub fn tables(dated: &Dated, reader: Reader) -> Vec<(String, Table)> {
             for row in &p.recordings {
                 t.push(vec![
                     row.id.to_string(),
-                    match &row.policy_at {
-                        Some(at) => format!("{} (policy as of {at})", row.deleted_at),
-                        None => row.deleted_at.clone(),
+                    {
+                        let mut at = row.deleted_at.clone();
+                        if let Some(policy) = &row.policy_at {
+                            at.push_str(&format!(" (policy as of {policy})"));
+                        }
+                        if row.deletion == crate::record::Deletion::AlreadyGone {
+                            at.push_str(" (file already gone: not witnessed)");
+                        }
+                        at
                     },
                     row.rule.clone(),
                     row.actor.clone(),

@@ -880,3 +880,75 @@ fn running_as_root() -> bool {
         .output()
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
+
+/// A recording moved while its purge was pending (the purge's intent written, then a crash,
+/// then someone moved the file): the purge finds its path empty and rolls forward, and the
+/// certificate says so ("already gone", not "deleted"). Its bytes, found at the new path, are
+/// flagged as the purged recording's, named as its twin, reported by verify, and purged again.
+#[test]
+fn a_recording_moved_while_its_purge_was_pending_is_not_proven_gone() {
+    use callwarden::store::{Intent, RecordFlag};
+    let (s, file) = one_stored(98);
+    {
+        let store = Store::open(&s.store).unwrap();
+        let r = store.by_path(&crate::support::rp(&file)).unwrap().unwrap();
+        let intent = Intent {
+            id: r.id,
+            path: r.path.clone(),
+            size: r.size,
+            mtime_ns: r.mtime_ns,
+            rule: "default".into(),
+            reason: "expired".into(),
+            scope: callwarden::policy::Scope::Audio,
+            actor: "trust-test".into(),
+            planned_ms: 0,
+        };
+        store.write_intents(&[intent], 0).unwrap();
+        store.flush().unwrap();
+    }
+    let moved = s.root.join("later/a.wav");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(&file, &moved).unwrap();
+
+    // The pending purge completes (rolled forward); then the file turns up at its new path.
+    let o = callwarden(&s.config, &["purge"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = callwarden(&s.config, &["ingest", s.root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (first, second) = {
+        let store = Store::open(&s.store).unwrap();
+        let first = store.by_path(&crate::support::rp(&file)).unwrap().unwrap();
+        let second = store.by_path(&crate::support::rp(&moved)).unwrap().unwrap();
+        (first, second)
+    };
+    assert_eq!(first.state, RecordState::Purged);
+    assert!(second.has(RecordFlag::EscapedPurge), "{second:?}");
+    assert_eq!(second.twin, Some(first.id));
+
+    let o = callwarden(&s.config, &["report", "purged", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["recordings"][0]["deletion"], "already_gone", "{json}");
+    let o = callwarden(&s.config, &["report", "purged"]);
+    assert!(
+        text(&o).contains("already gone: not witnessed"),
+        "{}",
+        text(&o)
+    );
+    let o = callwarden(&s.config, &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("bytes of purged recording {}", first.id.0)),
+        "{}",
+        text(&o)
+    );
+
+    // The policy decides the escaped copy again: it is due too, and this purge sees it go.
+    let o = callwarden(&s.config, &["purge", "--now", FUTURE]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!moved.exists());
+    let o = callwarden(&s.config, &["audit", "verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = callwarden(&s.config, &["report", "purged", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["recordings"][1]["deletion"], "deleted", "{json}");
+}
