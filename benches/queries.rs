@@ -284,7 +284,7 @@ fn main() {
         0.1,
         &socket,
         &Request::Show {
-            target: (n / 2).max(1).to_string(),
+            target: callwarden::query::Target::Id((n / 2).max(1)),
         },
     );
     let at = callwarden::policy::fmt_ms(now);

@@ -165,7 +165,7 @@ pub enum Request {
     List(ListQuery),
     /// A recording by id, or by the path it was ingested from.
     Show {
-        target: String,
+        target: Target,
     },
     Kpi {
         window: Window,
@@ -846,20 +846,43 @@ pub fn list(store: &Store, q: &ListQuery) -> Result<Vec<Summary>, QueryError> {
     Ok(found)
 }
 
-fn show(ctx: &Context, target: &str) -> Result<Shown, QueryError> {
+/// One recording named on the command line: by id, or by its path (made absolute in the
+/// caller's working directory, byte-exact, so a name that is not UTF-8 is found too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Id(u64),
+    Path(RecordingPath),
+}
+
+impl Target {
+    /// An argument as given: all digits is an id, anything else a path (relative to the
+    /// working directory, read here at the edge).
+    pub fn from_arg(arg: &std::ffi::OsStr) -> Result<Target, crate::recording_path::PathError> {
+        match arg.to_str().and_then(|s| s.parse::<u64>().ok()) {
+            Some(id) => Ok(Target::Id(id)),
+            None => RecordingPath::from_cwd(std::path::Path::new(arg)).map(Target::Path),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Id(id) => write!(f, "id {id}"),
+            Target::Path(path) => write!(f, "path {path}"),
+        }
+    }
+}
+
+fn show(ctx: &Context, target: &Target) -> Result<Shown, QueryError> {
     let store = ctx.store;
-    let record = match target.parse::<u64>() {
-        Ok(id) => store.get(RecordingId(id))?,
-        // The CLI sends a path made absolute in its working directory.
-        Err(_) => store.by_path(&RecordingPath::resolve(
-            std::path::Path::new(target),
-            std::path::Path::new("/"),
-        ))?,
+    let record = match target {
+        Target::Id(id) => store.get(RecordingId(*id))?,
+        Target::Path(path) => store.by_path(path)?,
     };
     let Some(record) = record else {
-        return Err(QueryError::NotFound(format!(
-            "no recording with id or path {target:?}"
-        )));
+        return Err(QueryError::NotFound(format!("no recording with {target}")));
     };
     let retention = policy::decide(
         &record,

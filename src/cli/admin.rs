@@ -134,8 +134,8 @@ pub struct WorstArgs {
 pub struct ShowArgs {
     #[command(flatten)]
     pub access: Access,
-    /// A recording id, or the path it was ingested from.
-    pub target: String,
+    /// A recording id, or the path it was ingested from (relative to the working directory).
+    pub target: std::ffi::OsString,
     #[command(flatten)]
     pub output: Output,
 }
@@ -386,7 +386,8 @@ pub fn worst(args: WorstArgs) -> anyhow::Result<u8> {
 }
 
 pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
-    let (shown, _) = args.access.show(args.target.clone())?;
+    let target = crate::query::Target::from_arg(&args.target)?;
+    let (shown, _) = args.access.show(target)?;
     print_document(&*shown, &args.output, show_text)?;
     Ok(EXIT_OK)
 }

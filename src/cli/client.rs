@@ -237,7 +237,7 @@ requests! {
     /// The recordings a query selects.
     fn list(query: ListQuery) -> List(Vec<Summary>) = Request::List(query);
     /// One recording, by id or path.
-    fn show(target: String) -> Show(Box<Shown>) = Request::Show { target };
+    fn show(target: crate::query::Target) -> Show(Box<Shown>) = Request::Show { target };
     fn kpi(window: Window, by: GroupBy) -> Kpi(Kpi) = Request::Kpi { window, by };
     fn consent_set(
         ids: Vec<u64>,

@@ -121,6 +121,22 @@ fn a_name_that_is_not_utf8_is_stored_and_purged_as_itself() {
         "{}",
         text(&o)
     );
+    // `show` finds each by its exact name, absolute or relative to the working directory.
+    let show = |cwd: &Path, name: &OsStr| {
+        let o = run_in(cwd, &s.config, &[os("show"), name, os("--json")]);
+        assert!(o.status.success(), "{}", text(&o));
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        json["record"]["id"].as_u64().unwrap()
+    };
+    let exact = show(&s.base, file.as_os_str());
+    assert_eq!(show(&s.root, name), exact);
+    assert_ne!(show(&s.root, lookalike.file_name().unwrap()), exact);
+    let o = run_in(&s.base, &s.config, &[os("show"), name]);
+    assert!(
+        !o.status.success() && text(&o).contains("no recording with path"),
+        "relative to the wrong folder: {}",
+        text(&o)
+    );
     let o = callwarden(&s.config, &["audit", "verify"]);
     assert!(o.status.success(), "{}", text(&o));
     let o = callwarden(&s.config, &["purge", "--now", FUTURE]);
