@@ -131,6 +131,18 @@ impl Daemon {
         );
     }
 
+    /// SIGTERM, then [`Daemon::exited`]: the daemon must be gone within `within`.
+    pub(crate) fn terminate(self, within: Duration) -> Option<i32> {
+        if let Some(child) = &self.child {
+            Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status()
+                .unwrap();
+        }
+        self.exited(within)
+    }
+
     /// SIGTERM, and the exit status.
     pub(crate) fn stop(mut self) -> Option<i32> {
         let mut child = self.child.take().unwrap();
