@@ -522,7 +522,11 @@ impl Ingestor<'_> {
                 }
                 continue;
             }
-            let gone = r.state == RecordState::Missing || r.path.symlink_metadata().is_err();
+            // A relative path (stored by a version before paths were made absolute) names no
+            // file we can know: its record moves to the absolute path its bytes are found at.
+            let gone = r.state == RecordState::Missing
+                || !r.path.is_absolute()
+                || r.path.symlink_metadata().is_err();
             if gone && !self.store.purge_pending(r.id)? {
                 return Ok(Twin::Moved(Box::new(r)));
             }
@@ -565,14 +569,19 @@ impl Ingestor<'_> {
                 (None, None) => RecordState::Analysed,
             };
         }
+        // A purge refused at the old path (a relative path, a symlink on the way, outside the
+        // roots) judged that path; the bytes are now proven the same at this one, so the next
+        // purge judges it afresh. A change after ingest is its own flag and stays.
+        let mut details = serde_json::json!({"from": old.path, "to": record.path,
+            "sha256": record.sha256, "size": record.size,
+            "mtime_ns": record.mtime_ns.to_string()});
+        if record.has(RecordFlag::PurgeRefused) {
+            record.unflag(RecordFlag::PurgeRefused);
+            details["purge_refusal_cleared"] = record.purge_note.take().unwrap_or_default().into();
+        }
         tracing::info!(from = %old.path, to = %record.path, id = record.id.0, "recording moved");
         summary.moved.push((old.path.clone(), record.path.clone()));
-        let event = Draft::new(
-            "ingest",
-            AuditAction::Moved,
-            serde_json::json!({"from": old.path, "to": record.path, "sha256": record.sha256,
-                "size": record.size, "mtime_ns": record.mtime_ns.to_string()}),
-        );
+        let event = Draft::new("ingest", AuditAction::Moved, details);
         self.store
             .commit(&record, Some(&old), event.about(record.id.0), now_ms)
     }

@@ -105,7 +105,8 @@ pub enum Refusal {
     /// Only a record from a store written before paths were made absolute.
     #[error(
         "the stored path is not absolute (ingested by an older version from a relative path): \
-         re-ingest the recording by its absolute path"
+         the next scan of the roots (the daemon's, or `callwarden ingest ROOT`) finds its bytes \
+         and carries the record to its absolute path"
     )]
     RelativePath,
     #[error("the path is outside the configured recordings roots (ingest.roots)")]

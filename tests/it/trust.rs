@@ -1057,3 +1057,51 @@ fn a_store_damaged_under_the_running_daemon_never_hangs_it() {
         }
     }
 }
+
+/// A record from a store written before paths were made absolute (`ingest rec` stored
+/// `rec/a.wav`) is carried over to its absolute path by the next ingest of the roots (the
+/// daemon's start-up scan does the same): one record, a `moved` audit entry, and purgeable.
+#[test]
+fn a_relative_path_from_an_older_store_is_upgraded_by_the_next_scan() {
+    use callwarden::audit::{AuditAction, Draft};
+    let (s, file) = one_stored(99);
+    {
+        let store = Store::open(&s.store).unwrap();
+        let old = store.by_path(&crate::support::rp(&file)).unwrap().unwrap();
+        let mut relative = old.clone();
+        relative.path = serde_json::from_str("\"root/a.wav\"").unwrap();
+        assert!(!relative.path.is_absolute());
+        let event = Draft::new("old-version", AuditAction::Note, serde_json::Value::Null);
+        store
+            .commit(&relative, Some(&old), event.about(old.id.0), 1)
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let o = run_in(
+        &s.outside,
+        &s.config,
+        &[os("purge"), os("--now"), os(FUTURE)],
+    );
+    assert!(
+        text(&o).contains("not absolute"),
+        "refused before the upgrade: {}",
+        text(&o)
+    );
+    assert!(file.exists());
+    let o = callwarden(&s.config, &["ingest", s.root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    {
+        let store = Store::open(&s.store).unwrap();
+        let records: Vec<_> = store.all().map(|r| r.unwrap()).collect();
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert_eq!(records[0].path.as_path(), file.as_path());
+        let moved = store
+            .audit_of(records[0].id)
+            .filter_map(|e| e.unwrap().1.ok())
+            .any(|e| e.action == AuditAction::Moved);
+        assert!(moved);
+    }
+    let o = callwarden(&s.config, &["purge", "--now", FUTURE]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!file.exists(), "{}", text(&o));
+}
