@@ -95,8 +95,12 @@ pub struct CallView {
     pub lawful: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// The recordings' queue, else the one the call records name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
+    /// From the call records (see [`CallsConfig::direction`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<crate::metadata::Direction>,
     pub legs: Vec<CallRecord>,
     pub recordings: Vec<CallRecording>,
 }
@@ -312,7 +316,11 @@ fn judge(
     };
     let first = recordings.first().map(|(s, _)| s);
     let agent = recordings.iter().find_map(|(s, _)| s.agent.clone());
-    let queue = recordings.iter().find_map(|(s, _)| s.queue.clone());
+    let queue = recordings
+        .iter()
+        .find_map(|(s, _)| s.queue.clone())
+        .or_else(|| legs.iter().find_map(|l| l.queue.clone()));
+    let direction = config.direction(&legs);
     let lawful = first.map(|_| {
         recordings.iter().all(|(s, _)| {
             let law = s.consent_law.unwrap_or(default_law);
@@ -332,6 +340,7 @@ fn judge(
         lawful,
         agent,
         queue,
+        direction,
         legs,
         recordings: recordings
             .into_iter()
@@ -584,6 +593,8 @@ mod tests {
             account: String::new(),
             userfield: String::new(),
             recording: None,
+            queue: None,
+            direction: None,
         }
     }
 
@@ -683,6 +694,51 @@ mod tests {
             5_100_000,
         );
         assert_eq!(early.calls[0].state, CallState::Pending);
+    }
+
+    #[test]
+    fn which_calls_must_be_recorded_goes_by_queue_and_direction_from_the_call_records() {
+        use crate::metadata::Direction;
+        let mut config = CallsConfig::default();
+        config.record = vec![crate::config::RecordRule {
+            queue: vec!["sales".into()],
+            direction: vec![Direction::Inbound],
+            ..crate::config::RecordRule::default()
+        }];
+        config
+            .direction_by_context
+            .insert("from-trunk".into(), Direction::Inbound);
+        let queued = |id: &str, start_s: i64, queue: &str, context: &str| {
+            let mut l = leg(id, None, start_s, 60);
+            l.queue = Some(queue.into());
+            l.context = context.into();
+            l
+        };
+        let mut written = queued("4.1", 4000, "sales", "from-internal");
+        written.direction = Some(Direction::Inbound);
+        let legs = vec![
+            queued("1.1", 1000, "sales", "from-trunk"),
+            queued("2.1", 2000, "support", "from-trunk"),
+            queued("3.1", 3000, "sales", "from-internal"),
+            // The direction the PBX wrote wins over the context's.
+            written,
+        ];
+        let m = match_calls(legs, vec![], &config, ConsentLaw::OneParty, i64::MAX / 2);
+        let call = |k: &str| m.calls.iter().find(|c| c.call == k).unwrap();
+        assert_eq!(call("1.1").state, CallState::Missing);
+        assert_eq!(call("2.1").state, CallState::NotRequired, "another queue");
+        assert_eq!(
+            call("3.1").state,
+            CallState::NotRequired,
+            "no direction known"
+        );
+        assert_eq!(call("4.1").state, CallState::Missing);
+        // A call with no recording is still grouped by the queue its records name.
+        assert_eq!(call("1.1").queue.as_deref(), Some("sales"));
+        assert_eq!(call("1.1").direction, Some(Direction::Inbound));
+        let (by_queue, _) = coverage_by(&m, |c| c.queue.clone().unwrap_or_default());
+        assert_eq!(by_queue["sales"].missing, 2, "{by_queue:?}");
+        assert_eq!(by_queue["support"].must_record, 0, "{by_queue:?}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! configured time zone by jiff, or Unix epochs where the PBX gives them (FreeSWITCH JSON). A
 //! row that cannot be read is an error that says why; the caller names it by file and line.
 
+use crate::metadata::Direction;
 use serde::{Deserialize, Serialize};
 
 /// How a call ended, as the CDR says.
@@ -94,6 +95,14 @@ pub struct CallRecord {
     /// The recording the PBX says it wrote for the leg (FreeSWITCH `record_*` variables).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<String>,
+    /// The queue the leg went through: Asterisk's `Queue` application's first argument
+    /// (`lastdata`), FreeSWITCH's `cc_queue` or `fifo_name`, or a `queue` column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// The call's direction where the PBX gives it (FreeSWITCH's `call_direction`, or a
+    /// `direction` column); else `calls.direction_by_context` decides from the context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
 }
 
 impl CallRecord {
@@ -122,6 +131,14 @@ pub enum Column {
     DstChannel,
     #[serde(alias = "lastapp")]
     LastApp,
+    /// The last application's arguments (Asterisk `lastdata`): the queue of a `Queue` call.
+    #[serde(alias = "lastdata")]
+    LastData,
+    /// The queue's name, where a custom template has it.
+    Queue,
+    /// `inbound`, `outbound` or `internal` (`local`), where a template has it.
+    #[serde(alias = "call_direction")]
+    Direction,
     /// Start of the call (`start`, `calldate`, `start_stamp`).
     #[serde(alias = "calldate", alias = "start_stamp")]
     Start,
@@ -140,7 +157,7 @@ pub enum Column {
     LinkedId,
     #[serde(alias = "userfield")]
     UserField,
-    /// Read and not used (`lastdata`, `amaflags`, codecs, ...).
+    /// Read and not used (`amaflags`, codecs, ...).
     #[serde(other)]
     Ignore,
 }
@@ -155,7 +172,7 @@ pub const ASTERISK_CSV: [Column; 18] = [
     Column::Channel,
     Column::DstChannel,
     Column::LastApp,
-    Column::Ignore, // lastdata
+    Column::LastData,
     Column::Start,
     Column::Answer,
     Column::End,
@@ -282,6 +299,9 @@ pub fn from_fields(
             Column::Channel => r.channel = v.into(),
             Column::DstChannel => r.dst_channel = v.into(),
             Column::LastApp => r.last_app = v.into(),
+            Column::LastData => r.last_data = v.into(),
+            Column::Queue => r.queue = Some(v.trim().to_string()).filter(|q| !q.is_empty()),
+            Column::Direction => r.direction = parse_direction(v),
             Column::Start => {
                 r.start = Some(zone.wall_clock_ms(v).map_err(|e| format!("start: {e}"))?)
             }
@@ -350,6 +370,11 @@ pub fn from_freeswitch_json(text: &str) -> Result<CallRecord, String> {
         clid: var("caller_id_name"),
         context: var("context"),
         account: var("accountcode"),
+        queue: ["cc_queue", "fifo_name"]
+            .iter()
+            .map(|k| var(k))
+            .find(|v| !v.is_empty()),
+        direction: parse_direction(&var("call_direction")),
         ..Row::default()
     };
     // The recording the leg wrote: record_session / record_stereo file, as FreeSWITCH names it.
@@ -382,9 +407,23 @@ struct Row {
     channel: String,
     dst_channel: String,
     last_app: String,
+    last_data: String,
     account: String,
     userfield: String,
     recording: Option<String>,
+    queue: Option<String>,
+    direction: Option<Direction>,
+}
+
+/// A direction as PBXs write it; anything else is no direction (not an error: the context
+/// may still tell).
+fn parse_direction(text: &str) -> Option<Direction> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "inbound" | "in" | "incoming" => Some(Direction::Inbound),
+        "outbound" | "out" | "outgoing" => Some(Direction::Outbound),
+        "internal" | "local" => Some(Direction::Internal),
+        _ => None,
+    }
 }
 
 impl Row {
@@ -404,6 +443,15 @@ impl Row {
             None if billsec > 0 => Disposition::Answered,
             None => Disposition::NoAnswer,
         };
+        // Asterisk's Queue(name,options,...): the queue is the first argument (`|` in old
+        // versions).
+        let queue = self.queue.or_else(|| {
+            self.last_app
+                .eq_ignore_ascii_case("queue")
+                .then(|| self.last_data.split([',', '|']).next().unwrap_or("").trim())
+                .filter(|q| !q.is_empty())
+                .map(str::to_string)
+        });
         Ok(CallRecord {
             id: self.id,
             linked_id: self.linked_id,
@@ -423,6 +471,8 @@ impl Row {
             account: self.account,
             userfield: self.userfield,
             recording: self.recording,
+            queue,
+            direction: self.direction,
         })
     }
 }
@@ -481,6 +531,20 @@ mod tests {
         assert_eq!(r.end_ms, 1_796_115_785_000);
         assert_eq!(r.userfield, "sales");
         assert_eq!(r.call_key(), "1764579600.1");
+        assert_eq!(r.queue, None, "Dial names no queue");
+        // A call through Queue(): the queue is lastdata's first argument.
+        let queued = String::from_utf8_lossy(line).replace(
+            r#""Dial","PJSIP/2000,30,tT""#,
+            r#""Queue","support,tT,,,300""#,
+        );
+        let r = from_fields(
+            &csv_fields(queued.as_bytes()).unwrap(),
+            &Template::asterisk_csv(),
+            &utc(),
+        )
+        .unwrap();
+        assert_eq!(r.queue.as_deref(), Some("support"));
+        assert_eq!(r.direction, None, "Asterisk writes no direction");
         // newcdrcolumns: peeraccount, linkedid, sequence.
         let mut longer = line.to_vec();
         longer.extend_from_slice(br#","","1764579600.0","7""#);
@@ -538,9 +602,12 @@ mod tests {
             "bridge_uuid":"a1b2c3d4-0000-4000-8000-000000000002","start_epoch":"1796115600",
             "answer_epoch":"1796115605","end_epoch":"1796115785","duration":"185","billsec":"180",
             "hangup_cause":"NORMAL_CLEARING","caller_id_number":"1001","destination_number":"2000",
-            "caller_id_name":"Alice","context":"default",
+            "caller_id_name":"Alice","context":"default","cc_queue":"support%40default",
+            "call_direction":"inbound",
             "record_file_name":"%2Fvar%2Flib%2Ffreeswitch%2Frecordings%2Fa1.wav"}}"#;
         let js = from_freeswitch_json(json).unwrap();
+        assert_eq!(js.queue.as_deref(), Some("support@default"));
+        assert_eq!(js.direction, Some(Direction::Inbound));
         assert_eq!(csv.id, js.id);
         assert_eq!(csv.call_key(), js.call_key());
         assert_eq!(
@@ -578,5 +645,13 @@ mod tests {
         );
         assert_eq!(r.end_ms, r.start_ms + 60_000);
         assert_eq!(r.last_app, "Queue");
+        assert_eq!(r.queue.as_deref(), Some("support"));
+        // Named columns win: a queue and a direction column.
+        let template: Vec<Column> =
+            serde_json::from_str(r#"["start","uniqueid","billsec","queue","direction"]"#).unwrap();
+        let line = br#""2026-12-01 09:00:00","u1","30","billing","outgoing""#;
+        let r = from_fields(&csv_fields(line).unwrap(), &Template(template), &utc()).unwrap();
+        assert_eq!(r.queue.as_deref(), Some("billing"));
+        assert_eq!(r.direction, Some(Direction::Outbound));
     }
 }

@@ -1,8 +1,8 @@
 //! Asterisk's `cdr_pgsql` / `cdr_odbc` table in PostgreSQL, read by the daemon (the postgres
 //! adapter): the standard `cdr` columns (calldate, clid, src, dst, dcontext, channel,
 //! dstchannel, lastapp, duration, billsec, disposition, amaflags, accountcode, uniqueid,
-//! linkedid, userfield), read as text and parsed like a `Master.csv` row, so both sources give
-//! the same records.
+//! linkedid, userfield, and `lastdata` where the table has it, for the queue), read as text and
+//! parsed like a `Master.csv` row, so both sources give the same records.
 //!
 //! The cursor is the last (calldate, uniqueid) read, kept in the store with the records. Asterisk
 //! writes a row when the call ends but dates it when it started, so a long call's row lands
@@ -44,6 +44,7 @@ fn template() -> Template {
         Column::Channel,
         Column::DstChannel,
         Column::LastApp,
+        Column::LastData,
         Column::Duration,
         Column::Billsec,
         Column::Disposition,
@@ -105,14 +106,19 @@ impl Table {
             }
         }
         let template = template();
+        let uniqueid = template
+            .0
+            .iter()
+            .position(|c| *c == Column::UniqueId)
+            .unwrap_or(0);
         let sql = format!(
             "SELECT to_char(calldate, 'YYYY-MM-DD HH24:MI:SS'), coalesce(clid, ''), \
              coalesce(src, ''), coalesce(dst, ''), coalesce(dcontext, ''), \
              coalesce(channel, ''), coalesce(dstchannel, ''), coalesce(lastapp, ''), \
-             coalesce(duration, 0)::text, coalesce(billsec, 0)::text, \
+             coalesce(to_jsonb(c) ->> 'lastdata', ''), coalesce(duration, 0)::text, coalesce(billsec, 0)::text, \
              coalesce(disposition, ''), '', coalesce(accountcode, ''), coalesce(uniqueid, ''), \
              coalesce(linkedid, ''), coalesce(userfield, '') \
-             FROM {} WHERE (calldate, uniqueid) > \
+             FROM {} AS c WHERE (calldate, uniqueid) > \
              ($1::text::timestamp - make_interval(secs => $3::float8), $2::text) \
              ORDER BY calldate, uniqueid LIMIT {PAGE}",
             self.table
@@ -155,7 +161,7 @@ impl Table {
             let mut rejected = Vec::new();
             let mut last = None;
             for row in &rows {
-                let fields: Vec<String> = (0..16)
+                let fields: Vec<String> = (0..template.0.len())
                     .map(|i| {
                         row.try_get::<_, Option<String>>(i)
                             .ok()
@@ -165,7 +171,7 @@ impl Table {
                     .collect();
                 let at = Cursor {
                     calldate: fields[0].clone(),
-                    uniqueid: fields[13].clone(),
+                    uniqueid: fields[uniqueid].clone(),
                 };
                 match crate::cdr::from_fields(&fields, &template, zone) {
                     Ok(leg) => legs.push(leg),

@@ -66,6 +66,9 @@ pub struct CallsConfig {
     /// Which calls must be recorded: any rule that matches; none given: every answered call
     /// with at least one billable second.
     pub record: Vec<RecordRule>,
+    /// A call's direction by its first leg's dialplan context, where its CDR has none
+    /// (Asterisk's never does): `from-trunk = "inbound"`.
+    pub direction_by_context: std::collections::BTreeMap<String, crate::metadata::Direction>,
     /// CDR files the daemon follows like a log.
     pub source: Vec<CdrSource>,
     /// How often the daemon reads what the sources gained.
@@ -143,6 +146,7 @@ impl Default for CallsConfig {
             on_demand_tag: "on_demand".into(),
             max_line_bytes: 65_536,
             record: Vec::new(),
+            direction_by_context: Default::default(),
             source: Vec::new(),
             poll_s: 5.0,
             pg_lookback_s: 14_400.0,
@@ -157,6 +161,11 @@ impl Default for CallsConfig {
 pub struct RecordRule {
     /// Dialplan contexts (Asterisk `dcontext`, FreeSWITCH `context`) of any leg.
     pub context: Vec<String>,
+    /// Queues any leg went through (see [`crate::cdr::CallRecord::queue`]).
+    pub queue: Vec<String>,
+    /// The call's direction (see [`CallsConfig::direction`]); a call whose direction is not
+    /// known matches no rule that names directions.
+    pub direction: Vec<crate::metadata::Direction>,
     /// How the call ended (default: answered).
     pub disposition: Vec<crate::cdr::Disposition>,
     /// At least this many billable seconds.
@@ -167,6 +176,8 @@ impl Default for RecordRule {
     fn default() -> Self {
         RecordRule {
             context: Vec::new(),
+            queue: Vec::new(),
+            direction: Vec::new(),
             disposition: vec![crate::cdr::Disposition::Answered],
             min_billsec: 1,
         }
@@ -174,7 +185,12 @@ impl Default for RecordRule {
 }
 
 impl RecordRule {
-    fn matches(&self, legs: &[crate::cdr::CallRecord], billable_s: f64) -> bool {
+    fn matches(
+        &self,
+        legs: &[crate::cdr::CallRecord],
+        billable_s: f64,
+        direction: Option<crate::metadata::Direction>,
+    ) -> bool {
         let answered = legs
             .iter()
             .any(|l| l.disposition == crate::cdr::Disposition::Answered);
@@ -184,7 +200,11 @@ impl RecordRule {
             legs.first()
                 .map_or(crate::cdr::Disposition::NoAnswer, |l| l.disposition)
         };
+        let queue =
+            |l: &crate::cdr::CallRecord| l.queue.as_ref().is_some_and(|q| self.queue.contains(q));
         (self.context.is_empty() || legs.iter().any(|l| self.context.contains(&l.context)))
+            && (self.queue.is_empty() || legs.iter().any(queue))
+            && (self.direction.is_empty() || direction.is_some_and(|d| self.direction.contains(&d)))
             && (self.disposition.is_empty() || self.disposition.contains(&disposition))
             && billable_s >= f64::from(self.min_billsec)
     }
@@ -193,11 +213,23 @@ impl RecordRule {
 impl CallsConfig {
     /// Whether a call (its legs, its billable seconds) must be recorded.
     pub fn must_record(&self, legs: &[crate::cdr::CallRecord], billable_s: f64) -> bool {
+        let direction = self.direction(legs);
         if self.record.is_empty() {
-            RecordRule::default().matches(legs, billable_s)
+            RecordRule::default().matches(legs, billable_s, direction)
         } else {
-            self.record.iter().any(|r| r.matches(legs, billable_s))
+            self.record
+                .iter()
+                .any(|r| r.matches(legs, billable_s, direction))
         }
+    }
+
+    /// A call's direction: the first leg's that the PBX wrote, else the first leg's context
+    /// looked up in `direction_by_context`. Legs come ordered by start.
+    pub fn direction(&self, legs: &[crate::cdr::CallRecord]) -> Option<crate::metadata::Direction> {
+        legs.iter().find_map(|l| l.direction).or_else(|| {
+            legs.iter()
+                .find_map(|l| self.direction_by_context.get(&l.context).copied())
+        })
     }
 }
 

@@ -209,8 +209,8 @@ pub enum Request {
     /// and verdicts, oldest first; in one state only, if given; at most `limit`.
     Calls {
         window: Window,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        state: Option<crate::calls::CallState>,
+        #[serde(flatten)]
+        filter: CallFilter,
         limit: usize,
     },
     /// One call, by its key or one of its legs' ids.
@@ -672,15 +672,12 @@ pub fn handle(ctx: &Context, caller: &Caller, request: Request) -> Result<Answer
         }
         Request::Calls {
             window,
-            state,
+            filter,
             limit,
         } => {
             let m = matching(ctx, window)?;
-            let selected: Vec<crate::calls::CallView> = m
-                .calls
-                .into_iter()
-                .filter(|c| state.is_none_or(|s| c.state == s))
-                .collect();
+            let selected: Vec<crate::calls::CallView> =
+                m.calls.into_iter().filter(|c| filter.accepts(c)).collect();
             Ok(Answer::Calls(CallsPage {
                 total: selected.len(),
                 calls: selected.into_iter().take(limit).collect(),
@@ -844,6 +841,34 @@ pub fn list(store: &Store, q: &ListQuery) -> Result<Vec<Summary>, QueryError> {
     }
     found.truncate(q.limit);
     Ok(found)
+}
+
+/// Which calls `calls list` shows: every criterion given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<crate::calls::CallState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<crate::metadata::Direction>,
+}
+
+impl CallFilter {
+    pub fn accepts(&self, c: &crate::calls::CallView) -> bool {
+        self.state.is_none_or(|s| c.state == s)
+            && self
+                .agent
+                .as_ref()
+                .is_none_or(|a| c.agent.as_ref() == Some(a))
+            && self
+                .queue
+                .as_ref()
+                .is_none_or(|q| c.queue.as_ref() == Some(q))
+            && self.direction.is_none_or(|d| c.direction == Some(d))
+    }
 }
 
 /// One recording named on the command line: by id, or by its path (made absolute in the

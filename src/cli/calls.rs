@@ -5,7 +5,7 @@
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use crate::calls::{CallState, CallView};
+use crate::calls::CallView;
 use crate::cdr::{CallRecord, Column, Template, Zone};
 use crate::policy::fmt_ms;
 
@@ -76,6 +76,15 @@ pub struct ListArgs {
     /// Only calls in this state.
     #[arg(long, value_parser = ["recorded", "short", "missing", "pending", "not_required"])]
     pub state: Option<String>,
+    /// Only this agent's calls (from the recordings' sidecars).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Only calls through this queue (the recordings', else the call records').
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Only calls in this direction (see calls.direction_by_context).
+    #[arg(long, value_parser = ["inbound", "outbound", "internal"])]
+    pub direction: Option<String>,
     /// Show at most this many (the count of all that match is printed after).
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
@@ -238,12 +247,16 @@ fn read_json(path: &Path, max_bytes: u64) -> (Vec<CallRecord>, Rejected) {
 fn list(args: ListArgs) -> anyhow::Result<u8> {
     let now = args.when.now();
     let window = super::admin::window(Some(&args.since), args.until.as_deref(), now)?;
-    let state: Option<CallState> = args
-        .state
-        .as_deref()
-        .map(|s| serde_json::from_value(serde_json::Value::String(s.into())))
-        .transpose()?;
-    let (page, _) = args.access.calls(window, state, args.limit)?;
+    let named = |s: &Option<String>| s.clone().map(serde_json::Value::String);
+    let filter = crate::query::CallFilter {
+        state: named(&args.state).map(serde_json::from_value).transpose()?,
+        agent: args.agent.clone(),
+        queue: args.queue.clone(),
+        direction: named(&args.direction)
+            .map(serde_json::from_value)
+            .transpose()?,
+    };
+    let (page, _) = args.access.calls(window, filter, args.limit)?;
     let mut out = std::io::stdout().lock();
     if args.output.json {
         for c in &page.calls {

@@ -259,8 +259,8 @@ requests! {
     fn verify(chain_only: bool) -> Verified(Box<Verification>) =
         Request::AuditVerify { chain_only };
     /// Calls with their recordings and verdicts.
-    fn calls(window: Window, state: Option<crate::calls::CallState>, limit: usize) ->
-        Calls(crate::query::CallsPage) = Request::Calls { window, state, limit };
+    fn calls(window: Window, filter: crate::query::CallFilter, limit: usize) ->
+        Calls(crate::query::CallsPage) = Request::Calls { window, filter, limit };
     fn call_show(call: String) -> Call(Box<crate::calls::CallView>) = Request::CallShow { call };
     /// Stores call records read from `source`.
     fn calls_import(source: String, legs: Vec<crate::cdr::CallRecord>, rejected: usize) ->

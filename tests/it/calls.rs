@@ -101,15 +101,26 @@ fn calls_from(n: usize, base_s: i64) -> Vec<Call> {
         .collect()
 }
 
+/// The last application of call `i` and its arguments: one call in four went through the
+/// `sales` queue.
+fn last_app(i: usize) -> (&'static str, &'static str) {
+    if i.is_multiple_of(4) {
+        ("Queue", "sales,tT,,,300")
+    } else {
+        ("Dial", "PJSIP/2000,30,tT")
+    }
+}
+
 /// Asterisk's `Master.csv` exactly as cdr_csv writes it: text fields quoted, numbers bare.
 fn master_csv(calls: &[Call]) -> String {
     let mut out = String::new();
     for (i, c) in calls.iter().enumerate() {
         let end = c.answer_s + c.billsec;
+        let (app, data) = last_app(i);
         writeln!(
             out,
             "\"\",\"10{:02}\",\"2000\",\"from-internal\",\"\"\"Agent {i}\"\" <10{:02}>\",\
-             \"PJSIP/10{:02}-0000{i:04x}\",\"PJSIP/2000-0000{i:04x}\",\"Dial\",\"PJSIP/2000,30,tT\",\
+             \"PJSIP/10{:02}-0000{i:04x}\",\"PJSIP/2000-0000{i:04x}\",\"{app}\",\"{data}\",\
              \"{}\",\"{}\",\"{}\",{},{},\"ANSWERED\",\"DOCUMENTATION\",\"{}\",\"\"",
             i % 10,
             i % 10,
@@ -717,8 +728,8 @@ fn the_same_calls_in_asterisks_postgresql_table_give_the_same_answers() {
         let end = c.answer_s + c.billsec;
         db.execute(
             "INSERT INTO cdr (calldate, clid, src, dst, dcontext, channel, dstchannel, lastapp, \
-             duration, billsec, disposition, uniqueid, linkedid) VALUES \
-             ($1::text::timestamp, $2, $3, '2000', 'from-internal', $4, 'PJSIP/2000', 'Dial', \
+             lastdata, duration, billsec, disposition, uniqueid, linkedid) VALUES \
+             ($1::text::timestamp, $2, $3, '2000', 'from-internal', $4, 'PJSIP/2000', $8, $9, \
              $5, $6, 'ANSWERED', $7, '')",
             &[
                 &wall(c.start_s),
@@ -728,6 +739,8 @@ fn the_same_calls_in_asterisks_postgresql_table_give_the_same_answers() {
                 &(end - c.start_s),
                 &c.billsec,
                 &c.id,
+                &last_app(i).0,
+                &last_app(i).1,
             ],
         )
         .unwrap();
@@ -788,6 +801,27 @@ fn the_same_calls_in_asterisks_postgresql_table_give_the_same_answers() {
     assert_eq!(from_db["total"], from_csv["total"]);
     assert_eq!(from_db["by_day"], from_csv["by_day"]);
     assert_eq!(from_db["missing"], from_csv["missing"]);
+    // The queue, from lastdata in both: each source's missing calls counted in their queue.
+    assert_eq!(from_db["by_queue"], from_csv["by_queue"]);
+    let sales = from_db["by_queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["group"] == "sales")
+        .unwrap_or_else(|| panic!("no sales queue: {}", from_db["by_queue"]));
+    assert_eq!(sales["calls"], 50, "{sales}");
+    let listed = ok(cw(
+        &t,
+        &[
+            "calls", "list", "--queue", "sales", "--json", "--since", "30d", "--now", LATER,
+            "--limit", "1000",
+        ],
+    ));
+    assert_eq!(listed.lines().count(), 50);
+    assert!(
+        listed.lines().all(|l| l.contains(r#""queue":"sales""#)),
+        "{listed}"
+    );
 }
 
 #[test]
