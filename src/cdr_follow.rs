@@ -440,11 +440,16 @@ mod tests {
     }
 }
 
-/// Where following a folder of JSON CDRs has got to: the newest file read, by modification
-/// time then name.
+/// Where following a folder of JSON CDRs has got to: the newest file read, by status-change
+/// time (ctime) then name. Not the modification time: a file copied in with its old time kept
+/// (`cp -p`, `rsync -a`, an archive unpacked) has an old mtime but a new ctime, which nobody
+/// can set back. A file whose ctime changes again (renamed, chmod) is read again, and its rows
+/// are recognised as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct DirCursor {
-    mtime_ns: i128,
+    /// Cursors from before were by mtime, which for files the PBX wrote is their ctime.
+    #[serde(alias = "mtime_ns")]
+    ctime_ns: i128,
     name: String,
 }
 
@@ -469,9 +474,8 @@ impl JsonDir {
         format!("cdr_cursor:json:{}", self.path.display())
     }
 
-    /// Reads the files written since the last poll, oldest first, and stores their records
-    /// with the new cursor. A file copied in with an older time than the cursor is not seen:
-    /// load such files with `calls import`.
+    /// Reads the files written (or copied in) since the last poll, oldest first, and stores
+    /// their records with the new cursor.
     pub fn poll(
         &mut self,
         store: &Store,
@@ -496,17 +500,13 @@ impl JsonDir {
         let mut files: Vec<(i128, String)> = entries
             .flatten()
             .filter_map(|e| {
+                use std::os::unix::fs::MetadataExt;
                 let name = e.file_name().to_str()?.to_string();
                 let m = e.metadata().ok()?;
-                let mtime = m
-                    .modified()
-                    .ok()?
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .ok()?
-                    .as_nanos() as i128;
-                (m.is_file() && name.ends_with(".json")).then_some((mtime, name))
+                let ctime = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
+                (m.is_file() && name.ends_with(".json")).then_some((ctime, name))
             })
-            .filter(|(t, n)| (*t, n.as_str()) > (cursor.mtime_ns, cursor.name.as_str()))
+            .filter(|(t, n)| (*t, n.as_str()) > (cursor.ctime_ns, cursor.name.as_str()))
             .filter(|(t, _)| now_ns - t >= SETTLE_NS)
             .collect();
         files.sort();
@@ -524,7 +524,7 @@ impl JsonDir {
             }
         }
         let next = DirCursor {
-            mtime_ns: last.0,
+            ctime_ns: last.0,
             name: last.1,
         };
         let stored = store.put_calls_with_cursor(

@@ -938,6 +938,13 @@ fn the_daemon_follows_a_freeswitch_json_cdr_folder() {
     write(5);
     let d = crate::daemon::Daemon::start(&config);
     wait_for_calls(&s, 6);
+    // A file copied in from an archive with its old time kept is read too.
+    write(6);
+    age(
+        &json.join("0c3b1a2e-0000-4000-8000-000000000006.cdr.json"),
+        86_400,
+    );
+    wait_for_calls(&s, 7);
     assert_eq!(d.stop(), Some(0));
     let audit = ok(cw(&s, &["audit", "export"]));
     let (mut new, mut same) = (0, 0);
@@ -948,5 +955,5 @@ fn the_daemon_follows_a_freeswitch_json_cdr_folder() {
             same += e["details"]["same"].as_u64().unwrap();
         }
     }
-    assert_eq!((new, same), (6, 0), "{audit}");
+    assert_eq!((new, same), (7, 0), "{audit}");
 }
