@@ -576,6 +576,8 @@ pub struct AnalysisConfig {
     pub dead_air_s: f64,
     pub non_talk_min_s: f64,
     pub overtalk_min_s: f64,
+    /// A leg that falls dead while another still talks this long after is `leg_lost`.
+    pub leg_lost_min_s: f64,
     pub min_duration_s: f64,
     /// Recordings are analysed up to this long (the rest is hashed, not analysed): what the
     /// analysis holds grows with the duration.
@@ -590,6 +592,7 @@ impl Default for AnalysisConfig {
             dead_air_s: 5.0,
             non_talk_min_s: 3.0,
             overtalk_min_s: 0.3,
+            leg_lost_min_s: 10.0,
             min_duration_s: 2.0,
             max_duration_s: 43_200.0,
             vad: VadConfig::default(),
@@ -778,6 +781,7 @@ impl Config {
             ("analysis.dead_air_s", a.dead_air_s),
             ("analysis.non_talk_min_s", a.non_talk_min_s),
             ("analysis.overtalk_min_s", a.overtalk_min_s),
+            ("analysis.leg_lost_min_s", a.leg_lost_min_s),
         ];
         for (key, value) in positive {
             if !(value.is_finite() && value > 0.0) {

@@ -551,6 +551,7 @@ pub fn conversation(
         .sum::<f64>()
         + 0.0;
     Conversation {
+        lost_legs: Vec::new(),
         talk_ratio,
         overtalk_s: round2(overtalk_s),
         overtalk_count,

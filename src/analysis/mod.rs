@@ -6,6 +6,7 @@
 //! file, a clock or the environment, and never logs: the caller owns all I/O.
 
 pub mod features;
+pub mod legs;
 pub mod measure;
 pub mod model;
 pub mod score;
@@ -122,6 +123,18 @@ fn judge(
     with_segments: bool,
 ) -> Analysis {
     let cfg = &config.analysis;
+    // One signal written to every channel (a mono recorder writing stereo) is one channel: two
+    // copies would read as a call spent in overtalk.
+    let identical_channels = features.len() > 1
+        && features[1..]
+            .iter()
+            .all(|f| legs::identical(&features[0].halves, &f.halves));
+    let written = features.len();
+    let features = if identical_channels {
+        &features[..1]
+    } else {
+        features
+    };
     let samples = features.first().map_or(0, |f| f.samples);
     let half_len = features.first().map_or(1, |f| f.half_len);
     let timing = Timing {
@@ -155,6 +168,19 @@ fn judge(
         })
         .collect();
     let multi = features.len() > 1;
+    let lost: Vec<model::LostLeg> = if multi {
+        let halves: Vec<&[features::Half]> = features.iter().map(|f| &f.halves[..]).collect();
+        let segs: Vec<&segments::Segments> = results.iter().map(|r| &r.segments).collect();
+        legs::lost(&halves, &segs, timing.half_s, cfg.leg_lost_min_s)
+            .into_iter()
+            .map(|l| model::LostLeg {
+                role: roles[l.channel].clone(),
+                at_s: (l.at_s * 100.0).round() / 100.0,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let metrics = if multi {
         measure::mix(
             features,
@@ -183,10 +209,15 @@ fn judge(
             sample_rate: rate,
             decode,
             sides: &sides,
+            lost: &lost,
+            identical_channels: identical_channels.then_some(written),
         },
         config,
     );
-    let conversation = multi.then(|| measure::conversation(&results, &roles, timing, cfg));
+    let conversation = multi.then(|| Conversation {
+        lost_legs: lost,
+        ..measure::conversation(&results, &roles, timing, cfg)
+    });
     let channels = multi.then(|| {
         results
             .into_iter()

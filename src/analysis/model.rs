@@ -159,12 +159,22 @@ pub struct ChannelReport {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
+    /// Legs that fell dead while another talked on (`leg_lost`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost_legs: Vec<LostLeg>,
     pub talk_ratio: std::collections::BTreeMap<String, f64>,
     pub overtalk_s: f64,
     pub overtalk_count: u32,
     pub interruptions: std::collections::BTreeMap<String, u32>,
     pub non_talk_s: f64,
     pub non_talk_ratio: f64,
+}
+
+/// A leg that fell dead mid-call: its role and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LostLeg {
+    pub role: String,
+    pub at_s: f64,
 }
 
 /// How decoding went (an addition to the contract).

@@ -1,6 +1,6 @@
 //! The quality score, its MOS and grade, and the flags: a pure judgement of measurements.
 //!
-//! Formula `score.v1`, explained term by term in `docs/scoring.md`: the score starts at 100 and
+//! Formula `score.v1.1`, explained term by term in `docs/scoring.md`: the score starts at 100 and
 //! each impairment takes points off, every term continuous and saturating, in the manner of the
 //! ITU-T G.107 E-model (whose rating R it mirrors, so its R-to-MOS mapping applies). Thresholds
 //! come from the configuration; nothing here reads a clock or a file.
@@ -9,7 +9,7 @@ use crate::config::{Config, Thresholds};
 
 use super::model::{DecodeReport, Flag, Grade, Metrics, Penalty, Quality, Severity};
 
-pub const FORMULA: &str = "score.v1";
+pub const FORMULA: &str = "score.v1.1";
 
 /// SNR at or above which noise costs nothing, and at which the noise term saturates.
 const SNR_CLEAN_DB: f64 = 35.0;
@@ -32,6 +32,11 @@ const HUM_POINTS: f64 = 5.0;
 const DEAD_AIR_EACH: f64 = 2.0;
 const DEAD_AIR_MAX: f64 = 10.0;
 const ONE_SIDED_POINTS: f64 = 30.0;
+/// A leg lost mid-call: the recording misses one side from then on. A fixed cost (the recording
+/// failed, whatever the length), and the share of the call lost on top, up to the cost of a
+/// side missing throughout.
+const LEG_LOST_POINTS: f64 = 10.0;
+const LEG_LOST_SHARE_POINTS: f64 = 20.0;
 
 /// What the judgement needs besides the whole-recording metrics.
 pub struct Context<'a> {
@@ -40,6 +45,10 @@ pub struct Context<'a> {
     pub decode: &'a DecodeReport,
     /// Per-channel (role, talk time) for multi-channel recordings.
     pub sides: &'a [(String, f64)],
+    /// Legs that fell dead while another talked on.
+    pub lost: &'a [super::model::LostLeg],
+    /// The number of channels written, when they all carried one signal (analysed as one).
+    pub identical_channels: Option<usize>,
 }
 
 pub fn assess(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Quality {
@@ -91,6 +100,9 @@ pub fn assess(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Quality {
         );
         if one_sided(ctx, t).is_some() {
             take("one_sided", ONE_SIDED_POINTS);
+        } else if let Some(first) = ctx.lost.iter().map(|l| l.at_s).reduce(f64::min) {
+            let share = ((ctx.duration_s - first) / ctx.duration_s.max(1e-9)).clamp(0.0, 1.0);
+            take("leg_lost", LEG_LOST_POINTS + LEG_LOST_SHARE_POINTS * share);
         }
     }
     let total: f64 = penalties.iter().map(|p| p.points).sum();
@@ -145,7 +157,7 @@ fn one_sided<'a>(ctx: &'a Context<'_>, t: &Thresholds) -> Option<(&'a str, f64)>
 
 /// Every flag code [`flags`] can raise (docs/analysis-report.md), so that a counter by code can
 /// start at 0 for each. A test holds it to the codes `flags` uses.
-pub const FLAG_CODES: [&str; 16] = [
+pub const FLAG_CODES: [&str; 18] = [
     "too_short",
     "header_mismatch",
     "too_long",
@@ -162,6 +174,8 @@ pub const FLAG_CODES: [&str; 16] = [
     "dead_air",
     "long_leading_silence",
     "one_sided",
+    "leg_lost",
+    "channels_identical",
 ];
 
 fn flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
@@ -335,6 +349,27 @@ fn flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
                 "{role} side has {:.1}% of the talk time, below {:.1}%",
                 share * 100.0,
                 t.one_sided_ratio * 100.0
+            ),
+        );
+    }
+    for lost in ctx.lost {
+        flag(
+            "leg_lost",
+            Severity::Error,
+            format!(
+                "the {} leg fell silent at {:.1} s while the other side talked on for at \
+                 least {:.0} s (one-way audio after a transfer or a hold?)",
+                lost.role, lost.at_s, config.analysis.leg_lost_min_s
+            ),
+        );
+    }
+    if let Some(written) = ctx.identical_channels {
+        flag(
+            "channels_identical",
+            Severity::Info,
+            format!(
+                "the {written} channels carry one signal (a mono recorder writing stereo?): \
+                 analysed as one channel"
             ),
         );
     }

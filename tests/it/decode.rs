@@ -251,16 +251,28 @@ fn pcm_variants_decode_to_the_same_samples() {
 fn stereo_and_other_rates() {
     let dir = tempfile::tempdir().unwrap();
     let orig = original();
-    // Stereo: the same speech on both legs.
+    // Stereo: the same speech on both legs, analysed as the one signal it is.
     let both: Vec<i16> = orig.iter().flat_map(|&s| [s, s]).collect();
     let stereo = Wav::pcm16(&both, 2, 8000).write(dir.path(), "stereo.wav");
     let r = analyze(&stereo);
     assert_eq!(r.format.channels, 2);
-    let channels = r.channels.as_ref().unwrap();
+    assert!(r.channels.is_none() && r.conversation.is_none());
+    assert!(r
+        .quality
+        .flags
+        .iter()
+        .any(|f| f.code == "channels_identical"));
     let base = analyze(&formats("speech.wav"));
-    for ch in channels {
-        assert!((ch.metrics.speech.talk_time_s - base.metrics.speech.talk_time_s).abs() < 0.05);
-    }
+    assert!((r.metrics.speech.talk_time_s - base.metrics.speech.talk_time_s).abs() < 0.05);
+    // Different speech on each leg: two channels.
+    let other: Vec<i16> = orig.iter().rev().copied().collect();
+    let two: Vec<i16> = orig
+        .iter()
+        .zip(&other)
+        .flat_map(|(&a, &b)| [a, b])
+        .collect();
+    let r = analyze(&Wav::pcm16(&two, 2, 8000).write(dir.path(), "two.wav"));
+    assert_eq!(r.channels.as_ref().map(Vec::len), Some(2));
     // Other rates (16, 44.1, 48 kHz): linear upsampling of the same speech.
     for rate in [16000u32, 11025, 44100, 48000] {
         let n = orig.len() * rate as usize / 8000;

@@ -89,8 +89,11 @@ fn two_party_call_talk_time_and_overtalk() {
     assert_eq!(conv.overtalk_count, by_agent + by_customer, "{conv:?}");
     let ratio_sum: f64 = conv.talk_ratio.values().sum();
     assert!((ratio_sum - 1.0).abs() < 1e-9);
-    // Both sides speak: not one-sided; the whole-call speech is the union of both.
-    assert!(!a.quality.flags.iter().any(|f| f.code == "one_sided"));
+    // Both sides speak: not one-sided, not one signal twice, no leg lost; the whole-call
+    // speech is the union of both.
+    for code in ["one_sided", "channels_identical", "leg_lost"] {
+        assert!(!a.quality.flags.iter().any(|f| f.code == code), "{code}");
+    }
     assert!(a.metrics.speech.talk_time_s >= channels[0].metrics.speech.talk_time_s);
 }
 
@@ -107,4 +110,107 @@ fn a_silent_leg_is_one_sided() {
         "{:?}",
         a.quality.flags
     );
+}
+
+fn codes(a: &callwarden::analysis::Analysis) -> Vec<&str> {
+    a.quality.flags.iter().map(|f| f.code.as_str()).collect()
+}
+
+/// A mono recorder writing stereo: the same signal in both channels, exactly or delayed 3 ms
+/// and 4 dB down. One channel's analysis, no overtalk, and a flag that says why.
+#[test]
+fn one_signal_in_both_channels_is_analysed_as_one() {
+    let (mono, spans) = track(
+        30.0,
+        &[
+            ("asterisk-queue-youarenext", 0.5),
+            ("fsdd-3_jackson_12", 9.0),
+            ("asterisk-vm-mailboxfull", 16.0),
+        ],
+    );
+    let alone = analyze(&mono, 1);
+    let delay = (0.003 * RATE as f64) as usize;
+    let delayed: Vec<f32> = (0..mono.len())
+        .map(|i| {
+            if i < delay {
+                0.0
+            } else {
+                0.63 * mono[i - delay]
+            }
+        })
+        .collect();
+    for (what, copy) in [("exact", mono.clone()), ("delayed, scaled", delayed)] {
+        let a = analyze(&interleave(&[&mono, &copy]), 2);
+        assert!(
+            codes(&a).contains(&"channels_identical"),
+            "{what}: {:?}",
+            codes(&a)
+        );
+        assert!(a.conversation.is_none() && a.channels.is_none(), "{what}");
+        let talk = a.metrics.speech.talk_time_s;
+        assert!(
+            (talk - alone.metrics.speech.talk_time_s).abs() <= 0.05
+                && (talk - seconds(&spans)).abs() <= 0.5,
+            "{what}: talk {talk:.2} s, alone {:.2} s",
+            alone.metrics.speech.talk_time_s
+        );
+    }
+}
+
+/// A two-party call whose customer leg falls dead at 30 s while the agent talks to 55 s.
+fn call_with_customer(customer_after_30s: impl Fn(usize) -> f32) -> callwarden::analysis::Analysis {
+    let (agent, _) = track(
+        60.0,
+        &[
+            ("asterisk-queue-youarenext", 0.5),
+            ("asterisk-vm-mailboxfull", 12.0),
+            ("asterisk-privacy-prompt", 26.0),
+            ("asterisk-unidentified-no-callback", 38.0),
+            ("asterisk-vm-review", 48.0),
+        ],
+    );
+    let (mut customer, _) = track(
+        60.0,
+        &[
+            ("fsdd-9_nicolas_8", 6.0),
+            // A long natural pause (8 s) before it speaks again.
+            ("fsdd-3_jackson_12", 20.0),
+        ],
+    );
+    let dead_from = 30 * RATE as usize;
+    for (i, v) in customer.iter_mut().enumerate().skip(dead_from) {
+        *v = customer_after_30s(i);
+    }
+    analyze(&interleave(&[&agent, &customer]), 2)
+}
+
+#[test]
+fn a_leg_that_falls_dead_mid_call_is_lost_and_a_listening_one_is_not() {
+    let noise = white(60 * RATE as usize, 91);
+    // Digital silence, and comfort noise 20 dB under the line's noise: lost at 30 s.
+    for (what, a) in [
+        ("digital silence", call_with_customer(|_| 0.0)),
+        ("comfort noise", call_with_customer(|i| noise[i] * 1e-4)),
+    ] {
+        let conv = a.conversation.as_ref().expect("stereo");
+        assert_eq!(conv.lost_legs.len(), 1, "{what}: {conv:?}");
+        assert_eq!(conv.lost_legs[0].role, "customer", "{what}");
+        assert!(
+            (conv.lost_legs[0].at_s - 30.0).abs() <= 1.0,
+            "{what}: {conv:?}"
+        );
+        assert!(codes(&a).contains(&"leg_lost"), "{what}: {:?}", codes(&a));
+        assert!(
+            a.quality.penalties.iter().any(|p| p.term == "leg_lost"),
+            "{what}"
+        );
+    }
+    // The customer listens on a live line (its noise goes on): a pause, not a lost leg.
+    let a = call_with_customer(|i| noise[i] * 1e-3);
+    assert!(
+        a.conversation.as_ref().unwrap().lost_legs.is_empty(),
+        "{:?}",
+        a.conversation
+    );
+    assert!(!codes(&a).contains(&"leg_lost"));
 }
