@@ -72,6 +72,7 @@ fn build(dir: &Path, n: u64, now: i64) {
                 code: codes[(i / 8 % 5) as usize].into(),
                 severity: Severity::Warn,
                 message: "measured".into(),
+                channel: None,
             }]
         } else {
             vec![]

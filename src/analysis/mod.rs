@@ -202,6 +202,15 @@ fn judge(
     } else {
         Vec::new()
     };
+    let legs: Vec<(String, &Metrics)> = if multi {
+        roles
+            .iter()
+            .cloned()
+            .zip(results.iter().map(|r| &r.metrics))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let quality = score::assess(
         &metrics,
         &score::Context {
@@ -209,6 +218,7 @@ fn judge(
             sample_rate: rate,
             decode,
             sides: &sides,
+            legs: &legs,
             lost: &lost,
             identical_channels: identical_channels.then_some(written),
         },

@@ -78,12 +78,18 @@ pub struct Flag {
     pub code: String,
     pub severity: Severity,
     pub message: String,
+    /// The role of the channel it is about (multi-channel recordings: each leg is judged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Penalty {
     pub term: String,
     pub points: f64,
+    /// The channel it was measured on (multi-channel: the worst leg's terms count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 /// The measurements shared by the whole recording and each channel.

@@ -45,6 +45,8 @@ pub struct Context<'a> {
     pub decode: &'a DecodeReport,
     /// Per-channel (role, talk time) for multi-channel recordings.
     pub sides: &'a [(String, f64)],
+    /// Per-channel (role, metrics) for multi-channel recordings: each leg that speaks is judged.
+    pub legs: &'a [(String, &'a Metrics)],
     /// Legs that fell dead while another talked on.
     pub lost: &'a [super::model::LostLeg],
     /// The number of channels written, when they all carried one signal (analysed as one).
@@ -53,56 +55,67 @@ pub struct Context<'a> {
 
 pub fn assess(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Quality {
     let t = &config.thresholds;
-    let flags = flags(m, ctx, config);
+    let mut flags = call_flags(m, ctx, config);
     let mut penalties = Vec::new();
-    let mut take = |term: &str, points: f64| {
+    let mut take = |term: &str, points: f64, channel: Option<&str>| {
         if points > 0.0 {
             penalties.push(Penalty {
                 term: term.to_string(),
                 points: (points * 10.0).round() / 10.0,
+                channel: channel.map(str::to_string),
             });
         }
     };
     let no_speech = m.speech.talk_time_s <= 0.0;
     if no_speech {
-        take("no_speech", 100.0);
+        take("no_speech", 100.0, None);
     } else {
-        if let Some(snr) = m.noise.snr_db {
-            let x = ((SNR_CLEAN_DB - snr) / (SNR_CLEAN_DB - SNR_WORST_DB)).clamp(0.0, 1.0);
-            take("noise", NOISE_MAX * x);
+        // The sound of the speech: the mix's for one channel; with several, each leg that
+        // speaks is judged on its own and the worst one's terms count (a muffled or noisy leg
+        // is not hidden by a good one).
+        let legs: Vec<(Option<&str>, &Metrics)> = if ctx.legs.is_empty() {
+            vec![(None, m)]
+        } else {
+            ctx.legs
+                .iter()
+                .filter(|(_, lm)| lm.speech.talk_time_s > 0.0)
+                .map(|(role, lm)| (Some(role.as_str()), *lm))
+                .collect()
+        };
+        let mut worst: Vec<(&'static str, f64, Option<&str>)> = Vec::new();
+        for (role, lm) in legs {
+            let terms = leg_terms(lm, ctx.sample_rate, t);
+            flags.extend(leg_flags(lm, ctx.sample_rate, t).into_iter().map(|mut f| {
+                if let Some(role) = role {
+                    f.message = format!("{role} leg: {}", f.message);
+                    f.channel = Some(role.to_string());
+                }
+                f
+            }));
+            let total = |v: &[(&str, f64)]| v.iter().map(|x| x.1).sum::<f64>();
+            let worst_total: f64 = worst.iter().map(|x| x.1).sum();
+            if worst.is_empty() || total(&terms) > worst_total {
+                worst = terms.into_iter().map(|(k, p)| (k, p, role)).collect();
+            }
         }
-        if let Some(level) = m.level.active_speech_dbfs {
-            let off = (t.too_quiet_dbfs - level).max(0.0) + (level - t.too_loud_dbfs).max(0.0);
-            take("level", (LEVEL_PER_DB * off).min(LEVEL_MAX));
+        for (term, points, role) in worst {
+            take(term, points, role);
         }
-        if m.clipping.ratio > CLIP_FROM {
-            let decades = (m.clipping.ratio / CLIP_FROM).log10();
-            take("clipping", (CLIP_PER_DECADE * decades).min(CLIP_MAX));
-        }
-        let loss_pct = m.dropouts.ratio * 100.0;
-        if loss_pct > 0.0 {
-            take(
-                "dropouts",
-                (95.0 * loss_pct / (loss_pct + BPL_G711)).min(LOSS_MAX),
-            );
-        }
-        if let Some(bw) = m.clarity.bandwidth_hz {
-            let limit = muffled_limit(t, ctx.sample_rate);
-            let x = ((limit - bw) / (limit - BANDWIDTH_FLOOR_HZ).max(1.0)).clamp(0.0, 1.0);
-            take("bandwidth", BANDWIDTH_MAX * x);
-        }
-        if m.noise.hum_hz.is_some() {
-            take("hum", HUM_POINTS);
-        }
+        flags.extend(conversation_flags(m, ctx, config));
         take(
             "dead_air",
             (DEAD_AIR_EACH * m.silence.dead_air_count as f64).min(DEAD_AIR_MAX),
+            None,
         );
         if one_sided(ctx, t).is_some() {
-            take("one_sided", ONE_SIDED_POINTS);
+            take("one_sided", ONE_SIDED_POINTS, None);
         } else if let Some(first) = ctx.lost.iter().map(|l| l.at_s).reduce(f64::min) {
             let share = ((ctx.duration_s - first) / ctx.duration_s.max(1e-9)).clamp(0.0, 1.0);
-            take("leg_lost", LEG_LOST_POINTS + LEG_LOST_SHARE_POINTS * share);
+            take(
+                "leg_lost",
+                LEG_LOST_POINTS + LEG_LOST_SHARE_POINTS * share,
+                None,
+            );
         }
     }
     let total: f64 = penalties.iter().map(|p| p.points).sum();
@@ -125,6 +138,41 @@ pub fn assess(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Quality {
         penalties,
         formula: FORMULA.to_string(),
     }
+}
+
+/// The terms of the speech's sound, measured on one channel (or the mix of one): noise, level,
+/// clipping, dropouts, bandwidth, hum.
+fn leg_terms(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<(&'static str, f64)> {
+    let mut out = Vec::new();
+    if let Some(snr) = m.noise.snr_db {
+        let x = ((SNR_CLEAN_DB - snr) / (SNR_CLEAN_DB - SNR_WORST_DB)).clamp(0.0, 1.0);
+        out.push(("noise", NOISE_MAX * x));
+    }
+    if let Some(level) = m.level.active_speech_dbfs {
+        let off = (t.too_quiet_dbfs - level).max(0.0) + (level - t.too_loud_dbfs).max(0.0);
+        out.push(("level", (LEVEL_PER_DB * off).min(LEVEL_MAX)));
+    }
+    if m.clipping.ratio > CLIP_FROM {
+        let decades = (m.clipping.ratio / CLIP_FROM).log10();
+        out.push(("clipping", (CLIP_PER_DECADE * decades).min(CLIP_MAX)));
+    }
+    let loss_pct = m.dropouts.ratio * 100.0;
+    if loss_pct > 0.0 {
+        out.push((
+            "dropouts",
+            (95.0 * loss_pct / (loss_pct + BPL_G711)).min(LOSS_MAX),
+        ));
+    }
+    if let Some(bw) = m.clarity.bandwidth_hz {
+        let limit = muffled_limit(t, sample_rate);
+        let x = ((limit - bw) / (limit - BANDWIDTH_FLOOR_HZ).max(1.0)).clamp(0.0, 1.0);
+        out.push(("bandwidth", BANDWIDTH_MAX * x));
+    }
+    if m.noise.hum_hz.is_some() {
+        out.push(("hum", HUM_POINTS));
+    }
+    out.retain(|(_, p)| *p > 0.0);
+    out
 }
 
 /// ITU-T G.107's mapping of the rating R (0..100) to a mean opinion score (1..4.5).
@@ -155,30 +203,8 @@ fn one_sided<'a>(ctx: &'a Context<'_>, t: &Thresholds) -> Option<(&'a str, f64)>
         .find(|&(_, share)| share < t.one_sided_ratio)
 }
 
-/// Every flag code [`flags`] can raise (docs/analysis-report.md), so that a counter by code can
-/// start at 0 for each. A test holds it to the codes `flags` uses.
-pub const FLAG_CODES: [&str; 18] = [
-    "too_short",
-    "header_mismatch",
-    "too_long",
-    "truncated",
-    "no_speech",
-    "low_snr",
-    "high_noise",
-    "too_quiet",
-    "too_loud",
-    "clipping",
-    "dropouts",
-    "muffled",
-    "hum",
-    "dead_air",
-    "long_leading_silence",
-    "one_sided",
-    "leg_lost",
-    "channels_identical",
-];
-
-fn flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
+/// The flags about the conversation as a whole: its silences and its sides.
+fn conversation_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
     let t = &config.thresholds;
     let mut out = Vec::new();
     let mut flag = |code: &str, severity: Severity, message: String| {
@@ -186,48 +212,75 @@ fn flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
             code: code.to_string(),
             severity,
             message,
+            channel: None,
         })
     };
-    let min_dur = config.analysis.min_duration_s;
-    if ctx.duration_s < min_dur {
+    if m.silence.dead_air_count > 0 {
         flag(
-            "too_short",
-            Severity::Warn,
-            format!("duration {:.1} s is below {min_dur:.1} s", ctx.duration_s),
-        );
-    }
-    if ctx.decode.header_mismatch {
-        flag(
-            "header_mismatch",
+            "dead_air",
             Severity::Info,
-            "WAV header sizes disagree with the file; read to the real end of the data".into(),
-        );
-    }
-    if ctx.decode.too_long {
-        flag(
-            "too_long",
-            Severity::Warn,
             format!(
-                "longer than {:.0} s (analysis.max_duration_s): analysed up to there",
-                config.analysis.max_duration_s
+                "{} silences longer than {:.0} s, {:.1} s in all",
+                m.silence.dead_air_count, config.analysis.dead_air_s, m.silence.dead_air_s
             ),
         );
     }
-    if ctx.decode.truncated {
+    if m.speech.leading_silence_s > t.leading_silence_s {
         flag(
-            "truncated",
-            Severity::Warn,
-            "the file ends before its header says; analysed as far as it decodes".into(),
+            "long_leading_silence",
+            Severity::Info,
+            format!(
+                "first speech at {:.1} s is later than {:.0} s",
+                m.speech.leading_silence_s, t.leading_silence_s
+            ),
         );
     }
-    if m.speech.talk_time_s <= 0.0 {
+    if let Some((role, share)) = one_sided(ctx, t) {
         flag(
-            "no_speech",
+            "one_sided",
             Severity::Error,
-            format!("no speech found in {:.1} s", ctx.duration_s),
+            format!(
+                "{role} side has {:.1}% of the talk time, below {:.1}%",
+                share * 100.0,
+                t.one_sided_ratio * 100.0
+            ),
         );
-        return out;
     }
+    for lost in ctx.lost {
+        flag(
+            "leg_lost",
+            Severity::Error,
+            format!(
+                "the {} leg fell silent at {:.1} s while the other side talked on for at \
+                 least {:.0} s (one-way audio after a transfer or a hold?)",
+                lost.role, lost.at_s, config.analysis.leg_lost_min_s
+            ),
+        );
+    }
+    if let Some(written) = ctx.identical_channels {
+        flag(
+            "channels_identical",
+            Severity::Info,
+            format!(
+                "the {written} channels carry one signal (a mono recorder writing stereo?): \
+                 analysed as one channel"
+            ),
+        );
+    }
+    out
+}
+
+/// The flags about the sound of the speech on one channel (or the mix of one).
+fn leg_flags(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<Flag> {
+    let mut out = Vec::new();
+    let mut flag = |code: &str, severity: Severity, message: String| {
+        out.push(Flag {
+            code: code.to_string(),
+            severity,
+            message,
+            channel: None,
+        })
+    };
     if let Some(snr) = m.noise.snr_db {
         if snr < t.low_snr_db {
             let severity = if snr < t.low_snr_db / 2.0 {
@@ -307,7 +360,7 @@ fn flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
             Severity::Warn,
             format!(
                 "speech bandwidth {bw:.0} Hz is below {:.0} Hz",
-                muffled_limit(t, ctx.sample_rate)
+                muffled_limit(t, sample_rate)
             ),
         );
     }
@@ -321,57 +374,82 @@ fn flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
             ),
         );
     }
-    if m.silence.dead_air_count > 0 {
+    out
+}
+
+/// Every flag code [`call_flags`], [`leg_flags`] and [`conversation_flags`] can raise (docs/analysis-report.md), so that a counter by code can
+/// start at 0 for each. A test holds it to the codes `flags` uses.
+pub const FLAG_CODES: [&str; 18] = [
+    "too_short",
+    "header_mismatch",
+    "too_long",
+    "truncated",
+    "no_speech",
+    "low_snr",
+    "high_noise",
+    "too_quiet",
+    "too_loud",
+    "clipping",
+    "dropouts",
+    "muffled",
+    "hum",
+    "dead_air",
+    "long_leading_silence",
+    "one_sided",
+    "leg_lost",
+    "channels_identical",
+];
+
+/// The flags about the whole recording's file and whether it holds speech at all.
+fn call_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
+    let mut out = Vec::new();
+    let mut flag = |code: &str, severity: Severity, message: String| {
+        out.push(Flag {
+            code: code.to_string(),
+            severity,
+            message,
+            channel: None,
+        })
+    };
+    let min_dur = config.analysis.min_duration_s;
+    if ctx.duration_s < min_dur {
         flag(
-            "dead_air",
+            "too_short",
+            Severity::Warn,
+            format!("duration {:.1} s is below {min_dur:.1} s", ctx.duration_s),
+        );
+    }
+    if ctx.decode.header_mismatch {
+        flag(
+            "header_mismatch",
             Severity::Info,
+            "WAV header sizes disagree with the file; read to the real end of the data".into(),
+        );
+    }
+    if ctx.decode.too_long {
+        flag(
+            "too_long",
+            Severity::Warn,
             format!(
-                "{} silences longer than {:.0} s, {:.1} s in all",
-                m.silence.dead_air_count, config.analysis.dead_air_s, m.silence.dead_air_s
+                "longer than {:.0} s (analysis.max_duration_s): analysed up to there",
+                config.analysis.max_duration_s
             ),
         );
     }
-    if m.speech.leading_silence_s > t.leading_silence_s {
+    if ctx.decode.truncated {
         flag(
-            "long_leading_silence",
-            Severity::Info,
-            format!(
-                "first speech at {:.1} s is later than {:.0} s",
-                m.speech.leading_silence_s, t.leading_silence_s
-            ),
+            "truncated",
+            Severity::Warn,
+            "the file ends before its header says; analysed as far as it decodes".into(),
         );
     }
-    if let Some((role, share)) = one_sided(ctx, t) {
+    if m.speech.talk_time_s <= 0.0 {
         flag(
-            "one_sided",
+            "no_speech",
             Severity::Error,
-            format!(
-                "{role} side has {:.1}% of the talk time, below {:.1}%",
-                share * 100.0,
-                t.one_sided_ratio * 100.0
-            ),
+            format!("no speech found in {:.1} s", ctx.duration_s),
         );
-    }
-    for lost in ctx.lost {
-        flag(
-            "leg_lost",
-            Severity::Error,
-            format!(
-                "the {} leg fell silent at {:.1} s while the other side talked on for at \
-                 least {:.0} s (one-way audio after a transfer or a hold?)",
-                lost.role, lost.at_s, config.analysis.leg_lost_min_s
-            ),
-        );
-    }
-    if let Some(written) = ctx.identical_channels {
-        flag(
-            "channels_identical",
-            Severity::Info,
-            format!(
-                "the {written} channels carry one signal (a mono recorder writing stereo?): \
-                 analysed as one channel"
-            ),
-        );
+        return out;
     }
     out
 }

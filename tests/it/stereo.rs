@@ -214,3 +214,69 @@ fn a_leg_that_falls_dead_mid_call_is_lost_and_a_listening_one_is_not() {
     );
     assert!(!codes(&a).contains(&"leg_lost"));
 }
+
+/// A Butterworth low-pass biquad (RBJ cookbook), applied `order / 2` times.
+fn low_pass(x: &[f32], cutoff_hz: f64, sections: usize) -> Vec<f32> {
+    let w = 2.0 * std::f64::consts::PI * cutoff_hz / RATE as f64;
+    let alpha = w.sin() / (2.0 * std::f64::consts::FRAC_1_SQRT_2);
+    let (b0, b1, b2) = ((1.0 - w.cos()) / 2.0, 1.0 - w.cos(), (1.0 - w.cos()) / 2.0);
+    let (a0, a1, a2) = (1.0 + alpha, -2.0 * w.cos(), 1.0 - alpha);
+    let mut y: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    for _ in 0..sections {
+        let (mut x1, mut x2, mut y1, mut y2) = (0.0, 0.0, 0.0, 0.0);
+        for v in y.iter_mut() {
+            let x0 = *v;
+            let out = (b0 * x0 + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2) / a0;
+            (x2, x1, y2, y1) = (x1, x0, y1, out);
+            *v = out;
+        }
+    }
+    y.into_iter().map(|v| v as f32).collect()
+}
+
+/// A customer leg muffled to about 840 Hz inside a clean call: judged on its own, it is
+/// flagged on that leg and its bandwidth costs the call, where the mix hid it.
+#[test]
+fn a_muffled_leg_is_judged_on_its_own() {
+    let (agent, _) = track(
+        32.0,
+        &[
+            ("asterisk-queue-youarenext", 0.5),
+            ("asterisk-vm-mailboxfull", 12.0),
+            ("asterisk-privacy-prompt", 26.0),
+        ],
+    );
+    let (customer, _) = track(
+        32.0,
+        &[
+            ("asterisk-unidentified-no-callback", 5.2),
+            ("fsdd-3_jackson_12", 13.0),
+            ("asterisk-vm-review", 22.0),
+        ],
+    );
+    let clean = analyze(&interleave(&[&agent, &customer]), 2);
+    let muffled = low_pass(&customer, 840.0, 4);
+    let a = analyze(&interleave(&[&agent, &muffled]), 2);
+    let flag = a
+        .quality
+        .flags
+        .iter()
+        .find(|f| f.code == "muffled")
+        .unwrap_or_else(|| panic!("not flagged: {:?}", a.quality.flags));
+    assert_eq!(flag.channel.as_deref(), Some("customer"), "{flag:?}");
+    assert!(flag.message.starts_with("customer leg: "), "{flag:?}");
+    let bandwidth = a
+        .quality
+        .penalties
+        .iter()
+        .find(|p| p.term == "bandwidth")
+        .unwrap_or_else(|| panic!("no bandwidth term: {:?}", a.quality.penalties));
+    assert_eq!(bandwidth.channel.as_deref(), Some("customer"));
+    assert!(
+        a.quality.score < 80 && a.quality.score + 10 <= clean.quality.score,
+        "muffled {} vs clean {}",
+        a.quality.score,
+        clean.quality.score
+    );
+    assert!(!clean.quality.flags.iter().any(|f| f.code == "muffled"));
+}
