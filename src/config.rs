@@ -665,6 +665,8 @@ pub struct Thresholds {
     pub leading_silence_s: f64,
     pub one_sided_ratio: f64,
     pub hum_margin_db: f64,
+    /// Multi-channel: a leg's voice coming back in another less than this far down is `echo`.
+    pub echo_erl_db: f64,
 }
 
 impl Default for Thresholds {
@@ -680,6 +682,7 @@ impl Default for Thresholds {
             leading_silence_s: 10.0,
             one_sided_ratio: 0.02,
             hum_margin_db: 10.0,
+            echo_erl_db: 30.0,
         }
     }
 }
@@ -839,6 +842,7 @@ impl Config {
             ("thresholds.muffled_below_hz", t.muffled_below_hz),
             ("thresholds.leading_silence_s", t.leading_silence_s),
             ("thresholds.hum_margin_db", t.hum_margin_db),
+            ("thresholds.echo_erl_db", t.echo_erl_db),
         ] {
             if !value.is_finite() {
                 return Err(bad(key, "must be a finite number"));

@@ -552,6 +552,7 @@ pub fn conversation(
         + 0.0;
     Conversation {
         lost_legs: Vec::new(),
+        echoes: Vec::new(),
         talk_ratio,
         overtalk_s: round2(overtalk_s),
         overtalk_count,

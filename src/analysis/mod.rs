@@ -5,6 +5,7 @@
 //! segments (`segments`), measurements (`measure`) and the score (`score`). It never reads a
 //! file, a clock or the environment, and never logs: the caller owns all I/O.
 
+pub mod echo;
 pub mod features;
 pub mod legs;
 pub mod measure;
@@ -141,14 +142,14 @@ fn judge(
         half_s: half_len as f64 / rate as f64,
         duration_s: samples as f64 / rate as f64,
     };
-    let results: Vec<measure::ChannelResult> = features
+    let (results, noises): (Vec<measure::ChannelResult>, Vec<segments::NoiseEstimate>) = features
         .iter()
         .map(|f| {
             let seg = segments::segment(&f.halves, &f.vad, timing.half_s, &cfg.vad);
             // Made after segmenting, whose views are gone by then (on a 4-hour call each
             // series of halves is 6 MB).
             let powers: Vec<f32> = f.halves.iter().map(|h| h.power()).collect();
-            measure::channel(
+            let result = measure::channel(
                 f,
                 &powers,
                 &seg,
@@ -156,9 +157,10 @@ fn judge(
                 cfg,
                 &config.thresholds,
                 with_segments,
-            )
+            );
+            (result, seg.noise)
         })
-        .collect();
+        .unzip();
     let roles: Vec<String> = (0..features.len())
         .map(|i| {
             cfg.channel_roles
@@ -176,6 +178,30 @@ fn judge(
             .map(|l| model::LostLeg {
                 role: roles[l.channel].clone(),
                 at_s: (l.at_s * 100.0).round() / 100.0,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let echoes: Vec<model::EchoReport> = if multi {
+        let legs: Vec<echo::Leg<_>> = features
+            .iter()
+            .zip(&results)
+            .zip(&noises)
+            .map(|((f, r), noise)| echo::Leg {
+                power: move |j: usize| f.halves[j].power(),
+                noise: *noise,
+                segments: &r.segments,
+            })
+            .collect();
+        let n = features.iter().map(|f| f.halves.len()).min().unwrap_or(0);
+        echo::echoes(&legs, n, timing.half_s)
+            .into_iter()
+            .map(|e| model::EchoReport {
+                source: roles[e.source].clone(),
+                channel: roles[e.channel].clone(),
+                delay_ms: (e.delay as f64 * timing.half_s * 1000.0).round(),
+                erl_db: (e.loss_db * 10.0).round() / 10.0,
             })
             .collect()
     } else {
@@ -220,12 +246,14 @@ fn judge(
             sides: &sides,
             legs: &legs,
             lost: &lost,
+            echoes: &echoes,
             identical_channels: identical_channels.then_some(written),
         },
         config,
     );
     let conversation = multi.then(|| Conversation {
         lost_legs: lost,
+        echoes,
         ..measure::conversation(&results, &roles, timing, cfg)
     });
     let channels = multi.then(|| {

@@ -168,6 +168,10 @@ pub struct Conversation {
     /// Legs that fell dead while another talked on (`leg_lost`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost_legs: Vec<LostLeg>,
+    /// One leg's voice coming back in another (an echo path: a phone or gateway without a good
+    /// echo canceller).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub echoes: Vec<EchoReport>,
     pub talk_ratio: std::collections::BTreeMap<String, f64>,
     pub overtalk_s: f64,
     pub overtalk_count: u32,
@@ -181,6 +185,15 @@ pub struct Conversation {
 pub struct LostLeg {
     pub role: String,
     pub at_s: f64,
+}
+
+/// One leg's voice in another: whose (`source`), in which (`channel`), how late and how far down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EchoReport {
+    pub source: String,
+    pub channel: String,
+    pub delay_ms: f64,
+    pub erl_db: f64,
 }
 
 /// How decoding went (an addition to the contract).

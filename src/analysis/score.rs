@@ -49,6 +49,8 @@ pub struct Context<'a> {
     pub legs: &'a [(String, &'a Metrics)],
     /// Legs that fell dead while another talked on.
     pub lost: &'a [super::model::LostLeg],
+    /// One leg's voice coming back in another.
+    pub echoes: &'a [super::model::EchoReport],
     /// The number of channels written, when they all carried one signal (analysed as one).
     pub identical_channels: Option<usize>,
 }
@@ -246,6 +248,17 @@ fn conversation_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Fl
             ),
         );
     }
+    for e in ctx.echoes.iter().filter(|e| e.erl_db < t.echo_erl_db) {
+        flag(
+            "echo",
+            Severity::Warn,
+            format!(
+                "the {} voice comes back in the {} leg {:.0} ms late and {:.1} dB down \
+                 (under {:.0} dB): an echo path without a good canceller",
+                e.source, e.channel, e.delay_ms, e.erl_db, t.echo_erl_db
+            ),
+        );
+    }
     for lost in ctx.lost {
         flag(
             "leg_lost",
@@ -379,7 +392,7 @@ fn leg_flags(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<Flag> {
 
 /// Every flag code [`call_flags`], [`leg_flags`] and [`conversation_flags`] can raise (docs/analysis-report.md), so that a counter by code can
 /// start at 0 for each. A test holds it to the codes `flags` uses.
-pub const FLAG_CODES: [&str; 18] = [
+pub const FLAG_CODES: [&str; 19] = [
     "too_short",
     "header_mismatch",
     "too_long",
@@ -398,6 +411,7 @@ pub const FLAG_CODES: [&str; 18] = [
     "one_sided",
     "leg_lost",
     "channels_identical",
+    "echo",
 ];
 
 /// The flags about the whole recording's file and whether it holds speech at all.

@@ -91,7 +91,8 @@ fn two_party_call_talk_time_and_overtalk() {
     assert!((ratio_sum - 1.0).abs() < 1e-9);
     // Both sides speak: not one-sided, not one signal twice, no leg lost; the whole-call
     // speech is the union of both.
-    for code in ["one_sided", "channels_identical", "leg_lost"] {
+    assert!(conv.echoes.is_empty(), "{:?}", conv.echoes);
+    for code in ["one_sided", "channels_identical", "leg_lost", "echo"] {
         assert!(!a.quality.flags.iter().any(|f| f.code == code), "{code}");
     }
     assert!(a.metrics.speech.talk_time_s >= channels[0].metrics.speech.talk_time_s);
@@ -279,4 +280,113 @@ fn a_muffled_leg_is_judged_on_its_own() {
         clean.quality.score
     );
     assert!(!clean.quality.flags.iter().any(|f| f.code == "muffled"));
+}
+
+/// The agent's voice coming back in the customer's leg, `delay_s` late and `erl_db` down, as
+/// a phone or gateway without a good echo canceller sends it back.
+fn call_with_echo(delay_s: f64, erl_db: f64) -> callwarden::analysis::Analysis {
+    let (agent, _) = track(
+        48.0,
+        &[
+            ("asterisk-queue-youarenext", 0.5),
+            ("asterisk-vm-mailboxfull", 12.0),
+            ("asterisk-privacy-prompt", 26.0),
+        ],
+    );
+    let (mut customer, _) = track(
+        48.0,
+        &[
+            ("asterisk-unidentified-no-callback", 5.2),
+            ("fsdd-3_jackson_12", 19.0),
+            ("asterisk-vm-review", 33.0),
+        ],
+    );
+    let d = (delay_s * RATE as f64).round() as usize;
+    let gain = 10f32.powf(-(erl_db as f32) / 20.0);
+    for i in d..customer.len() {
+        customer[i] += gain * agent[i - d];
+    }
+    analyze(&interleave(&[&agent, &customer]), 2)
+}
+
+#[test]
+fn an_echo_is_found_with_its_delay_and_loss() {
+    for (delay_s, erl_db) in [
+        (0.012, 8.0),
+        (0.04, 10.0),
+        (0.205, 15.0),
+        (0.48, 20.0),
+        (0.1, 25.0),
+    ] {
+        let a = call_with_echo(delay_s, erl_db);
+        let conv = a.conversation.as_ref().unwrap();
+        let e = conv
+            .echoes
+            .iter()
+            .find(|e| e.source == "agent" && e.channel == "customer")
+            .unwrap_or_else(|| panic!("{delay_s} s, {erl_db} dB: none in {:?}", conv.echoes));
+        assert!(
+            (e.delay_ms - delay_s * 1000.0).abs() <= 10.0 && (e.erl_db - erl_db).abs() <= 3.0,
+            "{delay_s} s, {erl_db} dB: {e:?}"
+        );
+        assert_eq!(conv.echoes.len(), 1, "{:?}", conv.echoes);
+        assert!(codes(&a).contains(&"echo"), "{:?}", codes(&a));
+    }
+}
+
+/// Calls without an echo path: two talkers taking turns, answering each other at once, over
+/// each other, in line noise from -60 to -35 dBFS. No echo reported in either direction.
+#[test]
+fn no_echo_is_found_where_there_is_none() {
+    type Parts<'a> = &'a [(&'a str, f64)];
+    let layouts: [(Parts, Parts); 3] = [
+        (
+            &[
+                ("asterisk-queue-youarenext", 0.5),
+                ("asterisk-vm-mailboxfull", 12.0),
+            ],
+            &[
+                ("asterisk-unidentified-no-callback", 4.6),
+                ("fsdd-3_jackson_12", 16.8),
+            ],
+        ),
+        (
+            &[
+                ("asterisk-privacy-prompt", 0.5),
+                ("asterisk-vm-review", 9.0),
+            ],
+            &[("fsdd-9_nicolas_8", 1.5), ("asterisk-demo-echotest", 10.0)],
+        ),
+        (
+            &[
+                ("fsdd-3_jackson_12", 0.5),
+                ("asterisk-queue-youarenext", 7.0),
+            ],
+            &[("fsdd-9_nicolas_8", 3.0), ("asterisk-vm-mailboxfull", 8.0)],
+        ),
+    ];
+    for (i, (agent_parts, customer_parts)) in layouts.into_iter().enumerate() {
+        let (agent, _) = track(40.0, agent_parts);
+        let (customer, _) = track(40.0, customer_parts);
+        for (j, noise_gain) in [0.0f32, 5e-3, 2e-2].into_iter().enumerate() {
+            let noisy = |x: &[f32], seed: u64| -> Vec<f32> {
+                let n = white(x.len(), seed);
+                x.iter().zip(n).map(|(v, n)| v + noise_gain * n).collect()
+            };
+            let a = analyze(
+                &interleave(&[
+                    &noisy(&agent, 10 + j as u64),
+                    &noisy(&customer, 20 + j as u64),
+                ]),
+                2,
+            );
+            let conv = a.conversation.as_ref().unwrap();
+            assert!(
+                conv.echoes.is_empty(),
+                "call {i}, noise {noise_gain}: {:?}",
+                conv.echoes
+            );
+            assert!(!codes(&a).contains(&"echo"));
+        }
+    }
 }

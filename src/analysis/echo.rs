@@ -1,0 +1,246 @@
+//! One leg's voice coming back in another: an echo path (a phone or gateway without a good
+//! echo canceller sends back what it plays, tens of dB down and tens to hundreds of ms late).
+//!
+//! An echo path is one filter: a delayed copy of its source, a fixed loss down, half after half.
+//! Another talker is not: whatever they say after the source, their level does not follow the
+//! source's at one delay and one loss. So, over the source's strong speech (where an echo would
+//! stand out of the other leg's noise), the search counts, at each delay up to
+//! [`MAX_DELAY_S`], the share of those halves where the other leg's level lies within
+//! [`CONSISTENT_DB`] of one loss under the source's. An echo holds its loss on a large share of
+//! them at its delay; chance, on few at any delay. The delay with the largest share is the
+//! echo's, and the loss there its echo return loss (ERL).
+//!
+//! Two legs of nearly the same level at the delay are not echo but one voice mixed into both
+//! (`legs::identical`): an echo path loses at least [`MIN_LOSS_DB`] (ITU-T G.168's least
+//! hybrid loss), so nothing closer is reported.
+//!
+//! Detection only: the echo is reported and flagged, not taken out of the leg's speech.
+
+use super::segments::{fast_level_db, NoiseEstimate, Segments};
+
+/// The longest echo delay looked for: a round trip through two jitter buffers and a
+/// long-distance network.
+pub const MAX_DELAY_S: f64 = 0.5;
+/// The least loss an echo path has (G.168 assumes a hybrid returns at most -6 dB).
+pub const MIN_LOSS_DB: f64 = 6.0;
+/// An echo's level follows its source's within this many dB, half after half...
+pub const CONSISTENT_DB: f64 = 4.0;
+/// ...over at least this share of the source's strong halves. Where an echo stands over the
+/// other leg's noise it holds its loss on most of them (60-90% at 20-30 dB of loss); where it
+/// is half masked, on 40-60%. Another talker's speech, by chance at the best delay, on under a
+/// quarter.
+pub const MIN_CONSISTENT_SHARE: f64 = 0.4;
+/// The least number of the source's strong halves whose echo would be heard (0.5 s).
+pub const MIN_AUDIBLE: usize = 50;
+/// The least number of the source's strong halves (1 s of speech) the estimate is made on.
+pub const MIN_STRONG: usize = 100;
+/// The most halves the estimate looks at, spread evenly over a long call.
+const MAX_STRONG: usize = 50_000;
+/// The source's strong speech: its halves within this many dB of its loud end (the 95th
+/// percentile of its speech halves).
+const STRONG_RANGE_DB: f64 = 20.0;
+/// A half is heard over a leg's noise at this much above its mean power, at least.
+const HEARD_DB: f64 = 3.0;
+/// How far an echo path smears a 10 ms half: one half early (the halves' phase) to four late
+/// (the echo's reverberant tail).
+const SMEAR_EARLY: usize = 1;
+const SMEAR_LATE: usize = 4;
+/// The loss histogram's bins: 0.5 dB from -20 to +100 dB.
+const BIN_DB: f64 = 0.5;
+const BINS_FROM_DB: f64 = -20.0;
+const BINS: usize = 240;
+
+/// One leg's echo found in another.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Echo {
+    /// The channel whose voice comes back.
+    pub source: usize,
+    /// The channel it comes back in.
+    pub channel: usize,
+    /// In halves.
+    pub delay: usize,
+    /// The echo's level under the source's, in dB (positive): its echo return loss.
+    pub loss_db: f64,
+    /// The share of the source's strong halves on which the echo held its loss.
+    pub share: f64,
+}
+
+/// One channel as the echo search sees it: its per-half power, its noise and its speech.
+pub struct Leg<'a, P: Fn(usize) -> f32> {
+    pub power: P,
+    pub noise: NoiseEstimate,
+    pub segments: &'a Segments,
+}
+
+impl<P: Fn(usize) -> f32> Leg<'_, P> {
+    fn level(&self, j: usize) -> f64 {
+        fast_level_db((self.power)(j))
+    }
+
+    /// The level a half must pass to be heard over the leg's noise.
+    fn heard_db(&self) -> f64 {
+        self.noise
+            .limit_db
+            .max(fast_level_db(self.noise.power as f32) + HEARD_DB)
+    }
+
+    /// The source's level reaching half `j + delay` of another leg through a path `delay`
+    /// halves long: the loudest of its halves `j - SMEAR_LATE ..= j + SMEAR_EARLY`.
+    fn smeared(&self, j: usize, n: usize) -> f64 {
+        self.smeared_where(j, n, |_| true)
+    }
+
+    /// `smeared` over the halves `keep` accepts.
+    fn smeared_where(&self, j: usize, n: usize, keep: impl Fn(usize) -> bool) -> f64 {
+        let lo = j.saturating_sub(SMEAR_LATE);
+        let hi = (j + SMEAR_EARLY).min(n - 1);
+        let loudest = (lo..=hi)
+            .filter(|&i| keep(i))
+            .map(|i| (self.power)(i))
+            .fold(0.0f32, f32::max);
+        fast_level_db(loudest)
+    }
+}
+
+/// Every leg's echo in every other. `n` is the number of halves every leg has.
+pub fn echoes<P: Fn(usize) -> f32>(legs: &[Leg<P>], n: usize, half_s: f64) -> Vec<Echo> {
+    let mut out = Vec::new();
+    for source in 0..legs.len() {
+        for channel in 0..legs.len() {
+            if source != channel {
+                if let Some(e) = find(&legs[source], &legs[channel], n, half_s) {
+                    out.push(Echo {
+                        source,
+                        channel,
+                        ..e
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The echo of `source` in `channel`, if there is one (`source` and `channel` are left for the
+/// caller to fill in).
+fn find<P: Fn(usize) -> f32>(
+    source: &Leg<P>,
+    channel: &Leg<P>,
+    n: usize,
+    half_s: f64,
+) -> Option<Echo> {
+    let max_delay = (MAX_DELAY_S / half_s).round() as usize;
+    if n <= max_delay + SMEAR_LATE {
+        return None;
+    }
+    let last = n - max_delay - 1;
+    // The source's speech halves, every `step`-th, where it dominates (not the channel's own
+    // talk, nor the channel's echo in the source), and their loud end.
+    let inside: usize = source
+        .segments
+        .iter()
+        .map(|&(s, e)| e.min(last + 1).saturating_sub(s))
+        .sum();
+    if inside < MIN_STRONG {
+        return None;
+    }
+    let step = inside.div_ceil(MAX_STRONG).max(1);
+    let mut levels: Vec<(usize, f64)> = source
+        .segments
+        .iter()
+        .flat_map(|&(s, e)| s..e.min(last + 1))
+        .step_by(step)
+        .map(|j| (j, source.level(j)))
+        .filter(|&(j, a)| a > channel.level(j) + MIN_LOSS_DB)
+        .collect();
+    if levels.len() < MIN_STRONG {
+        return None;
+    }
+    let mut sorted: Vec<f64> = levels.iter().map(|l| l.1).collect();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let loud = sorted[(sorted.len() - 1) * 95 / 100];
+    levels.retain(|l| l.1 >= loud - STRONG_RANGE_DB);
+    if levels.len() < MIN_STRONG {
+        return None;
+    }
+    // The source's level as it reaches each delay (the same smear whatever the delay).
+    let reaching: Vec<(usize, f64)> = levels
+        .iter()
+        .map(|&(j, _)| (j, source.smeared(j, n)))
+        .collect();
+    let heard = channel.heard_db();
+    let width = (CONSISTENT_DB / BIN_DB).round() as usize;
+    let mut histogram = [0u32; BINS];
+    // At each delay, the loss held on the most halves and on how many.
+    let mut best = Vec::with_capacity(max_delay + 1);
+    for d in 0..=max_delay {
+        histogram.fill(0);
+        for &(j, a) in &reaching {
+            let b = channel.level(j + d);
+            if b > heard {
+                let bin = ((a - b - BINS_FROM_DB) / BIN_DB).floor();
+                if (0.0..BINS as f64).contains(&bin) {
+                    histogram[bin as usize] += 1;
+                }
+            }
+        }
+        best.push(densest(&histogram, width));
+    }
+    let (delay, &(center, _)) = best
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, &(_, count))| count)?;
+    let loss_db = BINS_FROM_DB + (center as f64 + 0.5) * BIN_DB;
+    // Of the halves whose echo would be heard at that loss, the share that hold it.
+    let audible: Vec<f64> = reaching
+        .iter()
+        .filter(|&&(_, a)| a - loss_db > heard)
+        .map(|&(j, a)| a - channel.level(j + delay))
+        .collect();
+    let held = audible
+        .iter()
+        .filter(|diff| (*diff - loss_db).abs() <= CONSISTENT_DB)
+        .count();
+    let share = held as f64 / audible.len().max(1) as f64;
+    if audible.len() < MIN_AUDIBLE || share < MIN_CONSISTENT_SHARE || loss_db < MIN_LOSS_DB {
+        return None;
+    }
+    // The echo return loss (G.168: source power over echo power) over the halves that hold
+    // the echo's loss; `loss_db` above is against the smeared source, its loudest nearby half.
+    let (mut source_power, mut echo_power) = (0.0f64, 0.0f64);
+    for &(j, a) in &reaching {
+        if a - loss_db > heard && (a - channel.level(j + delay) - loss_db).abs() <= CONSISTENT_DB {
+            source_power += f64::from((source.power)(j));
+            echo_power += f64::from((channel.power)(j + delay));
+        }
+    }
+    let erl_db = 10.0 * (source_power / echo_power.max(1e-30)).log10();
+    if erl_db < MIN_LOSS_DB {
+        return None;
+    }
+    Some(Echo {
+        source: 0,
+        channel: 0,
+        delay,
+        loss_db: erl_db,
+        share,
+    })
+}
+
+/// The `2 * width + 1` bins of `histogram` holding the most: their centre bin and count.
+fn densest(histogram: &[u32], width: usize) -> (usize, u32) {
+    let mut sum: u32 = histogram[..=width.min(histogram.len() - 1)].iter().sum();
+    let mut best = (0, sum);
+    for c in 1..histogram.len() {
+        if let Some(&enter) = histogram.get(c + width) {
+            sum += enter;
+        }
+        if let Some(leave) = c.checked_sub(width + 1) {
+            sum -= histogram[leave];
+        }
+        if sum > best.1 {
+            best = (c, sum);
+        }
+    }
+    best
+}
