@@ -62,6 +62,8 @@ pub enum AuditAction {
     CallsImport,
     /// Call records dropped by their retention (`calls.retention_days`).
     CallsDrop,
+    /// A live record holds the bytes of a recording whose purge found its file already gone.
+    EscapedPurge,
     Note,
 }
 
@@ -88,6 +90,7 @@ impl AuditAction {
             AuditAction::DaemonStop => "daemon_stop",
             AuditAction::CallsImport => "calls_import",
             AuditAction::CallsDrop => "calls_drop",
+            AuditAction::EscapedPurge => "escaped_purge",
             AuditAction::Note => "note",
         }
     }

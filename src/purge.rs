@@ -376,7 +376,51 @@ impl Purger<'_> {
             summary.completed_from_earlier += done.len();
         }
         summary.purged += done.len();
-        self.store.finish_purges(&done, self.at(now_ms))
+        self.store.finish_purges(&done, self.at(now_ms))?;
+        for (intent, _) in done.iter().filter(|(_, t)| t.rolled_forward) {
+            self.flag_escaped(intent, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// A purge that found its file already gone did not see it deleted: the file may have been
+    /// moved inside the roots while the purge was pending, and already stored at its new path
+    /// (as a copy, since the purge was taking the original). Every live record with the purged
+    /// recording's bytes stored since the purge was planned is flagged `escaped_purge`, names
+    /// it as its twin, and gets an audit entry; `audit verify` reports it until a purge decides
+    /// it again. A copy stored before the plan is a copy made on purpose: it keeps its own life.
+    fn flag_escaped(&self, intent: &Intent, now_ms: i64) -> Result<(), StoreError> {
+        let purged = intent.id;
+        let Some(gone) = self.store.get(purged)? else {
+            return Ok(());
+        };
+        if gone.sha256.is_empty() {
+            return Ok(());
+        }
+        for old in self.store.by_sha(&gone.sha256)? {
+            if old.id == purged
+                || old.state == RecordState::Purged
+                || old.has(RecordFlag::EscapedPurge)
+                || old.ingested_ms < intent.planned_ms
+            {
+                continue;
+            }
+            let mut record = old.clone();
+            record.flag(RecordFlag::EscapedPurge);
+            record.twin = Some(purged);
+            tracing::warn!(id = record.id.0, path = %record.path, purged = purged.0,
+                "the bytes of a recording whose purge found it gone are still stored here");
+            let event = Draft::new(
+                self.actor,
+                AuditAction::EscapedPurge,
+                serde_json::json!({"path": record.path, "sha256": record.sha256,
+                    "purged": purged.0, "purged_path": gone.path}),
+            )
+            .about(record.id.0);
+            self.store
+                .commit(&record, Some(&old), event, self.at(now_ms))?;
+        }
+        Ok(())
     }
 
     /// The configured root `path` lies under, and the path's components below it (byte-exact).

@@ -969,6 +969,62 @@ fn a_recording_moved_while_its_purge_was_pending_is_not_proven_gone() {
     assert_eq!(json["recordings"][1]["deletion"], "deleted", "{json}");
 }
 
+/// The same move, but the new path stored before the pending purge completes (the daemon saw
+/// the file arrive there first, and stored it as a copy since a purge was taking the original):
+/// the purge that finds the original gone flags the copy as escaped.
+#[test]
+fn a_move_stored_before_its_pending_purge_completes_is_flagged_too() {
+    use callwarden::store::{Intent, RecordFlag};
+    let (s, file) = one_stored(100);
+    let id = {
+        let store = Store::open(&s.store).unwrap();
+        let r = store.by_path(&crate::support::rp(&file)).unwrap().unwrap();
+        store
+            .write_intents(
+                &[Intent {
+                    id: r.id,
+                    path: r.path.clone(),
+                    size: r.size,
+                    mtime_ns: r.mtime_ns,
+                    rule: "default".into(),
+                    reason: "expired".into(),
+                    scope: callwarden::policy::Scope::Audio,
+                    actor: "trust-test".into(),
+                    planned_ms: 0,
+                }],
+                0,
+            )
+            .unwrap();
+        store.flush().unwrap();
+        r.id
+    };
+    let moved = s.root.join("later/a.wav");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(&file, &moved).unwrap();
+    let o = callwarden(&s.config, &["ingest", s.root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = callwarden(&s.config, &["purge"]);
+    assert!(o.status.success(), "{}", text(&o));
+    {
+        let store = Store::open(&s.store).unwrap();
+        let copy = store.by_path(&crate::support::rp(&moved)).unwrap().unwrap();
+        assert!(copy.has(RecordFlag::EscapedPurge), "{copy:?}");
+        assert_eq!(copy.twin, Some(id));
+        let audited = store
+            .audit_of(copy.id)
+            .filter_map(|e| e.unwrap().1.ok())
+            .any(|e| e.action == callwarden::audit::AuditAction::EscapedPurge);
+        assert!(audited);
+    }
+    let o = callwarden(&s.config, &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let o = callwarden(&s.config, &["purge", "--now", FUTURE]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!moved.exists());
+    let o = callwarden(&s.config, &["audit", "verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
 /// `callwarden ARGS --config CONFIG`, which must finish within `secs` (killed by PID if not).
 fn run_bounded(config: &Path, args: &[&str], secs: u64) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_callwarden"))
