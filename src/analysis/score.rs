@@ -208,17 +208,9 @@ fn one_sided<'a>(ctx: &'a Context<'_>, t: &Thresholds) -> Option<(&'a str, f64)>
 /// The flags about the conversation as a whole: its silences and its sides.
 fn conversation_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
     let t = &config.thresholds;
-    let mut out = Vec::new();
-    let mut flag = |code: &str, severity: Severity, message: String| {
-        out.push(Flag {
-            code: code.to_string(),
-            severity,
-            message,
-            channel: None,
-        })
-    };
+    let mut out = Raised::default();
     if m.silence.dead_air_count > 0 {
-        flag(
+        out.flag(
             "dead_air",
             Severity::Info,
             format!(
@@ -228,7 +220,7 @@ fn conversation_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Fl
         );
     }
     if m.speech.leading_silence_s > t.leading_silence_s {
-        flag(
+        out.flag(
             "long_leading_silence",
             Severity::Info,
             format!(
@@ -238,7 +230,7 @@ fn conversation_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Fl
         );
     }
     if let Some((role, share)) = one_sided(ctx, t) {
-        flag(
+        out.flag(
             "one_sided",
             Severity::Error,
             format!(
@@ -249,7 +241,7 @@ fn conversation_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Fl
         );
     }
     for e in ctx.echoes.iter().filter(|e| e.erl_db < t.echo_erl_db) {
-        flag(
+        out.flag(
             "echo",
             Severity::Warn,
             format!(
@@ -260,7 +252,7 @@ fn conversation_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Fl
         );
     }
     for lost in ctx.lost {
-        flag(
+        out.flag(
             "leg_lost",
             Severity::Error,
             format!(
@@ -271,7 +263,7 @@ fn conversation_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Fl
         );
     }
     if let Some(written) = ctx.identical_channels {
-        flag(
+        out.flag(
             "channels_identical",
             Severity::Info,
             format!(
@@ -280,20 +272,12 @@ fn conversation_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Fl
             ),
         );
     }
-    out
+    out.0
 }
 
 /// The flags about the sound of the speech on one channel (or the mix of one).
 fn leg_flags(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<Flag> {
-    let mut out = Vec::new();
-    let mut flag = |code: &str, severity: Severity, message: String| {
-        out.push(Flag {
-            code: code.to_string(),
-            severity,
-            message,
-            channel: None,
-        })
-    };
+    let mut out = Raised::default();
     if let Some(snr) = m.noise.snr_db {
         if snr < t.low_snr_db {
             let severity = if snr < t.low_snr_db / 2.0 {
@@ -301,7 +285,7 @@ fn leg_flags(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<Flag> {
             } else {
                 Severity::Warn
             };
-            flag(
+            out.flag(
                 "low_snr",
                 severity,
                 format!("SNR {snr:.1} dB is below {:.0} dB", t.low_snr_db),
@@ -310,7 +294,7 @@ fn leg_flags(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<Flag> {
     }
     if let Some(floor) = m.noise.floor_dbfs {
         if floor > t.high_noise_floor_dbfs {
-            flag(
+            out.flag(
                 "high_noise",
                 Severity::Warn,
                 format!(
@@ -322,7 +306,7 @@ fn leg_flags(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<Flag> {
     }
     if let Some(level) = m.level.active_speech_dbfs {
         if level < t.too_quiet_dbfs {
-            flag(
+            out.flag(
                 "too_quiet",
                 Severity::Warn,
                 format!(
@@ -332,7 +316,7 @@ fn leg_flags(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<Flag> {
             );
         }
         if level > t.too_loud_dbfs {
-            flag(
+            out.flag(
                 "too_loud",
                 Severity::Warn,
                 format!(
@@ -343,7 +327,7 @@ fn leg_flags(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<Flag> {
         }
     }
     if m.clipping.ratio >= t.clipping_ratio && m.clipping.events > 0 {
-        flag(
+        out.flag(
             "clipping",
             Severity::Warn,
             format!(
@@ -355,7 +339,7 @@ fn leg_flags(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<Flag> {
         );
     }
     if m.dropouts.ratio >= t.dropout_ratio && m.dropouts.count > 0 {
-        flag(
+        out.flag(
             "dropouts",
             Severity::Warn,
             format!(
@@ -368,7 +352,7 @@ fn leg_flags(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<Flag> {
     }
     if m.clarity.muffled {
         let bw = m.clarity.bandwidth_hz.unwrap_or(0.0);
-        flag(
+        out.flag(
             "muffled",
             Severity::Warn,
             format!(
@@ -378,7 +362,7 @@ fn leg_flags(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<Flag> {
         );
     }
     if let Some(hz) = m.noise.hum_hz {
-        flag(
+        out.flag(
             "hum",
             Severity::Warn,
             format!(
@@ -387,7 +371,7 @@ fn leg_flags(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<Flag> {
             ),
         );
     }
-    out
+    out.0
 }
 
 /// Every flag code [`call_flags`], [`leg_flags`] and [`conversation_flags`] can raise (docs/analysis-report.md), so that a counter by code can
@@ -414,34 +398,41 @@ pub const FLAG_CODES: [&str; 19] = [
     "echo",
 ];
 
-/// The flags about the whole recording's file and whether it holds speech at all.
-fn call_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
-    let mut out = Vec::new();
-    let mut flag = |code: &str, severity: Severity, message: String| {
-        out.push(Flag {
+/// The flags a judgement raises, in order.
+#[derive(Default)]
+struct Raised(Vec<Flag>);
+
+impl Raised {
+    fn flag(&mut self, code: &str, severity: Severity, message: String) {
+        self.0.push(Flag {
             code: code.to_string(),
             severity,
             message,
             channel: None,
-        })
-    };
+        });
+    }
+}
+
+/// The flags about the whole recording's file and whether it holds speech at all.
+fn call_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
+    let mut out = Raised::default();
     let min_dur = config.analysis.min_duration_s;
     if ctx.duration_s < min_dur {
-        flag(
+        out.flag(
             "too_short",
             Severity::Warn,
             format!("duration {:.1} s is below {min_dur:.1} s", ctx.duration_s),
         );
     }
     if ctx.decode.header_mismatch {
-        flag(
+        out.flag(
             "header_mismatch",
             Severity::Info,
             "WAV header sizes disagree with the file; read to the real end of the data".into(),
         );
     }
     if ctx.decode.too_long {
-        flag(
+        out.flag(
             "too_long",
             Severity::Warn,
             format!(
@@ -451,21 +442,21 @@ fn call_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
         );
     }
     if ctx.decode.truncated {
-        flag(
+        out.flag(
             "truncated",
             Severity::Warn,
             "the file ends before its header says; analysed as far as it decodes".into(),
         );
     }
     if m.speech.talk_time_s <= 0.0 {
-        flag(
+        out.flag(
             "no_speech",
             Severity::Error,
             format!("no speech found in {:.1} s", ctx.duration_s),
         );
-        return out;
+        return out.0;
     }
-    out
+    out.0
 }
 
 #[cfg(test)]

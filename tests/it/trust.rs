@@ -897,31 +897,36 @@ fn running_as_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
+/// The purge of `file`'s record planned, its intent written, and nothing more: a purge killed
+/// right after planning.
+fn pending_purge(s: &Site, file: &Path) -> callwarden::store::RecordingId {
+    let store = Store::open(&s.store).unwrap();
+    let r = store.by_path(&crate::support::rp(file)).unwrap().unwrap();
+    let intent = callwarden::store::Intent {
+        id: r.id,
+        path: r.path.clone(),
+        size: r.size,
+        mtime_ns: r.mtime_ns,
+        rule: "default".into(),
+        reason: "expired".into(),
+        scope: callwarden::policy::Scope::Audio,
+        actor: "trust-test".into(),
+        planned_ms: 0,
+    };
+    store.write_intents(&[intent], 0).unwrap();
+    store.flush().unwrap();
+    r.id
+}
+
 /// A recording moved while its purge was pending (the purge's intent written, then a crash,
 /// then someone moved the file): the purge finds its path empty and rolls forward, and the
 /// certificate says so ("already gone", not "deleted"). Its bytes, found at the new path, are
 /// flagged as the purged recording's, named as its twin, reported by verify, and purged again.
 #[test]
 fn a_recording_moved_while_its_purge_was_pending_is_not_proven_gone() {
-    use callwarden::store::{Intent, RecordFlag};
+    use callwarden::store::RecordFlag;
     let (s, file) = one_stored(98);
-    {
-        let store = Store::open(&s.store).unwrap();
-        let r = store.by_path(&crate::support::rp(&file)).unwrap().unwrap();
-        let intent = Intent {
-            id: r.id,
-            path: r.path.clone(),
-            size: r.size,
-            mtime_ns: r.mtime_ns,
-            rule: "default".into(),
-            reason: "expired".into(),
-            scope: callwarden::policy::Scope::Audio,
-            actor: "trust-test".into(),
-            planned_ms: 0,
-        };
-        store.write_intents(&[intent], 0).unwrap();
-        store.flush().unwrap();
-    }
+    pending_purge(&s, &file);
     let moved = s.root.join("later/a.wav");
     std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
     std::fs::rename(&file, &moved).unwrap();
@@ -974,30 +979,9 @@ fn a_recording_moved_while_its_purge_was_pending_is_not_proven_gone() {
 /// the purge that finds the original gone flags the copy as escaped.
 #[test]
 fn a_move_stored_before_its_pending_purge_completes_is_flagged_too() {
-    use callwarden::store::{Intent, RecordFlag};
+    use callwarden::store::RecordFlag;
     let (s, file) = one_stored(100);
-    let id = {
-        let store = Store::open(&s.store).unwrap();
-        let r = store.by_path(&crate::support::rp(&file)).unwrap().unwrap();
-        store
-            .write_intents(
-                &[Intent {
-                    id: r.id,
-                    path: r.path.clone(),
-                    size: r.size,
-                    mtime_ns: r.mtime_ns,
-                    rule: "default".into(),
-                    reason: "expired".into(),
-                    scope: callwarden::policy::Scope::Audio,
-                    actor: "trust-test".into(),
-                    planned_ms: 0,
-                }],
-                0,
-            )
-            .unwrap();
-        store.flush().unwrap();
-        r.id
-    };
+    let id = pending_purge(&s, &file);
     let moved = s.root.join("later/a.wav");
     std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
     std::fs::rename(&file, &moved).unwrap();
