@@ -277,8 +277,22 @@ impl Ingestor<'_> {
             }
             _ => {
                 let name = candidate.path.to_string();
+                // The sidecar may say which side is on which channel.
+                let with_roles;
+                let config = match read_sidecar(
+                    candidate.path.as_path(),
+                    self.config.ingest.max_sidecar_bytes,
+                ) {
+                    Some(Ok(m)) if !m.channels.is_empty() => {
+                        let mut c = self.config.clone();
+                        c.analysis.channel_roles = m.channels;
+                        with_roles = c;
+                        &with_roles
+                    }
+                    _ => self.config,
+                };
                 let mut r =
-                    pipeline::analyze_file(&candidate.path, &name, self.config, Options::default());
+                    pipeline::analyze_file(&candidate.path, &name, config, Options::default());
                 // A transient error (a permission being fixed, descriptors running out) is
                 // tried again, backing off, before the file is stored as failed.
                 for delay_ms in RETRY_DELAYS_MS {
@@ -289,12 +303,7 @@ impl Ingestor<'_> {
                     tracing::warn!(file = %candidate.path, error = %e.message,
                         "could not read the recording; trying again in {delay_ms} ms");
                     std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-                    r = pipeline::analyze_file(
-                        &candidate.path,
-                        &name,
-                        self.config,
-                        Options::default(),
-                    );
+                    r = pipeline::analyze_file(&candidate.path, &name, config, Options::default());
                 }
                 let sha = match &r {
                     Err(_) => pipeline::sha256_file(&candidate.path).ok(),

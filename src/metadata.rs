@@ -70,10 +70,18 @@ pub struct Metadata {
     pub consent: Option<Consent>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// The role of each channel of a multi-channel recording, in order (`["customer",
+    /// "agent"]`): which side is on which channel changes with the call's direction on some
+    /// PBXs (FreeSWITCH writes the caller left). Overrides `analysis.channel_roles`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
     /// Fields this version does not know, kept as they came.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
 }
+
+/// The most channel roles a sidecar may name.
+const MAX_CHANNEL_ROLES: usize = 8;
 
 impl Metadata {
     /// Parses and validates a sidecar's text.
@@ -84,6 +92,19 @@ impl Metadata {
         }
         if let Some(Consent { time: Some(t), .. }) = &m.consent {
             rfc3339_ms(t).map_err(|e| format!("consent.time {t:?}: {e}"))?;
+        }
+        if m.channels.len() > MAX_CHANNEL_ROLES
+            || m.channels.iter().any(|r| {
+                r.is_empty()
+                    || r.len() > 32
+                    || !r
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
+        {
+            return Err(format!(
+                "channels: at most {MAX_CHANNEL_ROLES} roles of 1 to 32 letters, digits, _ or -"
+            ));
         }
         Ok(m)
     }
@@ -104,6 +125,9 @@ impl Metadata {
         take!(call_id, start_time, direction, agent, queue, caller, callee, consent);
         if !over.tags.is_empty() {
             self.tags = over.tags;
+        }
+        if !over.channels.is_empty() {
+            self.channels = over.channels;
         }
         self.extra.extend(over.extra);
         self

@@ -253,3 +253,62 @@ fn file_names_carry_metadata_and_sidecars_win() {
     );
     assert_eq!(get("unpatterned.wav").metadata, None);
 }
+
+/// A sidecar's `channels` names the side on each channel (FreeSWITCH writes the caller left, so
+/// the agent's side changes with the direction); without it, `analysis.channel_roles` does.
+#[test]
+fn a_sidecar_names_the_side_on_each_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Folder {
+        root: dir.path().join("root"),
+        store: dir.path().join("store"),
+        _dir: dir,
+    };
+    std::fs::create_dir_all(&f.root).unwrap();
+    let agent = standard_call().samples;
+    let customer: Vec<f32> = agent.iter().rev().copied().collect();
+    let stereo = crate::support::interleave(&[&agent, &customer]);
+    let named = f.root.join("out.wav");
+    let plain = f.root.join("in.wav");
+    for path in [&named, &plain] {
+        write_wav(path, &stereo, 2);
+    }
+    std::fs::write(
+        named.with_extension("json"),
+        r#"{"channels": ["customer", "agent"]}"#,
+    )
+    .unwrap();
+    let bad = f.root.join("bad.wav");
+    write_wav(&bad, &stereo, 2);
+    std::fs::write(bad.with_extension("json"), r#"{"channels": ["../x"]}"#).unwrap();
+    for p in [&named, &plain, &bad] {
+        age(p);
+    }
+    for p in [&named, &bad] {
+        age(&p.with_extension("json"));
+    }
+    let o = ingest(&[&f.root], &f.store);
+    assert!(o.status.success(), "{}", summary(&o));
+    let store = Store::open(&f.store).unwrap();
+    let roles = |p: &Path| -> Vec<String> {
+        let r = store.by_path(&rp(p)).unwrap().unwrap();
+        let report = r.report.expect("analysed");
+        report
+            .channels
+            .unwrap()
+            .iter()
+            .map(|c| c.role.clone())
+            .collect()
+    };
+    assert_eq!(roles(&named), ["customer", "agent"]);
+    assert_eq!(roles(&plain), ["agent", "customer"]);
+    // A sidecar whose roles are not names is not used (and says why).
+    assert_eq!(roles(&bad), ["agent", "customer"]);
+    let r = store.by_path(&rp(&bad)).unwrap().unwrap();
+    assert!(
+        r.metadata_error
+            .as_deref()
+            .is_some_and(|e| e.contains("channels")),
+        "{r:?}"
+    );
+}
