@@ -289,7 +289,8 @@ fn judge(
         legs.first()
             .map_or(Disposition::NoAnswer, |l| l.disposition)
     };
-    let must_record = config.must_record(&legs, billable_s);
+    let direction = config.direction(&legs);
+    let must_record = config.must_record(&legs, billable_s, direction);
     let live: Vec<&(Summary, MatchedBy)> = recordings.iter().collect();
     // Coverage: the recordings' time, overlaps once, over the billable time.
     let covered_ms = union_ms(
@@ -320,7 +321,6 @@ fn judge(
         .iter()
         .find_map(|(s, _)| s.queue.clone())
         .or_else(|| legs.iter().find_map(|l| l.queue.clone()));
-    let direction = config.direction(&legs);
     let lawful = first.map(|_| {
         recordings.iter().all(|(s, _)| {
             let law = s.consent_law.unwrap_or(default_law);

@@ -212,8 +212,13 @@ impl RecordRule {
 
 impl CallsConfig {
     /// Whether a call (its legs, its billable seconds) must be recorded.
-    pub fn must_record(&self, legs: &[crate::cdr::CallRecord], billable_s: f64) -> bool {
-        let direction = self.direction(legs);
+    /// `direction` is the call's ([`CallsConfig::direction`]).
+    pub fn must_record(
+        &self,
+        legs: &[crate::cdr::CallRecord],
+        billable_s: f64,
+        direction: Option<crate::metadata::Direction>,
+    ) -> bool {
         if self.record.is_empty() {
             RecordRule::default().matches(legs, billable_s, direction)
         } else {

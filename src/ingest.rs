@@ -192,9 +192,12 @@ pub struct Work {
 }
 
 enum Outcome {
+    /// The analysis, the hash of a file it failed on, and the sidecar as read before the
+    /// analysis (read once: it may name the channels' roles, and it is stored with the record).
     Analysed(
         Box<Result<crate::analysis::model::Report, pipeline::FileError>>,
         Option<String>,
+        Option<Box<Result<Metadata, String>>>,
     ),
     Hashed(Result<String, String>),
 }
@@ -278,14 +281,15 @@ impl Ingestor<'_> {
             _ => {
                 let name = candidate.path.to_string();
                 // The sidecar may say which side is on which channel.
-                let with_roles;
-                let config = match read_sidecar(
+                let sidecar = read_sidecar(
                     candidate.path.as_path(),
                     self.config.ingest.max_sidecar_bytes,
-                ) {
+                );
+                let with_roles;
+                let config = match &sidecar {
                     Some(Ok(m)) if !m.channels.is_empty() => {
                         let mut c = self.config.clone();
-                        c.analysis.channel_roles = m.channels;
+                        c.analysis.channel_roles = m.channels.clone();
                         with_roles = c;
                         &with_roles
                     }
@@ -309,7 +313,7 @@ impl Ingestor<'_> {
                     Err(_) => pipeline::sha256_file(&candidate.path).ok(),
                     Ok(_) => None,
                 };
-                Outcome::Analysed(Box::new(r), sha)
+                Outcome::Analysed(Box::new(r), sha, sidecar.map(Box::new))
             }
         };
         Work {
@@ -373,7 +377,7 @@ impl Ingestor<'_> {
                 self.store
                     .commit(&record, Some(&old), event.about(record.id.0), now_ms)
             }
-            Outcome::Analysed(result, failed_sha) => {
+            Outcome::Analysed(result, failed_sha, sidecar) => {
                 // Gone between the scan (or event) and the open, never read: nothing to store
                 // (a move's new name, or the deletion, is seen on its own).
                 if matches!(&*result, Err(e) if e.vanished) && previous.is_none() {
@@ -410,10 +414,7 @@ impl Ingestor<'_> {
                     }
                 }
                 let from_name = self.name_metadata(candidate.path.as_path());
-                let (metadata, metadata_error) = match read_sidecar(
-                    candidate.path.as_path(),
-                    self.config.ingest.max_sidecar_bytes,
-                ) {
+                let (metadata, metadata_error) = match sidecar.map(|s| *s) {
                     None => (from_name, None),
                     Some(Ok(m)) => (Some(from_name.unwrap_or_default().overlay(m)), None),
                     Some(Err(e)) => (from_name, Some(e)),

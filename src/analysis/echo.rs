@@ -61,8 +61,6 @@ pub struct Echo {
     pub delay: usize,
     /// The echo's level under the source's, in dB (positive): its echo return loss.
     pub loss_db: f64,
-    /// The share of the source's strong halves on which the echo held its loss.
-    pub share: f64,
 }
 
 /// One channel as the echo search sees it: its per-half power, its noise and its speech.
@@ -223,7 +221,6 @@ fn find<P: Fn(usize) -> f32>(
         channel: 0,
         delay,
         loss_db: erl_db,
-        share,
     })
 }
 

@@ -170,8 +170,8 @@ fn judge(
         })
         .collect();
     let multi = features.len() > 1;
+    let halves: Vec<&[features::Half]> = features.iter().map(|f| &f.halves[..]).collect();
     let lost: Vec<model::LostLeg> = if multi {
-        let halves: Vec<&[features::Half]> = features.iter().map(|f| &f.halves[..]).collect();
         let segs: Vec<&segments::Segments> = results.iter().map(|r| &r.segments).collect();
         legs::lost(&halves, &segs, timing.half_s, cfg.leg_lost_min_s)
             .into_iter()
@@ -184,17 +184,17 @@ fn judge(
         Vec::new()
     };
     let echoes: Vec<model::EchoReport> = if multi {
-        let legs: Vec<echo::Leg<_>> = features
+        let legs: Vec<echo::Leg<_>> = halves
             .iter()
             .zip(&results)
             .zip(&noises)
-            .map(|((f, r), noise)| echo::Leg {
-                power: move |j: usize| f.halves[j].power(),
+            .map(|((&h, r), noise)| echo::Leg {
+                power: move |j: usize| h[j].power(),
                 noise: *noise,
                 segments: &r.segments,
             })
             .collect();
-        let n = features.iter().map(|f| f.halves.len()).min().unwrap_or(0);
+        let n = halves.iter().map(|h| h.len()).min().unwrap_or(0);
         echo::echoes(&legs, n, timing.half_s)
             .into_iter()
             .map(|e| model::EchoReport {

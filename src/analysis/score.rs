@@ -84,9 +84,8 @@ pub fn assess(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Quality {
                 .map(|(role, lm)| (Some(role.as_str()), *lm))
                 .collect()
         };
-        let mut worst: Vec<(&'static str, f64, Option<&str>)> = Vec::new();
+        let mut worst: (f64, Vec<(&'static str, f64)>, Option<&str>) = (0.0, Vec::new(), None);
         for (role, lm) in legs {
-            let terms = leg_terms(lm, ctx.sample_rate, t);
             flags.extend(leg_flags(lm, ctx.sample_rate, t).into_iter().map(|mut f| {
                 if let Some(role) = role {
                     f.message = format!("{role} leg: {}", f.message);
@@ -94,13 +93,14 @@ pub fn assess(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Quality {
                 }
                 f
             }));
-            let total = |v: &[(&str, f64)]| v.iter().map(|x| x.1).sum::<f64>();
-            let worst_total: f64 = worst.iter().map(|x| x.1).sum();
-            if worst.is_empty() || total(&terms) > worst_total {
-                worst = terms.into_iter().map(|(k, p)| (k, p, role)).collect();
+            let terms = leg_terms(lm, ctx.sample_rate, t);
+            let total: f64 = terms.iter().map(|x| x.1).sum();
+            if total > worst.0 {
+                worst = (total, terms, role);
             }
         }
-        for (term, points, role) in worst {
+        let (_, terms, role) = worst;
+        for (term, points) in terms {
             take(term, points, role);
         }
         flags.extend(conversation_flags(m, ctx, config));
