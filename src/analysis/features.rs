@@ -10,6 +10,7 @@
 use crate::audio::Resampler;
 use crate::config::VadMode;
 
+use super::music::{Tone, ToneTracker};
 use super::spectrum::PowerSpectrum;
 use super::vad::{self, Vad};
 
@@ -283,6 +284,9 @@ pub struct ChannelFeatures {
     pub spectra: [LevelSpectra; 2],
     /// Fine (about 1 Hz) spectra of about 1 s blocks of the signal decimated to about 1 kHz.
     pub hum: LevelSpectra,
+    /// Held spectral peaks (`music`), and the number of 80 ms hops they were looked for in.
+    pub tones: Vec<Tone>,
+    pub tone_hops: usize,
 }
 
 /// The streaming extractor for one channel.
@@ -315,6 +319,7 @@ pub struct ChannelTracker {
     hum_block_power: f64,
     hum_block_halves: u32,
     hum_spectrum: PowerSpectrum,
+    tone_tracker: ToneTracker,
 }
 
 /// Samples of the decimated signal per hum block (about 0.5 s at about 1 kHz, 2 Hz bins: short
@@ -368,6 +373,8 @@ impl ChannelTracker {
                     LevelSpectra::new(spectrum.bins(), bin_hz),
                 ],
                 hum: LevelSpectra::new(hum_spectrum.bins(), hum_bin_hz),
+                tones: Vec::new(),
+                tone_hops: 0,
             },
             frame_len,
             full_scale,
@@ -394,6 +401,7 @@ impl ChannelTracker {
             hum_block_power: 0.0,
             hum_block_halves: 0,
             hum_spectrum,
+            tone_tracker: ToneTracker::new(rate, frame_len),
         })
     }
 
@@ -431,6 +439,7 @@ impl ChannelTracker {
             }
         }
         self.f.samples += tail.len() as u64;
+        (self.f.tones, self.f.tone_hops) = self.tone_tracker.finish();
         self.f
     }
 
@@ -489,6 +498,7 @@ impl ChannelTracker {
         }
 
         self.decimate(frame);
+        self.tone_tracker.frame(frame);
         self.hum_block_power += frame_power;
         self.hum_block_halves += 2;
     }

@@ -7,7 +7,7 @@ use crate::config::{AnalysisConfig, Thresholds};
 
 use super::features::{ChannelFeatures, ClipHistogram, LevelSpectra, Zeros};
 use super::model::{
-    Clarity, Clipping, Conversation, Dropouts, Level, Metrics, Noise, Silence, Speech,
+    Clarity, Clipping, Conversation, Dropouts, Hold, Level, Metrics, Noise, Silence, Speech,
 };
 use super::segments::{self, level_db, Segments, FLOOR_DB};
 use super::spectrum;
@@ -28,10 +28,19 @@ pub struct Timing {
     pub duration_s: f64,
 }
 
+impl Timing {
+    /// Whole halves in `s` seconds.
+    pub fn halves(&self, s: f64) -> usize {
+        (s / self.half_s).round() as usize
+    }
+}
+
 /// What pass two keeps of one channel besides its metrics, for the mix and the conversation.
 pub struct ChannelResult {
     pub metrics: Metrics,
     pub segments: Segments,
+    /// Hold music.
+    pub holds: Segments,
     pub samples: u64,
     pub clipped: u64,
     pub dropout_s: f64,
@@ -83,6 +92,7 @@ fn measured_noise(
 pub struct Basics {
     pub speech: Speech,
     pub silence: Silence,
+    pub hold: Hold,
     pub active_power: Option<f64>,
     pub noise_power: f64,
     pub snr_db: Option<f64>,
@@ -90,10 +100,13 @@ pub struct Basics {
 }
 
 /// `powers` are the full band's half powers, `band` the speech band's (see `measured_noise`).
+/// Hold music (`holds`) is neither silence nor noise.
+#[allow(clippy::too_many_arguments)]
 pub fn basics(
     powers: &[f32],
     band: &dyn Fn(usize) -> f32,
     segments: &Segments,
+    holds: &Segments,
     estimate: &segments::NoiseEstimate,
     timing: Timing,
     cfg: &AnalysisConfig,
@@ -103,7 +116,8 @@ pub fn basics(
     let talk: f64 = segments.iter().map(|&(s, e)| t(e) - t(s)).sum::<f64>() + 0.0;
     let start = segments.first().map(|s| t(s.0));
     let end = segments.last().map(|s| t(s.1));
-    let gaps: Vec<f64> = segments.windows(2).map(|w| t(w[1].0) - t(w[0].1)).collect();
+    let occupied = segments::union(&[segments, holds]);
+    let gaps: Vec<f64> = occupied.windows(2).map(|w| t(w[1].0) - t(w[0].1)).collect();
     let dead: Vec<f64> = gaps
         .iter()
         .copied()
@@ -129,7 +143,7 @@ pub fn basics(
     };
     let limit = 10f64.powf(estimate.limit_db / 10.0);
     let band_limit = 10f64.powf(segments::noise_limit_db(powers.len(), band) / 10.0);
-    let measured = measured_noise(powers, band, segments, (limit, band_limit));
+    let measured = measured_noise(powers, band, &occupied, (limit, band_limit));
     let noise_power = measured.map_or(estimate.power, |m| m.0).max(1e-12);
     let hangover = ((segments::P56_HANGOVER_S / timing.half_s).round() as usize).max(1);
     let activity = segments::p56_activity(segments, hangover, powers.len());
@@ -140,9 +154,17 @@ pub fn basics(
         (Some(a), Some(_)) => Some(level_db(a) - level_db(noise_power)),
         _ => None,
     };
+    let hold = Hold {
+        music_s: round2(holds.iter().map(|&(s, e)| t(e) - t(s)).sum::<f64>()),
+        music: holds
+            .iter()
+            .map(|&(s, e)| [round2(t(s)), round2(t(e))])
+            .collect(),
+    };
     Basics {
         speech,
         silence,
+        hold,
         active_power,
         noise_power,
         snr_db,
@@ -350,6 +372,7 @@ fn assemble(
         clarity,
         clipping: clip,
         dropouts: drop,
+        hold: b.hold,
     }
 }
 
@@ -359,6 +382,7 @@ pub fn channel(
     f: &ChannelFeatures,
     powers: &[f32],
     seg: &segments::Segmentation,
+    holds: &Segments,
     timing: Timing,
     cfg: &AnalysisConfig,
     t: &Thresholds,
@@ -368,6 +392,7 @@ pub fn channel(
         powers,
         &|j| f.halves[j].band(),
         &seg.segments,
+        holds,
         &seg.noise,
         timing,
         cfg,
@@ -419,6 +444,7 @@ pub fn channel(
     ChannelResult {
         metrics,
         segments: seg.segments.clone(),
+        holds: holds.clone(),
         samples: f.samples,
         clipped,
         dropout_s,
@@ -443,12 +469,15 @@ pub fn mix(
         .collect();
     let all: Vec<&Segments> = channels.iter().map(|c| &c.segments).collect();
     let union = segments::union(&all);
+    let holds: Vec<&Segments> = channels.iter().map(|c| &c.holds).collect();
+    let holds = segments::union(&holds);
     let estimate = segments::noise_floor(&powers);
     let band = |j: usize| features.iter().map(|f| f.halves[j].band()).sum();
     let b = basics(
         &powers,
         &band,
         &union,
+        &holds,
         &estimate,
         timing,
         cfg,

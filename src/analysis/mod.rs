@@ -10,6 +10,7 @@ pub mod features;
 pub mod legs;
 pub mod measure;
 pub mod model;
+pub mod music;
 pub mod score;
 pub mod segments;
 pub mod spectrum;
@@ -145,7 +146,11 @@ fn judge(
     let (results, noises): (Vec<measure::ChannelResult>, Vec<segments::NoiseEstimate>) = features
         .iter()
         .map(|f| {
-            let seg = segments::segment(&f.halves, &f.vad, timing.half_s, &cfg.vad);
+            let music = music::spans(&f.tones, f.tone_hops, f.halves.len(), &|j| {
+                f.halves[j].power()
+            });
+            let seg = segments::segment(&f.halves, &f.vad, timing.half_s, &cfg.vad, &music);
+            let holds = music::holds(&music, &seg.segments, timing.halves(music::HOLD_GAP_S));
             // Made after segmenting, whose views are gone by then (on a 4-hour call each
             // series of halves is 6 MB).
             let powers: Vec<f32> = f.halves.iter().map(|h| h.power()).collect();
@@ -153,6 +158,7 @@ fn judge(
                 f,
                 &powers,
                 &seg,
+                &holds,
                 timing,
                 cfg,
                 &config.thresholds,

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const SCHEMA: &str = "callwarden.analysis.v1";
+pub const SCHEMA: &str = "callwarden.analysis.v1.1";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -102,6 +102,17 @@ pub struct Metrics {
     pub clarity: Clarity,
     pub clipping: Clipping,
     pub dropouts: Dropouts,
+    /// Music on hold (added in v1.1; reports of v1 read as none).
+    #[serde(default)]
+    pub hold: Hold,
+}
+
+/// Music on hold: its total length and its stretches (music with no speech between is one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Hold {
+    pub music_s: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub music: Vec<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -376,12 +376,13 @@ fn leg_flags(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<Flag> {
 
 /// Every flag code [`call_flags`], [`leg_flags`] and [`conversation_flags`] can raise (docs/analysis-report.md), so that a counter by code can
 /// start at 0 for each. A test holds it to the codes `flags` uses.
-pub const FLAG_CODES: [&str; 19] = [
+pub const FLAG_CODES: [&str; 20] = [
     "too_short",
     "header_mismatch",
     "too_long",
     "truncated",
     "no_speech",
+    "hold_only",
     "low_snr",
     "high_noise",
     "too_quiet",
@@ -454,6 +455,16 @@ fn call_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
             Severity::Error,
             format!("no speech found in {:.1} s", ctx.duration_s),
         );
+        if m.hold.music_s > 0.0 {
+            out.flag(
+                "hold_only",
+                Severity::Warn,
+                format!(
+                    "only hold music ({:.1} s of {:.1} s): a call left on hold, or a recording of the hold alone",
+                    m.hold.music_s, ctx.duration_s
+                ),
+            );
+        }
         return out.0;
     }
     out.0

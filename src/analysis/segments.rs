@@ -288,8 +288,14 @@ impl Levels {
 
 /// Finds the speech segments of one channel from its kept halves; their full-band powers
 /// (`Half::power`) give the noise as measured. `vad` holds one decision per
-/// `HALVES_PER_VAD` halves.
-pub fn segment(halves: &[Half], vad: &[bool], half_s: f64, cfg: &VadConfig) -> Segmentation {
+/// `HALVES_PER_VAD` halves. Nothing in `music` (sorted half spans) is speech or noise.
+pub fn segment(
+    halves: &[Half],
+    vad: &[bool],
+    half_s: f64,
+    cfg: &VadConfig,
+    music: &Segments,
+) -> Segmentation {
     let n = halves.len();
     let ac = |j: usize| halves[j].ac();
     let low = |j: usize| halves[j].low();
@@ -299,7 +305,13 @@ pub fn segment(halves: &[Half], vad: &[bool], half_s: f64, cfg: &VadConfig) -> S
     // speech counts when it stands out in either. A third, the voicing band, only follows
     // edges (see `Refine`).
     let full = View::new(n, ac, cfg);
-    let measured = noise_floor_of(n, |j| halves[j].power());
+    let measured = if music.is_empty() {
+        noise_floor_of(n, |j| halves[j].power())
+    } else {
+        let rest: Vec<f32> = outside(music, n).map(|j| halves[j].power()).collect();
+        noise_floor_of(rest.len(), |j| rest[j])
+    };
+    let mut in_music = music.iter().peekable();
     let emph = View::new(n, |j| halves[j].band(), cfg);
     let voicing = View::new(n, low, cfg);
     // The spreads of the 100 ms means that look past an edge for a weak tail.
@@ -322,10 +334,13 @@ pub fn segment(halves: &[Half], vad: &[bool], half_s: f64, cfg: &VadConfig) -> S
     // noise: speech only adds power, so that is a swell of low-frequency noise.
     let speech_band_agrees = |j: usize| emph.above(j, emph.noise.power);
     for j in 0..n {
+        while in_music.next_if(|m| m.1 <= j).is_some() {}
+        let music_here = in_music.peek().is_some_and(|m| m.0 <= j);
         let full_says = |t: f64| full.above(j, t) && speech_band_agrees(j);
-        let speech = (vad_at(j) && (full_says(full.gate) || emph.above(j, emph.gate)))
-            || full_says(full.strong)
-            || emph.above(j, emph.strong);
+        let speech = !music_here
+            && ((vad_at(j) && (full_says(full.gate) || emph.above(j, emph.gate)))
+                || full_says(full.strong)
+                || emph.above(j, emph.strong));
         match (speech, start) {
             (true, None) => start = Some(j),
             (false, Some(s)) => {
@@ -423,8 +438,19 @@ pub fn segment(halves: &[Half], vad: &[bool], half_s: f64, cfg: &VadConfig) -> S
     let segments = refined;
     Segmentation {
         noise: measured,
-        segments: bridge(&segments, halves_of(cfg.min_silence_ms)),
+        segments: super::music::without(&bridge(&segments, halves_of(cfg.min_silence_ms)), music),
     }
+}
+
+/// The halves `0..n` outside the sorted spans `spans`.
+pub fn outside(spans: &Segments, n: usize) -> impl Iterator<Item = usize> + '_ {
+    let mut k = 0;
+    (0..n).filter(move |&j| {
+        while spans.get(k).is_some_and(|s| s.1 <= j) {
+            k += 1;
+        }
+        spans.get(k).is_none_or(|s| s.0 > j)
+    })
 }
 
 /// One view of a channel's halves for detection: its noise and its gates.
@@ -1029,7 +1055,7 @@ mod tests {
             .collect();
         let halves: Vec<Half> = powers.iter().map(|&p| Half::new(p, p, p, p)).collect();
         let vad = vec![true; 300];
-        let seg = segment(&halves, &vad, 0.01, &cfg);
+        let seg = segment(&halves, &vad, 0.01, &cfg, &Vec::new());
         seg.segments.last().expect("speech").1 - 260
     }
 
@@ -1063,7 +1089,7 @@ mod tests {
             })
             .collect();
         let vad: Vec<bool> = (0..200).map(|v| (50..100).contains(&v)).collect();
-        segment(&halves, &vad, 0.01, &VadConfig::default()).segments
+        segment(&halves, &vad, 0.01, &VadConfig::default(), &Vec::new()).segments
     }
 
     #[test]
@@ -1084,7 +1110,7 @@ mod tests {
         }
         let halves: Vec<Half> = powers.iter().map(|&p| Half::new(p, p, p, p)).collect();
         let vad = vec![true; 200];
-        let seg = segment(&halves, &vad, 0.01, &cfg);
+        let seg = segment(&halves, &vad, 0.01, &cfg, &Vec::new());
         assert_eq!(seg.segments, vec![(200, 260)]);
     }
 }

@@ -11,6 +11,7 @@ mod first_day;
 mod heldout;
 mod ingest;
 mod lifecycle;
+mod music;
 mod operations;
 mod pg;
 mod readme;
