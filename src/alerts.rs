@@ -317,6 +317,7 @@ mod tests {
             consent,
             consent_law: Some(ConsentLaw::AllParty),
             talk_s: None,
+            hold_s: None,
             non_talk_s: None,
             overtalk_s: None,
             held: false,

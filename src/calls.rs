@@ -613,6 +613,7 @@ mod tests {
             consent: None,
             consent_law: None,
             talk_s: None,
+            hold_s: None,
             non_talk_s: None,
             overtalk_s: None,
             held: false,

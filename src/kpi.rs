@@ -115,6 +115,12 @@ pub struct KpiRow {
     /// Mean duration: the handling-time proxy.
     pub mean_duration_s: Option<f64>,
     pub talk_s: f64,
+    /// Hold music over the analysed recordings, seconds, and its mean per recording (talk + hold
+    /// + wrap-up is the handling time call centres manage).
+    #[serde(default)]
+    pub hold_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_hold_s: Option<f64>,
     /// Share of the stereo calls' time in which nobody talked (hold, dead air).
     pub non_talk_share: Option<f64>,
     pub overtalk_s: f64,
@@ -137,6 +143,7 @@ struct Acc {
     durations: u64,
     non_talk_sum: f64,
     conversation_time: f64,
+    holds: u64,
     covered: u64,
 }
 
@@ -169,6 +176,11 @@ impl Acc {
             }
         }
         r.talk_s += s.talk_s.unwrap_or(0.0);
+        // Every analysed call counts in the mean hold, with or without one.
+        if s.talk_s.is_some() && scored(s.state) {
+            r.hold_s += s.hold_s.unwrap_or(0.0);
+            self.holds += 1;
+        }
         r.overtalk_s += s.overtalk_s.unwrap_or(0.0);
         let law = s.consent_law.unwrap_or(default_law);
         if covers(s.consent) {
@@ -191,7 +203,9 @@ impl Acc {
             (self.durations > 0).then(|| round(self.duration_sum / self.durations as f64, 1));
         r.non_talk_share = ratio(self.non_talk_sum, self.conversation_time);
         r.consent_coverage = ratio(self.covered as f64, n);
+        r.mean_hold_s = (self.holds > 0).then(|| round(r.hold_s / self.holds as f64, 1));
         r.talk_s = round(r.talk_s, 1);
+        r.hold_s = round(r.hold_s, 1);
         r.overtalk_s = round(r.overtalk_s, 1);
         self.row
     }
@@ -473,6 +487,7 @@ mod tests {
             consent,
             consent_law: Some(ConsentLaw::AllParty),
             talk_s: Some(40.0),
+            hold_s: score.map(|_| id as f64 * 10.0),
             non_talk_s: Some(6.0),
             overtalk_s: Some(1.5),
             held: false,
@@ -507,6 +522,10 @@ mod tests {
         assert_eq!(k.total.share_poor_or_bad, Some(0.3333));
         assert_eq!(k.total.flags["low_snr"], 1);
         assert_eq!(k.total.non_talk_share, Some(0.1));
+        // Hold over the three analysed calls (10, 20 and 40 s); the failed one has none.
+        assert_eq!(k.total.hold_s, 70.0);
+        assert_eq!(k.total.mean_hold_s, Some(23.3));
+        assert_eq!(k.rows[1].mean_hold_s, Some(40.0));
         assert_eq!(k.total.consent_coverage, Some(0.5));
         let all = &k.total.consent_by_law["all_party"];
         assert_eq!((all.recordings, all.covered, all.lacking), (4, 2, 2));

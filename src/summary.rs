@@ -41,6 +41,9 @@ pub struct Summary {
     /// Speech time over all channels (the union), seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub talk_s: Option<f64>,
+    /// Hold music, seconds, when there was any (analysis reports from v1.1 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_s: Option<f64>,
     /// Time nobody spoke for long (hold, dead air), seconds; stereo calls only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub non_talk_s: Option<f64>,
@@ -91,6 +94,9 @@ impl Summary {
             consent: r.consent.as_ref().map(|c| c.state),
             consent_law: r.consent_law,
             talk_s: report.map(|rep| rep.metrics.speech.talk_time_s),
+            hold_s: report
+                .map(|rep| rep.metrics.hold.music_s)
+                .filter(|&h| h > 0.0),
             non_talk_s: conversation.map(|c| c.non_talk_s),
             overtalk_s: conversation.map(|c| c.overtalk_s),
             held: !r.holds.is_empty(),

@@ -155,7 +155,7 @@ pub fn basics(
         _ => None,
     };
     let hold = Hold {
-        music_s: round2(holds.iter().map(|&(s, e)| t(e) - t(s)).sum::<f64>()),
+        music_s: round2(holds.iter().map(|&(s, e)| t(e) - t(s)).sum::<f64>() + 0.0),
         music: holds
             .iter()
             .map(|&(s, e)| [round2(t(s)), round2(t(e))])
