@@ -289,6 +289,70 @@ pub struct ChannelFeatures {
     pub tone_hops: usize,
 }
 
+/// Runs of digital silence at most this long (200 ms, the longest dropout) between sound are
+/// lost packets, not pauses.
+pub const MAX_LOST_HALVES: usize = 20;
+
+impl ChannelFeatures {
+    /// Fills each short run of fully silent halves between sound with the halves on either side
+    /// of it (their geometric mean, view by view), so that detection sees through a lost packet
+    /// as a listener does. A lost packet carries no information about speech; left as digital
+    /// silence it is the quietest moment of the call, and the noise floor's track and the
+    /// phrases' levels built on it would move speech seconds away. The dropout measurement
+    /// reads `zeros`, which keeps the runs.
+    pub fn see_through_lost_packets(&mut self) {
+        let half_len = self.half_len;
+        let n = self.halves.len();
+        let silent = |z: &Zeros| z.lead as usize >= half_len;
+        let mut k = 0;
+        while k < self.zeros.len() {
+            if !silent(&self.zeros[k]) {
+                k += 1;
+                continue;
+            }
+            let first = self.zeros[k].index as usize;
+            let mut last = first;
+            while k + 1 < self.zeros.len()
+                && self.zeros[k + 1].index as usize == last + 1
+                && silent(&self.zeros[k + 1])
+            {
+                k += 1;
+                last += 1;
+            }
+            k += 1;
+            if first == 0 || last + 1 >= n || last + 1 - first > MAX_LOST_HALVES {
+                continue;
+            }
+            // The nearest whole halves of sound on each side (a neighbour may hold the run's
+            // first or last zeros).
+            let whole = |j: usize| {
+                self.zeros
+                    .binary_search_by_key(&(j as u32), |z| z.index)
+                    .is_err()
+            };
+            let before = if whole(first - 1) || first < 2 {
+                first - 1
+            } else {
+                first - 2
+            };
+            let after = if whole(last + 1) || last + 2 >= n {
+                last + 1
+            } else {
+                last + 2
+            };
+            let (a, b) = (self.halves[before], self.halves[after]);
+            let mean = |x: f32, y: f32| (x * y).sqrt();
+            let fill = Half::new(
+                mean(a.power(), b.power()),
+                mean(a.band(), b.band()),
+                mean(a.ac(), b.ac()),
+                mean(a.low(), b.low()),
+            );
+            self.halves[first..=last].iter_mut().for_each(|h| *h = fill);
+        }
+    }
+}
+
 /// The streaming extractor for one channel.
 pub struct ChannelTracker {
     f: ChannelFeatures,

@@ -110,7 +110,11 @@ impl Analyzer {
         let features: Vec<ChannelFeatures> = self
             .trackers
             .into_iter()
-            .map(ChannelTracker::finish)
+            .map(|t| {
+                let mut f = t.finish();
+                f.see_through_lost_packets();
+                f
+            })
             .collect();
         judge(rate, &features, config, decode, with_segments)
     }

@@ -15,6 +15,7 @@ mod music;
 mod operations;
 mod pg;
 mod readme;
+mod stability;
 mod stereo;
 mod support;
 mod tidy;

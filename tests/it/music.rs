@@ -27,12 +27,12 @@ fn read_mulaw(path: &Path) -> Vec<f32> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Half {
+pub(crate) enum Half {
     Dev,
     Test,
 }
 
-const BOTH: [Half; 2] = [Half::Dev, Half::Test];
+pub(crate) const BOTH: [Half; 2] = [Half::Dev, Half::Test];
 
 fn pieces(half: Half) -> Vec<(&'static str, Vec<f32>)> {
     let names: &[&'static str] = match half {
@@ -60,7 +60,7 @@ fn music(name: &str) -> Vec<f32> {
 
 /// The half's voices, trimmed to their active speech, by voice (the dev half: Allison's prompts
 /// and the spoken digits).
-fn voices(half: Half) -> Vec<Vec<Vec<f32>>> {
+pub(crate) fn voices(half: Half) -> Vec<Vec<Vec<f32>>> {
     let mut by_voice: Vec<(String, Vec<Vec<f32>>)> = Vec::new();
     let dir = assets().join(match half {
         Half::Dev => "speech",
