@@ -154,7 +154,11 @@ fn judge(
                 f.halves[j].power()
             });
             let seg = segments::segment(&f.halves, &f.vad, timing.half_s, &cfg.vad, &music);
-            let holds = music::holds(&music, &seg.segments, timing.halves(music::HOLD_GAP_S));
+            let holds = music::holds(
+                &music.spans,
+                &seg.segments,
+                timing.halves(music::HOLD_GAP_S),
+            );
             // Made after segmenting, whose views are gone by then (on a 4-hour call each
             // series of halves is 6 MB).
             let powers: Vec<f32> = f.halves.iter().map(|h| h.power()).collect();

@@ -316,11 +316,19 @@ fn beats(power: &dyn Fn(usize) -> f32, halves: usize, hops: usize, wanted: &[boo
     out
 }
 
+/// The music of one channel, in halves (`[start, end)`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Music {
+    pub spans: Segments,
+    /// Where a steady beat was found (its onsets are the music's, not a voice's).
+    pub beat: Segments,
+}
+
 /// The stretches of music among `hops` hops with these tones, in halves (`[start, end)`, at
 /// most `halves`); `power` gives each half's power.
-pub fn spans(tones: &[Tone], hops: usize, halves: usize, power: &dyn Fn(usize) -> f32) -> Segments {
+pub fn spans(tones: &[Tone], hops: usize, halves: usize, power: &dyn Fn(usize) -> f32) -> Music {
     if hops == 0 {
-        return Vec::new();
+        return Music::default();
     }
     let mut covered = vec![false; hops];
     let mut onset = vec![false; hops];
@@ -386,11 +394,64 @@ pub fn spans(tones: &[Tone], hops: usize, halves: usize, power: &dyn Fn(usize) -
             (h * HOP_HALVES).min(halves)
         }
     };
-    merged
+    let spans = merged
         .into_iter()
         .filter(|&(s, e)| e - s >= MIN_MUSIC_HOPS)
         .map(|(s, e)| (to_halves(s), to_halves(e)))
-        .collect()
+        .collect();
+    let mut beat_spans: Segments = Vec::new();
+    for (h, &b) in beat.iter().enumerate() {
+        if !b {
+            continue;
+        }
+        match beat_spans.last_mut() {
+            Some(last) if last.1 == to_halves(h) => last.1 = to_halves(h + 1),
+            _ => beat_spans.push((to_halves(h), to_halves(h + 1))),
+        }
+    }
+    Music {
+        spans,
+        beat: beat_spans,
+    }
+}
+
+/// Speech stands this far (dB) above a music bed to be heard over it as speech, the way it must
+/// stand out of noise.
+const OVER_MUSIC_DB: f64 = 10.0;
+/// The bed is measured where nothing was taken for speech, over at least this many halves.
+const MIN_BED_HALVES: usize = 100;
+
+/// `segments` without the music, but for speech over the music: in each music span, a segment
+/// (its part in the span) is speech when its mean power stands `OVER_MUSIC_DB` above the span's
+/// bed, the mean power of the span's halves outside every segment (a caller over a radio, an
+/// agent over a held call's music), and no beat runs under it: where the music has a beat, its
+/// loud onsets are drums, not a voice. Hold music alone is never that far above its own quiet
+/// parts for long; where the span holds too little bed to measure, all of it is music.
+pub fn over_music(segments: &Segments, music: &Music, power: &dyn Fn(usize) -> f32) -> Segments {
+    let mut keep: Segments = Vec::new();
+    for &(ms, me) in &music.spans {
+        let inside: Segments = segments
+            .iter()
+            .map(|&(s, e)| (s.max(ms), e.min(me)))
+            .filter(|&(s, e)| e > s)
+            .collect();
+        let bed: Vec<usize> = super::segments::outside(&inside, me)
+            .filter(|&j| j >= ms)
+            .collect();
+        if bed.len() < MIN_BED_HALVES {
+            continue;
+        }
+        let bed_power = bed.iter().map(|&j| power(j) as f64).sum::<f64>() / bed.len() as f64;
+        let over = bed_power * 10f64.powf(OVER_MUSIC_DB / 10.0);
+        for &(s, e) in &inside {
+            let on_beat = music.beat.iter().any(|&(bs, be)| bs < e && be > s);
+            let mean = (s..e).map(|j| power(j) as f64).sum::<f64>() / (e - s) as f64;
+            if !on_beat && mean >= over {
+                keep.push((s, e));
+            }
+        }
+    }
+    super::segments::union(&[&without(segments, &music.spans), &keep])
 }
 
 /// `segments` with the `music` cut out (both sorted, disjoint).
@@ -492,12 +553,12 @@ mod tests {
     fn a_melody_is_music_and_a_steady_tone_is_not() {
         let (tones, hops) = tones_of(&melody(20.0, 0.4));
         let halves = 2000;
-        let m = spans(&tones, hops, halves, &|_| 0.01);
+        let m = spans(&tones, hops, halves, &|_| 0.01).spans;
         assert_eq!(m.len(), 1, "{m:?}");
         assert!(m[0].0 <= 100 && m[0].1 >= 1900, "{m:?}");
         // One tone for 20 s: no new notes.
         let (tones, hops) = tones_of(&sine(425.0, 20.0));
-        assert!(spans(&tones, hops, halves, &|_| 0.01).is_empty());
+        assert!(spans(&tones, hops, halves, &|_| 0.01).spans.is_empty());
         // Silence and white noise hold no tones.
         let (tones, _) = tones_of(&vec![0.0; 16000]);
         assert!(tones.is_empty());
@@ -511,7 +572,10 @@ mod tests {
             })
             .collect();
         let (tones, hops) = tones_of(&noise);
-        assert!(spans(&tones, hops, 1000, &|_| 0.01).is_empty(), "{tones:?}");
+        assert!(
+            spans(&tones, hops, 1000, &|_| 0.01).spans.is_empty(),
+            "{tones:?}"
+        );
     }
 
     #[test]

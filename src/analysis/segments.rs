@@ -288,13 +288,14 @@ impl Levels {
 
 /// Finds the speech segments of one channel from its kept halves; their full-band powers
 /// (`Half::power`) give the noise as measured. `vad` holds one decision per
-/// `HALVES_PER_VAD` halves. Nothing in `music` (sorted half spans) is speech or noise.
+/// `HALVES_PER_VAD` halves. Music is not noise, and is speech only where a voice stands out of
+/// it (`music::over_music`).
 pub fn segment(
     halves: &[Half],
     vad: &[bool],
     half_s: f64,
     cfg: &VadConfig,
-    music: &Segments,
+    music: &super::music::Music,
 ) -> Segmentation {
     let n = halves.len();
     let ac = |j: usize| halves[j].ac();
@@ -305,13 +306,14 @@ pub fn segment(
     // speech counts when it stands out in either. A third, the voicing band, only follows
     // edges (see `Refine`).
     let full = View::new(n, ac, cfg);
-    let measured = if music.is_empty() {
+    let measured = if music.spans.is_empty() {
         noise_floor_of(n, |j| halves[j].power())
     } else {
-        let rest: Vec<f32> = outside(music, n).map(|j| halves[j].power()).collect();
+        let rest: Vec<f32> = outside(&music.spans, n)
+            .map(|j| halves[j].power())
+            .collect();
         noise_floor_of(rest.len(), |j| rest[j])
     };
-    let mut in_music = music.iter().peekable();
     let emph = View::new(n, |j| halves[j].band(), cfg);
     let voicing = View::new(n, low, cfg);
     // The spreads of the 100 ms means that look past an edge for a weak tail.
@@ -334,13 +336,10 @@ pub fn segment(
     // noise: speech only adds power, so that is a swell of low-frequency noise.
     let speech_band_agrees = |j: usize| emph.above(j, emph.noise.power);
     for j in 0..n {
-        while in_music.next_if(|m| m.1 <= j).is_some() {}
-        let music_here = in_music.peek().is_some_and(|m| m.0 <= j);
         let full_says = |t: f64| full.above(j, t) && speech_band_agrees(j);
-        let speech = !music_here
-            && ((vad_at(j) && (full_says(full.gate) || emph.above(j, emph.gate)))
-                || full_says(full.strong)
-                || emph.above(j, emph.strong));
+        let speech = (vad_at(j) && (full_says(full.gate) || emph.above(j, emph.gate)))
+            || full_says(full.strong)
+            || emph.above(j, emph.strong);
         match (speech, start) {
             (true, None) => start = Some(j),
             (false, Some(s)) => {
@@ -438,7 +437,11 @@ pub fn segment(
     let segments = refined;
     Segmentation {
         noise: measured,
-        segments: super::music::without(&bridge(&segments, halves_of(cfg.min_silence_ms)), music),
+        segments: super::music::over_music(
+            &bridge(&segments, halves_of(cfg.min_silence_ms)),
+            music,
+            &|j| halves[j].ac(),
+        ),
     }
 }
 
@@ -1055,7 +1058,7 @@ mod tests {
             .collect();
         let halves: Vec<Half> = powers.iter().map(|&p| Half::new(p, p, p, p)).collect();
         let vad = vec![true; 300];
-        let seg = segment(&halves, &vad, 0.01, &cfg, &Vec::new());
+        let seg = segment(&halves, &vad, 0.01, &cfg, &Default::default());
         seg.segments.last().expect("speech").1 - 260
     }
 
@@ -1089,7 +1092,14 @@ mod tests {
             })
             .collect();
         let vad: Vec<bool> = (0..200).map(|v| (50..100).contains(&v)).collect();
-        segment(&halves, &vad, 0.01, &VadConfig::default(), &Vec::new()).segments
+        segment(
+            &halves,
+            &vad,
+            0.01,
+            &VadConfig::default(),
+            &Default::default(),
+        )
+        .segments
     }
 
     #[test]
@@ -1110,7 +1120,7 @@ mod tests {
         }
         let halves: Vec<Half> = powers.iter().map(|&p| Half::new(p, p, p, p)).collect();
         let vad = vec![true; 200];
-        let seg = segment(&halves, &vad, 0.01, &cfg, &Vec::new());
+        let seg = segment(&halves, &vad, 0.01, &cfg, &Default::default());
         assert_eq!(seg.segments, vec![(200, 260)]);
     }
 }
