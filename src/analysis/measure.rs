@@ -405,7 +405,10 @@ pub fn channel(
     } else {
         speech_spectrum(&f.spectra, noise_db, gate_db)
     };
-    let hum = hum_of(&f.hum, noise_db, t.hum_margin_db);
+    // Music everywhere leaves no noise to measure (nor hum to find above it: a bass line is
+    // not mains hum).
+    let unmeasured = !b.noise_measured && !holds.is_empty();
+    let hum = hum_of(&f.hum, noise_db, t.hum_margin_db).filter(|_| !unmeasured);
     let (clipped, events) = clipping(&f.clip, f.peak);
     // A lost packet cuts speech off: its neighbours hold speech within P.56's margin of the
     // active level (a part-zeroed half holds half of that at least).
@@ -418,7 +421,7 @@ pub fn channel(
     let talk = b.speech.talk_time_s;
     let clarity = clarity(&spectrum, f.rate as f64 / 2.0, t);
     let noise = Noise {
-        floor_dbfs: Some(noise_db),
+        floor_dbfs: (!unmeasured).then_some(noise_db),
         snr_db: b.snr_db.map(round2),
         hum_hz: hum.map(|h| h.hz),
     };
@@ -506,7 +509,7 @@ pub fn mix(
         / channels.len().max(1) as f64;
     let peak = features.iter().map(|f| f.peak).fold(0.0, f32::max);
     let noise = Noise {
-        floor_dbfs: Some(noise_db),
+        floor_dbfs: (b.noise_measured || holds.is_empty()).then_some(noise_db),
         snr_db: b.snr_db.map(round2),
         hum_hz: hum.map(|h| h.hz),
     };

@@ -623,6 +623,19 @@ pub fn summary(r: &Report) -> String {
         m.dropouts.count,
         m.dropouts.ratio * 100.0
     );
+    if !m.hold.music.is_empty() {
+        let spans: Vec<String> = m
+            .hold
+            .music
+            .iter()
+            .map(|[a, b]| format!("{a:.1}-{b:.1} s"))
+            .collect();
+        s += &format!(
+            "  hold     music {:.1} s: {}\n",
+            m.hold.music_s,
+            spans.join(", ")
+        );
+    }
     if let (Some(channels), Some(c)) = (&r.channels, &r.conversation) {
         for ch in channels {
             s += &format!(

@@ -254,6 +254,12 @@ fn hold_music_inside_calls(half: Half) {
                         hold.music
                     )),
                 }
+                if a.metrics.noise.hum_hz.is_some() {
+                    misses.push(format!(
+                        "{what}: hum {:?} found in music",
+                        a.metrics.noise.hum_hz
+                    ));
+                }
                 let truth = frames(&call.speech, call.samples.len());
                 let found = found_speech(&a, call.samples.len());
                 let (t, f, n) = confusion(&truth, &found);
@@ -319,6 +325,8 @@ fn a_recording_of_hold_music_alone_has_no_speech() {
                 a.metrics.hold
             );
             assert_eq!(a.quality.score, 0, "{name}");
+            // No noise to measure under the music, and its bass line is not mains hum.
+            assert_eq!(a.metrics.noise.hum_hz, None, "{name}");
             assert!(
                 a.metrics.hold.music_s >= 28.0,
                 "{name}: {:?}",
