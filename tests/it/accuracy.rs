@@ -590,3 +590,55 @@ fn snr_over_six_noises_on_the_test_voices() {
         assert!(holds, "{kind}: {lines:#?}");
     }
 }
+
+/// Loud, fluctuating mains hum (issue 22: "read as speech for 99 % of the call"): 50 Hz with
+/// harmonics to 1 kHz, its level swinging ±6 dB every 2 s, at 5 and 10 dB SNR, under each
+/// test voice's prompts. The aim: talk time within 15 % of the truth, start and end within
+/// 300 ms. Known shortfall, reproduced here: the hum's swells read as speech (talk 24-27 s
+/// for 18-19 s, speech "starting" at 0 s; the noise tracker does not follow a swell that
+/// fast). Asserted are ceilings on today's errors, so that it gets no worse, until detection
+/// is rebuilt on a noise tracker that follows it.
+#[test]
+fn loud_fluctuating_hum_is_not_speech() {
+    use crate::music::{voices, Half};
+    let mut lines = Vec::new();
+    let mut failures = Vec::new();
+    for (v, utterances) in voices(Half::Test).into_iter().enumerate() {
+        let parts: Vec<(Vec<f32>, f64)> = utterances.iter().map(|u| (u.clone(), 1.5)).collect();
+        let call = Call::of(&parts, 1.5, 1.0);
+        let n = call.samples.len();
+        let hum: Vec<f32> = (0..n)
+            .map(|i| {
+                let t = i as f64 / RATE as f64;
+                let swing = 10f64.powf(0.3 * (std::f64::consts::PI * t).sin());
+                let h: f64 = (1..=20)
+                    .map(|k| (2.0 * std::f64::consts::PI * 50.0 * k as f64 * t).sin() / k as f64)
+                    .sum();
+                (swing * h) as f32
+            })
+            .collect();
+        let truth: f64 = call.spans.iter().map(|(s, e)| (e - s) as f64).sum::<f64>() / RATE as f64;
+        for snr in [5.0, 10.0] {
+            let a = analyze(&call.with_noise(&hum, snr), 1);
+            let s = &a.metrics.speech;
+            let line = format!(
+                "voice {v} {snr} dB: talk {:.1} of {truth:.1} s, start {:?} ({:.2}), end {:?} ({:.2}), snr {:?}",
+                s.talk_time_s,
+                s.start_s,
+                call.start_s(),
+                s.end_s,
+                call.end_s(),
+                a.metrics.noise.snr_db
+            );
+            let ok = (s.talk_time_s - truth).abs() <= 0.5 * truth
+                && s.start_s.is_some_and(|x| (x - call.start_s()).abs() <= 1.6)
+                && s.end_s.is_some_and(|x| (x - call.end_s()).abs() <= 1.6);
+            if !ok {
+                failures.push(line.clone());
+            }
+            lines.push(line);
+        }
+    }
+    eprintln!("{lines:#?}");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
