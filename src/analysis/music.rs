@@ -364,11 +364,11 @@ pub fn spans(tones: &[Tone], hops: usize, halves: usize, power: &dyn Fn(usize) -
     let mut start = None;
     let mut confirmed = false;
     for h in 0..=hops {
-        let share = (h < hops).then(|| share(h));
+        let cover_share = if h < hops { share(h) } else { 0.0 };
         let beat = h < hops && beat[h];
-        if beat || share.is_some_and(|c| c >= KEEP_COVER) {
+        if beat || cover_share >= KEEP_COVER {
             start.get_or_insert(h);
-            confirmed |= beat || (share.is_some_and(|c| c >= MIN_COVER) && onsets[h] >= MIN_ONSETS);
+            confirmed |= beat || (cover_share >= MIN_COVER && onsets[h] >= MIN_ONSETS);
         } else if let Some(s) = start.take() {
             if confirmed {
                 runs.push((s, h));
@@ -438,13 +438,14 @@ pub fn over_music(segments: &Segments, music: &Music, power: &dyn Fn(usize) -> f
             .map(|&(s, e)| (s.max(ms), e.min(me)))
             .filter(|&(s, e)| e > s)
             .collect();
-        let bed: Vec<usize> = super::segments::outside(&inside, me)
-            .filter(|&j| j >= ms)
-            .collect();
-        if bed.len() < MIN_BED_HALVES {
+        let (bed_sum, bed_len) = super::segments::outside(&inside, ms..me)
+            .fold((0.0f64, 0usize), |(sum, n), j| {
+                (sum + power(j) as f64, n + 1)
+            });
+        if bed_len < MIN_BED_HALVES {
             continue;
         }
-        let bed_power = bed.iter().map(|&j| power(j) as f64).sum::<f64>() / bed.len() as f64;
+        let bed_power = bed_sum / bed_len as f64;
         let over = bed_power * 10f64.powf(OVER_MUSIC_DB / 10.0);
         for &(s, e) in &inside {
             let on_beat = music.beat.iter().any(|&(bs, be)| bs < e && be > s);

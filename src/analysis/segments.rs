@@ -309,7 +309,7 @@ pub fn segment(
     let measured = if music.spans.is_empty() {
         noise_floor_of(n, |j| halves[j].power())
     } else {
-        let rest: Vec<f32> = outside(&music.spans, n)
+        let rest: Vec<f32> = outside(&music.spans, 0..n)
             .map(|j| halves[j].power())
             .collect();
         noise_floor_of(rest.len(), |j| rest[j])
@@ -445,10 +445,13 @@ pub fn segment(
     }
 }
 
-/// The halves `0..n` outside the sorted spans `spans`.
-pub fn outside(spans: &Segments, n: usize) -> impl Iterator<Item = usize> + '_ {
-    let mut k = 0;
-    (0..n).filter(move |&j| {
+/// The halves of `range` outside the sorted spans `spans`.
+pub fn outside(
+    spans: &Segments,
+    range: std::ops::Range<usize>,
+) -> impl Iterator<Item = usize> + '_ {
+    let mut k = spans.partition_point(|s| s.1 <= range.start);
+    range.filter(move |&j| {
         while spans.get(k).is_some_and(|s| s.1 <= j) {
             k += 1;
         }

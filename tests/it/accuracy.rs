@@ -503,32 +503,10 @@ fn speech_ends_over_the_test_voices() {
 #[test]
 fn snr_over_six_noises_on_the_test_voices() {
     use crate::music::{voices, Half};
-    let brown = |n: usize, seed: u64| -> Vec<f32> {
-        let mut y = 0.0f64;
-        white(n, seed)
-            .into_iter()
-            .map(|w| {
-                y = 0.9875 * y + w as f64;
-                y as f32
-            })
-            .collect()
-    };
-    let pieces: Vec<Vec<f32>> = [
-        "test-strings",
-        "test-jazz",
-        "test-guitar",
-        "test-electronic",
-    ]
-    .iter()
-    .map(|name| {
-        let bytes = std::fs::read(assets().join(format!("music/{name}.wav"))).unwrap();
-        let at = bytes.windows(4).position(|w| w == b"data").unwrap() + 8;
-        bytes[at..]
-            .iter()
-            .map(|&b| callwarden::audio::g711::mulaw_to_i16(b) as f32 / 32768.0)
-            .collect()
-    })
-    .collect();
+    let pieces: Vec<Vec<f32>> = crate::music::pieces(Half::Test)
+        .into_iter()
+        .map(|(_, x)| x)
+        .collect();
     let mut lines = Vec::new();
     let mut stats = Vec::new();
     for kind in ["white", "pink", "brown", "babble", "hum", "music"] {

@@ -92,19 +92,6 @@ fn noise_of(kind: &str, n: usize, seed: u64) -> Vec<f32> {
     }
 }
 
-/// Brown (1/f²) noise, the rumble of a car or a fan: white noise through a leaky integrator
-/// (corner near 16 Hz at 8 kHz).
-fn brown(n: usize, seed: u64) -> Vec<f32> {
-    let mut y = 0.0f64;
-    white(n, seed)
-        .into_iter()
-        .map(|w| {
-            y = 0.9875 * y + w as f64;
-            y as f32
-        })
-        .collect()
-}
-
 /// The calls with every sample times `gain`.
 fn scaled(calls: Vec<(String, Call)>, gain: f32) -> Vec<(String, Call)> {
     calls

@@ -5,26 +5,10 @@
 //! half (`assets/speech-test`, `assets/music/test-*`: other voices, other languages, other
 //! music) decided nothing, and is what the acceptance numbers are reported on.
 
-use std::path::Path;
-
 use callwarden::analysis::Analysis;
 
 use crate::accuracy::flags;
 use crate::support::*;
-
-/// An 8 kHz mono µ-law WAV's samples (the music fixtures' format).
-fn read_mulaw(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let at = bytes
-        .windows(4)
-        .position(|w| w == b"data")
-        .expect("a data chunk");
-    let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-    bytes[at + 8..(at + 8 + len).min(bytes.len())]
-        .iter()
-        .map(|&b| callwarden::audio::g711::mulaw_to_i16(b) as f32 / 32768.0)
-        .collect()
-}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Half {
@@ -34,7 +18,7 @@ pub(crate) enum Half {
 
 pub(crate) const BOTH: [Half; 2] = [Half::Dev, Half::Test];
 
-fn pieces(half: Half) -> Vec<(&'static str, Vec<f32>)> {
+pub(crate) fn pieces(half: Half) -> Vec<(&'static str, Vec<f32>)> {
     let names: &[&'static str] = match half {
         Half::Dev => &["dev-piano", "dev-synthpop"],
         Half::Test => &[
@@ -54,8 +38,8 @@ fn pieces(half: Half) -> Vec<(&'static str, Vec<f32>)> {
 /// that guard against regression, not the acceptance.
 const SHORT_OF_TARGET: [&str; 1] = ["test-electronic"];
 
-fn music(name: &str) -> Vec<f32> {
-    read_mulaw(&assets().join("music").join(format!("{name}.wav")))
+pub(crate) fn music(name: &str) -> Vec<f32> {
+    decode_all(&assets().join("music").join(format!("{name}.wav")))
 }
 
 /// The half's voices, trimmed to their active speech, by voice (the dev half: Allison's prompts

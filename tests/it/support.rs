@@ -26,6 +26,16 @@ pub fn speech(name: &str) -> Vec<f32> {
     read_speech(&path).unwrap_or_else(|| panic!("{path:?}: not 8 kHz mono 16-bit PCM"))
 }
 
+/// Every sample of a file, decoded by callwarden's own decoder (interleaved).
+pub fn decode_all(path: &Path) -> Vec<f32> {
+    let mut d = callwarden::audio::Decoder::open(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let (mut all, mut block) = (Vec::new(), Vec::new());
+    while d.read(&mut block, 4096).unwrap() > 0 {
+        all.extend_from_slice(&block);
+    }
+    all
+}
+
 /// An 8 kHz mono 16-bit PCM WAV's samples, or None for any other file.
 pub fn read_speech(path: &Path) -> Option<Vec<f32>> {
     let mut reader = hound::WavReader::open(path).ok()?;
@@ -70,6 +80,19 @@ pub fn white(n: usize, seed: u64) -> Vec<f32> {
 }
 
 /// Pink (1/f) noise: white noise through Paul Kellett's refined pinking filter.
+/// Brown (1/f²) noise, the rumble of a car or a fan: white noise through a leaky integrator
+/// (corner near 16 Hz at 8 kHz).
+pub fn brown(n: usize, seed: u64) -> Vec<f32> {
+    let mut y = 0.0f64;
+    white(n, seed)
+        .into_iter()
+        .map(|w| {
+            y = 0.9875 * y + w as f64;
+            y as f32
+        })
+        .collect()
+}
+
 pub fn pink(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     let mut b = [0.0f64; 7];
