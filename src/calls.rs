@@ -124,12 +124,54 @@ pub struct Matching {
     pub ambiguous: Vec<Unmatched>,
 }
 
+/// The keys a recording's file name may carry for its call: its stem, and the stem's parts
+/// between `-`, `_` and spaces.
+pub fn name_keys(path: &crate::recording_path::RecordingPath) -> Vec<String> {
+    let stem = path
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut keys: Vec<String> = std::iter::once(stem.as_str())
+        .chain(stem.split(['-', '_', ' ']))
+        .filter(|k| !k.is_empty())
+        .map(String::from)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Every key a recording may carry for its call: its sidecar's call id and its name's keys.
+pub fn recording_keys(s: &Summary) -> Vec<String> {
+    let mut keys = name_keys(&s.path);
+    if let Some(c) = s.call_id.as_deref().filter(|c| !c.is_empty()) {
+        keys.push(c.to_string());
+        keys.sort();
+        keys.dedup();
+    }
+    keys
+}
+
 /// Matches recordings (their summaries) to the calls the CDR rows make, as of `now_ms`.
 /// Purged recordings count for their call (the call was recorded) but are not matched as
 /// orphans.
 pub fn match_calls(
     legs: impl IntoIterator<Item = CallRecord>,
     recordings: impl IntoIterator<Item = Summary>,
+    config: &CallsConfig,
+    default_law: ConsentLaw,
+    now_ms: i64,
+) -> Matching {
+    match_calls_with(legs, recordings, &|_| None, config, default_law, now_ms)
+}
+
+/// [`match_calls`] over part of the calls: `elsewhere` names the call (its key) that a key a
+/// recording carries belongs to when that call is not among `legs`. A recording whose key
+/// names such a call belongs to it: it is neither matched here nor an orphan.
+pub fn match_calls_with(
+    legs: impl IntoIterator<Item = CallRecord>,
+    recordings: impl IntoIterator<Item = Summary>,
+    elsewhere: &dyn Fn(&str) -> Option<String>,
     config: &CallsConfig,
     default_law: ConsentLaw,
     now_ms: i64,
@@ -168,48 +210,51 @@ pub fn match_calls(
     let mut matched: Vec<Vec<(Summary, MatchedBy)>> = vec![Vec::new(); keys.len()];
     let mut m = Matching::default();
     for s in recordings {
-        let by_id = s
-            .call_id
-            .as_deref()
+        let call_id = s.call_id.as_deref().filter(|c| !c.is_empty());
+        let by_id = call_id
             .and_then(|c| ids.get(c))
             .map(|&i| (i, MatchedBy::CallId));
+        // The calls the keys name: here (by index) or elsewhere (by key).
         let by_name = || {
-            let stem = s
-                .path
-                .file_stem()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let found: HashSet<usize> = std::iter::once(stem.as_str())
-                .chain(stem.split(['-', '_', ' ']))
-                .filter_map(|t| ids.get(t).copied())
-                .collect();
-            found
+            let mut here: HashSet<usize> = HashSet::new();
+            let mut away: HashSet<String> = HashSet::new();
+            for k in name_keys(&s.path) {
+                match ids.get(k.as_str()) {
+                    Some(&i) => {
+                        here.insert(i);
+                    }
+                    None => away.extend(elsewhere(&k)),
+                }
+            }
+            (here, away)
         };
         let target = match by_id {
             Some(hit) => Ok(hit),
+            None if call_id.and_then(elsewhere).is_some() => continue,
             None => {
-                let names = by_name();
-                match names.len() {
-                    1 => Ok((*names.iter().next().unwrap_or(&0), MatchedBy::FileName)),
-                    0 => {
+                let (here, away) = by_name();
+                match (here.len(), away.len()) {
+                    (1, 0) => Ok((*here.iter().next().unwrap_or(&0), MatchedBy::FileName)),
+                    (0, 1) => continue,
+                    (0, 0) => {
                         let fits = time_fits(&spans, &by_start, longest_ms, tolerance_ms, &s);
                         match fits.as_slice() {
                             [one] => Ok((*one, MatchedBy::Time)),
-                            many => Err(many.to_vec()),
+                            many => Err(many.iter().map(|&i| keys[i].clone()).collect()),
                         }
                     }
-                    _ => Err(names.into_iter().collect()),
+                    _ => Err(here
+                        .into_iter()
+                        .map(|i| keys[i].clone())
+                        .chain(away)
+                        .collect::<Vec<String>>()),
                 }
             }
         };
         match target {
             Ok((i, how)) => matched[i].push((s, how)),
-            Err(candidates) if s.state == RecordState::Purged => {
-                let _ = candidates;
-            }
-            Err(candidates) => {
-                let mut candidates: Vec<String> =
-                    candidates.into_iter().map(|i| keys[i].clone()).collect();
+            Err(_) if s.state == RecordState::Purged => {}
+            Err(mut candidates) => {
                 candidates.sort();
                 let u = Unmatched {
                     id: s.id,
@@ -446,122 +491,202 @@ impl CallBrief {
     }
 }
 
-#[derive(Default)]
-struct Acc(CoverageRow);
-
-impl Acc {
-    fn add(&mut self, c: &CallView) {
-        let r = &mut self.0;
-        r.calls += 1;
+impl CoverageRow {
+    /// Counts one call in the row.
+    fn count(&mut self, c: &CallView) {
+        self.calls += 1;
         if !c.must_record {
             return;
         }
-        r.must_record += 1;
+        self.must_record += 1;
         match c.state {
             CallState::Recorded | CallState::Short => {
-                r.recorded += 1;
+                self.recorded += 1;
                 if c.lawful == Some(true) {
-                    r.lawful += 1;
+                    self.lawful += 1;
                 }
                 if c.recordings
                     .iter()
                     .all(|x| x.state == RecordState::Analysed)
                 {
-                    r.analysed += 1;
+                    self.analysed += 1;
                 }
                 if c.recordings.iter().any(|x| x.on_demand) {
-                    r.on_demand += 1;
+                    self.on_demand += 1;
                 } else {
-                    r.automatic += 1;
+                    self.automatic += 1;
                 }
                 if c.state == CallState::Short {
-                    r.short += 1;
+                    self.short += 1;
                 }
             }
-            CallState::Missing => r.missing += 1,
-            CallState::Pending => r.pending += 1,
+            CallState::Missing => self.missing += 1,
+            CallState::Pending => self.pending += 1,
             CallState::NotRequired => {}
         }
     }
 
-    fn finish(mut self, group: String) -> CoverageRow {
+    /// Adds another row's counts (the shares are made by [`CoverageRow::named`]).
+    pub fn absorb(&mut self, o: &CoverageRow) {
+        self.calls += o.calls;
+        self.must_record += o.must_record;
+        self.recorded += o.recorded;
+        self.lawful += o.lawful;
+        self.analysed += o.analysed;
+        self.automatic += o.automatic;
+        self.on_demand += o.on_demand;
+        self.missing += o.missing;
+        self.short += o.short;
+        self.pending += o.pending;
+    }
+
+    /// The row named `group`, with its shares made from its counts.
+    pub fn named(mut self, group: String) -> CoverageRow {
         let share = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
-        let r = &mut self.0;
-        r.group = group;
-        r.coverage = share(r.recorded, r.must_record);
-        r.lawful_share = share(r.lawful, r.must_record);
-        r.analysed_share = share(r.analysed, r.recorded);
-        self.0
+        self.group = group;
+        self.coverage = share(self.recorded, self.must_record);
+        self.lawful_share = share(self.lawful, self.must_record);
+        self.analysed_share = share(self.analysed, self.recorded);
+        self
     }
 }
 
-/// Coverage rows of a matching grouped by `key` (each group's row named by its key), and the
-/// total.
-pub fn coverage_by(
-    m: &Matching,
-    key: impl Fn(&CallView) -> String,
-) -> (BTreeMap<String, CoverageRow>, CoverageRow) {
-    let mut total = Acc::default();
-    let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
-    for c in &m.calls {
-        total.add(c);
-        groups.entry(key(c)).or_default().add(c);
+/// A coverage report before its shares: the counts by day, agent and queue, and the head of
+/// each list. Made from one matching ([`Digest::of`]), merged in time order with the digests
+/// of the windows that follow ([`Digest::merge`]): the store keeps one per settled day, so a
+/// report over a month reads thirty digests instead of matching a million calls again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Digest {
+    /// Counts only: the shares are made when the report is.
+    pub total: CoverageRow,
+    /// By UTC day, as days since 1970-01-01.
+    pub by_day: BTreeMap<i64, CoverageRow>,
+    pub by_agent: BTreeMap<String, CoverageRow>,
+    pub by_queue: BTreeMap<String, CoverageRow>,
+    pub orphans: usize,
+    pub ambiguous: usize,
+    /// The first `limit` of each list, oldest first.
+    pub missing: Vec<CallBrief>,
+    pub short: Vec<CallBrief>,
+    pub unlawful: Vec<CallBrief>,
+    pub orphan_recordings: Vec<Unmatched>,
+    pub ambiguous_recordings: Vec<Unmatched>,
+    /// No call in it is pending: time alone will not change it (new call records or
+    /// recordings, consent or purges may).
+    pub settled: bool,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// How far before and after a window its call records and recordings are read to match the
+/// calls that started in it: a recording's time is its file's when no sidecar gives the
+/// start, calls last hours, and a call just outside the window may claim a recording inside.
+pub const MATCH_MARGIN_MS: i64 = 6 * 3600 * 1000;
+
+/// The UTC days (days since 1970-01-01) whose matching reads a call record or a recording of
+/// time `t_ms`: those within [`MATCH_MARGIN_MS`] of it. A change at `t_ms` may change their
+/// digests, and no other's.
+pub fn days_touched(t_ms: i64) -> std::ops::RangeInclusive<i64> {
+    t_ms.saturating_sub(MATCH_MARGIN_MS).div_euclid(DAY_MS)
+        ..=t_ms.saturating_add(MATCH_MARGIN_MS).div_euclid(DAY_MS)
+}
+
+impl Digest {
+    /// The digest of a matching, each list at most `limit` long.
+    pub fn of(m: &Matching, limit: usize) -> Digest {
+        let mut d = Digest {
+            orphans: m.orphans.len(),
+            ambiguous: m.ambiguous.len(),
+            orphan_recordings: m.orphans.iter().take(limit).cloned().collect(),
+            ambiguous_recordings: m.ambiguous.iter().take(limit).cloned().collect(),
+            settled: true,
+            ..Digest::default()
+        };
+        for c in &m.calls {
+            d.total.count(c);
+            d.by_day
+                .entry(c.start_ms.div_euclid(DAY_MS))
+                .or_default()
+                .count(c);
+            let agent = c.agent.clone().unwrap_or_else(|| "-".into());
+            d.by_agent.entry(agent).or_default().count(c);
+            let queue = c.queue.clone().unwrap_or_else(|| "-".into());
+            d.by_queue.entry(queue).or_default().count(c);
+            d.settled &= c.state != CallState::Pending;
+            let list = match c.state {
+                _ if !c.must_record => None,
+                CallState::Missing => Some(&mut d.missing),
+                CallState::Short => Some(&mut d.short),
+                _ => None,
+            };
+            if let Some(list) = list.filter(|l| l.len() < limit) {
+                list.push(CallBrief::of(c));
+            }
+            if c.must_record && c.lawful == Some(false) && d.unlawful.len() < limit {
+                d.unlawful.push(CallBrief::of(c));
+            }
+        }
+        d
     }
-    (
-        groups
-            .into_iter()
-            .map(|(k, a)| (k.clone(), a.finish(k)))
-            .collect(),
-        total.finish("total".into()),
-    )
+
+    /// Adds the digest of the window that follows this one's.
+    pub fn merge(&mut self, next: Digest, limit: usize) {
+        fn add<K: Ord>(into: &mut BTreeMap<K, CoverageRow>, from: BTreeMap<K, CoverageRow>) {
+            for (k, row) in from {
+                into.entry(k).or_default().absorb(&row);
+            }
+        }
+        fn append<T>(into: &mut Vec<T>, from: Vec<T>, limit: usize) {
+            let room = limit.saturating_sub(into.len());
+            into.extend(from.into_iter().take(room));
+        }
+        self.total.absorb(&next.total);
+        add(&mut self.by_day, next.by_day);
+        add(&mut self.by_agent, next.by_agent);
+        add(&mut self.by_queue, next.by_queue);
+        self.orphans += next.orphans;
+        self.ambiguous += next.ambiguous;
+        append(&mut self.missing, next.missing, limit);
+        append(&mut self.short, next.short, limit);
+        append(&mut self.unlawful, next.unlawful, limit);
+        append(&mut self.orphan_recordings, next.orphan_recordings, limit);
+        append(
+            &mut self.ambiguous_recordings,
+            next.ambiguous_recordings,
+            limit,
+        );
+        self.settled &= next.settled;
+    }
+
+    /// The report: each row named and its shares made.
+    pub fn report(self) -> CoverageReport {
+        let rows = |g: BTreeMap<String, CoverageRow>| {
+            g.into_iter().map(|(k, r)| r.named(k)).collect::<Vec<_>>()
+        };
+        CoverageReport {
+            total: self.total.named("total".into()),
+            by_day: self
+                .by_day
+                .into_iter()
+                .map(|(day, r)| r.named(crate::policy::fmt_ms(day * DAY_MS)[..10].to_string()))
+                .collect(),
+            by_agent: rows(self.by_agent),
+            by_queue: rows(self.by_queue),
+            orphans: self.orphans,
+            ambiguous: self.ambiguous,
+            missing: self.missing,
+            short: self.short,
+            unlawful: self.unlawful,
+            orphan_recordings: self.orphan_recordings,
+            ambiguous_recordings: self.ambiguous_recordings,
+        }
+    }
 }
 
 /// The coverage report of a matching: rows, and the calls and recordings to look at (each list
 /// at most `limit` long).
 pub fn coverage_report(m: &Matching, limit: usize) -> CoverageReport {
-    let mut total = Acc::default();
-    let mut groups: [BTreeMap<String, Acc>; 3] = Default::default();
-    for c in &m.calls {
-        total.add(c);
-        let day = crate::policy::fmt_ms(c.start_ms)[..10].to_string();
-        let keys = [
-            day,
-            c.agent.clone().unwrap_or_else(|| "-".into()),
-            c.queue.clone().unwrap_or_else(|| "-".into()),
-        ];
-        for (g, k) in groups.iter_mut().zip(keys) {
-            g.entry(k).or_default().add(c);
-        }
-    }
-    let [days, agents, queues] = groups;
-    let rows = |g: BTreeMap<String, Acc>| g.into_iter().map(|(k, a)| a.finish(k)).collect();
-    let list = |state: CallState| -> Vec<CallBrief> {
-        m.calls
-            .iter()
-            .filter(|c| c.must_record && c.state == state)
-            .take(limit)
-            .map(CallBrief::of)
-            .collect()
-    };
-    CoverageReport {
-        total: total.finish("total".into()),
-        by_day: rows(days),
-        by_agent: rows(agents),
-        by_queue: rows(queues),
-        orphans: m.orphans.len(),
-        ambiguous: m.ambiguous.len(),
-        missing: list(CallState::Missing),
-        short: list(CallState::Short),
-        unlawful: m
-            .calls
-            .iter()
-            .filter(|c| c.must_record && c.lawful == Some(false))
-            .take(limit)
-            .map(CallBrief::of)
-            .collect(),
-        orphan_recordings: m.orphans.iter().take(limit).cloned().collect(),
-        ambiguous_recordings: m.ambiguous.iter().take(limit).cloned().collect(),
-    }
+    Digest::of(m, limit).report()
 }
 
 #[cfg(test)]
@@ -737,7 +862,7 @@ mod tests {
         // A call with no recording is still grouped by the queue its records name.
         assert_eq!(call("1.1").queue.as_deref(), Some("sales"));
         assert_eq!(call("1.1").direction, Some(Direction::Inbound));
-        let (by_queue, _) = coverage_by(&m, |c| c.queue.clone().unwrap_or_default());
+        let by_queue = Digest::of(&m, 10).by_queue;
         assert_eq!(by_queue["sales"].missing, 2, "{by_queue:?}");
         assert_eq!(by_queue["support"].must_record, 0, "{by_queue:?}");
     }

@@ -1041,6 +1041,15 @@ impl Config {
         let hash = Sha256::digest(&canonical);
         hex::encode(&hash[..8])
     }
+
+    /// A digest of what matching calls with recordings depends on (the `[calls]` section and
+    /// the default consent law): a coverage digest kept under another is not used.
+    pub fn calls_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical =
+            serde_json::to_vec(&(&self.calls, self.consent.default)).unwrap_or_default();
+        hex::encode(&Sha256::digest(&canonical)[..8])
+    }
 }
 
 #[cfg(test)]

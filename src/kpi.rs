@@ -219,22 +219,24 @@ pub struct Kpi {
     pub total: KpiRow,
 }
 
-/// The KPI group of a call (by its start, and the agent and queue its recordings name).
-pub fn call_group_key(c: &crate::calls::CallView, by: GroupBy) -> String {
-    match by {
-        GroupBy::All => "all".into(),
-        GroupBy::Day => day(c.start_ms),
-        GroupBy::Week => week(c.start_ms),
-        GroupBy::Agent => c.agent.clone().unwrap_or_else(|| "-".into()),
-        GroupBy::Queue => c.queue.clone().unwrap_or_else(|| "-".into()),
-    }
-}
-
-/// Adds the calls' columns to KPI rows: each row its group's calls, a group with calls and no
-/// recording its own row, the total the total.
-pub fn with_calls(mut k: Kpi, m: &crate::calls::Matching) -> Kpi {
+/// Adds the calls' columns to KPI rows from a coverage digest: each row its group's calls, a
+/// group with calls and no recording its own row, the total the total.
+pub fn with_calls(mut k: Kpi, d: &crate::calls::Digest) -> Kpi {
     let by = k.by;
-    let (mut groups, total) = crate::calls::coverage_by(m, |c| call_group_key(c, by));
+    let mut groups: BTreeMap<String, crate::calls::CoverageRow> = BTreeMap::new();
+    let mut add =
+        |key: String, row: &crate::calls::CoverageRow| groups.entry(key).or_default().absorb(row);
+    match by {
+        GroupBy::All => {}
+        GroupBy::Day => d.by_day.iter().for_each(|(n, r)| add(day(n * DAY_MS), r)),
+        GroupBy::Week => d.by_day.iter().for_each(|(n, r)| add(week(n * DAY_MS), r)),
+        GroupBy::Agent => d.by_agent.iter().for_each(|(a, r)| add(a.clone(), r)),
+        GroupBy::Queue => d.by_queue.iter().for_each(|(q, r)| add(q.clone(), r)),
+    }
+    let mut groups: BTreeMap<String, crate::calls::CoverageRow> = groups
+        .into_iter()
+        .map(|(k, r)| (k.clone(), r.named(k)))
+        .collect();
     for row in &mut k.rows {
         row.calls = groups.remove(&row.group);
     }
@@ -248,7 +250,7 @@ pub fn with_calls(mut k: Kpi, m: &crate::calls::Matching) -> Kpi {
         }
         k.rows.sort_by(|a, b| a.group.cmp(&b.group));
     }
-    k.total.calls = Some(total);
+    k.total.calls = Some(d.total.clone().named("total".into()));
     k
 }
 

@@ -594,7 +594,7 @@ pub fn handle(ctx: &Context, caller: &Caller, request: Request) -> Result<Answer
             let summaries = collect(store.summaries(window.from_ms, window.until_ms))?;
             let k = kpi::kpi(summaries, by, ctx.config.consent.default);
             Ok(Answer::Kpi(if store.has_calls() {
-                kpi::with_calls(k, &matching(ctx, window)?)
+                kpi::with_calls(k, &coverage(ctx, window)?)
             } else {
                 k
             }))
@@ -732,36 +732,123 @@ pub fn handle(ctx: &Context, caller: &Caller, request: Request) -> Result<Answer
     }
 }
 
-/// How far before and after a window's calls their recordings are looked for: a recording's
-/// time is its file's when no sidecar gives the start, and calls last hours.
-const MATCH_MARGIN_MS: i64 = 6 * 3600 * 1000;
+use crate::calls::MATCH_MARGIN_MS;
 
 /// The calls that started in the window, matched with the recordings around it (and the calls
-/// just before it, so a recording of one of those is not taken for an orphan); the orphans and
-/// ambiguous recordings are those that started in the window.
+/// just before and after it, so a recording of one of those is not taken for an orphan); the
+/// orphans and ambiguous recordings are those that started in the window.
 fn matching(ctx: &Context, window: Window) -> Result<crate::calls::Matching, QueryError> {
     let store = ctx.store;
     let around = |t: Option<i64>, d: i64| t.map(|t| t.saturating_add(d));
     let legs: Vec<crate::cdr::CallRecord> = store
-        .calls_between(around(window.from_ms, -MATCH_MARGIN_MS), window.until_ms)
+        .calls_between(
+            around(window.from_ms, -MATCH_MARGIN_MS),
+            around(window.until_ms, MATCH_MARGIN_MS),
+        )
         .collect::<Result<_, _>>()?;
-    let recordings = collect(store.summaries(
+    let (from, until) = (
         around(window.from_ms, -MATCH_MARGIN_MS),
         around(window.until_ms, MATCH_MARGIN_MS),
-    ))?;
-    let mut m = crate::calls::match_calls(
+    );
+    let mut recordings = collect(store.summaries(from, until))?;
+    let inside =
+        |t: i64| window.from_ms.is_none_or(|f| t >= f) && window.until_ms.is_none_or(|u| t < u);
+    // A recording belongs to the call its key names however far apart their times are (a
+    // copied archive has new file times): those of the window's calls are read by key.
+    let near = |t: i64| from.is_none_or(|f| t >= f) && until.is_none_or(|u| t < u);
+    let mut far: std::collections::BTreeMap<u64, Summary> = Default::default();
+    let mut asked: std::collections::HashSet<&str> = Default::default();
+    for leg in legs.iter().filter(|l| inside(l.start_ms)) {
+        for key in [leg.id.as_str(), leg.call_key()] {
+            if asked.insert(key) {
+                for s in store.recordings_naming(key)? {
+                    if !near(s.started_ms) {
+                        far.insert(s.id, s);
+                    }
+                }
+            }
+        }
+    }
+    recordings.extend(far.into_values());
+    // A key that names no call here may name one outside the margins.
+    let failed = std::cell::RefCell::new(None);
+    let elsewhere = |key: &str| {
+        store.call_named(key).unwrap_or_else(|e| {
+            failed.borrow_mut().get_or_insert(e);
+            None
+        })
+    };
+    let mut m = crate::calls::match_calls_with(
         legs,
         recordings,
+        &elsewhere,
         &ctx.config.calls,
         ctx.config.consent.default,
         ctx.now_ms,
     );
-    let inside =
-        |t: i64| window.from_ms.is_none_or(|f| t >= f) && window.until_ms.is_none_or(|u| t < u);
+    if let Some(e) = failed.into_inner() {
+        return Err(e.into());
+    }
     m.calls.retain(|c| inside(c.start_ms));
     m.orphans.retain(|u| inside(u.started_ms));
     m.ambiguous.retain(|u| inside(u.started_ms));
     Ok(m)
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The coverage digest of a window, made day by day: a UTC day wholly inside the window is
+/// read from the digest the store keeps for it while that is fresh (else matched, and kept
+/// once no call in it is pending); the parts of days at the window's ends are matched afresh.
+/// An open end stops at the first or last call record or recording.
+fn coverage(ctx: &Context, window: Window) -> Result<crate::calls::Digest, QueryError> {
+    use crate::calls::Digest;
+    let store = ctx.store;
+    let mut all = Digest {
+        settled: true,
+        ..Digest::default()
+    };
+    let Some((first, last)) = store.time_span()? else {
+        return Ok(all);
+    };
+    // Nothing lies before the first record or after the last: an open end may go to the
+    // edge of its day, which makes that day whole.
+    let from = window
+        .from_ms
+        .unwrap_or(first.div_euclid(DAY_MS).saturating_mul(DAY_MS));
+    let until = window
+        .until_ms
+        .unwrap_or((last.div_euclid(DAY_MS).saturating_add(1)).saturating_mul(DAY_MS));
+    let config = ctx.config.calls_digest();
+    let mut a = from;
+    while a < until {
+        let day = a.div_euclid(DAY_MS);
+        let b = until.min((day + 1).saturating_mul(DAY_MS));
+        let whole = a == day * DAY_MS && b - a == DAY_MS;
+        let kept = match whole {
+            true => store.day_digest(day, &config)?,
+            false => None,
+        };
+        let d = match kept {
+            Some(d) => d,
+            None => {
+                // Read before matching: a change while it runs leaves the digest stale.
+                let generation = store.day_generation(day)?;
+                let unit = Window {
+                    from_ms: Some(a),
+                    until_ms: Some(b),
+                };
+                let d = crate::calls::Digest::of(&matching(ctx, unit)?, REPORT_LIST_LIMIT);
+                if whole && d.settled {
+                    store.put_day_digest(day, generation, &config, &d)?;
+                }
+                d
+            }
+        };
+        all.merge(d, REPORT_LIST_LIMIT);
+        a = b;
+    }
+    Ok(all)
 }
 
 fn collect(
@@ -1070,10 +1157,7 @@ fn report(ctx: &Context, kind: ReportKind, window: Window) -> Result<Report, Que
         },
         ReportKind::Purged => Report::Purged(purged(store, window)?),
         ReportKind::Retention => Report::Retention(retention(ctx, window)?),
-        ReportKind::Coverage => Report::Coverage(Box::new(crate::calls::coverage_report(
-            &matching(ctx, window)?,
-            REPORT_LIST_LIMIT,
-        ))),
+        ReportKind::Coverage => Report::Coverage(Box::new(coverage(ctx, window)?.report())),
     })
 }
 
@@ -1194,5 +1278,260 @@ fn store_records(
         Box::new(store.all())
     } else {
         Box::new(store.records_between(window.from_ms, window.until_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditAction, Draft};
+    use crate::calls::Digest;
+    use crate::cdr::{CallRecord, Disposition};
+    use crate::metadata::Metadata;
+    use crate::recording_path::RecordingPath;
+    use crate::store::{Record, RecordingId};
+
+    /// 2026-12-01T00:00:00Z.
+    const T0: i64 = 1_796_083_200_000;
+
+    fn leg(id: &str, linked: Option<&str>, start_ms: i64, billsec: u32) -> CallRecord {
+        CallRecord {
+            id: id.into(),
+            linked_id: linked.map(String::from),
+            start_ms,
+            answer_ms: Some(start_ms + 5000),
+            end_ms: start_ms + 5000 + i64::from(billsec) * 1000,
+            duration_s: billsec + 5,
+            billsec,
+            disposition: Disposition::Answered,
+            src: "1001".into(),
+            dst: "2000".into(),
+            clid: String::new(),
+            context: "from-internal".into(),
+            channel: String::new(),
+            dst_channel: String::new(),
+            last_app: "Dial".into(),
+            account: String::new(),
+            userfield: String::new(),
+            recording: None,
+            queue: None,
+            direction: None,
+        }
+    }
+
+    fn rec(id: u64, name: &str, call_id: Option<&str>, started_ms: i64, dur: f64) -> Record {
+        Record {
+            id: RecordingId(id),
+            path: RecordingPath::from_bytes(format!("/r/{name}").as_bytes()).unwrap(),
+            started_ms,
+            duration_s: Some(dur),
+            metadata: Some(Metadata {
+                call_id: call_id.map(String::from),
+                agent: Some(format!("agent{}", id % 3)),
+                ..Metadata::default()
+            }),
+            ..Record::blank()
+        }
+    }
+
+    fn put(store: &Store, r: &Record, previous: Option<&Record>) {
+        let draft = Draft::new("t", AuditAction::Ingest, serde_json::Value::Null).about(r.id.0);
+        store.commit(r, previous, draft, T0).unwrap();
+    }
+
+    /// What the kept digests give, and what matching the whole window at once gives.
+    fn both(ctx: &Context, window: Window) -> (CoverageReportOf, CoverageReportOf) {
+        let kept = coverage(ctx, window).unwrap().report();
+        let whole = Digest::of(&matching(ctx, window).unwrap(), REPORT_LIST_LIMIT).report();
+        (kept, whole)
+    }
+    type CoverageReportOf = crate::calls::CoverageReport;
+
+    fn ctx_at<'a>(store: &'a Store, config: &'a Config, now_ms: i64) -> Context<'a> {
+        Context {
+            store,
+            config,
+            daemon: None,
+            now_ms,
+            purge_lock: None,
+            reload: None,
+        }
+    }
+
+    fn windows() -> [Window; 3] {
+        const H: i64 = 3_600_000;
+        [
+            Window::default(),
+            Window {
+                from_ms: Some(T0 + 86_400_000),
+                until_ms: Some(T0 + 3 * 86_400_000),
+            },
+            Window {
+                from_ms: Some(T0 + 5 * H),
+                until_ms: Some(T0 + 55 * H),
+            },
+        ]
+    }
+
+    #[test]
+    fn coverage_kept_by_day_is_what_matching_the_whole_window_gives_through_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = Config::default();
+        let at = |config, now_ms| ctx_at(&store, config, now_ms);
+        let ctx = at(&config, T0 + 40 * 86_400_000);
+        // Four days of calls, some near midnight, in a fixed pseudo-random order.
+        let mut seed: u64 = 7;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let mut legs = Vec::new();
+        let mut id = 0;
+        for i in 0..160u64 {
+            let start = T0 + (i / 40) as i64 * 86_400_000 + next(86_400) as i64 * 1000;
+            let call = format!("17960{i:03}.{}", next(90));
+            let billsec = 30 + next(300) as u32;
+            legs.push(leg(&call, None, start, billsec));
+            if i % 7 == 0 {
+                legs.push(leg(
+                    &format!("{call}-b"),
+                    Some(&call),
+                    start + 2000,
+                    billsec - 10,
+                ));
+            }
+            let dur = f64::from(billsec);
+            id += 1;
+            let r = match i % 10 {
+                0 => continue,
+                // Copied later: the file's time is days after the call.
+                1 => rec(
+                    id,
+                    &format!("a{i}.wav"),
+                    Some(&call),
+                    start + 3 * 86_400_000,
+                    dur,
+                ),
+                2 => rec(id, &format!("out-{call}.wav"), None, start + 5000, dur),
+                3 => rec(id, &format!("nokey{i}.wav"), None, start + 6000, dur),
+                4 => rec(
+                    id,
+                    &format!("b{i}.wav"),
+                    Some(&call),
+                    start + 5000,
+                    dur / 2.0,
+                ),
+                _ => rec(id, &format!("c{i}.wav"), Some(&call), start + 5000, dur),
+            };
+            put(&store, &r, None);
+        }
+        // Recordings of no call (yet): one names a call that comes later.
+        let stray = rec(900, "stray-late.1.wav", None, T0 + 86_400_000 + 1, 20.0);
+        put(&store, &stray, None);
+        put(
+            &store,
+            &rec(901, "x.wav", None, T0 + 2 * 86_400_000 + 2, 20.0),
+            None,
+        );
+        store.put_calls(&legs, "t", "test", 0, T0).unwrap();
+
+        let check = |what: &str| {
+            for w in windows() {
+                let (kept, whole) = both(&ctx, w);
+                assert_eq!(kept, whole, "{what}, window {w:?}");
+            }
+            both(&ctx, Window::default()).0
+        };
+        let key = config.calls_digest();
+        // Within the grace time of its last calls a day is not kept: it would change with
+        // time alone.
+        let early = at(&config, T0 + 3 * 86_400_000 + 7_300_000);
+        let (kept, whole) = both(&early, Window::default());
+        assert_eq!(kept, whole);
+        assert!(kept.total.pending > 0);
+        assert!(store
+            .day_digest(T0 / 86_400_000 + 3, &key)
+            .unwrap()
+            .is_none());
+        assert!(store
+            .day_digest(T0 / 86_400_000 + 2, &key)
+            .unwrap()
+            .is_some());
+
+        let first = check("at first");
+        assert!(first.total.missing > 0 && first.total.short > 0 && first.orphans >= 2);
+        assert!(first.total.recorded > 100, "{:?}", first.total);
+        for day in 0..7 {
+            let d = T0 / 86_400_000 + day;
+            assert!(
+                store.day_digest(d, &key).unwrap().is_some(),
+                "day {day} kept"
+            );
+        }
+        let kept = || {
+            (0..7)
+                .filter(|day| {
+                    let d = T0 / 86_400_000 + day;
+                    store.day_digest(d, &key).unwrap().is_some()
+                })
+                .count()
+        };
+
+        // The call a stray recording names arrives, two days away from it.
+        store
+            .put_calls(
+                &[leg("late.1", None, T0 + 3 * 86_400_000 + 7_200_000, 60)],
+                "t",
+                "test",
+                0,
+                T0,
+            )
+            .unwrap();
+        assert!(kept() < 7, "the days it touches are no longer kept");
+        let now = check("a late call record");
+        assert_eq!(now.orphans, first.orphans - 1);
+
+        // A recording copied days after its call is cut short: its call's day changes.
+        let far = store
+            .all()
+            .map(|r| r.unwrap())
+            .find(|r| r.path.to_string().ends_with("/a1.wav"))
+            .unwrap();
+        let mut cut = far.clone();
+        cut.duration_s = Some(1.0);
+        put(&store, &cut, Some(&far));
+        let after = check("a far recording changed");
+        assert_eq!(after.total.short, now.total.short + 1);
+
+        // A missing call's recording arrives a week later.
+        let missing = &after.missing[0];
+        put(
+            &store,
+            &rec(
+                950,
+                "late.wav",
+                Some(&missing.call),
+                T0 + 10 * 86_400_000,
+                600.0,
+            ),
+            None,
+        );
+        let found = check("a missing call's recording arrived");
+        assert_eq!(found.total.missing, after.total.missing - 1);
+
+        // A configuration that judges otherwise is not read from the kept digests.
+        let mut strict = config.clone();
+        strict.calls.short_ratio = 0.0;
+        let (kept2, whole2) = both(&at(&strict, ctx.now_ms), Window::default());
+        assert_eq!(kept2, whole2);
+        assert!(found.total.short > 0 && kept2.total.short == 0);
+
+        // Dropping a day's call records turns its recordings into orphans.
+        store.drop_calls_before(T0 + 86_400_000, "t", T0).unwrap();
+        let dropped = check("call records dropped");
+        assert!(dropped.orphans > found.orphans);
     }
 }

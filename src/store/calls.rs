@@ -56,7 +56,15 @@ impl Store {
         time_ms: i64,
         cursor: Option<(&str, Vec<u8>)>,
     ) -> Result<CallsStored, StoreError> {
-        let stored = self.transact("store call records", |tx| {
+        // The legs that change something: those not stored as they are.
+        let changing: Vec<&crate::cdr::CallRecord> = legs
+            .iter()
+            .filter(|l| !matches!(self.trees[CALLS].get(l.id.as_bytes()), Ok(Some(v)) if v.as_ref() == json(*l).as_slice()))
+            .collect();
+        let stored = self.transact_naming("store call records", &changing, |tx, naming| {
+            for &t in naming {
+                tx.touch(t)?;
+            }
             if let Some((key, value)) = &cursor {
                 tx.0[META].insert(key.as_bytes(), value.as_slice())?;
             }
@@ -70,6 +78,8 @@ impl Store {
                         continue;
                     }
                     if let Ok(previous) = serde_json::from_slice::<crate::cdr::CallRecord>(old) {
+                        tx.touch(previous.start_ms)?;
+                        tx.count_leg(&previous, -1)?;
                         tx.0[CALLS_BY_TIME].remove(call_time_key(&previous))?;
                         tx.0[CALLS_BY_KEY].remove(call_key_key(&previous))?;
                     }
@@ -77,6 +87,8 @@ impl Store {
                 } else {
                     n.new += 1;
                 }
+                tx.touch(leg.start_ms)?;
+                tx.count_leg(leg, 1)?;
                 tx.0[CALLS].insert(leg.id.as_bytes(), value)?;
                 tx.0[CALLS_BY_TIME].insert(call_time_key(leg), leg.id.as_bytes())?;
                 tx.0[CALLS_BY_KEY].insert(call_key_key(leg), leg.id.as_bytes())?;
@@ -118,8 +130,14 @@ impl Store {
             }
             let first = batch.iter().map(|l| l.start_ms).min().unwrap_or(before_ms);
             let last = batch.iter().map(|l| l.start_ms).max().unwrap_or(before_ms);
-            self.transact("drop call records", |tx| {
+            let dropping: Vec<&crate::cdr::CallRecord> = batch.iter().collect();
+            self.transact_naming("drop call records", &dropping, |tx, naming| {
+                for &t in naming {
+                    tx.touch(t)?;
+                }
                 for leg in &batch {
+                    tx.touch(leg.start_ms)?;
+                    tx.count_leg(leg, -1)?;
                     tx.0[CALLS].remove(leg.id.as_bytes())?;
                     tx.0[CALLS_BY_TIME].remove(call_time_key(leg))?;
                     tx.0[CALLS_BY_KEY].remove(call_key_key(leg))?;

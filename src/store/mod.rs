@@ -6,7 +6,9 @@
 //! `audit` (sequence number → entry, the hash chain of [`crate::audit`]) and its index
 //! `audit_by_recording` (id, sequence number), `intents` (id → a purge
 //! about to delete that recording's files), `holds` (hold id → hold), and `meta` (the schema
-//! version and the audit chain's head).
+//! version and the audit chain's head); the call records `calls`, `calls_by_time` and
+//! `calls_by_key` ([`calls`]); `recordings_by_call_key`, `call_times`, `day_generations` and
+//! `coverage_digests` ([`digests`]).
 //!
 //! Every change is one transaction with its audit entries: a record and its indexes, or a hold
 //! and the records it covers, or purge intents, exist together with the entries that say who
@@ -30,8 +32,10 @@ pub use calls::CallsStored;
 /// The schema this build writes and reads. 2: consent, holds, purges and the audit log.
 /// 3: the summaries and the score index (for lists, KPIs and reports). 4: the audit log's
 /// index by recording (for `show` and the purge report). 5: the index by content (SHA-256), to
-/// recognise a recording moved inside the roots.
-pub const SCHEMA_VERSION: u32 = 6;
+/// recognise a recording moved inside the roots. 6: the call records. 7: the days' coverage
+/// digests and their generations (a build before 7 would change recordings without moving a
+/// day's generation, and a later one would trust a stale digest: it must refuse the store).
+pub const SCHEMA_VERSION: u32 = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -90,6 +94,7 @@ pub enum StoreError {
 
 pub mod anchor;
 mod calls;
+mod digests;
 mod keys;
 
 pub use crate::record::*;
@@ -116,7 +121,10 @@ const BY_SHA: usize = 13;
 const CALLS: usize = 14;
 const CALLS_BY_TIME: usize = 15;
 const CALLS_BY_KEY: usize = 16;
-const TREES: [&str; 17] = [
+const DAY_GENERATIONS: usize = 17;
+const BY_CALL_KEY: usize = 18;
+const CALL_TIMES: usize = 19;
+const TREES: [&str; 20] = [
     "recordings",
     "by_path",
     "by_state",
@@ -134,11 +142,15 @@ const TREES: [&str; 17] = [
     "calls",
     "calls_by_time",
     "calls_by_key",
+    "day_generations",
+    "recordings_by_call_key",
+    "call_times",
 ];
 
 type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
 
-/// The writes of one transaction.
+/// The writes of one transaction. (It cannot read the trees themselves: sled holds every
+/// other reader and writer back while a transaction runs, and would wait for itself.)
 struct Tx<'a>(&'a [TransactionalTree]);
 
 impl Tx<'_> {
@@ -147,6 +159,15 @@ impl Tx<'_> {
         let key = record.key();
         if let Some(old) = previous {
             let old_key = old.key();
+            self.touch(old.started_ms)?;
+            let (old_keys, new_keys) = (
+                crate::calls::recording_keys(&Summary::of(old)),
+                crate::calls::recording_keys(&Summary::of(record)),
+            );
+            if old_keys != new_keys || old_key != key {
+                self.move_keys_version()?;
+            }
+            self.unindex_call_keys(&Summary::of(old), &old_key)?;
             t[RECORDINGS].remove(&old_key)?;
             t[BY_PATH].remove(old.path.as_bytes())?;
             if !old.sha256.is_empty() {
@@ -166,6 +187,10 @@ impl Tx<'_> {
                 }
             }
         }
+        if previous.is_none() {
+            self.move_keys_version()?;
+        }
+        self.touch(record.started_ms)?;
         t[RECORDINGS].insert(&key[..], encode(record))?;
         t[BY_ID].insert(&record.id.0.to_be_bytes()[..], &key[..])?;
         t[BY_PATH].insert(record.path.as_bytes(), &key[..])?;
@@ -174,6 +199,7 @@ impl Tx<'_> {
         }
         t[BY_STATE].insert(state_key(record.state, &key), &[][..])?;
         let summary = Summary::of(record);
+        self.index_call_keys(&summary, &key)?;
         if let Some(k) = score_key(&summary, &key) {
             t[BY_SCORE].insert(k, &[][..])?;
         }
@@ -274,6 +300,8 @@ fn set_aside_unfinished_snapshots(dir: &Path) -> Result<bool, StoreError> {
 pub struct Store {
     db: sled::Db,
     trees: Vec<sled::Tree>,
+    /// Coverage digests by day (derived, never in a transaction: see [`digests`]).
+    digests: sled::Tree,
     /// The head anchored outside the store, when opened with one.
     anchor: Option<Anchored>,
 }
@@ -380,9 +408,13 @@ impl Store {
             .iter()
             .map(|name| db.open_tree(name).map_err(sled_err("open a tree")))
             .collect::<Result<Vec<_>, _>>()?;
+        let digests = db
+            .open_tree("coverage_digests")
+            .map_err(sled_err("open a tree"))?;
         let store = Store {
             db,
             trees,
+            digests,
             anchor: None,
         };
         let meta = &store.trees[META];
@@ -440,6 +472,27 @@ impl Store {
                         store.trees[AUDIT_BY_RECORDING]
                             .insert(audit_index_key(id, seq), &[][..])
                             .map_err(&upgrade)?;
+                    }
+                }
+                // Version 6 had no index by call key, nor the calls' first start.
+                for kv in store.trees[CALLS].iter().filter(|_| found < 7) {
+                    let (k, v) = kv.map_err(&upgrade)?;
+                    let leg: crate::cdr::CallRecord =
+                        serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                            key: hex::encode(&k),
+                            reason: format!("call record: {e}"),
+                        })?;
+                    store.transact("upgrade the store", |tx| tx.count_leg(&leg, 1))?;
+                }
+                for kv in store.trees[SUMMARIES].iter().filter(|_| found < 7) {
+                    let (k, v) = kv.map_err(&upgrade)?;
+                    let summary = decode_summary(&k, &v)?;
+                    for ck in crate::calls::recording_keys(&summary) {
+                        if let Some(ik) = digests::call_key_index(&ck, &k) {
+                            store.trees[BY_CALL_KEY]
+                                .insert(ik, &[][..])
+                                .map_err(&upgrade)?;
+                        }
                     }
                 }
                 // Version 4 had no index by content.

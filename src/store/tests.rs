@@ -438,3 +438,42 @@ fn unknown_record_versions_are_reported_not_misread() {
     let err = decode(b"k", &[9, b'{', b'}']).unwrap_err();
     assert!(err.to_string().contains("unknown record version 9"));
 }
+
+#[test]
+fn a_version_6_store_gets_its_call_key_index_and_call_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = record(1, "/r/out-1700000000.12.wav", 100);
+    r.metadata = Some(Metadata {
+        call_id: Some("1700000000.12".into()),
+        ..Default::default()
+    });
+    let leg: crate::cdr::CallRecord = serde_json::from_value(serde_json::json!({
+        "id": "1700000000.12", "start_ms": 50, "end_ms": 90_000, "duration_s": 90,
+        "billsec": 80, "disposition": "answered", "src": "1", "dst": "2", "clid": "",
+        "context": "c", "channel": "", "dst_channel": "", "last_app": "Dial",
+        "account": "", "userfield": ""
+    }))
+    .unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let draft = Draft::new("ingest", AuditAction::Ingest, serde_json::json!({}));
+        store.commit_many(&[(r.clone(), draft)], 1).unwrap();
+        store.put_calls(&[leg], "t", "test", 0, 1).unwrap();
+        // As a version 6 store left it: neither the index nor the calls' times.
+        store.trees[BY_CALL_KEY].clear().unwrap();
+        store.trees[CALL_TIMES].clear().unwrap();
+        store.trees[META]
+            .insert("schema_version", &6u32.to_be_bytes())
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let named = store.recordings_naming("1700000000.12").unwrap();
+    assert_eq!(named.iter().map(|s| s.id).collect::<Vec<_>>(), [1]);
+    assert_eq!(store.recordings_naming("out").unwrap().len(), 1);
+    assert_eq!(
+        store.call_named("1700000000.12").unwrap().as_deref(),
+        Some("1700000000.12")
+    );
+    assert_eq!(store.call_named("nothing").unwrap(), None);
+}
