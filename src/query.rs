@@ -737,7 +737,7 @@ use crate::calls::MATCH_MARGIN_MS;
 /// The calls that started in the window, matched with the recordings around it (and the calls
 /// just before and after it, so a recording of one of those is not taken for an orphan); the
 /// orphans and ambiguous recordings are those that started in the window.
-fn matching(ctx: &Context, window: Window) -> Result<crate::calls::Matching, QueryError> {
+pub fn matching(ctx: &Context, window: Window) -> Result<crate::calls::Matching, QueryError> {
     let store = ctx.store;
     let around = |t: Option<i64>, d: i64| t.map(|t| t.saturating_add(d));
     let legs: Vec<crate::cdr::CallRecord> = store

@@ -203,23 +203,26 @@ impl State {
             let now = ingest::now_ms();
             let grace = (config.calls.grace_s * 1000.0) as i64;
             let from = now - 24 * HOUR_MS - grace;
-            let legs: Result<Vec<_>, _> = store
-                .calls_between(Some(from - 6 * HOUR_MS), None)
-                .collect();
-            let recordings: Result<Vec<_>, _> =
-                store.summaries(Some(from - 12 * HOUR_MS), None).collect();
-            let (Ok(legs), Ok(recordings)) = (legs, recordings) else {
-                tracing::error!("the calls check could not read the store");
-                return;
+            // The same matching as `calls list` and `report coverage`.
+            let ctx = crate::query::Context {
+                store: &store,
+                config: &config,
+                daemon: None,
+                now_ms: now,
+                purge_lock: None,
+                reload: None,
             };
-            let mut m = crate::calls::match_calls(
-                legs,
-                recordings,
-                &config.calls,
-                config.consent.default,
-                now,
-            );
-            m.calls.retain(|c| c.start_ms >= from);
+            let window = crate::query::Window {
+                from_ms: Some(from),
+                until_ms: None,
+            };
+            let mut m = match crate::query::matching(&ctx, window) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!("the calls check could not read the store: {e}");
+                    return;
+                }
+            };
             // The day whose calls are all past their grace time.
             let day = crate::calls::Matching {
                 calls: m
