@@ -388,7 +388,7 @@ pub struct ChannelTracker {
 
 /// Samples of the decimated signal per hum block (about 0.5 s at about 1 kHz, 2 Hz bins: short
 /// enough that pauses between prompts hold whole blocks free of speech).
-const HUM_BLOCK: usize = 512;
+pub(crate) const HUM_BLOCK: usize = 512;
 /// Frames per block of the running floor (1 s), and how far above it a frame needs no VAD.
 const FLOOR_BLOCK_FRAMES: usize = 50;
 const FAR_ABOVE_FLOOR_DB: f64 = 25.0;

@@ -45,6 +45,8 @@ pub struct ChannelResult {
     pub clipped: u64,
     pub dropout_s: f64,
     pub speech_spectrum: Option<(Vec<f64>, f64)>,
+    /// The speech's and the noise's long-term spectra.
+    pub long_term: Option<Spectra>,
     pub hum: Option<spectrum::Hum>,
 }
 
@@ -280,30 +282,7 @@ const PRE_EMPHASIS: f64 = 0.97;
 /// 1 kHz and a raw roll-off says little about the channel. Pre-emphasis (+6 dB/octave, as
 /// every speech front end applies) flattens that tilt, so the 95% roll-off lands near the top
 /// of the band the channel really carries: about 3.4 kHz for a clean narrowband call.
-fn speech_spectrum(
-    spectra: &[LevelSpectra; 2],
-    noise_db: f64,
-    gate_db: f64,
-) -> Option<(Vec<f64>, f64)> {
-    let (speech, n) = spectra[1].mean_between(gate_db, f64::INFINITY);
-    if n == 0 {
-        return None;
-    }
-    let (quiet0, n0) = spectra[0].mean_between(f64::NEG_INFINITY, noise_db + 3.0);
-    let (quiet1, n1) = spectra[1].mean_between(f64::NEG_INFINITY, noise_db + 3.0);
-    let clean: Vec<f64> = if n0 + n1 > 0 {
-        speech
-            .iter()
-            .zip(quiet0.iter().zip(&quiet1))
-            .map(|(s, (a, b))| {
-                let noise = (a * n0 as f64 + b * n1 as f64) / (n0 + n1) as f64;
-                (s - noise).max(0.0)
-            })
-            .collect()
-    } else {
-        speech
-    };
-    let bin_hz = spectra[1].bin_hz;
+fn speech_spectrum(clean: &[f64], bin_hz: f64) -> (Vec<f64>, f64) {
     let rate = bin_hz * 2.0 * (clean.len() - 1) as f64;
     let emphasised = clean
         .iter()
@@ -313,7 +292,98 @@ fn speech_spectrum(
             p * (1.0 + PRE_EMPHASIS * PRE_EMPHASIS - 2.0 * PRE_EMPHASIS * w.cos())
         })
         .collect();
-    Some((emphasised, bin_hz))
+    (emphasised, bin_hz)
+}
+
+/// The long-term spectra of a channel's speech (loud speech frames, the noise taken out) and
+/// of its noise (the quiet frames), and their bin width; none without speech frames. No noise
+/// spectrum without quiet frames.
+pub struct Spectra {
+    pub speech: Vec<f64>,
+    pub noise: Option<Vec<f64>>,
+    pub bin_hz: f64,
+}
+
+fn spectra_of(spectra: &[LevelSpectra; 2], noise_db: f64, gate_db: f64) -> Option<Spectra> {
+    let (speech, n) = spectra[1].mean_between(gate_db, f64::INFINITY);
+    if n == 0 {
+        return None;
+    }
+    let (quiet0, n0) = spectra[0].mean_between(f64::NEG_INFINITY, noise_db + 3.0);
+    let (quiet1, n1) = spectra[1].mean_between(f64::NEG_INFINITY, noise_db + 3.0);
+    let noise: Option<Vec<f64>> = (n0 + n1 > 0).then(|| {
+        quiet0
+            .iter()
+            .zip(&quiet1)
+            .map(|(a, b)| (a * n0 as f64 + b * n1 as f64) / (n0 + n1) as f64)
+            .collect()
+    });
+    let speech = match &noise {
+        Some(noise) => speech
+            .iter()
+            .zip(noise)
+            .map(|(s, n)| (s - n).max(0.0))
+            .collect(),
+        None => speech,
+    };
+    Some(Spectra {
+        speech,
+        noise,
+        bin_hz: spectra[1].bin_hz,
+    })
+}
+
+/// The active speech level over the hum's (its lines that stand out), in dB. The hum spectrum
+/// is the Hann-windowed |X|^2 of `HUM_BLOCK` samples: a line of mean square P peaks at
+/// P N^2 / 8 in its bin.
+fn hum_snr_db(active_power: Option<f64>, hum: Option<spectrum::Hum>) -> Option<f64> {
+    let n = super::features::HUM_BLOCK as f64;
+    let hum_power = hum?.power * 8.0 / (n * n);
+    let speech = active_power?;
+    (hum_power > 0.0).then(|| round2(level_db(speech) - level_db(hum_power)))
+}
+
+/// The telephone band a listener hears through a handset: ITU-T P.830's IRS receive
+/// characteristic passes about 300-3400 Hz (and PESQ filters with it); what lies below, rumble,
+/// brown noise, mains hum, is heard little or not at all.
+const PHONE_BAND_HZ: (f64, f64) = (300.0, 3400.0);
+/// The band's correction is bounded: a noise all outside the band is still not silence.
+const PHONE_BAND_MAX_DB: f64 = 20.0;
+
+/// How much more of the speech's power than of the noise's lies in the telephone band, in dB:
+/// the SNR a listener hears is the SNR plus this. Summed over channels' spectra for a mix.
+fn phone_band_db(spectra: &[&Spectra]) -> Option<f64> {
+    let first = spectra.first()?;
+    let bins = first.speech.len();
+    let mut speech = vec![0.0; bins];
+    let mut noise = vec![0.0; bins];
+    for s in spectra {
+        speech.iter_mut().zip(&s.speech).for_each(|(a, x)| *a += x);
+        noise
+            .iter_mut()
+            .zip(s.noise.as_ref()?)
+            .for_each(|(a, x)| *a += x);
+    }
+    let in_band = |i: usize| {
+        let hz = i as f64 * first.bin_hz;
+        hz >= PHONE_BAND_HZ.0 && hz <= PHONE_BAND_HZ.1
+    };
+    let share = |p: &[f64]| {
+        let all: f64 = p.iter().sum();
+        let band: f64 = p
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| in_band(*i))
+            .map(|(_, x)| x)
+            .sum();
+        (all > 0.0).then(|| band / all)
+    };
+    let (s, n) = (share(&speech)?, share(&noise)?);
+    if s <= 0.0 {
+        return None;
+    }
+    let db = 10.0 * (s / n.max(1e-12)).log10();
+    Some(db.min(PHONE_BAND_MAX_DB))
 }
 
 /// Mains hum, looked for in the quiet blocks' spectrum: those within 3 dB of the noise floor,
@@ -400,11 +470,15 @@ pub fn channel(
     );
     let noise_db = level_db(b.noise_power);
     let gate_db = noise_db + cfg.vad.energy_margin_db.max(2.0 * seg.noise.spread_db);
-    let spectrum = if seg.segments.is_empty() {
+    let long_term = if seg.segments.is_empty() {
         None
     } else {
-        speech_spectrum(&f.spectra, noise_db, gate_db)
+        spectra_of(&f.spectra, noise_db, gate_db)
     };
+    let spectrum = long_term
+        .as_ref()
+        .map(|s| speech_spectrum(&s.speech, s.bin_hz));
+    let band_db = long_term.as_ref().and_then(|s| phone_band_db(&[s]));
     // Music everywhere leaves no noise to measure (nor hum to find above it: a bass line is
     // not mains hum).
     let unmeasured = !b.noise_measured && !holds.is_empty();
@@ -423,7 +497,9 @@ pub fn channel(
     let noise = Noise {
         floor_dbfs: (!unmeasured).then_some(noise_db),
         snr_db: b.snr_db.map(round2),
+        phone_snr_db: b.snr_db.zip(band_db).map(|(s, d)| round2(s + d)),
         hum_hz: hum.map(|h| h.hz),
+        hum_snr_db: hum_snr_db(b.active_power, hum),
     };
     let metrics = assemble(
         b,
@@ -452,6 +528,7 @@ pub fn channel(
         clipped,
         dropout_s,
         speech_spectrum: spectrum,
+        long_term,
         hum,
     }
 }
@@ -508,10 +585,17 @@ pub fn mix(
         .sum::<f64>()
         / channels.len().max(1) as f64;
     let peak = features.iter().map(|f| f.peak).fold(0.0, f32::max);
+    let long_term: Vec<&Spectra> = channels
+        .iter()
+        .filter_map(|c| c.long_term.as_ref())
+        .collect();
+    let band_db = phone_band_db(&long_term);
     let noise = Noise {
         floor_dbfs: (b.noise_measured || holds.is_empty()).then_some(noise_db),
         snr_db: b.snr_db.map(round2),
+        phone_snr_db: b.snr_db.zip(band_db).map(|(s, d)| round2(s + d)),
         hum_hz: hum.map(|h| h.hz),
+        hum_snr_db: hum_snr_db(b.active_power, hum),
     };
     assemble(
         b,

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const SCHEMA: &str = "callwarden.analysis.v1.1";
+pub const SCHEMA: &str = "callwarden.analysis.v1.2";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -145,7 +145,13 @@ pub struct Level {
 pub struct Noise {
     pub floor_dbfs: Option<f64>,
     pub snr_db: Option<f64>,
+    /// The SNR in the telephone band (300-3400 Hz) a listener hears through a handset.
+    #[serde(default)]
+    pub phone_snr_db: Option<f64>,
     pub hum_hz: Option<u32>,
+    /// The active speech level over the hum's, in dB.
+    #[serde(default)]
+    pub hum_snr_db: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! The quality score, its MOS and grade, and the flags: a pure judgement of measurements.
 //!
-//! Formula `score.v1.1`, explained term by term in `docs/scoring.md`: the score starts at 100 and
+//! Formula `score.v2`, explained term by term in `docs/scoring.md`: the score starts at 100 and
 //! each impairment takes points off, every term continuous and saturating, in the manner of the
 //! ITU-T G.107 E-model (whose rating R it mirrors, so its R-to-MOS mapping applies). Thresholds
 //! come from the configuration; nothing here reads a clock or a file.
@@ -9,26 +9,34 @@ use crate::config::{Config, Thresholds};
 
 use super::model::{DecodeReport, Flag, Grade, Metrics, Penalty, Quality, Severity};
 
-pub const FORMULA: &str = "score.v1.1";
+pub const FORMULA: &str = "score.v2";
 
 /// SNR at or above which noise costs nothing, and at which the noise term saturates.
 const SNR_CLEAN_DB: f64 = 35.0;
 const SNR_WORST_DB: f64 = -5.0;
-const NOISE_MAX: f64 = 50.0;
+/// v2: fitted to PESQ-NB on the dev half (`scripts/score-v2`): 1.8 times v1's 50.
+const NOISE_MAX: f64 = 90.0;
 /// Points per dB of speech level outside the [too_quiet, too_loud] band, and the cap.
 const LEVEL_PER_DB: f64 = 1.5;
 const LEVEL_MAX: f64 = 20.0;
-/// Clipping: 10 points per decade of clipped share above 1e-4, at most 30.
+/// Clipping: 18 points per decade of clipped share above 1e-4, at most 55 (v2: 1.8 times v1's
+/// 10 and 30, fitted to PESQ-NB).
 const CLIP_FROM: f64 = 1e-4;
-const CLIP_PER_DECADE: f64 = 10.0;
-const CLIP_MAX: f64 = 30.0;
+const CLIP_PER_DECADE: f64 = 18.0;
+const CLIP_MAX: f64 = 55.0;
 /// G.113's packet-loss robustness of G.711 without concealment.
 const BPL_G711: f64 = 4.3;
 const LOSS_MAX: f64 = 60.0;
 /// Bandwidth: no cost at the muffled threshold, the full cost at 500 Hz.
 const BANDWIDTH_FLOOR_HZ: f64 = 500.0;
-const BANDWIDTH_MAX: f64 = 25.0;
-const HUM_POINTS: f64 = 5.0;
+/// v2: 1.3 times v1's 25, fitted to PESQ-NB.
+const BANDWIDTH_MAX: f64 = 33.0;
+/// Hum (v2, fitted to PESQ-NB): points per dB the speech stands less than `HUM_CLEAN_DB` over
+/// the hum, at most `HUM_MAX`; a report without that level pays v1's fixed 5.
+const HUM_PER_DB: f64 = 2.8;
+const HUM_CLEAN_DB: f64 = 23.0;
+const HUM_MAX: f64 = 50.0;
+const HUM_POINTS_V1: f64 = 5.0;
 const DEAD_AIR_EACH: f64 = 2.0;
 const DEAD_AIR_MAX: f64 = 10.0;
 const ONE_SIDED_POINTS: f64 = 30.0;
@@ -146,7 +154,8 @@ pub fn assess(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Quality {
 /// clipping, dropouts, bandwidth, hum.
 fn leg_terms(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<(&'static str, f64)> {
     let mut out = Vec::new();
-    if let Some(snr) = m.noise.snr_db {
+    // The noise a listener hears: in the telephone band where it was measured (v2).
+    if let Some(snr) = m.noise.phone_snr_db.or(m.noise.snr_db) {
         let x = ((SNR_CLEAN_DB - snr) / (SNR_CLEAN_DB - SNR_WORST_DB)).clamp(0.0, 1.0);
         out.push(("noise", NOISE_MAX * x));
     }
@@ -171,7 +180,10 @@ fn leg_terms(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<(&'static str
         out.push(("bandwidth", BANDWIDTH_MAX * x));
     }
     if m.noise.hum_hz.is_some() {
-        out.push(("hum", HUM_POINTS));
+        let points = m.noise.hum_snr_db.map_or(HUM_POINTS_V1, |db| {
+            (HUM_PER_DB * (HUM_CLEAN_DB - db)).clamp(0.0, HUM_MAX)
+        });
+        out.push(("hum", points));
     }
     out.retain(|(_, p)| *p > 0.0);
     out

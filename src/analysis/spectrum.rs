@@ -93,6 +93,9 @@ pub struct Hum {
     pub lines: usize,
     /// The strongest line's height over the noise around it.
     pub excess_db: f64,
+    /// The power of the lines that stand out (the sum of their peak bins), in the spectrum's
+    /// units.
+    pub power: f64,
 }
 
 /// Looks for a 50 or 60 Hz line family in `power` (bins `bin_hz` apart, at least ~1 Hz fine):
@@ -112,6 +115,7 @@ pub fn detect_hum(power: &[f64], bin_hz: f64, max_hz: f64, margin_db: f64) -> Op
     for f0 in [50u32, 60] {
         let mut lines = 0;
         let mut strongest = f64::NEG_INFINITY;
+        let mut power_sum = 0.0;
         let mut k = 1;
         while (k * f0) as f64 <= max_hz {
             let f = (k * f0) as f64;
@@ -139,6 +143,7 @@ pub fn detect_hum(power: &[f64], bin_hz: f64, max_hz: f64, margin_db: f64) -> Op
             if excess >= margin_db {
                 lines += 1;
                 strongest = strongest.max(excess);
+                power_sum += line;
             }
         }
         if lines >= 2 {
@@ -146,6 +151,7 @@ pub fn detect_hum(power: &[f64], bin_hz: f64, max_hz: f64, margin_db: f64) -> Op
                 hz: f0,
                 lines,
                 excess_db: strongest,
+                power: power_sum,
             };
             best = match best {
                 Some(b) if b.lines > lines || (b.lines == lines && b.excess_db >= strongest) => {

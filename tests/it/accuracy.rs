@@ -620,3 +620,42 @@ fn loud_fluctuating_hum_is_not_speech() {
     eprintln!("{lines:#?}");
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// What a handset lets through (`noise.phone_snr_db`, score.v2's noise term): noise below the
+/// telephone band counts little, white noise about as the full band; and the hum's height
+/// (`noise.hum_db`, score.v2's hum term) rises with the hum.
+#[test]
+fn the_snr_a_listener_hears_is_the_telephone_band_s_and_hum_is_graded() {
+    let call = standard_call();
+    let n = call.samples.len();
+    let gap = |noise: &[f32]| {
+        let a = analyze(&call.with_noise(noise, 10.0), 1);
+        let (full, phone) = (a.metrics.noise.snr_db, a.metrics.noise.phone_snr_db);
+        phone.unwrap() - full.unwrap()
+    };
+    let white_gap = gap(&white(n, 11));
+    let brown_gap = gap(&brown(n, 11));
+    println!("phone - full SNR: white {white_gap:+.1} dB, brown {brown_gap:+.1} dB");
+    assert!(white_gap.abs() <= 2.0, "white: {white_gap}");
+    assert!(brown_gap >= 6.0, "brown: {brown_gap}");
+    let hum = |dbfs: f64| {
+        let a = analyze(&with_hum(&call.samples, 50.0, dbfs), 1);
+        let q = a.quality.penalties.iter().find(|p| p.term == "hum");
+        let level = a.metrics.level.active_speech_dbfs.unwrap();
+        (
+            level,
+            a.metrics.noise.hum_snr_db.unwrap(),
+            q.map_or(0.0, |p| p.points),
+        )
+    };
+    let (soft, loud) = (hum(-50.0), hum(-30.0));
+    println!("hum at -50 dBFS: {soft:?}, at -30 dBFS: {loud:?} (speech dBFS, over hum dB, points)");
+    // The hum's level is read from its lines: `with_hum`'s fundamental peaks at `dbfs` (a
+    // mean square 3 dB lower) and its harmonics 2-5 at 1/k add sum(1/k^2) in power.
+    let harmonics_db = 10.0 * (1..=5).map(|k| 1.0 / (k * k) as f64).sum::<f64>().log10();
+    for (dbfs, (level, over, _)) in [(-50.0, soft), (-30.0, loud)] {
+        let truth = level - (dbfs - 3.01 + harmonics_db);
+        assert!((over - truth).abs() <= 2.0, "{dbfs}: {over} vs {truth}");
+    }
+    assert!(loud.2 > soft.2, "{soft:?} {loud:?}");
+}
