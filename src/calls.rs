@@ -127,18 +127,23 @@ pub struct Matching {
 /// The keys a recording's file name may carry for its call: its stem, and the stem's parts
 /// between `-`, `_` and spaces.
 pub fn name_keys(path: &crate::recording_path::RecordingPath) -> Vec<String> {
-    let stem = path
-        .file_stem()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut keys: Vec<String> = std::iter::once(stem.as_str())
-        .chain(stem.split(['-', '_', ' ']))
-        .filter(|k| !k.is_empty())
-        .map(String::from)
-        .collect();
+    let mut keys: Vec<String> = name_tokens(&stem_of(path)).map(String::from).collect();
     keys.sort();
     keys.dedup();
     keys
+}
+
+fn stem_of(path: &crate::recording_path::RecordingPath) -> String {
+    path.file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// [`name_keys`] of a stem, unsorted, possibly repeated.
+fn name_tokens(stem: &str) -> impl Iterator<Item = &str> {
+    std::iter::once(stem)
+        .chain(stem.split(['-', '_', ' ']))
+        .filter(|k| !k.is_empty())
 }
 
 /// Every key a recording may carry for its call: its sidecar's call id and its name's keys.
@@ -218,12 +223,13 @@ pub fn match_calls_with(
         let by_name = || {
             let mut here: HashSet<usize> = HashSet::new();
             let mut away: HashSet<String> = HashSet::new();
-            for k in name_keys(&s.path) {
-                match ids.get(k.as_str()) {
+            let stem = stem_of(&s.path);
+            for k in name_tokens(&stem) {
+                match ids.get(k) {
                     Some(&i) => {
                         here.insert(i);
                     }
-                    None => away.extend(elsewhere(&k)),
+                    None => away.extend(elsewhere(k)),
                 }
             }
             (here, away)
