@@ -55,17 +55,23 @@ fn decode_call_time(v: &[u8]) -> Option<(i64, u64)> {
     Some((start, n))
 }
 
-/// The meta key moved by every change to what call keys name (a recording's keys, a call
-/// record): a change of call records read the recordings that name them before its
-/// transaction, and retries if this moved meanwhile.
-const KEYS_VERSION: &str = "call_keys_version";
 const RETRY: &str = "retry: the recordings' call keys changed meanwhile";
+
+#[cfg(test)]
+thread_local! {
+    /// Run once between [`Store::transact_naming`]'s reads and its transaction (a test's way
+    /// into the race).
+    pub(super) static BETWEEN: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+        std::cell::RefCell::new(None);
+}
 
 impl Store {
     /// Runs a transaction that changes call records (`legs`, as they will be, and those they
     /// replace or drop): `f` gets the start times of every recording that names one of them
     /// by its id or call key, whose days it must move. A transaction cannot scan, so they are
-    /// read before it; one that finds they may have changed meanwhile starts again.
+    /// read before it, with each key's version (`call_key_versions`, moved by every recording
+    /// that gains or loses the key) and each leg as stored; a transaction that finds one of
+    /// them changed meanwhile starts again.
     pub(super) fn transact_naming<T>(
         &self,
         what: &'static str,
@@ -74,21 +80,30 @@ impl Store {
     ) -> Result<T, StoreError> {
         let read = sled_err("read the index by call key");
         loop {
-            let version = self.trees[META].get(KEYS_VERSION).map_err(&read)?;
+            let stored: Vec<Option<sled::IVec>> = legs
+                .iter()
+                .map(|l| self.trees[CALLS].get(l.id.as_bytes()))
+                .collect::<Result<_, _>>()
+                .map_err(&read)?;
+            let previous: Vec<crate::cdr::CallRecord> = stored
+                .iter()
+                .flatten()
+                .filter_map(|v| serde_json::from_slice(v).ok())
+                .collect();
             let mut keys: Vec<&str> = legs
                 .iter()
                 .flat_map(|l| [l.id.as_str(), l.call_key()])
+                .chain(previous.iter().map(|l| l.call_key()))
                 .collect();
-            let stored: Vec<crate::cdr::CallRecord> = legs
-                .iter()
-                .filter_map(|l| self.trees[CALLS].get(l.id.as_bytes()).transpose())
-                .filter_map(|v| v.ok().and_then(|v| serde_json::from_slice(&v).ok()))
-                .collect();
-            keys.extend(stored.iter().map(|l| l.call_key()));
             keys.sort_unstable();
             keys.dedup();
+            let mut versions = Vec::with_capacity(keys.len());
             let mut times = Vec::new();
             for key in keys {
+                let version = self.trees[CALL_KEY_VERSIONS]
+                    .get(key.as_bytes())
+                    .map_err(&read)?;
+                versions.push((key, version));
                 for kv in self.trees[BY_CALL_KEY].scan_prefix(prefix(key)) {
                     let (k, _) = kv.map_err(&read)?;
                     times.extend(k.len().checked_sub(16).and_then(|at| key_time(&k[at..])));
@@ -96,11 +111,21 @@ impl Store {
             }
             times.sort_unstable();
             times.dedup();
+            #[cfg(test)]
+            if let Some(between) = BETWEEN.with(|b| b.borrow_mut().take()) {
+                between();
+            }
             let done = self.transact(what, |tx| {
-                if tx.0[META].get(KEYS_VERSION)? != version {
-                    return Err(ConflictableTransactionError::Abort(RETRY.into()));
+                let moved = |same: bool| match same {
+                    true => Ok(()),
+                    false => Err(ConflictableTransactionError::Abort(RETRY.to_string())),
+                };
+                for (leg, before) in legs.iter().zip(&stored) {
+                    moved(tx.0[CALLS].get(leg.id.as_bytes())? == *before)?;
                 }
-                tx.move_keys_version()?;
+                for (key, before) in &versions {
+                    moved(tx.0[CALL_KEY_VERSIONS].get(key.as_bytes())? == *before)?;
+                }
                 f(tx, &times)
             });
             match done {
@@ -112,10 +137,12 @@ impl Store {
 }
 
 impl Tx<'_> {
-    /// Moves [`KEYS_VERSION`].
-    pub(super) fn move_keys_version(&self) -> TxResult<()> {
-        let id = self.0[META].generate_id()?;
-        self.0[META].insert(KEYS_VERSION, &id.to_be_bytes()[..])?;
+    /// Moves the version of each of these call keys (see [`Store::transact_naming`]).
+    pub(super) fn move_key_versions(&self, keys: &[String]) -> TxResult<()> {
+        for key in keys {
+            let id = self.0[CALL_KEY_VERSIONS].generate_id()?;
+            self.0[CALL_KEY_VERSIONS].insert(key.as_bytes(), &id.to_be_bytes()[..])?;
+        }
         Ok(())
     }
 

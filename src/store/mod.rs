@@ -7,8 +7,8 @@
 //! `audit_by_recording` (id, sequence number), `intents` (id → a purge
 //! about to delete that recording's files), `holds` (hold id → hold), and `meta` (the schema
 //! version and the audit chain's head); the call records `calls`, `calls_by_time` and
-//! `calls_by_key` ([`calls`]); `recordings_by_call_key`, `call_times`, `day_generations` and
-//! `coverage_digests` ([`digests`]).
+//! `calls_by_key` ([`calls`]); `recordings_by_call_key`, `call_times`, `call_key_versions`,
+//! `day_generations` and `coverage_digests` ([`digests`]).
 //!
 //! Every change is one transaction with its audit entries: a record and its indexes, or a hold
 //! and the records it covers, or purge intents, exist together with the entries that say who
@@ -124,7 +124,8 @@ const CALLS_BY_KEY: usize = 16;
 const DAY_GENERATIONS: usize = 17;
 const BY_CALL_KEY: usize = 18;
 const CALL_TIMES: usize = 19;
-const TREES: [&str; 20] = [
+const CALL_KEY_VERSIONS: usize = 20;
+const TREES: [&str; 21] = [
     "recordings",
     "by_path",
     "by_state",
@@ -145,6 +146,7 @@ const TREES: [&str; 20] = [
     "day_generations",
     "recordings_by_call_key",
     "call_times",
+    "call_key_versions",
 ];
 
 type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
@@ -165,7 +167,8 @@ impl Tx<'_> {
                 crate::calls::recording_keys(&Summary::of(record)),
             );
             if old_keys != new_keys || old_key != key {
-                self.move_keys_version()?;
+                self.move_key_versions(&old_keys)?;
+                self.move_key_versions(&new_keys)?;
             }
             self.unindex_call_keys(&Summary::of(old), &old_key)?;
             t[RECORDINGS].remove(&old_key)?;
@@ -188,7 +191,7 @@ impl Tx<'_> {
             }
         }
         if previous.is_none() {
-            self.move_keys_version()?;
+            self.move_key_versions(&crate::calls::recording_keys(&Summary::of(record)))?;
         }
         self.touch(record.started_ms)?;
         t[RECORDINGS].insert(&key[..], encode(record))?;

@@ -477,3 +477,40 @@ fn a_version_6_store_gets_its_call_key_index_and_call_times() {
     );
     assert_eq!(store.call_named("nothing").unwrap(), None);
 }
+
+#[test]
+fn a_recording_stored_while_call_records_are_read_moves_their_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
+    const DAY: i64 = 86_400_000;
+    let leg: crate::cdr::CallRecord = serde_json::from_value(serde_json::json!({
+        "id": "late.1", "start_ms": 10 * DAY, "end_ms": 10 * DAY + 60_000, "duration_s": 60,
+        "billsec": 55, "disposition": "answered", "src": "1", "dst": "2", "clid": "",
+        "context": "c", "channel": "", "dst_channel": "", "last_app": "Dial",
+        "account": "", "userfield": ""
+    }))
+    .unwrap();
+    // A recording naming that call, days away from it, stored after the call records' reads
+    // and before their transaction.
+    let mut r = record(1, "/r/late.1.wav", 20 * DAY);
+    r.metadata = Some(Metadata {
+        call_id: Some("late.1".into()),
+        ..Default::default()
+    });
+    let (s2, r2) = (store.clone(), r.clone());
+    let generation = std::sync::Arc::new(std::sync::Mutex::new(0));
+    let g2 = generation.clone();
+    super::digests::BETWEEN.with(|b| {
+        *b.borrow_mut() = Some(Box::new(move || {
+            let draft = Draft::new("t", AuditAction::Ingest, serde_json::json!({}));
+            s2.commit(&r2, None, draft, 1).unwrap();
+            *g2.lock().unwrap() = s2.day_generation(20).unwrap();
+        }))
+    });
+    store.put_calls(&[leg], "t", "test", 0, 1).unwrap();
+    let after_recording = *generation.lock().unwrap();
+    assert_ne!(after_recording, 0);
+    // The call records' transaction saw the recording's key move, read again, and moved the
+    // recording's day (its recording is no longer an orphan there).
+    assert_ne!(store.day_generation(20).unwrap(), after_recording);
+}
