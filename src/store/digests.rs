@@ -49,6 +49,13 @@ fn key_time(record_key: &[u8]) -> Option<i64> {
     Some((u64::from_be_bytes(b) ^ (1 << 63)) as i64)
 }
 
+/// A call's entry in `call_times`: its first start and its legs.
+pub(super) fn encode_call_time(start_ms: i64, legs: u64) -> Vec<u8> {
+    let mut v = start_ms.to_be_bytes().to_vec();
+    v.extend_from_slice(&legs.to_be_bytes());
+    v
+}
+
 fn decode_call_time(v: &[u8]) -> Option<(i64, u64)> {
     let start = i64::from_be_bytes(v.get(..8)?.try_into().ok()?);
     let n = u64::from_be_bytes(v.get(8..16)?.try_into().ok()?);
@@ -198,8 +205,7 @@ impl Tx<'_> {
         if n == 0 {
             self.0[CALL_TIMES].remove(key.as_bytes())?;
         } else {
-            let mut v = start.min(leg.start_ms).to_be_bytes().to_vec();
-            v.extend_from_slice(&n.to_be_bytes());
+            let v = encode_call_time(start.min(leg.start_ms), n);
             self.0[CALL_TIMES].insert(key.as_bytes(), v)?;
         }
         Ok(())

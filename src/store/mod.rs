@@ -477,15 +477,30 @@ impl Store {
                             .map_err(&upgrade)?;
                     }
                 }
-                // Version 6 had no index by call key, nor the calls' first start.
-                for kv in store.trees[CALLS].iter().filter(|_| found < 7) {
-                    let (k, v) = kv.map_err(&upgrade)?;
-                    let leg: crate::cdr::CallRecord =
-                        serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                            key: hex::encode(&k),
-                            reason: format!("call record: {e}"),
-                        })?;
-                    store.transact("upgrade the store", |tx| tx.count_leg(&leg, 1))?;
+                // Version 6 had no index by call key, nor the calls' first start and legs
+                // (counted afresh: an interrupted upgrade must not count a leg twice).
+                if found < 7 {
+                    let mut calls: std::collections::HashMap<String, (i64, u64)> =
+                        std::collections::HashMap::new();
+                    for kv in store.trees[CALLS].iter() {
+                        let (k, v) = kv.map_err(&upgrade)?;
+                        let leg: crate::cdr::CallRecord =
+                            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                                key: hex::encode(&k),
+                                reason: format!("call record: {e}"),
+                            })?;
+                        let e = calls
+                            .entry(leg.call_key().to_string())
+                            .or_insert((leg.start_ms, 0));
+                        e.0 = e.0.min(leg.start_ms);
+                        e.1 += 1;
+                    }
+                    store.trees[CALL_TIMES].clear().map_err(&upgrade)?;
+                    for (key, (start, n)) in calls {
+                        store.trees[CALL_TIMES]
+                            .insert(key.as_bytes(), digests::encode_call_time(start, n))
+                            .map_err(&upgrade)?;
+                    }
                 }
                 for kv in store.trees[SUMMARIES].iter().filter(|_| found < 7) {
                     let (k, v) = kv.map_err(&upgrade)?;

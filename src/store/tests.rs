@@ -459,9 +459,12 @@ fn a_version_6_store_gets_its_call_key_index_and_call_times() {
         let draft = Draft::new("ingest", AuditAction::Ingest, serde_json::json!({}));
         store.commit_many(&[(r.clone(), draft)], 1).unwrap();
         store.put_calls(&[leg], "t", "test", 0, 1).unwrap();
-        // As a version 6 store left it: neither the index nor the calls' times.
+        // As a version 6 store left it: no index; and calls' times miscounted, as an
+        // interrupted upgrade could leave them.
         store.trees[BY_CALL_KEY].clear().unwrap();
-        store.trees[CALL_TIMES].clear().unwrap();
+        store.trees[CALL_TIMES]
+            .insert("1700000000.12", super::digests::encode_call_time(50, 7))
+            .unwrap();
         store.trees[META]
             .insert("schema_version", &6u32.to_be_bytes())
             .unwrap();
@@ -476,6 +479,9 @@ fn a_version_6_store_gets_its_call_key_index_and_call_times() {
         Some("1700000000.12")
     );
     assert_eq!(store.call_named("nothing").unwrap(), None);
+    // Counted afresh: once its one leg is dropped, the call is gone.
+    store.drop_calls_before(i64::MAX, "t", 2).unwrap();
+    assert_eq!(store.call_named("1700000000.12").unwrap(), None);
 }
 
 #[test]
