@@ -155,22 +155,22 @@ impl Tx<'_> {
 
     /// Indexes a recording by the keys it carries for its call, and moves the days of the
     /// calls they name: a recording belongs to its call however far apart their times are.
-    pub(super) fn index_call_keys(&self, s: &Summary, record_key: &[u8]) -> TxResult<()> {
-        for ck in crate::calls::recording_keys(s) {
-            if let Some(k) = call_key_index(&ck, record_key) {
+    pub(super) fn index_call_keys(&self, keys: &[String], record_key: &[u8]) -> TxResult<()> {
+        for ck in keys {
+            if let Some(k) = call_key_index(ck, record_key) {
                 self.0[BY_CALL_KEY].insert(k, &[][..])?;
-                self.touch_calls_named(&ck)?;
+                self.touch_calls_named(ck)?;
             }
         }
         Ok(())
     }
 
     /// Undoes [`Tx::index_call_keys`] for a recording's previous version.
-    pub(super) fn unindex_call_keys(&self, s: &Summary, record_key: &[u8]) -> TxResult<()> {
-        for ck in crate::calls::recording_keys(s) {
-            if let Some(k) = call_key_index(&ck, record_key) {
+    pub(super) fn unindex_call_keys(&self, keys: &[String], record_key: &[u8]) -> TxResult<()> {
+        for ck in keys {
+            if let Some(k) = call_key_index(ck, record_key) {
                 self.0[BY_CALL_KEY].remove(k)?;
-                self.touch_calls_named(&ck)?;
+                self.touch_calls_named(ck)?;
             }
         }
         Ok(())

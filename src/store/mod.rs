@@ -159,18 +159,18 @@ impl Tx<'_> {
     fn put(&self, record: &Record, previous: Option<&Record>) -> TxResult<()> {
         let t = self.0;
         let key = record.key();
+        let summary = Summary::of(record);
+        let keys = crate::calls::recording_keys(&summary);
         if let Some(old) = previous {
             let old_key = old.key();
+            let old_summary = Summary::of(old);
+            let old_keys = crate::calls::recording_keys(&old_summary);
             self.touch(old.started_ms)?;
-            let (old_keys, new_keys) = (
-                crate::calls::recording_keys(&Summary::of(old)),
-                crate::calls::recording_keys(&Summary::of(record)),
-            );
-            if old_keys != new_keys || old_key != key {
+            if old_keys != keys || old_key != key {
                 self.move_key_versions(&old_keys)?;
-                self.move_key_versions(&new_keys)?;
+                self.move_key_versions(&keys)?;
             }
-            self.unindex_call_keys(&Summary::of(old), &old_key)?;
+            self.unindex_call_keys(&old_keys, &old_key)?;
             t[RECORDINGS].remove(&old_key)?;
             t[BY_PATH].remove(old.path.as_bytes())?;
             if !old.sha256.is_empty() {
@@ -178,7 +178,7 @@ impl Tx<'_> {
             }
             t[BY_STATE].remove(state_key(old.state, &old_key))?;
             t[SUMMARIES].remove(&old_key[..])?;
-            if let Some(k) = score_key(&Summary::of(old), &old_key) {
+            if let Some(k) = score_key(&old_summary, &old_key) {
                 t[BY_SCORE].remove(k)?;
             }
             if let Some(m) = &old.metadata {
@@ -191,7 +191,7 @@ impl Tx<'_> {
             }
         }
         if previous.is_none() {
-            self.move_key_versions(&crate::calls::recording_keys(&Summary::of(record)))?;
+            self.move_key_versions(&keys)?;
         }
         self.touch(record.started_ms)?;
         t[RECORDINGS].insert(&key[..], encode(record))?;
@@ -201,8 +201,7 @@ impl Tx<'_> {
             t[BY_SHA].insert(named_key(&record.sha256, &key), &[][..])?;
         }
         t[BY_STATE].insert(state_key(record.state, &key), &[][..])?;
-        let summary = Summary::of(record);
-        self.index_call_keys(&summary, &key)?;
+        self.index_call_keys(&keys, &key)?;
         if let Some(k) = score_key(&summary, &key) {
             t[BY_SCORE].insert(k, &[][..])?;
         }
