@@ -45,6 +45,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub alerts: AlertsConfig,
     pub calls: CallsConfig,
+    pub pci: PciConfig,
 }
 
 /// The PBX's call records (CDRs) and how recordings are matched and judged against them.
@@ -246,6 +247,8 @@ pub struct ConsentConfig {
     pub default: ConsentLaw,
     /// The first rule that matches a call decides its law.
     pub rule: Vec<ConsentRule>,
+    /// The recorder's periodic beep, looked for in every recording.
+    pub beep: Option<BeepConfig>,
 }
 
 impl Default for ConsentConfig {
@@ -253,6 +256,50 @@ impl Default for ConsentConfig {
         ConsentConfig {
             default: ConsentLaw::OneParty,
             rule: Vec::new(),
+            beep: None,
+        }
+    }
+}
+
+/// The periodic tone a recorder mixes into what it records (Asterisk MixMonitor's
+/// `B(interval)`): its frequency and how often it sounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeepConfig {
+    /// The beep's frequency (Hz).
+    pub frequency_hz: f64,
+    /// Seconds from one beep to the next.
+    pub period_s: f64,
+    /// How far a beep may be from where the period puts it (seconds).
+    #[serde(default = "default_beep_tolerance_s")]
+    pub tolerance_s: f64,
+}
+
+fn default_beep_tolerance_s() -> f64 {
+    1.0
+}
+
+/// Card data keyed as DTMF into recordings (PCI DSS): where it is watched for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PciConfig {
+    /// Recordings in any of these queues, or with any of these tags, are watched; both empty:
+    /// every recording.
+    pub queue: Vec<String>,
+    pub tag: Vec<String>,
+    /// A burst of at least this many digits is card data (or a PIN) to a `pci` alert rule.
+    pub min_digits: u32,
+    /// Digits at most this far apart (seconds) are one burst.
+    pub burst_gap_s: f64,
+}
+
+impl Default for PciConfig {
+    fn default() -> Self {
+        PciConfig {
+            queue: Vec::new(),
+            tag: Vec::new(),
+            min_digits: 4,
+            burst_gap_s: 2.0,
         }
     }
 }
@@ -718,6 +765,30 @@ impl Config {
             key,
             problem: problem.to_string(),
         };
+        if let Some(beep) = &self.consent.beep {
+            // The filters read tones up to 3.4 kHz (the telephone band) at any rate.
+            if !(beep.frequency_hz >= 100.0 && beep.frequency_hz <= 3400.0) {
+                return Err(bad("consent.beep.frequency_hz", "must be 100 to 3400 Hz"));
+            }
+            if !(beep.period_s.is_finite() && beep.period_s >= 1.0) {
+                return Err(bad("consent.beep.period_s", "must be 1 second or more"));
+            }
+            if !(beep.tolerance_s.is_finite()
+                && beep.tolerance_s > 0.0
+                && beep.tolerance_s < beep.period_s / 2.0)
+            {
+                return Err(bad(
+                    "consent.beep.tolerance_s",
+                    "must be above 0 and under half the period",
+                ));
+            }
+        }
+        if self.pci.min_digits == 0 {
+            return Err(bad("pci.min_digits", "must be 1 or more"));
+        }
+        if !(self.pci.burst_gap_s.is_finite() && self.pci.burst_gap_s > 0.0) {
+            return Err(bad("pci.burst_gap_s", "must be above 0 seconds"));
+        }
         let c = &self.calls;
         if let Err(e) = crate::cdr::Zone::get(&c.timezone) {
             return Err(bad("calls.timezone", &e));

@@ -89,6 +89,7 @@ mod tests {
                     requires: ConsentLaw::AllParty,
                 },
             ],
+            ..Default::default()
         };
         let m = |queue: Option<&str>, direction, tags: &[&str]| Metadata {
             queue: queue.map(String::from),

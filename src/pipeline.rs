@@ -181,6 +181,7 @@ pub fn analyze_file(
         metrics: analysis.metrics,
         channels: analysis.channels,
         conversation: analysis.conversation,
+        evidence: analysis.evidence,
         decode,
         analyzer: model::Analyzer {
             version: env!("CARGO_PKG_VERSION").to_string(),

@@ -12,6 +12,7 @@ use crate::config::VadMode;
 
 use super::music::{Tone, ToneTracker};
 use super::spectrum::PowerSpectrum;
+use super::tones::{Beep, Dtmf, ToneSpan};
 use super::vad::{self, Vad};
 
 /// A sample whose magnitude is at or below this is digital silence (about -72 dBFS; covers the
@@ -287,6 +288,9 @@ pub struct ChannelFeatures {
     /// Held spectral peaks (`music`), and the number of 80 ms hops they were looked for in.
     pub tones: Vec<Tone>,
     pub tone_hops: usize,
+    /// DTMF tones (when, never which digit) and the recorder's beeps (`tones`).
+    pub dtmf: Vec<ToneSpan>,
+    pub beeps: Vec<ToneSpan>,
 }
 
 /// Runs of digital silence at most this long (200 ms, the longest dropout) between sound are
@@ -384,6 +388,8 @@ pub struct ChannelTracker {
     hum_block_halves: u32,
     hum_spectrum: PowerSpectrum,
     tone_tracker: ToneTracker,
+    dtmf: Dtmf,
+    beep: Option<Beep>,
 }
 
 /// Samples of the decimated signal per hum block (about 0.5 s at about 1 kHz, 2 Hz bins: short
@@ -402,7 +408,13 @@ pub const HALVES_PER_VAD: usize = VAD_FRAME_MS / 10;
 const VAD_FALLBACK_RATE: u32 = 8000;
 
 impl ChannelTracker {
-    pub fn new(rate: u32, full_scale: f32, mode: VadMode) -> Result<ChannelTracker, String> {
+    /// A tracker for one channel at `rate` Hz; `beep_hz` is the recorder's beep to look for.
+    pub fn new(
+        rate: u32,
+        full_scale: f32,
+        mode: VadMode,
+        beep_hz: Option<f64>,
+    ) -> Result<ChannelTracker, String> {
         let half_len = ((rate as f64) / 100.0).round().max(1.0) as usize;
         let frame_len = 2 * half_len;
         let spectrum = PowerSpectrum::new(frame_len);
@@ -439,6 +451,8 @@ impl ChannelTracker {
                 hum: LevelSpectra::new(hum_spectrum.bins(), hum_bin_hz),
                 tones: Vec::new(),
                 tone_hops: 0,
+                dtmf: Vec::new(),
+                beeps: Vec::new(),
             },
             frame_len,
             full_scale,
@@ -466,6 +480,8 @@ impl ChannelTracker {
             hum_block_halves: 0,
             hum_spectrum,
             tone_tracker: ToneTracker::new(rate, frame_len),
+            dtmf: Dtmf::new(rate, half_len),
+            beep: beep_hz.map(|hz| Beep::new(hz, rate, half_len)),
         })
     }
 
@@ -504,6 +520,10 @@ impl ChannelTracker {
         }
         self.f.samples += tail.len() as u64;
         (self.f.tones, self.f.tone_hops) = self.tone_tracker.finish();
+        self.f.dtmf = self.dtmf.finish();
+        if let Some(beep) = self.beep {
+            self.f.beeps = beep.finish();
+        }
         self.f
     }
 
@@ -540,6 +560,11 @@ impl ChannelTracker {
                     lead: lead as u16,
                     trail: trail as u16,
                 });
+            }
+            let index = self.f.halves.len() as u32;
+            self.dtmf.half(index, half, ac);
+            if let Some(beep) = &mut self.beep {
+                beep.half(index, half, ac);
             }
             self.f.halves.push(Half::new(power, band, ac, low));
             if max >= 0.5 * self.full_scale {
@@ -815,12 +840,12 @@ mod tests {
             .map(|i| 0.3 * (i as f32 * 0.05).sin() + if i % 7 == 0 { 0.01 } else { 0.0 })
             .collect();
         let whole = {
-            let mut t = ChannelTracker::new(8000, 1.0, VadMode::Aggressive).unwrap();
+            let mut t = ChannelTracker::new(8000, 1.0, VadMode::Aggressive, None).unwrap();
             t.push(&x);
             t.finish()
         };
         let split = {
-            let mut t = ChannelTracker::new(8000, 1.0, VadMode::Aggressive).unwrap();
+            let mut t = ChannelTracker::new(8000, 1.0, VadMode::Aggressive, None).unwrap();
             for c in x.chunks(333) {
                 t.push(c);
             }

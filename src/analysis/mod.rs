@@ -7,6 +7,7 @@
 
 pub mod echo;
 pub mod features;
+pub mod goertzel;
 pub mod legs;
 pub mod measure;
 pub mod model;
@@ -14,6 +15,7 @@ pub mod music;
 pub mod score;
 pub mod segments;
 pub mod spectrum;
+pub mod tones;
 pub mod track;
 pub mod vad;
 
@@ -49,6 +51,7 @@ pub struct Analysis {
     pub quality: Quality,
     pub channels: Option<Vec<ChannelReport>>,
     pub conversation: Option<Conversation>,
+    pub evidence: model::Evidence,
 }
 
 impl Analyzer {
@@ -73,7 +76,14 @@ impl Analyzer {
             ));
         }
         let trackers = (0..channels)
-            .map(|_| ChannelTracker::new(rate, full_scale, config.analysis.vad.mode))
+            .map(|_| {
+                ChannelTracker::new(
+                    rate,
+                    full_scale,
+                    config.analysis.vad.mode,
+                    config.consent.beep.as_ref().map(|b| b.frequency_hz),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(unsupported)?;
         Ok(Analyzer {
@@ -265,6 +275,8 @@ fn judge(
         },
         config,
     );
+    let mut quality = quality;
+    let evidence = evidence(features, &roles, timing, config, &mut quality.flags);
     let conversation = multi.then(|| Conversation {
         lost_legs: lost,
         echoes,
@@ -288,5 +300,90 @@ fn judge(
         quality,
         channels,
         conversation,
+        evidence,
     }
+}
+
+/// Seconds, to the millisecond.
+fn ms(s: f64) -> f64 {
+    (s * 1000.0).round() / 1000.0
+}
+
+/// The compliance evidence in the channels' tones, with the flags it raises.
+fn evidence(
+    features: &[ChannelFeatures],
+    roles: &[String],
+    timing: Timing,
+    config: &Config,
+    flags: &mut Vec<model::Flag>,
+) -> model::Evidence {
+    let multi = features.len() > 1;
+    let mut bursts: Vec<model::DtmfBurst> = features
+        .iter()
+        .zip(roles)
+        .flat_map(|(f, role)| {
+            tones::bursts(&f.dtmf, config.pci.burst_gap_s)
+                .into_iter()
+                .map(move |b| model::DtmfBurst {
+                    start_s: ms(b.start_s),
+                    end_s: ms(b.end_s),
+                    digits: b.tones.len() as u32,
+                    channel: multi.then(|| role.clone()),
+                    tones: b
+                        .tones
+                        .iter()
+                        .map(|t| [ms(t.start_s), ms(t.end_s)])
+                        .collect(),
+                })
+        })
+        .collect();
+    bursts.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    let dtmf = model::DtmfEvidence {
+        digits: bursts.iter().map(|b| b.digits).sum(),
+        longest_burst: bursts.iter().map(|b| b.digits).max().unwrap_or(0),
+        bursts,
+    };
+    if dtmf.digits > 0 {
+        flags.push(model::Flag {
+            code: "dtmf_in_recording".into(),
+            severity: model::Severity::Warn,
+            message: format!(
+                "{} DTMF digit(s) keyed in {} burst(s), the longest of {}",
+                dtmf.digits,
+                dtmf.bursts.len(),
+                dtmf.longest_burst
+            ),
+            channel: None,
+        });
+    }
+    let beep = config.consent.beep.as_ref().map(|cfg| {
+        let heard: Vec<tones::ToneSpan> = features
+            .iter()
+            .flat_map(|f| f.beeps.iter().copied())
+            .collect();
+        let run = tones::beep_run(&heard, timing.duration_s, cfg.period_s, cfg.tolerance_s);
+        let ran_through = run.stopped_at_s.is_none() && !run.late_start;
+        if let Some(at) = run.stopped_at_s {
+            flags.push(model::Flag {
+                code: "beep_stopped".into(),
+                severity: model::Severity::Warn,
+                message: if run.count == 0 {
+                    "the recording beep was never heard".into()
+                } else {
+                    format!("the recording beep stopped at {at:.1} s")
+                },
+                channel: None,
+            });
+        }
+        model::BeepEvidence {
+            frequency_hz: cfg.frequency_hz,
+            period_s: cfg.period_s,
+            count: run.count,
+            first_s: run.first_s.map(ms),
+            last_s: run.last_s.map(ms),
+            ran_through,
+            stopped_at_s: run.stopped_at_s.map(ms),
+        }
+    });
+    model::Evidence { dtmf, beep }
 }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const SCHEMA: &str = "callwarden.analysis.v1.2";
+pub const SCHEMA: &str = "callwarden.analysis.v1.3";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -20,6 +20,9 @@ pub struct Report {
     pub channels: Option<Vec<ChannelReport>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation: Option<Conversation>,
+    /// Compliance evidence in the audio itself (added in v1.3; reports before it read as none).
+    #[serde(default)]
+    pub evidence: Evidence,
     pub decode: DecodeReport,
     pub analyzer: Analyzer,
 }
@@ -211,6 +214,56 @@ pub struct EchoReport {
     pub channel: String,
     pub delay_ms: f64,
     pub erl_db: f64,
+}
+
+/// What the audio itself shows for compliance: digits keyed into it, the recorder's beep.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub dtmf: DtmfEvidence,
+    /// Only when a beep is configured (`[consent.beep]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beep: Option<BeepEvidence>,
+}
+
+/// DTMF keyed into the call: how many digits and when, never which (keeping the digits would
+/// put card data in the store).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DtmfEvidence {
+    pub digits: u32,
+    /// Digits in the longest burst.
+    pub longest_burst: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bursts: Vec<DtmfBurst>,
+}
+
+/// Digits keyed close together (`pci.burst_gap_s`), on one channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DtmfBurst {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub digits: u32,
+    /// Multi-channel recordings: the role of the channel it was keyed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// When each digit's tone sounded.
+    pub tones: Vec<[f64; 2]>,
+}
+
+/// The recorder's periodic beep: whether it ran through the call, and where it stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BeepEvidence {
+    pub frequency_hz: f64,
+    pub period_s: f64,
+    /// Beeps heard in step with the period.
+    pub count: u32,
+    pub first_s: Option<f64>,
+    pub last_s: Option<f64>,
+    /// Every beep the period called for was heard, from the start of the call to its end.
+    pub ran_through: bool,
+    /// Where the beep stopped: the end of the last beep heard before one due was missing
+    /// (`0` when none was heard though one was due).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at_s: Option<f64>,
 }
 
 /// How decoding went (an addition to the contract).

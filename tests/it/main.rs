@@ -7,6 +7,7 @@ mod cli;
 mod compliance;
 mod daemon;
 mod decode;
+mod evidence;
 mod first_day;
 mod heldout;
 mod ingest;

@@ -31,7 +31,7 @@ fn quantised(x: &[f32]) -> Vec<f32> {
 }
 
 /// G.711 µ-law of a 16-bit sample (ITU-T G.711, as in the reference `linear2ulaw`).
-fn to_mulaw(x: i16) -> u8 {
+pub(crate) fn to_mulaw(x: i16) -> u8 {
     const BIAS: i32 = 0x84;
     let mut s = x as i32;
     let sign = if s < 0 {
@@ -67,7 +67,7 @@ fn to_alaw(x: i16) -> u8 {
     (((seg as i32) << 4 | mantissa) ^ mask) as u8
 }
 
-fn through(x: &[f32], encode: fn(i16) -> u8, decode: fn(u8) -> i16) -> Vec<f32> {
+pub(crate) fn through(x: &[f32], encode: fn(i16) -> u8, decode: fn(u8) -> i16) -> Vec<f32> {
     x.iter()
         .map(|&v| decode(encode(q16(v))) as f32 / 32768.0)
         .collect()

@@ -1,0 +1,456 @@
+//! Signalling tones in the audio, in pass one: DTMF digits keyed into the call (ITU-T Q.23,
+//! Q.24) and the recorder's periodic beep.
+//!
+//! The model, in a paragraph. A signalling tone is one or two steady sinusoids at frequencies
+//! fixed in advance that, while they sound, hold nearly all of the signal's power. So every
+//! 10 ms half of the channel is put through a bank of Goertzel filters at those frequencies
+//! (`goertzel`); a half is a *hit* when the tones' power is above the lowest level a receiver
+//! must accept, they hold most of the half's power (speech and music spread theirs over many
+//! partials and formants), and (for DTMF) the two groups' levels are within the twist a
+//! receiver allows. Consecutive hits of the same tone make a run; a run is a tone when it lasts
+//! as long as Q.24 requires and its frequencies, read from the bins' phase advance over the whole
+//! run, are within tolerance. A voice's harmonics glide with its pitch, so they fail that test
+//! even where they line up with a DTMF pair for a moment. Only when and how long a tone sounded
+//! is kept, never which digit it was: keeping the digits would put card data in the store.
+
+use super::goertzel::{Bank, Bin};
+
+/// Q.23's low (row) and high (column) groups.
+pub const ROWS_HZ: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+pub const COLS_HZ: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+
+/// Halves below this mean-square power (-40 dB, about -34 dBm0) hold no tone a receiver must
+/// take: Q.24's receivers must accept tones down to -25 dBm0 per frequency (the margin covers
+/// the weakest tone of a twisted pair). Quieter halves skip the filters altogether.
+const MIN_TONE_POWER: f32 = 1e-4;
+/// The tones hold at least this share of a hit's power. A clean pair holds nearly all of it;
+/// noise 10 dB below the tones leaves 0.91, and a tone 1.5 % off its bin loses 0.9 dB in a 10 ms
+/// block (0.74 left). A voiced sound spreads its power over a dozen harmonics and formants.
+const MIN_SHARE: f32 = 0.6;
+/// Twist: the two groups' levels may differ by up to 8 dB either way (Q.24's receivers take
+/// 8 dB of normal twist and 4 dB of reverse twist or more; the line's tilt is unknown here).
+const MAX_TWIST: f32 = 6.309_573; // 10^(8/10)
+/// Q.24's frequency tolerances: a receiver accepts a tone within 1.5 % of its frequency and
+/// rejects one beyond 3.5 %; the line between is drawn halfway.
+const MAX_OFFSET: f64 = 0.025;
+/// Q.24's durations: tones of 40 ms or more are taken, of 23 ms or less refused; the line is
+/// drawn at 32 ms. Interruptions of 10 ms (one half) are bridged, as Q.24 asks.
+const MIN_TONE_S: f64 = 0.032;
+const BRIDGE_HALVES: u32 = 1;
+
+/// A tone found: when it sounded, in seconds from the start of the channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ToneSpan {
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+/// The run of hits of one tone (a DTMF pair, or the beep) being followed.
+#[derive(Debug, Clone)]
+struct Run {
+    key: u8,
+    first: u32,
+    last: u32,
+    /// Amplitudes (square root of the tones' power) of the first and last hit, their sum and
+    /// their maximum: the edges and the duration are read from them, a partly covered half
+    /// counting for its share.
+    first_amp: f32,
+    last_amp: f32,
+    sum_amp: f32,
+    max_amp: f32,
+    /// `Σ bin[b] conj(bin[b-1])` over consecutive hits, per lane of the tone.
+    advance: [Bin; 2],
+    /// The last hit's bins, per lane of the tone.
+    prev: [Bin; 2],
+}
+
+/// Follows runs of hits and turns the ones that pass into tones.
+#[derive(Debug, Clone)]
+struct Runs {
+    half_s: f64,
+    run: Option<Run>,
+    found: Vec<ToneSpan>,
+}
+
+/// One hit: the tone's key, its lanes' bins and its amplitude.
+struct Hit {
+    key: u8,
+    bins: [Bin; 2],
+    amp: f32,
+}
+
+impl Runs {
+    fn new(half_s: f64) -> Runs {
+        Runs {
+            half_s,
+            run: None,
+            found: Vec::new(),
+        }
+    }
+
+    /// The next half, `index`, with its hit if it is one; `within` tells whether a run's
+    /// frequencies, from its lanes' phase advance, hold.
+    fn half(&mut self, index: u32, hit: Option<Hit>, within: impl Fn(u8, [Bin; 2]) -> bool) {
+        if let Some(run) = &mut self.run {
+            let continues = hit.as_ref().is_some_and(|h| h.key == run.key)
+                && index <= run.last + 1 + BRIDGE_HALVES;
+            if continues {
+                let h = hit.as_ref().expect("checked");
+                if index == run.last + 1 {
+                    for k in 0..2 {
+                        let a = h.bins[k].times_conj(run.prev[k]);
+                        run.advance[k].re += a.re;
+                        run.advance[k].im += a.im;
+                    }
+                }
+                run.prev = h.bins;
+                run.last = index;
+                run.last_amp = h.amp;
+                run.sum_amp += h.amp;
+                run.max_amp = run.max_amp.max(h.amp);
+                return;
+            }
+            if hit.is_none() && index <= run.last + BRIDGE_HALVES {
+                return;
+            }
+            self.close(&within);
+        }
+        if let Some(h) = hit {
+            self.run = Some(Run {
+                key: h.key,
+                first: index,
+                last: index,
+                first_amp: h.amp,
+                last_amp: h.amp,
+                sum_amp: h.amp,
+                max_amp: h.amp,
+                advance: [Bin::default(); 2],
+                prev: h.bins,
+            });
+        }
+    }
+
+    /// Ends the run being followed: a tone if it lasted and held its frequencies.
+    fn close(&mut self, within: &impl Fn(u8, [Bin; 2]) -> bool) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let duration_s = (run.sum_amp / run.max_amp) as f64 * self.half_s;
+        // Frequencies are read from two consecutive hits or more.
+        let measured = run.advance.iter().all(|a| a.norm_sqr() > 0.0);
+        if duration_s < MIN_TONE_S || !measured || !within(run.key, run.advance) {
+            return;
+        }
+        let share = |amp: f32| (amp / run.max_amp).min(1.0) as f64;
+        self.found.push(ToneSpan {
+            start_s: (run.first as f64 + 1.0 - share(run.first_amp)) * self.half_s,
+            end_s: (run.last as f64 + share(run.last_amp)) * self.half_s,
+        });
+    }
+}
+
+/// Pass one's DTMF detector for one channel.
+#[derive(Debug, Clone)]
+pub struct Dtmf {
+    bank: Bank<8>,
+    runs: Runs,
+}
+
+impl Dtmf {
+    /// A detector for halves of `half_len` samples at `rate` Hz.
+    pub fn new(rate: u32, half_len: usize) -> Dtmf {
+        let mut hz = [0.0; 8];
+        hz[..4].copy_from_slice(&ROWS_HZ);
+        hz[4..].copy_from_slice(&COLS_HZ);
+        Dtmf {
+            bank: Bank::new(hz, rate, half_len),
+            runs: Runs::new(half_len as f64 / rate as f64),
+        }
+    }
+
+    /// The next half (`index`), whose mean-square power about its mean is `ac`.
+    #[inline]
+    pub fn half(&mut self, index: u32, half: &[f32], ac: f32) {
+        let hit = (ac >= MIN_TONE_POWER).then(|| self.hit(half, ac)).flatten();
+        if hit.is_none() && self.runs.run.is_none() {
+            return;
+        }
+        let bank = &self.bank;
+        self.runs
+            .half(index, hit, |key, advance| pair_within(bank, key, advance));
+    }
+
+    fn hit(&self, half: &[f32], ac: f32) -> Option<Hit> {
+        let bins = self.bank.bins(half);
+        let powers = bins.map(|b| self.bank.power(b));
+        let strongest = |lanes: std::ops::Range<usize>| {
+            lanes
+                .max_by(|&a, &b| powers[a].total_cmp(&powers[b]))
+                .expect("four lanes")
+        };
+        let (row, col) = (strongest(0..4), strongest(4..8));
+        let (low, high) = (powers[row], powers[col]);
+        let steady = low.min(high) >= MIN_TONE_POWER / 4.0
+            && low <= high * MAX_TWIST
+            && high <= low * MAX_TWIST
+            && low + high >= MIN_SHARE * ac;
+        steady.then(|| Hit {
+            key: (row * 4 + (col - 4)) as u8,
+            bins: [bins[row], bins[col]],
+            amp: (low + high).sqrt(),
+        })
+    }
+
+    /// Ends the stream: the tones found, in order.
+    pub fn finish(mut self) -> Vec<ToneSpan> {
+        let bank = &self.bank;
+        self.runs
+            .close(&|key, advance| pair_within(bank, key, advance));
+        self.runs.found
+    }
+}
+
+/// Whether both frequencies of the pair `key` (row * 4 + column), read from their lanes' phase
+/// advance, are within Q.24's tolerance.
+fn pair_within(bank: &Bank<8>, key: u8, advance: [Bin; 2]) -> bool {
+    let (row, col) = ((key / 4) as usize, 4 + (key % 4) as usize);
+    [row, col]
+        .iter()
+        .zip(advance)
+        .all(|(&k, a)| (bank.offset_hz(k, a) / bank.hz[k]).abs() <= MAX_OFFSET)
+}
+
+/// Pass one's detector of the recorder's beep (one configured frequency) for one channel.
+#[derive(Debug, Clone)]
+pub struct Beep {
+    bank: Bank<1>,
+    runs: Runs,
+}
+
+/// A beep is a tone like a DTMF pair's, mixed into the call at a prompt's level: halves below
+/// -50 dB (mean square) are not looked at.
+const MIN_BEEP_POWER: f32 = 1e-5;
+/// Unlike a digit, a beep sounds over whoever is talking (the recorder mixes it in): over a
+/// voice at its own level it holds half the power, over one 3 dB louder a third. Below that
+/// share the voice hides it (the period's check lets one hidden beep pass).
+const MIN_BEEP_SHARE: f32 = 0.33;
+
+impl Beep {
+    pub fn new(hz: f64, rate: u32, half_len: usize) -> Beep {
+        Beep {
+            bank: Bank::new([hz], rate, half_len),
+            runs: Runs::new(half_len as f64 / rate as f64),
+        }
+    }
+
+    #[inline]
+    pub fn half(&mut self, index: u32, half: &[f32], ac: f32) {
+        let hit = (ac >= MIN_BEEP_POWER)
+            .then(|| {
+                let bin = self.bank.bins(half)[0];
+                let power = self.bank.power(bin);
+                (power >= MIN_BEEP_SHARE * ac).then(|| Hit {
+                    key: 0,
+                    bins: [bin, bin],
+                    amp: power.sqrt(),
+                })
+            })
+            .flatten();
+        if hit.is_none() && self.runs.run.is_none() {
+            return;
+        }
+        let bank = &self.bank;
+        self.runs
+            .half(index, hit, |_, advance| tone_within(bank, advance[0]));
+    }
+
+    pub fn finish(mut self) -> Vec<ToneSpan> {
+        let bank = &self.bank;
+        self.runs
+            .close(&|_, advance: [Bin; 2]| tone_within(bank, advance[0]));
+        self.runs.found
+    }
+}
+
+fn tone_within(bank: &Bank<1>, advance: Bin) -> bool {
+    (bank.offset_hz(0, advance) / bank.hz[0]).abs() <= MAX_OFFSET
+}
+
+/// A burst of digits: tones at most `gap_s` apart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Burst {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub tones: Vec<ToneSpan>,
+}
+
+/// The tones grouped into bursts: a card number or a PIN is keyed as digits a few hundred
+/// milliseconds apart, with pauses of a second or two between groups.
+pub fn bursts(tones: &[ToneSpan], gap_s: f64) -> Vec<Burst> {
+    let mut out: Vec<Burst> = Vec::new();
+    for &t in tones {
+        match out.last_mut() {
+            Some(b) if t.start_s - b.end_s <= gap_s => {
+                b.end_s = t.end_s;
+                b.tones.push(t);
+            }
+            _ => out.push(Burst {
+                start_s: t.start_s,
+                end_s: t.end_s,
+                tones: vec![t],
+            }),
+        }
+    }
+    out
+}
+
+/// The beep as the period expects it: how many beeps were heard in step, the first and the
+/// last, and where it stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BeepRun {
+    pub count: u32,
+    pub first_s: Option<f64>,
+    pub last_s: Option<f64>,
+    /// The end of the last beep heard before one due was missing; `Some(0.0)` when none was
+    /// heard though one was due.
+    pub stopped_at_s: Option<f64>,
+    /// The first beep came later than one period (and its tolerance) into the call.
+    pub late_start: bool,
+}
+
+/// Judges the beeps heard (any channel) against the period. A beep is in step when it starts a
+/// whole number of periods (one or two: a loud voice can hide one beep) after the last one in
+/// step, within the tolerance; beeps out of step (a voice's note that passed as a tone) are not
+/// counted. The beep stopped where no beep in step came for two periods, or the call went on
+/// that long after the last.
+pub fn beep_run(beeps: &[ToneSpan], duration_s: f64, period_s: f64, tolerance_s: f64) -> BeepRun {
+    let mut sorted: Vec<ToneSpan> = beeps.to_vec();
+    sorted.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    let due = period_s + tolerance_s;
+    let lost = 2.0 * period_s + tolerance_s;
+    let Some(&first) = sorted.first() else {
+        return BeepRun {
+            count: 0,
+            first_s: None,
+            last_s: None,
+            stopped_at_s: (duration_s > due).then_some(0.0),
+            late_start: duration_s > due,
+        };
+    };
+    let mut count = 1;
+    let mut last = first;
+    let mut stopped = None;
+    for &b in &sorted[1..] {
+        let since = b.start_s - last.start_s;
+        if since > lost {
+            stopped = Some(last.end_s);
+            break;
+        }
+        let in_step = (1..=2).any(|k| (since - k as f64 * period_s).abs() <= tolerance_s);
+        if in_step {
+            count += 1;
+            last = b;
+        }
+    }
+    if stopped.is_none() && duration_s - last.start_s > lost {
+        stopped = Some(last.end_s);
+    }
+    BeepRun {
+        count,
+        first_s: Some(first.start_s),
+        last_s: Some(last.end_s),
+        stopped_at_s: stopped,
+        late_start: first.start_s > due,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: u32 = 8000;
+
+    /// The tones a detector finds in one DTMF pair of `ms` milliseconds at `row`/`col` Hz,
+    /// with `low_db`/`high_db` (peak dBFS) levels, between 100 ms of silence.
+    fn pair(row: f64, col: f64, ms: f64, low_db: f64, high_db: f64) -> Vec<ToneSpan> {
+        let lead = 800;
+        let len = (ms / 1000.0 * RATE as f64) as usize;
+        let mut x = vec![0.0f32; lead + len + lead];
+        for (hz, db) in [(row, low_db), (col, high_db)] {
+            let amp = 10f64.powf(db / 20.0);
+            for i in 0..len {
+                let t = i as f64 / RATE as f64;
+                x[lead + i] += (amp * (std::f64::consts::TAU * hz * t).sin()) as f32;
+            }
+        }
+        let mut d = Dtmf::new(RATE, 80);
+        for (j, half) in x.chunks_exact(80).enumerate() {
+            let mean = half.iter().sum::<f32>() / 80.0;
+            let ac = half.iter().map(|v| v * v).sum::<f32>() / 80.0 - mean * mean;
+            d.half(j as u32, half, ac);
+        }
+        d.finish()
+    }
+
+    #[test]
+    fn q24_frequency_tolerance_accepts_1_5_and_rejects_3_5_percent() {
+        for (row, col) in ROWS_HZ.iter().zip(COLS_HZ) {
+            for off in [-0.015, 0.0, 0.015] {
+                let found = pair(row * (1.0 + off), col * (1.0 - off), 60.0, -15.0, -15.0);
+                assert_eq!(found.len(), 1, "{row}/{col} Hz {off:+}: {found:?}");
+            }
+            for off in [-0.035, 0.035] {
+                let found = pair(row * (1.0 + off), col, 60.0, -15.0, -15.0);
+                assert!(found.is_empty(), "{row} Hz {off:+}: {found:?}");
+                let found = pair(*row, col * (1.0 + off), 60.0, -15.0, -15.0);
+                assert!(found.is_empty(), "{col} Hz {off:+}: {found:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn q24_durations_take_40_ms_and_refuse_23_ms() {
+        assert_eq!(pair(770.0, 1336.0, 40.0, -20.0, -20.0).len(), 1);
+        assert!(pair(770.0, 1336.0, 23.0, -20.0, -20.0).is_empty());
+        let found = pair(852.0, 1477.0, 80.0, -20.0, -20.0);
+        assert_eq!(found.len(), 1);
+        assert!((found[0].start_s - 0.1).abs() < 0.005, "{found:?}");
+        assert!((found[0].end_s - 0.18).abs() < 0.005, "{found:?}");
+    }
+
+    #[test]
+    fn twist_beyond_8_db_and_tones_too_weak_are_refused() {
+        assert_eq!(pair(941.0, 1209.0, 60.0, -12.0, -18.0).len(), 1);
+        assert!(pair(941.0, 1209.0, 60.0, -10.0, -21.0).is_empty());
+        assert!(pair(941.0, 1209.0, 60.0, -21.0, -10.0).is_empty());
+        // About -40 dBm0 per tone: below what any receiver must take.
+        assert!(pair(941.0, 1209.0, 60.0, -45.0, -45.0).is_empty());
+    }
+
+    #[test]
+    fn a_beep_in_step_runs_through_and_its_stop_is_placed() {
+        let beep = |t: f64| ToneSpan {
+            start_s: t,
+            end_s: t + 0.25,
+        };
+        let all: Vec<ToneSpan> = (0..8).map(|k| beep(2.0 + 15.0 * k as f64)).collect();
+        let run = beep_run(&all, 120.0, 15.0, 1.0);
+        assert_eq!(
+            (run.count, run.stopped_at_s, run.late_start),
+            (8, None, false)
+        );
+        // One beep hidden by a voice, and one out of step: neither breaks the run.
+        let mut gapped = all.clone();
+        gapped.remove(3);
+        gapped.push(beep(40.0));
+        let run = beep_run(&gapped, 120.0, 15.0, 1.0);
+        assert_eq!((run.count, run.stopped_at_s), (7, None));
+        // Stopped after the fourth beep.
+        let run = beep_run(&all[..4], 120.0, 15.0, 1.0);
+        assert_eq!(run.count, 4);
+        assert_eq!(run.stopped_at_s, Some(47.25));
+        let none = beep_run(&[], 120.0, 15.0, 1.0);
+        assert_eq!((none.count, none.stopped_at_s), (0, Some(0.0)));
+        assert_eq!(beep_run(&[], 10.0, 15.0, 1.0).stopped_at_s, None);
+    }
+}
