@@ -12,7 +12,7 @@ use crate::config::VadMode;
 
 use super::music::{Tone, ToneTracker};
 use super::spectrum::PowerSpectrum;
-use super::tones::{Beep, Dtmf, ToneSpan};
+use super::tones::{Beep, Dtmf, HalfView, ToneSpan};
 use super::vad::{self, Vad};
 
 /// A sample whose magnitude is at or below this is digital silence (about -72 dBFS; covers the
@@ -388,7 +388,7 @@ pub struct ChannelTracker {
     hum_block_halves: u32,
     hum_spectrum: PowerSpectrum,
     tone_tracker: ToneTracker,
-    dtmf: Dtmf,
+    dtmf: Box<Dtmf>,
     beep: Option<Beep>,
 }
 
@@ -480,7 +480,7 @@ impl ChannelTracker {
             hum_block_halves: 0,
             hum_spectrum,
             tone_tracker: ToneTracker::new(rate, frame_len),
-            dtmf: Dtmf::new(rate, half_len),
+            dtmf: Box::new(Dtmf::new(rate, half_len)),
             beep: beep_hz.map(|hz| Beep::new(hz, rate, half_len)),
         })
     }
@@ -520,7 +520,7 @@ impl ChannelTracker {
         }
         self.f.samples += tail.len() as u64;
         (self.f.tones, self.f.tone_hops) = self.tone_tracker.finish();
-        self.f.dtmf = self.dtmf.finish();
+        self.f.dtmf = (*self.dtmf).finish();
         if let Some(beep) = self.beep {
             self.f.beeps = beep.finish();
         }
@@ -530,7 +530,9 @@ impl ChannelTracker {
     fn frame(&mut self, frame: &[f32]) {
         let half_len = self.f.half_len;
         let mut frame_power = 0.0f64;
-        for half in frame.chunks_exact(half_len) {
+        let first = self.f.halves.len() as u32;
+        let mut views = [HalfView::default(); 2];
+        for (half, view) in frame.chunks_exact(half_len).zip(&mut views) {
             let (sum, sumsq, max) = moments(half);
             let power = sumsq / half_len as f32;
             let mean = sum / half_len as f32;
@@ -561,11 +563,7 @@ impl ChannelTracker {
                     trail: trail as u16,
                 });
             }
-            let index = self.f.halves.len() as u32;
-            self.dtmf.half(index, half, ac);
-            if let Some(beep) = &mut self.beep {
-                beep.half(index, half, ac);
-            }
+            *view = HalfView { ac, low };
             self.f.halves.push(Half::new(power, band, ac, low));
             if max >= 0.5 * self.full_scale {
                 self.scan_clipping(half);
@@ -575,6 +573,11 @@ impl ChannelTracker {
             }
         }
         self.f.samples += frame.len() as u64;
+        let halves = [&frame[..half_len], &frame[half_len..]];
+        self.dtmf.frame(first, halves, views);
+        if let Some(beep) = &mut self.beep {
+            beep.frame(first, halves, views);
+        }
 
         let level = 10.0 * (frame_power / 2.0 + 1e-20).log10();
         let speech = self.vad_frame(frame, level);
