@@ -249,6 +249,26 @@ pub struct ConsentConfig {
     pub rule: Vec<ConsentRule>,
     /// The recorder's periodic beep, looked for in every recording.
     pub beep: Option<BeepConfig>,
+    /// The recording announcements (the PBX's own prompts), looked for at the start of every
+    /// recording.
+    pub announcement: Vec<AnnouncementConfig>,
+}
+
+/// A recording announcement: the prompt the PBX plays ("this call may be recorded").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnouncementConfig {
+    /// How reports name it.
+    pub name: String,
+    /// The prompt's audio file (WAV, FLAC, MP3 or Ogg), as the PBX plays it.
+    pub file: std::path::PathBuf,
+    /// It must start within this many seconds of the start of the recording.
+    #[serde(default = "default_within_s")]
+    pub within_s: f64,
+}
+
+fn default_within_s() -> f64 {
+    30.0
 }
 
 impl Default for ConsentConfig {
@@ -257,6 +277,7 @@ impl Default for ConsentConfig {
             default: ConsentLaw::OneParty,
             rule: Vec::new(),
             beep: None,
+            announcement: Vec::new(),
         }
     }
 }
@@ -780,6 +801,23 @@ impl Config {
                 return Err(bad(
                     "consent.beep.tolerance_s",
                     "must be above 0 and under half the period",
+                ));
+            }
+        }
+        for (i, a) in self.consent.announcement.iter().enumerate() {
+            if a.name.trim().is_empty() || a.file.as_os_str().is_empty() {
+                return Err(bad("consent.announcement", "each needs a name and a file"));
+            }
+            if self.consent.announcement[..i]
+                .iter()
+                .any(|b| b.name == a.name)
+            {
+                return Err(bad("consent.announcement", "names must differ"));
+            }
+            if !(a.within_s.is_finite() && a.within_s > 0.0 && a.within_s <= 3600.0) {
+                return Err(bad(
+                    "consent.announcement.within_s",
+                    "must be above 0 and at most 3600 seconds",
                 ));
             }
         }

@@ -5,12 +5,13 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
 use crate::analysis::model::{self, DecodeReport, ErrorBody, ErrorReport, Format, Report};
-use crate::analysis::Analyzer;
+use crate::analysis::{Analyzer, Prompt};
 use crate::audio::{AudioError, Decoder};
 use crate::config::Config;
 use crate::files::{Follow, OpenError};
@@ -72,6 +73,84 @@ impl From<AudioError> for FileError {
     }
 }
 
+/// The configured recording announcements, each prompt decoded and fingerprinted once per
+/// process (and again only when its file or its entry changes).
+pub fn prompts(config: &Config) -> Result<Vec<Arc<Prompt>>, String> {
+    type Key = (
+        std::path::PathBuf,
+        String,
+        u64,
+        Option<std::time::SystemTime>,
+        u64,
+    );
+    static CACHE: Mutex<Vec<(Key, Arc<Prompt>)>> = Mutex::new(Vec::new());
+    let mut out = Vec::new();
+    for a in &config.consent.announcement {
+        let meta = std::fs::metadata(&a.file)
+            .map_err(|e| format!("announcement {:?}: {}: {e}", a.name, a.file.display()))?;
+        let key: Key = (
+            a.file.clone(),
+            a.name.clone(),
+            meta.len(),
+            meta.modified().ok(),
+            a.within_s.to_bits(),
+        );
+        let cached = {
+            let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, p)| p.clone())
+        };
+        let prompt = match cached {
+            Some(p) => p,
+            None => {
+                let p = Arc::new(load_prompt(a)?);
+                let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+                cache.retain(|(k, _)| !(k.0 == key.0 && k.1 == key.1));
+                cache.push((key, p.clone()));
+                p
+            }
+        };
+        out.push(prompt);
+    }
+    Ok(out)
+}
+
+/// Decodes an announcement's file (channels mixed down) and takes its fingerprint.
+fn load_prompt(a: &crate::config::AnnouncementConfig) -> Result<Prompt, String> {
+    let what = |e: String| format!("announcement {:?}: {}: {e}", a.name, a.file.display());
+    let mut decoder = Decoder::open(&a.file).map_err(|e| what(e.to_string()))?;
+    let info = decoder.info().clone();
+    let channels = info.channels.max(1) as usize;
+    let (mut block, mut mono) = (Vec::new(), Vec::new());
+    while decoder
+        .read(&mut block, BLOCK_FRAMES)
+        .map_err(|e| what(e.to_string()))?
+        > 0
+    {
+        mono.extend(
+            block
+                .chunks_exact(channels)
+                .map(|f| f.iter().sum::<f32>() / channels as f32),
+        );
+        // A prompt is seconds long; a file of minutes is not one.
+        if mono.len() > 120 * info.sample_rate as usize {
+            return Err(what("longer than 2 minutes: not a prompt".into()));
+        }
+    }
+    let len_s = mono.len() as f64 / info.sample_rate as f64;
+    if len_s < 0.5 {
+        return Err(what("shorter than half a second: too short to find".into()));
+    }
+    Ok(Prompt {
+        name: a.name.clone(),
+        print: crate::analysis::fingerprint::of(&mono, info.sample_rate),
+        len_s,
+        within_s: a.within_s,
+    })
+}
+
 /// SHA-256 of the bytes of the regular file at `path` (never through a symlink), as lowercase
 /// hex (what `sha256sum` prints).
 pub fn sha256_file(path: &Path) -> Result<String, OpenError> {
@@ -124,13 +203,22 @@ pub fn analyze_file(
         .map_err(|e| io(format!("read {}: {e}", path.display())))?;
     let mut decoder = Decoder::from_file(file, len, path)?;
     let info = decoder.info().clone();
+    // An announcement that cannot be read is the configuration's fault, not the recording's:
+    // the daemon checks them at start and the recording is tried again once fixed.
+    let prompts = prompts(config).map_err(|message| FileError {
+        code: "announcement",
+        message,
+        transient: true,
+        vanished: false,
+    })?;
     let mut analyzer = Analyzer::new(info.sample_rate, info.channels, info.full_scale, config)
         .map_err(|e| FileError {
             code: "unsupported_format",
             message: e.to_string(),
             transient: false,
             vanished: false,
-        })?;
+        })?
+        .with_prompts(prompts);
     let mut block = Vec::with_capacity(BLOCK_FRAMES * info.channels as usize);
     let mut frames = 0u64;
     // The analysis keeps a few bytes per 10 ms: what it holds grows with the duration, so the

@@ -10,6 +10,7 @@
 use crate::audio::Resampler;
 use crate::config::VadMode;
 
+use super::fingerprint::{Fingerprint, Fingerprinter};
 use super::music::{Tone, ToneTracker};
 use super::spectrum::PowerSpectrum;
 use super::tones::{Beep, Dtmf, HalfView, ToneSpan};
@@ -291,6 +292,8 @@ pub struct ChannelFeatures {
     /// DTMF tones (when, never which digit) and the recorder's beeps (`tones`).
     pub dtmf: Vec<ToneSpan>,
     pub beeps: Vec<ToneSpan>,
+    /// The fingerprint of the channel's start, when announcements are looked for.
+    pub print: Option<Fingerprint>,
 }
 
 /// Runs of digital silence at most this long (200 ms, the longest dropout) between sound are
@@ -390,6 +393,8 @@ pub struct ChannelTracker {
     tone_tracker: ToneTracker,
     dtmf: Box<Dtmf>,
     beep: Option<Beep>,
+    /// The fingerprint of the channel's start, where announcements are looked for.
+    pub(crate) fingerprint: Option<Box<Fingerprinter>>,
 }
 
 /// Samples of the decimated signal per hum block (about 0.5 s at about 1 kHz, 2 Hz bins: short
@@ -453,6 +458,7 @@ impl ChannelTracker {
                 tone_hops: 0,
                 dtmf: Vec::new(),
                 beeps: Vec::new(),
+                print: None,
             },
             frame_len,
             full_scale,
@@ -482,11 +488,15 @@ impl ChannelTracker {
             tone_tracker: ToneTracker::new(rate, frame_len),
             dtmf: Box::new(Dtmf::new(rate, half_len)),
             beep: beep_hz.map(|hz| Beep::new(hz, rate, half_len)),
+            fingerprint: None,
         })
     }
 
     /// Feeds the next samples of this channel.
     pub fn push(&mut self, mut samples: &[f32]) {
+        if let Some(f) = self.fingerprint.as_mut().filter(|f| !f.full()) {
+            f.push(samples);
+        }
         if !self.pending.is_empty() {
             let take = (self.frame_len - self.pending.len()).min(samples.len());
             self.pending.extend_from_slice(&samples[..take]);
@@ -521,6 +531,7 @@ impl ChannelTracker {
         self.f.samples += tail.len() as u64;
         (self.f.tones, self.f.tone_hops) = self.tone_tracker.finish();
         self.f.dtmf = (*self.dtmf).finish();
+        self.f.print = self.fingerprint.map(|f| f.finish());
         if let Some(beep) = self.beep {
             self.f.beeps = beep.finish();
         }

@@ -7,6 +7,7 @@
 
 pub mod echo;
 pub mod features;
+pub mod fingerprint;
 pub mod goertzel;
 pub mod legs;
 pub mod measure;
@@ -35,9 +36,20 @@ pub enum AnalysisError {
     },
 }
 
+/// A prompt to look for (a recording announcement), its fingerprint made once at load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub name: String,
+    pub print: fingerprint::Fingerprint,
+    /// How long the prompt lasts, and how far into the recording it may start (seconds).
+    pub len_s: f64,
+    pub within_s: f64,
+}
+
 /// The streaming analyser of one recording.
 pub struct Analyzer {
     rate: u32,
+    prompts: Vec<std::sync::Arc<Prompt>>,
     trackers: Vec<ChannelTracker>,
     /// One deinterleaved block per channel, reused.
     scratch: Vec<Vec<f32>>,
@@ -88,9 +100,27 @@ impl Analyzer {
             .map_err(unsupported)?;
         Ok(Analyzer {
             rate,
+            prompts: Vec::new(),
             trackers,
             scratch: Vec::new(),
         })
+    }
+
+    /// Looks for these prompts (recording announcements) at the start of every channel.
+    pub fn with_prompts(mut self, prompts: Vec<std::sync::Arc<Prompt>>) -> Analyzer {
+        let limit_s = prompts
+            .iter()
+            .map(|p| p.within_s + p.len_s + 1.0)
+            .fold(0.0, f64::max);
+        if !prompts.is_empty() {
+            for t in &mut self.trackers {
+                t.fingerprint = Some(Box::new(fingerprint::Fingerprinter::new(
+                    self.rate, limit_s,
+                )));
+            }
+        }
+        self.prompts = prompts;
+        self
     }
 
     /// Feeds interleaved frames (a trailing partial frame is ignored).
@@ -126,7 +156,14 @@ impl Analyzer {
                 f
             })
             .collect();
-        judge(rate, &features, config, decode, with_segments)
+        judge(
+            rate,
+            &features,
+            &self.prompts,
+            config,
+            decode,
+            with_segments,
+        )
     }
 }
 
@@ -134,6 +171,7 @@ impl Analyzer {
 fn judge(
     rate: u32,
     features: &[ChannelFeatures],
+    prompts: &[std::sync::Arc<Prompt>],
     config: &Config,
     decode: &DecodeReport,
     with_segments: bool,
@@ -276,7 +314,14 @@ fn judge(
         config,
     );
     let mut quality = quality;
-    let evidence = evidence(features, &roles, timing, config, &mut quality.flags);
+    let evidence = evidence(
+        features,
+        &roles,
+        prompts,
+        timing,
+        config,
+        &mut quality.flags,
+    );
     let conversation = multi.then(|| Conversation {
         lost_legs: lost,
         echoes,
@@ -313,6 +358,7 @@ fn ms(s: f64) -> f64 {
 fn evidence(
     features: &[ChannelFeatures],
     roles: &[String],
+    prompts: &[std::sync::Arc<Prompt>],
     timing: Timing,
     config: &Config,
     flags: &mut Vec<model::Flag>,
@@ -385,5 +431,46 @@ fn evidence(
             stopped_at_s: run.stopped_at_s.map(ms),
         }
     });
-    model::Evidence { dtmf, beep }
+    let announcement = (!prompts.is_empty()).then(|| {
+        // The best match of any prompt on any channel.
+        let best = prompts
+            .iter()
+            .flat_map(|p| {
+                features.iter().zip(roles).filter_map(move |(f, role)| {
+                    let found = fingerprint::find(&p.print, f.print.as_ref()?, p.within_s)?;
+                    Some((p, role, found))
+                })
+            })
+            .min_by(|a, b| a.2.bit_errors.total_cmp(&b.2.bit_errors));
+        match best {
+            Some((p, role, found)) => model::AnnouncementEvidence {
+                found: true,
+                name: Some(p.name.clone()),
+                at_s: Some(ms(found.at_s)),
+                channel: multi.then(|| role.clone()),
+                confidence: Some(((1.0 - 2.0 * found.bit_errors) * 100.0).round() / 100.0),
+            },
+            None => {
+                let within = prompts.iter().map(|p| p.within_s).fold(0.0, f64::max);
+                flags.push(model::Flag {
+                    code: "no_announcement".into(),
+                    severity: model::Severity::Warn,
+                    message: format!("no recording announcement found in the first {within:.0} s"),
+                    channel: None,
+                });
+                model::AnnouncementEvidence {
+                    found: false,
+                    name: None,
+                    at_s: None,
+                    channel: None,
+                    confidence: None,
+                }
+            }
+        }
+    });
+    model::Evidence {
+        dtmf,
+        beep,
+        announcement,
+    }
 }

@@ -223,6 +223,27 @@ pub struct Evidence {
     /// Only when a beep is configured (`[consent.beep]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub beep: Option<BeepEvidence>,
+    /// Only when announcements are configured (`[[consent.announcement]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announcement: Option<AnnouncementEvidence>,
+}
+
+/// Whether a recording announcement was played, where and on which channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnouncementEvidence {
+    pub found: bool,
+    /// Which announcement (`[[consent.announcement]]`'s name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where it starts (seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_s: Option<f64>,
+    /// Multi-channel recordings: the role of the channel it was heard on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// 0..1: how far the fingerprints agree beyond chance (1 - 2 x the bit error rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
 }
 
 /// DTMF keyed into the call: how many digits and when, never which (keeping the digits would

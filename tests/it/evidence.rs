@@ -7,11 +7,13 @@
 
 use std::path::{Path, PathBuf};
 
+use callwarden::analysis::Analysis;
+
 use callwarden::audio::g711;
 use callwarden::config::Config;
 use callwarden::pipeline::{self, Options};
 
-use crate::stability::{through, to_mulaw};
+use crate::stability::{through, to_alaw, to_mulaw};
 use crate::support::*;
 
 const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
@@ -274,4 +276,197 @@ fn a_15_s_beep_is_found_and_where_it_stops_is_told_within_1_s() {
         .evidence
         .beep
         .is_none());
+}
+
+/// The announcement fixtures (`assets/announcement`, made by `scripts/announcement/make.sh`): the
+/// test announcement, its GSM and Opus copies, and prompts of the same voice and length that are
+/// not it.
+const NOTICE: &str = "conf-now-recording";
+const DECOYS: [&str; 2] = ["conf-userswilljoin", "call-fwd-unconditional"];
+
+fn announcement(name: &str) -> Vec<f32> {
+    read_speech(&assets().join("announcement").join(format!("{name}.wav"))).unwrap()
+}
+
+fn notice_config() -> Config {
+    let mut config = Config::default();
+    config.consent.announcement = vec![callwarden::config::AnnouncementConfig {
+        name: "notice".into(),
+        file: assets().join("announcement").join(format!("{NOTICE}.wav")),
+        within_s: 30.0,
+    }];
+    config
+}
+
+/// Analyses with the configured announcements looked for.
+fn analyze_prompted(samples: &[f32], channels: u16, config: &Config) -> Analysis {
+    let prompts = pipeline::prompts(config).unwrap();
+    let mut a = callwarden::analysis::Analyzer::new(RATE, channels, 1.0, config)
+        .unwrap()
+        .with_prompts(prompts);
+    a.push(samples);
+    a.finish(config, &Default::default(), false)
+}
+
+/// How the announcement reached the recording.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    MuLaw,
+    ALaw,
+    Gsm,
+    Opus,
+}
+
+/// A call of the other voices with `prompt` played at `at_s` (where its start is or would have
+/// been: it may be cut by up to a fifth at its start or its end), through `path`, ±6 dB, noise
+/// 10 dB below it, mixed or on one of two channels. Returns the samples, channels, and where the
+/// prompt starts.
+fn announced_call(rng: &mut Rng, prompt: &str, path: Route) -> (Vec<f32>, u16, f64) {
+    let voices = voices("speech-test");
+    let clip = match path {
+        Route::Gsm => announcement(&format!("{prompt}.gsm")),
+        Route::Opus => announcement(&format!("{prompt}.opus")),
+        _ => announcement(prompt),
+    };
+    let gain = 10f64.powf((12.0 * rng.uniform() - 6.0) / 20.0) as f32;
+    let cut = (0.2 * rng.uniform() * clip.len() as f64) as usize;
+    let (heard, skipped) = match (rng.uniform() * 3.0) as usize {
+        0 => (&clip[..], 0),
+        1 => (&clip[cut..], cut),
+        _ => (&clip[..clip.len() - cut], 0),
+    };
+    let start = (rng.uniform() * 25.0 * RATE as f64) as usize + skipped;
+    let total = 40 * RATE as usize;
+    let talk = |rng: &mut Rng, x: &mut [f32], from: usize, to: usize| {
+        let mut at = from;
+        while at < to {
+            let v = &voices[(rng.uniform() * voices.len() as f64) as usize];
+            let n = v.len().min(to - at);
+            x[at..at + n].copy_from_slice(&v[..n]);
+            at += n + (RATE as f64 * (0.3 + rng.uniform())) as usize;
+        }
+    };
+    let mut with = vec![0.0f32; total];
+    // Speech before (when there is room) and after the announcement.
+    let gap = (RATE as f64 * 0.5) as usize;
+    if start > 3 * RATE as usize {
+        talk(rng, &mut with, 0, start - gap);
+    }
+    for (o, v) in with[start..].iter_mut().zip(heard) {
+        *o = v * gain;
+    }
+    talk(rng, &mut with, start + heard.len() + gap, total);
+    let noise = if rng.uniform() < 0.5 {
+        white(total, rng.next_u64())
+    } else {
+        pink(total, rng.next_u64())
+    };
+    let level = active_power(&clip, RATE) * (gain * gain) as f64;
+    let scale = (level / 10.0 / power(&noise)).sqrt() as f32;
+    for (v, n) in with.iter_mut().zip(&noise) {
+        *v += scale * n;
+    }
+    let with = match path {
+        Route::ALaw => through(&with, to_alaw, g711::alaw_to_i16),
+        _ => through(&with, to_mulaw, g711::mulaw_to_i16),
+    };
+    let at_s = (start - skipped) as f64 / RATE as f64;
+    match (rng.uniform() * 3.0) as usize {
+        0 => (with, 1, at_s),
+        side => {
+            let mut other = vec![0.0f32; total];
+            let from = (rng.uniform() * RATE as f64) as usize;
+            talk(rng, &mut other, from, total);
+            let other = through(&other, to_mulaw, g711::mulaw_to_i16);
+            let legs: [&[f32]; 2] = if side == 1 {
+                [&with, &other]
+            } else {
+                [&other, &with]
+            };
+            (interleave(&legs), 2, at_s)
+        }
+    }
+}
+
+const PATHS: [Route; 4] = [Route::MuLaw, Route::ALaw, Route::Gsm, Route::Opus];
+
+#[test]
+fn the_announcement_is_found_through_codecs_noise_and_cuts_within_100_ms() {
+    let config = notice_config();
+    let mut rng = Rng::new(2323);
+    let (mut found, mut timed, mut n, mut least) = (0, 0, 0, 1.0f64);
+    let mut misses = Vec::new();
+    for i in 0..160 {
+        let path = PATHS[i % PATHS.len()];
+        let (x, channels, at_s) = announced_call(&mut rng, NOTICE, path);
+        let a = analyze_prompted(&x, channels, &config);
+        let ev = a
+            .evidence
+            .announcement
+            .as_ref()
+            .expect("announcements are configured");
+        n += 1;
+        if ev.found {
+            found += 1;
+            least = least.min(ev.confidence.unwrap());
+            let err = (ev.at_s.unwrap() - at_s).abs();
+            if err <= 0.1 {
+                timed += 1;
+            } else {
+                misses.push(format!("{path:?}: at {:?}, placed at {at_s:.2}", ev.at_s));
+            }
+        } else {
+            misses.push(format!("{path:?}: not found (placed at {at_s:.2})"));
+        }
+    }
+    eprintln!(
+        "announcement: found {found}/{n}, {timed} within 100 ms, least confidence {least}; \
+         misses: {misses:?}"
+    );
+    assert!(
+        found as f64 >= 0.99 * n as f64,
+        "found {found}/{n}: {misses:?}"
+    );
+    assert!(
+        timed as f64 >= 0.99 * n as f64,
+        "timed {timed}/{n}: {misses:?}"
+    );
+}
+
+#[test]
+fn prompts_of_the_same_voice_and_length_are_not_the_announcement() {
+    let config = notice_config();
+    let mut rng = Rng::new(2324);
+    let mut false_alarms = Vec::new();
+    for i in 0..80 {
+        let decoy = DECOYS[i % DECOYS.len()];
+        let (x, channels, at_s) = announced_call(&mut rng, decoy, PATHS[i % 2]);
+        let a = analyze_prompted(&x, channels, &config);
+        let ev = a.evidence.announcement.unwrap();
+        if ev.found {
+            false_alarms.push(format!("{decoy} at {at_s:.2}: {ev:?}"));
+        }
+        assert!(a.quality.flags.iter().any(|f| f.code == "no_announcement") != ev.found);
+    }
+    assert!(false_alarms.is_empty(), "{false_alarms:#?}");
+}
+
+#[test]
+fn no_other_fixture_holds_the_announcement() {
+    let config = notice_config();
+    let mut seen = 0;
+    for path in every_fixture() {
+        if path.starts_with(assets().join("announcement")) {
+            continue;
+        }
+        let report = match pipeline::analyze_file(&path, "t", &config, Options::default()) {
+            Ok(r) => r,
+            Err(e) if e.code == "unsupported_format" => continue,
+            Err(e) => panic!("{path:?}: {e:?}"),
+        };
+        seen += 1;
+        let ev = report.evidence.announcement.unwrap();
+        assert!(!ev.found, "{path:?}: {ev:?}");
+    }
+    assert!(seen >= 30, "{seen} fixtures");
 }

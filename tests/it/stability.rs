@@ -47,7 +47,7 @@ pub(crate) fn to_mulaw(x: i16) -> u8 {
 }
 
 /// G.711 A-law of a 16-bit sample (the reference `linear2alaw`).
-fn to_alaw(x: i16) -> u8 {
+pub(crate) fn to_alaw(x: i16) -> u8 {
     let mut v = (x as i32) >> 3;
     let mask = if v >= 0 {
         0xD5
