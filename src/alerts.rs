@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calls::{CallState, Matching};
 use crate::config::{
-    AlertRule, AlertsConfig, CallAlert, ConsentAlert, ConsentLaw, SystemCondition,
+    AlertRule, AlertsConfig, CallAlert, ConsentAlert, ConsentLaw, PciConfig, SystemCondition,
 };
 use crate::metadata::ConsentState;
 use crate::summary::Summary;
@@ -40,6 +40,7 @@ pub fn for_recording(
     rules: &[AlertRule],
     s: &Summary,
     default_law: ConsentLaw,
+    pci: &PciConfig,
     time: &str,
 ) -> Vec<Alert> {
     let mut out = Vec::new();
@@ -74,8 +75,25 @@ pub fn for_recording(
                 {
                     why.push("consent missing where all-party consent is needed".into())
                 }
+                ConsentAlert::NoAnnouncement if s.notice && s.announced != Some(true) => {
+                    why.push("no recording announcement where the law needs notice".into())
+                }
+                ConsentAlert::AnnouncementDisputed
+                    if s.sidecar_announced && s.announced == Some(false) =>
+                {
+                    why.push(
+                        "the sidecar says consent came from an announcement; the audio holds none"
+                            .into(),
+                    )
+                }
                 _ => {}
             }
+        }
+        if rule.pci && in_pci_scope(s, pci) && s.dtmf_burst >= pci.min_digits {
+            why.push(format!(
+                "a burst of {} DTMF digits (card data?) where PCI DSS applies",
+                s.dtmf_burst
+            ));
         }
         if !why.is_empty() {
             out.push(Alert {
@@ -90,6 +108,13 @@ pub fn for_recording(
         }
     }
     out
+}
+
+/// Whether a recording is in `[pci]`'s scope: its queues or tags (both empty: every one).
+pub fn in_pci_scope(s: &Summary, pci: &PciConfig) -> bool {
+    (pci.queue.is_empty() && pci.tag.is_empty())
+        || s.queue.as_ref().is_some_and(|q| pci.queue.contains(q))
+        || s.tags.iter().any(|t| pci.tag.contains(t))
 }
 
 /// The state of the system that system rules judge.
@@ -324,7 +349,59 @@ mod tests {
             error: None,
             call_id: None,
             tags: vec![],
+            notice: false,
+            announced: None,
+            sidecar_announced: false,
+            dtmf_digits: 0,
+            dtmf_burst: 0,
         }
+    }
+
+    #[test]
+    fn notice_disputed_announcements_and_card_digits_alert() {
+        let rules = vec![
+            AlertRule {
+                consent: vec![ConsentAlert::NoAnnouncement],
+                ..rule("notice")
+            },
+            AlertRule {
+                consent: vec![ConsentAlert::AnnouncementDisputed],
+                ..rule("disputed")
+            },
+            AlertRule {
+                pci: true,
+                ..rule("pci")
+            },
+        ];
+        let pci = PciConfig {
+            queue: vec!["payments".into()],
+            ..PciConfig::default()
+        };
+        let names = |s: &Summary| -> Vec<String> {
+            for_recording(&rules, s, ConsentLaw::OneParty, &pci, "t")
+                .into_iter()
+                .map(|a| a.rule)
+                .collect()
+        };
+        let mut s = call(1, 90, &[], Some(ConsentState::Granted));
+        assert!(names(&s).is_empty());
+        // Notice law, no announcement heard; the sidecar claims one.
+        s.notice = true;
+        s.announced = Some(false);
+        s.sidecar_announced = true;
+        assert_eq!(names(&s), ["notice", "disputed"]);
+        s.announced = Some(true);
+        assert!(names(&s).is_empty());
+        // Sixteen digits in a payments call; four in another queue; three in payments.
+        s.dtmf_digits = 16;
+        s.dtmf_burst = 16;
+        s.queue = Some("payments".into());
+        assert_eq!(names(&s), ["pci"]);
+        s.queue = Some("sales".into());
+        assert!(names(&s).is_empty());
+        s.queue = Some("payments".into());
+        s.dtmf_burst = 3;
+        assert!(names(&s).is_empty());
     }
 
     #[test]
@@ -345,7 +422,7 @@ mod tests {
         ];
         let law = ConsentLaw::OneParty;
         let names = |s: &Summary| -> Vec<String> {
-            for_recording(&rules, s, law, "t")
+            for_recording(&rules, s, law, &PciConfig::default(), "t")
                 .into_iter()
                 .map(|a| a.rule)
                 .collect()
@@ -363,7 +440,13 @@ mod tests {
             ["consent"]
         );
         assert_eq!(names(&call(4, 90, &[], None)), ["consent"]);
-        let a = &for_recording(&rules, &call(2, 30, &["clipping"], None), law, "t")[0];
+        let a = &for_recording(
+            &rules,
+            &call(2, 30, &["clipping"], None),
+            law,
+            &PciConfig::default(),
+            "t",
+        )[0];
         assert!(a.message.contains("score 30 below 50"), "{}", a.message);
     }
 

@@ -64,6 +64,8 @@ pub enum AuditAction {
     CallsDrop,
     /// A live record holds the bytes of a recording whose purge found its file already gone.
     EscapedPurge,
+    /// A redacted copy of a recording was written (the original unchanged).
+    Redact,
     Note,
 }
 
@@ -91,6 +93,7 @@ impl AuditAction {
             AuditAction::CallsImport => "calls_import",
             AuditAction::CallsDrop => "calls_drop",
             AuditAction::EscapedPurge => "escaped_purge",
+            AuditAction::Redact => "redact",
             AuditAction::Note => "note",
         }
     }

@@ -375,8 +375,7 @@ fn judge(
     let lawful = first.map(|_| {
         recordings.iter().all(|(s, _)| {
             let law = s.consent_law.unwrap_or(default_law);
-            s.consent != Some(ConsentState::Denied)
-                && (law == ConsentLaw::OneParty || crate::consent::covers(s.consent))
+            crate::kpi::lack_of(s, law).is_none()
         })
     });
     CallView {
@@ -751,6 +750,11 @@ mod tests {
             error: None,
             call_id: call_id.map(String::from),
             tags: vec![],
+            notice: false,
+            announced: None,
+            sidecar_announced: false,
+            dtmf_digits: 0,
+            dtmf_burst: 0,
         }
     }
 
@@ -905,6 +909,32 @@ mod tests {
         );
         let r = coverage_report(&m, 10);
         assert_eq!((r.total.recorded, r.total.lawful), (2, 0));
+        assert_eq!(r.unlawful.len(), 2);
+    }
+
+    #[test]
+    fn under_notice_law_a_recording_without_the_announcement_is_not_lawful() {
+        let legs = vec![
+            leg("1.1", None, 1000, 60),
+            leg("2.1", None, 2000, 60),
+            leg("3.1", None, 3000, 60),
+        ];
+        let mut heard = rec(1, "a.wav", Some("1.1"), 1005, 60.0);
+        (heard.notice, heard.announced) = (true, Some(true));
+        let mut missing = rec(2, "b.wav", Some("2.1"), 2005, 60.0);
+        (missing.notice, missing.announced) = (true, Some(false));
+        // Not looked for (no announcement configured when it was analysed): no evidence.
+        let mut unchecked = rec(3, "c.wav", Some("3.1"), 3005, 60.0);
+        unchecked.notice = true;
+        let m = match_calls(
+            legs,
+            vec![heard, missing, unchecked],
+            &CallsConfig::default(),
+            ConsentLaw::OneParty,
+            i64::MAX / 2,
+        );
+        let r = coverage_report(&m, 10);
+        assert_eq!((r.total.recorded, r.total.lawful), (3, 1));
         assert_eq!(r.unlawful.len(), 2);
     }
 

@@ -245,6 +245,8 @@ impl CallsConfig {
 pub struct ConsentConfig {
     /// The law when no rule matches.
     pub default: ConsentLaw,
+    /// Whether, when no rule matches, the law also needs notice (an announcement in the audio).
+    pub notice: bool,
     /// The first rule that matches a call decides its law.
     pub rule: Vec<ConsentRule>,
     /// The recorder's periodic beep, looked for in every recording.
@@ -275,6 +277,7 @@ impl Default for ConsentConfig {
     fn default() -> Self {
         ConsentConfig {
             default: ConsentLaw::OneParty,
+            notice: false,
             rule: Vec::new(),
             beep: None,
             announcement: Vec::new(),
@@ -335,6 +338,10 @@ pub struct ConsentRule {
     #[serde(default)]
     pub tag: Vec<String>,
     pub requires: ConsentLaw,
+    /// The law also needs notice: a recording announcement found in the audio
+    /// (`[[consent.announcement]]`) within its window.
+    #[serde(default)]
+    pub notice: bool,
 }
 
 /// How long recordings are kept, and how purges run.
@@ -524,6 +531,9 @@ pub struct AlertRule {
     /// The share of the last 24 hours' calls to record that were recorded, below which the
     /// rule alerts.
     pub coverage_below: Option<f64>,
+    /// Card data: a recording in `[pci]`'s queues or tags holding a burst of at least
+    /// `pci.min_digits` DTMF digits.
+    pub pci: bool,
 }
 
 /// What a call rule watches.
@@ -548,6 +558,7 @@ impl Default for AlertRule {
             failure_rate_above: 0.1,
             calls: Vec::new(),
             coverage_below: None,
+            pci: false,
         }
     }
 }
@@ -559,6 +570,10 @@ pub enum ConsentAlert {
     Denied,
     /// No granted or not-required consent where all-party consent is the law.
     Missing,
+    /// The law needs notice and the audio holds no recording announcement.
+    NoAnnouncement,
+    /// The sidecar says consent came from an announcement, and the audio holds none.
+    AnnouncementDisputed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

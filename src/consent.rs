@@ -27,6 +27,20 @@ pub fn from_metadata(m: &Metadata, now_ms: i64) -> Option<ConsentRecord> {
 
 /// The consent law for a call: the first `[[consent.rule]]` that matches, else the default.
 pub fn law(m: Option<&Metadata>, config: &ConsentConfig) -> ConsentLaw {
+    rule_for(m, config).map_or(config.default, |r| r.requires)
+}
+
+/// Whether the law for a call needs notice (a recording announcement in the audio): the first
+/// matching rule's `notice`, else `[consent] notice`.
+pub fn notice(m: Option<&Metadata>, config: &ConsentConfig) -> bool {
+    rule_for(m, config).map_or(config.notice, |r| r.notice)
+}
+
+/// The first `[[consent.rule]]` that matches a call.
+fn rule_for<'c>(
+    m: Option<&Metadata>,
+    config: &'c ConsentConfig,
+) -> Option<&'c crate::config::ConsentRule> {
     for rule in &config.rule {
         let queue_ok = rule.queue.is_empty()
             || m.and_then(|m| m.queue.as_ref())
@@ -37,10 +51,51 @@ pub fn law(m: Option<&Metadata>, config: &ConsentConfig) -> ConsentLaw {
         let tag_ok =
             rule.tag.is_empty() || m.is_some_and(|m| m.tags.iter().any(|t| rule.tag.contains(t)));
         if queue_ok && direction_ok && tag_ok {
-            return rule.requires;
+            return Some(rule);
         }
     }
-    config.default
+    None
+}
+
+/// What a recording lacks that its law needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lack {
+    /// Consent denied, or not granted where every party must agree.
+    Consent,
+    /// The law needs notice and no recording announcement was found in the audio (or the
+    /// audio was not checked for one).
+    Announcement,
+}
+
+impl Lack {
+    /// Why, in words; `within_s` is how far into a call the announcement is looked for.
+    pub fn reason(self, law: ConsentLaw, consent: Option<ConsentState>, within_s: f64) -> String {
+        match self {
+            Lack::Consent if consent == Some(ConsentState::Denied) => "consent denied".into(),
+            Lack::Consent => format!(
+                "no consent recorded where {} consent is the law",
+                law.as_str().replace('_', "-")
+            ),
+            Lack::Announcement => format!("no announcement found in the first {within_s:.0} s"),
+        }
+    }
+}
+
+/// What a recording lacks under its law: consent first, then notice. `announced` is whether
+/// the audio held an announcement (`None`: not looked for).
+pub fn lack(
+    law: ConsentLaw,
+    consent: Option<ConsentState>,
+    notice: bool,
+    announced: Option<bool>,
+) -> Option<Lack> {
+    if lacks(law, consent) {
+        Some(Lack::Consent)
+    } else if notice && announced != Some(true) {
+        Some(Lack::Announcement)
+    } else {
+        None
+    }
 }
 
 /// Whether a recording lacks the consent its law needs: under all-party consent only `granted`
@@ -81,12 +136,14 @@ mod tests {
                     direction: vec![],
                     tag: vec![],
                     requires: ConsentLaw::AllParty,
+                    notice: false,
                 },
                 ConsentRule {
                     queue: vec![],
                     direction: vec![Direction::Outbound],
                     tag: vec!["ca".into()],
                     requires: ConsentLaw::AllParty,
+                    notice: false,
                 },
             ],
             ..Default::default()

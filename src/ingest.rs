@@ -468,6 +468,7 @@ impl Ingestor<'_> {
                     .as_ref()
                     .and_then(|m| crate::consent::from_metadata(m, now_ms));
                 let consent_law = crate::consent::law(metadata.as_ref(), &self.config.consent);
+                let notice = crate::consent::notice(metadata.as_ref(), &self.config.consent);
                 let record = Record {
                     id,
                     path,
@@ -485,6 +486,7 @@ impl Ingestor<'_> {
                     metadata_error,
                     consent,
                     consent_law: Some(consent_law),
+                    notice,
                     twin: twin.or(previous.as_ref().and_then(|p| p.twin)),
                     ..previous.clone().unwrap_or_else(Record::blank)
                 };
@@ -644,6 +646,7 @@ impl Ingestor<'_> {
                         }
                         record.consent_law =
                             Some(crate::consent::law(Some(&m), &self.config.consent));
+                        record.notice = crate::consent::notice(Some(&m), &self.config.consent);
                         if unsafe_metadata(&m) {
                             record.flag(RecordFlag::MetadataUnsafe);
                         } else {

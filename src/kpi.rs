@@ -10,7 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::model::Grade;
 use crate::config::ConsentLaw;
-use crate::consent::{covers, lacks as lacks_consent};
+#[cfg(test)]
+use crate::consent::lacks as lacks_consent;
+use crate::consent::{covers, Lack};
+
+/// What a recording lacks under its law (`law`: its own, or the default), from its summary.
+pub fn lack_of(s: &Summary, law: ConsentLaw) -> Option<Lack> {
+    crate::consent::lack(law, s.consent, s.notice, s.announced)
+}
 use crate::metadata::ConsentState;
 use crate::record::RecordState;
 use crate::summary::{scored, Summary};
@@ -76,12 +83,12 @@ pub struct Coverage {
 }
 
 impl Coverage {
-    fn add(&mut self, law: ConsentLaw, consent: Option<ConsentState>) {
+    fn add(&mut self, consent: Option<ConsentState>, lack: Option<Lack>) {
         self.recordings += 1;
         if covers(consent) {
             self.covered += 1;
         }
-        if lacks_consent(law, consent) {
+        if lack.is_some() {
             self.lacking += 1;
         }
         self.share_covered = ratio(self.covered as f64, self.recordings as f64);
@@ -189,7 +196,7 @@ impl Acc {
         r.consent_by_law
             .entry(law.as_str().to_string())
             .or_default()
-            .add(law, s.consent);
+            .add(s.consent, lack_of(s, law));
     }
 
     fn finish(mut self) -> KpiRow {
@@ -300,12 +307,19 @@ pub struct ConsentRow {
     pub none: u64,
     /// Under all-party consent.
     pub all_party: u64,
+    /// Under a law that needs notice (a recording announcement in the audio).
+    #[serde(default)]
+    pub notice: u64,
     pub lacking: u64,
+    /// Lacking only the announcement their law's notice needs.
+    #[serde(default)]
+    pub no_announcement: u64,
     pub share_covered: Option<f64>,
 }
 
 impl ConsentRow {
-    fn add(&mut self, law: ConsentLaw, consent: Option<ConsentState>) {
+    fn add(&mut self, s: &Summary, law: ConsentLaw) {
+        let consent = s.consent;
         self.recordings += 1;
         match consent {
             Some(ConsentState::Granted) => self.granted += 1,
@@ -317,8 +331,16 @@ impl ConsentRow {
         if law == ConsentLaw::AllParty {
             self.all_party += 1;
         }
-        if lacks_consent(law, consent) {
-            self.lacking += 1;
+        if s.notice {
+            self.notice += 1;
+        }
+        match lack_of(s, law) {
+            Some(Lack::Announcement) => {
+                self.lacking += 1;
+                self.no_announcement += 1;
+            }
+            Some(Lack::Consent) => self.lacking += 1,
+            None => {}
         }
         self.share_covered = ratio(
             (self.granted + self.not_required) as f64,
@@ -336,13 +358,18 @@ pub struct ConsentReport {
     pub by_queue: Vec<ConsentRow>,
     pub by_agent: Vec<ConsentRow>,
     pub lacking: Vec<Summary>,
+    /// Why each listed call lacks what its law needs (`reasons[i]` for `lacking[i]`).
+    #[serde(default)]
+    pub reasons: Vec<String>,
     /// Lacking calls not listed (over the limit).
     pub lacking_not_listed: u64,
 }
 
+/// `within_s`: how far into a call the announcement is looked for (for the reasons).
 pub fn consent_report(
     summaries: impl IntoIterator<Item = Summary>,
     default_law: ConsentLaw,
+    within_s: f64,
     limit: usize,
 ) -> ConsentReport {
     let mut rep = ConsentReport::default();
@@ -356,18 +383,17 @@ pub fn consent_report(
             continue;
         }
         let law = s.consent_law.unwrap_or(default_law);
-        rep.total.add(law, s.consent);
+        rep.total.add(&s, law);
         for (map, by) in [
             (&mut days, GroupBy::Day),
             (&mut queues, GroupBy::Queue),
             (&mut agents, GroupBy::Agent),
         ] {
-            map.entry(group_key(&s, by))
-                .or_default()
-                .add(law, s.consent);
+            map.entry(group_key(&s, by)).or_default().add(&s, law);
         }
-        if lacks_consent(law, s.consent) {
+        if let Some(lack) = lack_of(&s, law) {
             if rep.lacking.len() < limit {
+                rep.reasons.push(lack.reason(law, s.consent, within_s));
                 rep.lacking.push(s);
             } else {
                 rep.lacking_not_listed += 1;
@@ -384,6 +410,96 @@ pub fn consent_report(
     };
     rep.total.group = "total".into();
     rep.by_day = rows(days);
+    rep.by_queue = rows(queues);
+    rep.by_agent = rows(agents);
+    rep
+}
+
+/// DTMF keyed into recordings where PCI DSS applies: how many hold card-length bursts, by
+/// queue and agent, and which.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PciReport {
+    /// The burst length that counts (`pci.min_digits`).
+    pub min_digits: u32,
+    pub total: PciRow,
+    pub by_queue: Vec<PciRow>,
+    pub by_agent: Vec<PciRow>,
+    /// Recordings with a burst of at least `min_digits`, longest burst first.
+    pub recordings: Vec<Summary>,
+    pub not_listed: u64,
+}
+
+/// One row of the PCI report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PciRow {
+    pub group: String,
+    /// Recordings in the PCI scope.
+    pub recordings: u64,
+    /// With any DTMF, and with a burst of at least `min_digits`.
+    pub with_dtmf: u64,
+    pub with_bursts: u64,
+    pub share_with_bursts: Option<f64>,
+}
+
+impl PciRow {
+    fn add(&mut self, s: &Summary, min_digits: u32) {
+        self.recordings += 1;
+        if s.dtmf_digits > 0 {
+            self.with_dtmf += 1;
+        }
+        if s.dtmf_burst >= min_digits {
+            self.with_bursts += 1;
+        }
+        self.share_with_bursts = ratio(self.with_bursts as f64, self.recordings as f64);
+    }
+}
+
+/// The PCI report over the recordings in `[pci]`'s scope (purged ones left out: their audio
+/// is gone).
+pub fn pci_report(
+    summaries: impl IntoIterator<Item = Summary>,
+    pci: &crate::config::PciConfig,
+    limit: usize,
+) -> PciReport {
+    let mut rep = PciReport {
+        min_digits: pci.min_digits,
+        ..Default::default()
+    };
+    let (mut queues, mut agents) = (
+        BTreeMap::<String, PciRow>::new(),
+        BTreeMap::<String, PciRow>::new(),
+    );
+    let mut listed = Vec::new();
+    for s in summaries {
+        if s.state == RecordState::Purged || !crate::alerts::in_pci_scope(&s, pci) {
+            continue;
+        }
+        rep.total.add(&s, pci.min_digits);
+        queues
+            .entry(group_key(&s, GroupBy::Queue))
+            .or_default()
+            .add(&s, pci.min_digits);
+        agents
+            .entry(group_key(&s, GroupBy::Agent))
+            .or_default()
+            .add(&s, pci.min_digits);
+        if s.dtmf_burst >= pci.min_digits {
+            listed.push(s);
+        }
+    }
+    listed.sort_by(|a, b| b.dtmf_burst.cmp(&a.dtmf_burst).then(a.id.cmp(&b.id)));
+    rep.not_listed = listed.len().saturating_sub(limit) as u64;
+    listed.truncate(limit);
+    rep.recordings = listed;
+    let rows = |m: BTreeMap<String, PciRow>| {
+        m.into_iter()
+            .map(|(k, mut r)| {
+                r.group = k;
+                r
+            })
+            .collect()
+    };
+    rep.total.group = "total".into();
     rep.by_queue = rows(queues);
     rep.by_agent = rows(agents);
     rep
@@ -496,6 +612,11 @@ mod tests {
             error: None,
             call_id: None,
             tags: vec![],
+            notice: false,
+            announced: None,
+            sidecar_announced: false,
+            dtmf_digits: 0,
+            dtmf_burst: 0,
         }
     }
 
@@ -546,7 +667,7 @@ mod tests {
             Some(ConsentState::Denied)
         ));
         let calls = (0..10).map(|i| call(i, 0, Some(80), None));
-        let r = consent_report(calls, ConsentLaw::OneParty, 3);
+        let r = consent_report(calls, ConsentLaw::OneParty, 30.0, 3);
         assert_eq!(r.total.lacking, 10);
         assert_eq!((r.lacking.len(), r.lacking_not_listed), (3, 7));
         assert_eq!(r.by_agent.len(), 2);

@@ -29,6 +29,7 @@ pub mod purge;
 pub mod query;
 pub mod record;
 pub mod recording_path;
+pub mod redact;
 pub mod store;
 pub mod summary;
 pub mod verify;

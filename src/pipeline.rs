@@ -162,7 +162,7 @@ pub fn sha256_file(path: &Path) -> Result<String, OpenError> {
 }
 
 /// SHA-256 of what `file` holds from where it stands to its end.
-fn sha256_read(file: &mut std::fs::File) -> std::io::Result<String> {
+pub(crate) fn sha256_read(file: &mut std::fs::File) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::model::Grade;
-use crate::audit::{Entry, Head};
+use crate::audit::{AuditAction, Draft, Entry, Head};
 use crate::config::Config;
 use crate::consent::ConsentRecord;
 use crate::kpi::{self, ConsentReport, GroupBy, Kpi, QualityReport};
@@ -142,6 +142,8 @@ pub enum ReportKind {
     Quality,
     /// Calls that should have been recorded and were, by day, agent and queue.
     Coverage,
+    /// DTMF digit bursts (card data) in recordings where PCI DSS applies.
+    Pci,
 }
 
 impl ReportKind {
@@ -153,6 +155,7 @@ impl ReportKind {
             ReportKind::Purged => "purged",
             ReportKind::Quality => "quality",
             ReportKind::Coverage => "coverage",
+            ReportKind::Pci => "pci",
         }
     }
 }
@@ -223,6 +226,15 @@ pub enum Request {
         legs: Vec<crate::cdr::CallRecord>,
         rejected: usize,
     },
+    /// A redacted copy of recording `id` (whose bytes hashed `source_sha256`) was written to
+    /// `out` (hashing `sha256`), with these spans silenced: audit it.
+    Redacted {
+        id: u64,
+        source_sha256: String,
+        out: String,
+        sha256: String,
+        spans: Vec<[f64; 2]>,
+    },
     /// Check the audit chain and, unless `chain_only`, re-hash every recording.
     AuditVerify {
         chain_only: bool,
@@ -267,6 +279,7 @@ impl Request {
             Request::Reload => "reload the configuration",
             Request::Calls { .. } => "list calls",
             Request::CallShow { .. } => "show a call",
+            Request::Redacted { .. } => "redact",
             Request::CallsImport { .. } => "import call records",
             Request::AuditVerify { .. } => "verify the audit log",
             Request::AuditExport { .. } => "export the audit log",
@@ -423,6 +436,7 @@ pub enum Report {
     Holds { holds: Vec<Hold> },
     Purged(PurgedReport),
     Quality(QualityReport),
+    Pci(kpi::PciReport),
 }
 
 /// A report with when and over what it was made.
@@ -636,6 +650,32 @@ pub fn handle(ctx: &Context, caller: &Caller, request: Request) -> Result<Answer
                 "no daemon is running: the configuration is read when it starts".into(),
             )),
         },
+        Request::Redacted {
+            id,
+            source_sha256,
+            out,
+            sha256,
+            spans,
+        } => {
+            let Some(record) = store.get(RecordingId(id))? else {
+                return Err(QueryError::NotFound(format!("no recording with id {id}")));
+            };
+            if record.sha256 != source_sha256 {
+                return Err(QueryError::Store(StoreError::Refused(format!(
+                    "recording {id}'s bytes are not the ones stored (sha256 {} here, {} in the \
+                     store): no redacted copy is recorded",
+                    source_sha256, record.sha256
+                ))));
+            }
+            let event = Draft::new(
+                &caller.name,
+                AuditAction::Redact,
+                serde_json::json!({"what": "dtmf", "out": out, "sha256": sha256,
+                    "source_sha256": source_sha256, "spans": spans}),
+            )
+            .about(id);
+            Ok(Answer::Audit(store.audit(vec![event], ctx.now_ms)?))
+        }
         Request::AuditVerify { chain_only } => {
             // A stable view: no purge runs while the files are checked.
             let _guard = ctx
@@ -1150,6 +1190,17 @@ fn report(ctx: &Context, kind: ReportKind, window: Window) -> Result<Report, Que
         ReportKind::Consent => Report::Consent(kpi::consent_report(
             collect(summaries())?,
             ctx.config.consent.default,
+            ctx.config
+                .consent
+                .announcement
+                .iter()
+                .map(|a| a.within_s)
+                .fold(0.0, f64::max),
+            REPORT_LIST_LIMIT,
+        )),
+        ReportKind::Pci => Report::Pci(kpi::pci_report(
+            collect(summaries())?,
+            &ctx.config.pci,
             REPORT_LIST_LIMIT,
         )),
         ReportKind::Quality => Report::Quality(kpi::quality_report(collect(summaries())?, 20)),
@@ -1290,7 +1341,6 @@ fn store_records(
 #[cfg(test)]
 mod tests_support {
     use super::*;
-    use crate::audit::{AuditAction, Draft};
     use crate::calls::Digest;
     use crate::cdr::{CallRecord, Disposition};
     use crate::metadata::Metadata;

@@ -179,6 +179,10 @@ pub struct Record {
     /// The consent law that applies to the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent_law: Option<ConsentLaw>,
+    /// The law also needs notice: a recording announcement in the audio (`notice` in
+    /// `[consent]`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notice: bool,
     /// Legal holds in force on it (hold ids).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holds: Vec<u64>,
@@ -215,6 +219,7 @@ impl Record {
             consent: None,
             consent_history: Vec::new(),
             consent_law: None,
+            notice: false,
             holds: Vec::new(),
             purge_note: None,
             tombstone: None,

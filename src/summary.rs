@@ -61,6 +61,24 @@ pub struct Summary {
     /// The sidecar's tags (`on_demand`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// The law also needs notice (a recording announcement in the audio).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notice: bool,
+    /// Whether the audio held a recording announcement (`None`: not looked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced: Option<bool>,
+    /// The sidecar says consent came from an announcement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sidecar_announced: bool,
+    /// DTMF digits keyed into the call, and in its longest burst (never which digits).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dtmf_digits: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dtmf_burst: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -107,6 +125,15 @@ impl Summary {
                 .map(|e| e.code.clone()),
             call_id: meta.and_then(|m| m.call_id.clone()),
             tags: meta.map(|m| m.tags.clone()).unwrap_or_default(),
+            notice: r.notice,
+            announced: report
+                .and_then(|rep| rep.evidence.announcement.as_ref())
+                .map(|a| a.found),
+            sidecar_announced: meta
+                .and_then(|m| m.consent.as_ref())
+                .is_some_and(|c| c.source == Some(crate::metadata::ConsentSource::Announcement)),
+            dtmf_digits: report.map_or(0, |rep| rep.evidence.dtmf.digits),
+            dtmf_burst: report.map_or(0, |rep| rep.evidence.dtmf.longest_burst),
         }
     }
 }

@@ -76,6 +76,9 @@ pub enum ReportCommand {
     /// Calls (from the PBX's call records) recorded, lawfully, analysed, on demand, missing and
     /// short, by day, agent and queue; the missing and short calls and the orphan recordings.
     Coverage(super::admin::ReportArgs),
+    /// Card data: recordings holding DTMF digit bursts where PCI DSS applies (`[pci]`), by
+    /// queue and agent (counts and times only: the digits are never kept).
+    Pci(super::admin::ReportArgs),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -329,6 +332,7 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<u8> {
         ReportCommand::Purged(a) => (ReportKind::Purged, a),
         ReportCommand::Quality(a) => (ReportKind::Quality, a),
         ReportCommand::Coverage(a) => (ReportKind::Coverage, a),
+        ReportCommand::Pci(a) => (ReportKind::Pci, a),
     };
     super::admin::report(kind, args)
 }

@@ -12,6 +12,7 @@ mod client;
 mod compliance;
 mod html;
 mod json;
+mod redact;
 mod reports;
 mod table;
 
@@ -105,6 +106,9 @@ pub enum Command {
     Worst(admin::WorstArgs),
     /// Everything about one recording: metadata, analysis, consent, retention, holds, audit.
     Show(admin::ShowArgs),
+    /// Write a copy of a recording with its DTMF digits (card data) silenced, audited; the
+    /// original is never changed.
+    Redact(redact::RedactArgs),
     /// Quality and compliance KPIs over a window, by day, week, agent or queue.
     Kpi(admin::KpiArgs),
     /// Calls, from the PBX's call records: load them, list calls with their recordings and
@@ -201,6 +205,7 @@ pub fn main() -> ExitCode {
         Command::List(args) => admin::list(args),
         Command::Worst(args) => admin::worst(args),
         Command::Show(args) => admin::show(args),
+        Command::Redact(args) => redact::redact(args),
         Command::Kpi(args) => admin::kpi(args),
         Command::Calls(cmd) => calls::calls(cmd),
         Command::Reload(args) => admin::reload(args),

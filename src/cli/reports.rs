@@ -74,10 +74,12 @@ pub fn tables(dated: &Dated, reader: Reader) -> Vec<(String, Table)> {
                     "not_required",
                     "none",
                     "all_party",
+                    "notice",
                     "lacking",
+                    "no_announcement",
                     "covered",
                 ])
-                .numeric(&[1, 2, 3, 4, 5, 6, 7, 8, 9]);
+                .numeric(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
                 for r in rows {
                     t.push(vec![
                         r.group.clone(),
@@ -88,7 +90,9 @@ pub fn tables(dated: &Dated, reader: Reader) -> Vec<(String, Table)> {
                         r.not_required.to_string(),
                         r.none.to_string(),
                         r.all_party.to_string(),
+                        r.notice.to_string(),
                         r.lacking.to_string(),
+                        r.no_announcement.to_string(),
                         share(r.share_covered),
                     ]);
                 }
@@ -104,7 +108,55 @@ pub fn tables(dated: &Dated, reader: Reader) -> Vec<(String, Table)> {
                         "lacking consent evidence ({} more not listed)",
                         c.lacking_not_listed
                     ),
-                    calls(&c.lacking),
+                    lacking(&c.lacking, &c.reasons),
+                ),
+            ]
+        }
+        Report::Pci(p) => {
+            let rows = |rows: &[crate::kpi::PciRow]| {
+                let mut t = Table::new(&[
+                    "group",
+                    "recordings",
+                    "with_dtmf",
+                    "with_bursts",
+                    "share_with_bursts",
+                ])
+                .numeric(&[1, 2, 3, 4]);
+                for r in rows {
+                    t.push(vec![
+                        r.group.clone(),
+                        r.recordings.to_string(),
+                        r.with_dtmf.to_string(),
+                        r.with_bursts.to_string(),
+                        share(r.share_with_bursts),
+                    ]);
+                }
+                t
+            };
+            let mut list =
+                Table::new(&["id", "started", "agent", "queue", "digits", "burst", "path"])
+                    .numeric(&[0, 4, 5]);
+            for s in &p.recordings {
+                list.push(vec![
+                    s.id.to_string(),
+                    fmt_ms(s.started_ms),
+                    s.agent.clone().unwrap_or_else(|| "-".into()),
+                    s.queue.clone().unwrap_or_else(|| "-".into()),
+                    s.dtmf_digits.to_string(),
+                    s.dtmf_burst.to_string(),
+                    s.path.to_string(),
+                ]);
+            }
+            vec![
+                ("total".into(), rows(std::slice::from_ref(&p.total))),
+                ("by queue".into(), rows(&p.by_queue)),
+                ("by agent".into(), rows(&p.by_agent)),
+                (
+                    format!(
+                        "recordings with a burst of {} digits or more ({} more not listed)",
+                        p.min_digits, p.not_listed
+                    ),
+                    list,
                 ),
             ]
         }
@@ -327,6 +379,17 @@ fn counts(map: &std::collections::BTreeMap<String, u64>, what: &str) -> Table {
     t
 }
 
+/// The calls lacking what their law needs, with why.
+fn lacking(rows: &[Summary], reasons: &[String]) -> Table {
+    let mut t = calls(rows);
+    t.headers.insert(7, "why".into());
+    t.right.insert(7, false);
+    for (i, row) in t.rows.iter_mut().enumerate() {
+        row.insert(7, reasons.get(i).cloned().unwrap_or_default());
+    }
+    t
+}
+
 fn calls(rows: &[Summary]) -> Table {
     let mut t = Table::new(&[
         "id", "started", "score", "agent", "queue", "consent", "flags", "path",
@@ -472,6 +535,40 @@ pub fn html(dated: &Dated) -> String {
                 .collect();
             page.bars("Calls lacking consent, by queue", "calls", &queues);
         }
+        Report::Pci(p) => {
+            page.figures(&[
+                (
+                    "recordings where PCI DSS applies",
+                    p.total.recordings.to_string(),
+                ),
+                ("with DTMF", p.total.with_dtmf.to_string()),
+                (
+                    &format!("with bursts of {}+ digits", p.min_digits),
+                    p.total.with_bursts.to_string(),
+                ),
+            ]);
+            page.heading("Digit bursts");
+            let queues: Vec<(String, f64)> = p
+                .by_queue
+                .iter()
+                .map(|r| (r.group.clone(), r.with_bursts as f64))
+                .collect();
+            page.bars(
+                "Recordings with digit bursts, by queue",
+                "recordings",
+                &queues,
+            );
+            let agents: Vec<(String, f64)> = p
+                .by_agent
+                .iter()
+                .map(|r| (r.group.clone(), r.with_bursts as f64))
+                .collect();
+            page.bars(
+                "Recordings with digit bursts, by agent",
+                "recordings",
+                &agents,
+            );
+        }
         Report::Coverage(c) => {
             page.figures(&[
                 ("calls to record", c.total.must_record.to_string()),
@@ -558,6 +655,7 @@ pub fn title(body: &Report) -> &'static str {
         Report::Purged(_) => "Deletion certificate: purged recordings",
         Report::Quality(_) => "Quality report",
         Report::Coverage(_) => "Recording coverage of calls",
+        Report::Pci(_) => "Card data (DTMF) in recordings",
     }
 }
 

@@ -145,6 +145,7 @@ impl State {
             &self.config.alerts.rule,
             summary,
             self.config.consent.default,
+            &self.config.pci,
             &time,
         );
         self.raise(raised);

@@ -470,3 +470,163 @@ fn no_other_fixture_holds_the_announcement() {
     }
     assert!(seen >= 30, "{seen} fixtures");
 }
+
+/// A 20 s call of the test voices (mono, 8 kHz), with `extra` mixed in from `at` (a sample
+/// index).
+fn call_with(seed: u64, extra: &[f32], at: usize) -> Vec<f32> {
+    let voices = voices("speech-test");
+    let mut rng = Rng::new(seed);
+    let total = 20 * RATE as usize;
+    let mut x = vec![0.0f32; total];
+    let mut pos = 0;
+    while pos < total {
+        let v = &voices[(rng.uniform() * voices.len() as f64) as usize];
+        let n = v.len().min(total - pos);
+        if pos + n <= at || pos >= at + extra.len() {
+            x[pos..pos + n].copy_from_slice(&v[..n]);
+        }
+        pos += n + (RATE as f64 * (0.3 + rng.uniform())) as usize;
+    }
+    for (o, v) in x[at..].iter_mut().zip(extra) {
+        *o += v;
+    }
+    let noise = white(total, seed ^ 99);
+    let g = (1e-6 / power(&noise)).sqrt() as f32;
+    x.iter_mut().zip(&noise).for_each(|(v, n)| *v += g * n);
+    x
+}
+
+/// Sixteen DTMF digits (a card number), 80 ms tones 80 ms apart, at -15 dBFS per tone.
+fn card_number() -> Vec<f32> {
+    let mut x = vec![0.0f32; 16 * 1280];
+    for d in 0..16 {
+        let digit = (d * 7 + 3) % 16;
+        let at = d * 1280;
+        add_tone(&mut x, at, 640, ROWS[digit / 4], 0.18, 0.0);
+        add_tone(&mut x, at, 640, COLS[digit % 4], 0.18, 0.0);
+    }
+    x
+}
+
+#[test]
+fn evidence_reaches_the_consent_and_pci_reports_and_redact_silences_the_digits() {
+    use crate::compliance::{callwarden, sidecar, site, text};
+    let s = site();
+    let notice = assets().join("announcement").join(format!("{NOTICE}.wav"));
+    let mut config = std::fs::read_to_string(&s.config).unwrap();
+    config.push_str(&format!(
+        "[consent]\ndefault = \"one_party\"\n\
+         [[consent.rule]]\nqueue = [\"eu\"]\nrequires = \"one_party\"\nnotice = true\n\
+         [[consent.announcement]]\nname = \"notice\"\nfile = {notice:?}\n\
+         [pci]\nqueue = [\"payments\"]\n"
+    ));
+    std::fs::write(&s.config, config).unwrap();
+    let cfg = s.config.as_path();
+    let write = |name: &str, x: &[f32], side: &str| {
+        let path = s.root.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write_wav(&path, x, 1);
+        sidecar(&path, side);
+        path
+    };
+    let announced = call_with(1, &announcement(NOTICE), RATE as usize);
+    write(
+        "eu/announced.wav",
+        &announced,
+        r#"{"queue": "eu", "call_id": "a"}"#,
+    );
+    write(
+        "eu/silent.wav",
+        &call_with(2, &[], 0),
+        r#"{"queue": "eu", "call_id": "b", "consent": {"state": "granted", "source": "announcement"}}"#,
+    );
+    let card = write(
+        "payments/card.wav",
+        &call_with(3, &card_number(), 6 * RATE as usize),
+        r#"{"queue": "payments", "call_id": "c"}"#,
+    );
+    let o = callwarden(cfg, &["ingest", s.root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Consent: the notice-law call without an announcement lacks it, with the reason.
+    let o = callwarden(cfg, &["report", "consent", "--format", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["total"]["notice"], 2, "{rep:#}");
+    assert_eq!(rep["total"]["lacking"], 1, "{rep:#}");
+    assert_eq!(rep["total"]["no_announcement"], 1, "{rep:#}");
+    assert_eq!(rep["lacking"][0]["call_id"], "b");
+    assert_eq!(rep["lacking"][0]["sidecar_announced"], true);
+    assert_eq!(rep["lacking"][0]["announced"], false);
+    assert_eq!(rep["reasons"][0], "no announcement found in the first 30 s");
+    let o = callwarden(cfg, &["report", "consent"]);
+    assert!(
+        text(&o).contains("no announcement found in the first 30 s"),
+        "{}",
+        text(&o)
+    );
+
+    // PCI: the card number is counted, never kept.
+    let o = callwarden(cfg, &["report", "pci", "--format", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["total"]["recordings"], 1, "{rep:#}");
+    assert_eq!(rep["total"]["with_bursts"], 1, "{rep:#}");
+    assert_eq!(rep["recordings"][0]["dtmf_burst"], 16, "{rep:#}");
+    let html = callwarden(cfg, &["report", "pci", "--format", "html"]);
+    assert!(String::from_utf8_lossy(&html.stdout).contains("<svg"));
+    let id = rep["recordings"][0]["id"].as_u64().unwrap().to_string();
+
+    // Redact: a copy without the digits, different only inside the spans; audited.
+    let out = s.base.join("redacted");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = callwarden(
+        cfg,
+        &["redact", &id, "--dtmf", "--out", out.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let copy = out.join("card.redacted.wav");
+    let report =
+        pipeline::analyze_file(&copy, "copy", &Config::default(), Options::default()).unwrap();
+    assert_eq!(report.evidence.dtmf.digits, 0, "{:?}", report.evidence.dtmf);
+    let (a, b) = (decode_all(&card), decode_all(&copy));
+    assert_eq!(a.len(), b.len());
+    let original =
+        pipeline::analyze_file(&card, "card", &Config::default(), Options::default()).unwrap();
+    let spans = callwarden::redact::spans(&original.evidence.dtmf, 0.1, 20.0);
+    let inside = |i: usize| {
+        spans.iter().any(|&sp| {
+            let (lo, hi) = callwarden::redact::frames(sp, RATE);
+            (lo..hi).contains(&i)
+        })
+    };
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        if inside(i) {
+            assert_eq!(*y, 0.0, "sample {i} inside a span");
+        } else {
+            assert_eq!(x, y, "sample {i} outside the spans");
+        }
+    }
+    // Never over an existing copy; the original is untouched.
+    let again = callwarden(
+        cfg,
+        &["redact", &id, "--dtmf", "--out", out.to_str().unwrap()],
+    );
+    assert!(!again.status.success());
+    let store = callwarden::store::Store::open(&s.store).unwrap();
+    let redacts: Vec<serde_json::Value> = store
+        .audit_entries()
+        .filter_map(|e| {
+            let (_, e) = e.unwrap();
+            let e = e.unwrap();
+            (e.action == "redact").then_some(e.details)
+        })
+        .collect();
+    assert_eq!(redacts.len(), 1);
+    let copy_sha = callwarden::pipeline::sha256_file(&copy).unwrap();
+    assert_eq!(redacts[0]["sha256"], copy_sha.as_str());
+    assert_eq!(
+        callwarden::pipeline::sha256_file(&card).unwrap(),
+        original.sha256
+    );
+}
