@@ -165,11 +165,71 @@ impl Runs {
 pub struct Dtmf {
     bank: Bank<8>,
     runs: Runs,
+    gate: Gate,
+}
+
+/// Which frames are filtered: all while a tone is followed; otherwise only steady ones, from
+/// their second half (see [`Gate::frame`]).
+#[derive(Debug, Clone)]
+struct Gate {
     /// The frame before (its samples, what pass one saw of its halves, and its first half's
     /// index): a tone found in this frame may have started there.
     before: Vec<f32>,
     before_views: [HalfView; 2],
     before_first: Option<u32>,
+}
+
+impl Gate {
+    fn new(half_len: usize) -> Gate {
+        Gate {
+            before: vec![0.0; 2 * half_len],
+            before_views: [HalfView::default(); 2],
+            before_first: None,
+        }
+    }
+
+    /// The next frame: its two halves from half `first` on, and what pass one saw of them;
+    /// `may` tells a half that could be a hit without filtering it, `hit` filters it.
+    ///
+    /// While no tone is being followed, only a steady frame's second half is filtered (see
+    /// [`STEADY`]); when it is a hit, the frame before and this frame's first half are filtered
+    /// too, in order, since the tone may have started there. Every half of a tone is thus
+    /// filtered, as if all were, at a fraction of the cost over speech and noise.
+    #[inline]
+    fn frame(
+        &mut self,
+        runs: &mut Runs,
+        (first, halves, views): (u32, [&[f32]; 2], [HalfView; 2]),
+        may: impl Fn(HalfView) -> bool,
+        hit: impl Fn(&[f32], HalfView) -> Option<Hit>,
+        within: impl Fn(u8, [Bin; 2]) -> bool + Copy,
+    ) {
+        let following = runs.run.is_some();
+        let second = if following || steady(views) {
+            hit(halves[1], views[1])
+        } else {
+            None
+        };
+        if following || second.is_some() {
+            if !following && self.before_first.is_some_and(|b| b + 2 == first) {
+                let (a, b) = self.before.split_at(halves[0].len());
+                for (k, (half, view)) in [a, b].into_iter().zip(self.before_views).enumerate() {
+                    runs.half(first - 2 + k as u32, hit(half, view), within);
+                }
+            }
+            runs.half(first, hit(halves[0], views[0]), within);
+            runs.half(first + 1, second, within);
+        }
+        // A tone that starts in this frame covers its second half wholly, or the next frame's
+        // first half is its first hit: the frame is kept only if its second half could be one.
+        if may(views[1]) {
+            let n = halves[0].len();
+            self.before[..n].copy_from_slice(halves[0]);
+            self.before[n..].copy_from_slice(halves[1]);
+            self.before_views = views;
+            self.before_first = Some(first);
+        }
+    }
 }
 
 /// While no tone is followed, a frame is filtered only when its two halves' powers are within
@@ -191,62 +251,30 @@ impl Dtmf {
             // column's 1633 Hz).
             bank: Bank::new(hz, rate, half_len, (rate / 4000) as usize),
             runs: Runs::new(half_len as f64 / rate as f64),
-            before: vec![0.0; 2 * half_len],
-            before_views: [HalfView::default(); 2],
-            before_first: None,
+            gate: Gate::new(half_len),
         }
     }
 
     /// The next frame: its two halves from half `first` on, and what pass one saw of them.
-    ///
-    /// While no tone is being followed, only a steady frame's second half is filtered (see
-    /// [`STEADY`]); when it is a hit, the frame before and this frame's first half are filtered
-    /// too, in order, since the tone may have started there. Every half of a tone is thus
-    /// filtered, as if all were, at a fraction of the cost over speech and noise.
     #[inline]
     pub fn frame(&mut self, first: u32, halves: [&[f32]; 2], views: [HalfView; 2]) {
-        let following = self.runs.run.is_some();
-        let second = if following || steady(views) {
-            self.hit(halves[1], views[1])
-        } else {
-            None
-        };
-        if following || second.is_some() {
-            let bank = &self.bank;
-            let within = |key, advance| pair_within(bank, key, advance);
-            if !following && self.before_first.is_some_and(|b| b + 2 == first) {
-                let (a, b) = self.before.split_at(halves[0].len());
-                for (k, (half, view)) in [a, b].into_iter().zip(self.before_views).enumerate() {
-                    let hit = hit_of(bank, half, view);
-                    self.runs.half(first - 2 + k as u32, hit, within);
-                }
-            }
-            let hit = self.hit(halves[0], views[0]);
-            self.runs.half(first, hit, within);
-            self.runs.half(first + 1, second, within);
-        }
-        // A tone that starts in this frame covers its second half wholly, or the next frame's
-        // first half is its first hit: the frame is kept only if its second half could be one.
-        if may_hit(views[1]) {
-            let n = halves[0].len();
-            self.before[..n].copy_from_slice(halves[0]);
-            self.before[n..].copy_from_slice(halves[1]);
-            self.before_views = views;
-            self.before_first = Some(first);
-        }
+        let bank = &self.bank;
+        self.gate.frame(
+            &mut self.runs,
+            (first, halves, views),
+            may_hit,
+            |half, view| hit_of(bank, half, view),
+            |key, advance| pair_within(bank, key, advance),
+        );
     }
 
     /// The next half alone (for tests that feed halves).
     #[cfg(test)]
     fn half(&mut self, index: u32, half: &[f32], view: HalfView) {
-        let hit = self.hit(half, view);
+        let hit = hit_of(&self.bank, half, view);
         let bank = &self.bank;
         self.runs
             .half(index, hit, |key, advance| pair_within(bank, key, advance));
-    }
-
-    fn hit(&self, half: &[f32], view: HalfView) -> Option<Hit> {
-        hit_of(&self.bank, half, view)
     }
 
     /// Ends the stream: the tones found, in order.
@@ -313,6 +341,7 @@ fn pair_within(bank: &Bank<8>, key: u8, advance: [Bin; 2]) -> bool {
 pub struct Beep {
     bank: Bank<1>,
     runs: Runs,
+    gate: Gate,
 }
 
 /// A beep is a tone like a DTMF pair's, mixed into the call at a prompt's level: halves below
@@ -325,24 +354,27 @@ const MIN_BEEP_SHARE: f32 = 0.33;
 
 impl Beep {
     pub fn new(hz: f64, rate: u32, half_len: usize) -> Beep {
+        // Summed down as far as the beep allows (its frequency under 0.4 of the new rate, where
+        // the box-car still passes it at 0.8 or more).
+        let decimate = (rate as f64 / (2.5 * hz)).floor().max(1.0) as usize;
         Beep {
-            bank: Bank::new([hz], rate, half_len, 1),
+            bank: Bank::new([hz], rate, half_len, decimate),
             runs: Runs::new(half_len as f64 / rate as f64),
+            gate: Gate::new(half_len),
         }
     }
 
-    /// The next frame, as [`Dtmf::frame`]: both halves are filtered (a beep is configured
-    /// only where one is wanted).
+    /// The next frame, as [`Dtmf::frame`].
     #[inline]
     pub fn frame(&mut self, first: u32, halves: [&[f32]; 2], views: [HalfView; 2]) {
         let bank = &self.bank;
-        let within = |_, advance: [Bin; 2]| tone_within(bank, advance[0]);
-        for (k, (half, view)) in halves.into_iter().zip(views).enumerate() {
-            let hit = beep_hit(bank, half, view);
-            if hit.is_some() || self.runs.run.is_some() {
-                self.runs.half(first + k as u32, hit, within);
-            }
-        }
+        self.gate.frame(
+            &mut self.runs,
+            (first, halves, views),
+            |view| view.ac >= MIN_BEEP_POWER,
+            |half, view| beep_hit(bank, half, view),
+            |_, advance| tone_within(bank, advance[0]),
+        );
     }
 
     pub fn finish(mut self) -> Vec<ToneSpan> {
