@@ -473,7 +473,14 @@ impl State {
             tracing::info!("reload: no configuration file to reload");
             return Err("the daemon was started without a configuration file".into());
         };
-        match Config::load(&path) {
+        let loaded = Config::load(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                // An announcement that cannot be read would fail every recording.
+                crate::pipeline::prompts(&c)?;
+                Ok(c)
+            });
+        match loaded {
             Ok(new) if !new.ingest.roots.is_empty() => {
                 let mut note = String::new();
                 if new.ingest.roots != self.config.ingest.roots

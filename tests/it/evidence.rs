@@ -630,3 +630,24 @@ fn evidence_reaches_the_consent_and_pci_reports_and_redact_silences_the_digits()
         original.sha256
     );
 }
+
+#[test]
+fn an_announcement_that_cannot_be_read_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("callwarden.toml");
+    let missing = dir.path().join("nope.wav");
+    std::fs::write(
+        &config,
+        format!("[[consent.announcement]]\nname = \"notice\"\nfile = {missing:?}\n"),
+    )
+    .unwrap();
+    let call = dir.path().join("call.wav");
+    write_wav(&call, &call_with(5, &[], 0), 1);
+    let o = crate::compliance::callwarden(&config, &["analyze", call.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", crate::compliance::text(&o));
+    let said = crate::compliance::text(&o);
+    assert!(
+        said.contains("announcement \"notice\"") && said.contains("nope.wav"),
+        "{said}"
+    );
+}
