@@ -187,7 +187,8 @@ fn main() {
                 within_s: 30.0,
             }];
             evidence.consent.beep = Some(callwarden::config::BeepConfig {
-                frequency_hz: 1000.0,
+                frequency_hz: Some(1000.0),
+                file: None,
                 period_s: 15.0,
                 tolerance_s: 1.0,
             });

@@ -290,8 +290,12 @@ impl Default for ConsentConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BeepConfig {
-    /// The beep's frequency (Hz).
-    pub frequency_hz: f64,
+    /// The beep's frequency (Hz); or `file`:
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_hz: Option<f64>,
+    /// The beep's sound (WAV, FLAC, MP3 or Ogg, as the PBX plays it): its strongest frequency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<std::path::PathBuf>,
     /// Seconds from one beep to the next.
     pub period_s: f64,
     /// How far a beep may be from where the period puts it (seconds).
@@ -802,9 +806,18 @@ impl Config {
             problem: problem.to_string(),
         };
         if let Some(beep) = &self.consent.beep {
-            // The filters read tones up to 3.4 kHz (the telephone band) at any rate.
-            if !(beep.frequency_hz >= 100.0 && beep.frequency_hz <= 3400.0) {
-                return Err(bad("consent.beep.frequency_hz", "must be 100 to 3400 Hz"));
+            match (beep.frequency_hz, &beep.file) {
+                // The filters read tones up to 3.4 kHz (the telephone band) at any rate.
+                (Some(hz), None) if !(100.0..=3400.0).contains(&hz) => {
+                    return Err(bad("consent.beep.frequency_hz", "must be 100 to 3400 Hz"));
+                }
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => {
+                    return Err(bad(
+                        "consent.beep",
+                        "needs either frequency_hz or file (the beep's sound), not both",
+                    ))
+                }
             }
             if !(beep.period_s.is_finite() && beep.period_s >= 1.0) {
                 return Err(bad("consent.beep.period_s", "must be 1 second or more"));
@@ -1228,6 +1241,24 @@ mod tests {
             "[thresholds]\ntoo_quiet_dbfs = -5.0\n",
             "thresholds.too_quiet_dbfs",
         );
+        check("[consent.beep]\nperiod_s = 15.0\n", "consent.beep");
+        check(
+            "[consent.beep]\nfrequency_hz = 1000.0\nfile = \"b.wav\"\nperiod_s = 15.0\n",
+            "not both",
+        );
+        check(
+            "[consent.beep]\nfrequency_hz = 5000.0\nperiod_s = 15.0\n",
+            "consent.beep.frequency_hz",
+        );
+        check(
+            "[consent.beep]\nfrequency_hz = 1000.0\nperiod_s = 15.0\ntolerance_s = 8.0\n",
+            "consent.beep.tolerance_s",
+        );
+        check(
+            "[[consent.announcement]]\nname = \"\"\nfile = \"a.wav\"\n",
+            "consent.announcement",
+        );
+        check("[pci]\nmin_digits = 0\n", "pci.min_digits");
     }
 
     #[test]

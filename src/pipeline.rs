@@ -117,16 +117,52 @@ pub fn prompts(config: &Config) -> Result<Vec<Arc<Prompt>>, String> {
     Ok(out)
 }
 
-/// Decodes an announcement's file (channels mixed down) and takes its fingerprint.
-fn load_prompt(a: &crate::config::AnnouncementConfig) -> Result<Prompt, String> {
-    let what = |e: String| format!("announcement {:?}: {}: {e}", a.name, a.file.display());
-    let mut decoder = Decoder::open(&a.file).map_err(|e| what(e.to_string()))?;
+/// Whether the configured announcements and beep can be used: what the daemon and `analyze`
+/// check before they start (and a reload before it takes a new configuration).
+pub fn check(config: &Config) -> Result<(), String> {
+    prompts(config)?;
+    beep_hz(config)?;
+    Ok(())
+}
+
+/// The recorder's beep frequency: `[consent.beep]`'s `frequency_hz`, or the strongest
+/// frequency of its `file` (found once per process, and again when the file changes).
+pub fn beep_hz(config: &Config) -> Result<Option<f64>, String> {
+    type Key = (std::path::PathBuf, u64, Option<std::time::SystemTime>);
+    static CACHE: Mutex<Option<(Key, f64)>> = Mutex::new(None);
+    let Some(beep) = &config.consent.beep else {
+        return Ok(None);
+    };
+    let Some(file) = &beep.file else {
+        return Ok(beep.frequency_hz);
+    };
+    let what = |e: String| format!("consent.beep: {}: {e}", file.display());
+    let meta = std::fs::metadata(file).map_err(|e| what(e.to_string()))?;
+    let key: Key = (file.clone(), meta.len(), meta.modified().ok());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((k, hz)) = cache.as_ref() {
+        if *k == key {
+            return Ok(Some(*hz));
+        }
+    }
+    let (mono, rate) = decode_mono(file, 60).map_err(what)?;
+    let hz = crate::analysis::tones::dominant_hz(&mono, rate)
+        .filter(|hz| (100.0..=3400.0).contains(hz))
+        .ok_or_else(|| what("no tone between 100 and 3400 Hz in it".into()))?;
+    *cache = Some((key, hz));
+    Ok(Some(hz))
+}
+
+/// A short sound file's samples, its channels mixed down, and its rate; refused beyond
+/// `max_s` seconds.
+fn decode_mono(path: &Path, max_s: u32) -> Result<(Vec<f32>, u32), String> {
+    let mut decoder = Decoder::open(path).map_err(|e| e.to_string())?;
     let info = decoder.info().clone();
     let channels = info.channels.max(1) as usize;
     let (mut block, mut mono) = (Vec::new(), Vec::new());
     while decoder
         .read(&mut block, BLOCK_FRAMES)
-        .map_err(|e| what(e.to_string()))?
+        .map_err(|e| e.to_string())?
         > 0
     {
         mono.extend(
@@ -134,18 +170,25 @@ fn load_prompt(a: &crate::config::AnnouncementConfig) -> Result<Prompt, String> 
                 .chunks_exact(channels)
                 .map(|f| f.iter().sum::<f32>() / channels as f32),
         );
-        // A prompt is seconds long; a file of minutes is not one.
-        if mono.len() > 120 * info.sample_rate as usize {
-            return Err(what("longer than 2 minutes: not a prompt".into()));
+        if mono.len() > (max_s * info.sample_rate) as usize {
+            return Err(format!("longer than {max_s} s: not a prompt"));
         }
     }
-    let len_s = mono.len() as f64 / info.sample_rate as f64;
+    Ok((mono, info.sample_rate))
+}
+
+/// Decodes an announcement's file (channels mixed down) and takes its fingerprint.
+fn load_prompt(a: &crate::config::AnnouncementConfig) -> Result<Prompt, String> {
+    let what = |e: String| format!("announcement {:?}: {}: {e}", a.name, a.file.display());
+    // A prompt is seconds long; a file of minutes is not one.
+    let (mono, rate) = decode_mono(&a.file, 120).map_err(what)?;
+    let len_s = mono.len() as f64 / rate as f64;
     if len_s < 0.5 {
         return Err(what("shorter than half a second: too short to find".into()));
     }
     Ok(Prompt {
         name: a.name.clone(),
-        print: crate::analysis::fingerprint::of(&mono, info.sample_rate),
+        print: crate::analysis::fingerprint::of(&mono, rate),
         len_s,
         within_s: a.within_s,
     })
@@ -205,12 +248,14 @@ pub fn analyze_file(
     let info = decoder.info().clone();
     // An announcement that cannot be read is the configuration's fault, not the recording's:
     // the daemon checks them at start and the recording is tried again once fixed.
-    let prompts = prompts(config).map_err(|message| FileError {
+    let config_error = |message| FileError {
         code: "announcement",
         message,
         transient: true,
         vanished: false,
-    })?;
+    };
+    let prompts = prompts(config).map_err(config_error)?;
+    let beep = beep_hz(config).map_err(config_error)?;
     let mut analyzer = Analyzer::new(info.sample_rate, info.channels, info.full_scale, config)
         .map_err(|e| FileError {
             code: "unsupported_format",
@@ -219,6 +264,9 @@ pub fn analyze_file(
             vanished: false,
         })?
         .with_prompts(prompts);
+    if let Some(hz) = beep {
+        analyzer = analyzer.with_beep_hz(hz);
+    }
     let mut block = Vec::with_capacity(BLOCK_FRAMES * info.channels as usize);
     let mut frames = 0u64;
     // The analysis keeps a few bytes per 10 ms: what it holds grows with the duration, so the

@@ -492,6 +492,11 @@ impl ChannelTracker {
         })
     }
 
+    /// Looks for the recorder's beep at `hz` (from the start of the channel).
+    pub(crate) fn look_for_beep(&mut self, hz: f64) {
+        self.beep = Some(Beep::new(hz, self.f.rate, self.f.half_len));
+    }
+
     /// Feeds the next samples of this channel.
     pub fn push(&mut self, mut samples: &[f32]) {
         if let Some(f) = self.fingerprint.as_mut().filter(|f| !f.full()) {

@@ -50,6 +50,8 @@ pub struct Prompt {
 pub struct Analyzer {
     rate: u32,
     prompts: Vec<std::sync::Arc<Prompt>>,
+    /// The recorder's beep looked for (Hz).
+    beep_hz: Option<f64>,
     trackers: Vec<ChannelTracker>,
     /// One deinterleaved block per channel, reused.
     scratch: Vec<Vec<f32>>,
@@ -93,7 +95,7 @@ impl Analyzer {
                     rate,
                     full_scale,
                     config.analysis.vad.mode,
-                    config.consent.beep.as_ref().map(|b| b.frequency_hz),
+                    config.consent.beep.as_ref().and_then(|b| b.frequency_hz),
                 )
             })
             .collect::<Result<Vec<_>, _>>()
@@ -101,6 +103,7 @@ impl Analyzer {
         Ok(Analyzer {
             rate,
             prompts: Vec::new(),
+            beep_hz: config.consent.beep.as_ref().and_then(|b| b.frequency_hz),
             trackers,
             scratch: Vec::new(),
         })
@@ -120,6 +123,16 @@ impl Analyzer {
             }
         }
         self.prompts = prompts;
+        self
+    }
+
+    /// Looks for the recorder's beep at `hz` (a `[consent.beep]` given as a file, its frequency
+    /// found at load).
+    pub fn with_beep_hz(mut self, hz: f64) -> Analyzer {
+        for t in &mut self.trackers {
+            t.look_for_beep(hz);
+        }
+        self.beep_hz = Some(hz);
         self
     }
 
@@ -156,22 +169,25 @@ impl Analyzer {
                 f
             })
             .collect();
-        judge(
-            rate,
-            &features,
-            &self.prompts,
-            config,
-            decode,
-            with_segments,
-        )
+        let sought = Sought {
+            prompts: &self.prompts,
+            beep_hz: self.beep_hz,
+        };
+        judge(rate, &features, &sought, config, decode, with_segments)
     }
+}
+
+/// What is looked for besides the quality: the announcements and the beep.
+struct Sought<'a> {
+    prompts: &'a [std::sync::Arc<Prompt>],
+    beep_hz: Option<f64>,
 }
 
 /// Pass two over the kept features of every channel.
 fn judge(
     rate: u32,
     features: &[ChannelFeatures],
-    prompts: &[std::sync::Arc<Prompt>],
+    sought: &Sought,
     config: &Config,
     decode: &DecodeReport,
     with_segments: bool,
@@ -314,14 +330,7 @@ fn judge(
         config,
     );
     let mut quality = quality;
-    let evidence = evidence(
-        features,
-        &roles,
-        prompts,
-        timing,
-        config,
-        &mut quality.flags,
-    );
+    let evidence = evidence(features, &roles, sought, timing, config, &mut quality.flags);
     let conversation = multi.then(|| Conversation {
         lost_legs: lost,
         echoes,
@@ -358,7 +367,7 @@ fn ms(s: f64) -> f64 {
 fn evidence(
     features: &[ChannelFeatures],
     roles: &[String],
-    prompts: &[std::sync::Arc<Prompt>],
+    sought: &Sought,
     timing: Timing,
     config: &Config,
     flags: &mut Vec<model::Flag>,
@@ -402,35 +411,41 @@ fn evidence(
             channel: None,
         });
     }
-    let beep = config.consent.beep.as_ref().map(|cfg| {
-        let heard: Vec<tones::ToneSpan> = features
-            .iter()
-            .flat_map(|f| f.beeps.iter().copied())
-            .collect();
-        let run = tones::beep_run(&heard, timing.duration_s, cfg.period_s, cfg.tolerance_s);
-        let ran_through = run.stopped_at_s.is_none() && !run.late_start;
-        if let Some(at) = run.stopped_at_s {
-            flags.push(model::Flag {
-                code: "beep_stopped".into(),
-                severity: model::Severity::Warn,
-                message: if run.count == 0 {
-                    "the recording beep was never heard".into()
-                } else {
-                    format!("the recording beep stopped at {at:.1} s")
-                },
-                channel: None,
-            });
-        }
-        model::BeepEvidence {
-            frequency_hz: cfg.frequency_hz,
-            period_s: cfg.period_s,
-            count: run.count,
-            first_s: run.first_s.map(ms),
-            last_s: run.last_s.map(ms),
-            ran_through,
-            stopped_at_s: run.stopped_at_s.map(ms),
-        }
-    });
+    let prompts = sought.prompts;
+    let beep = config
+        .consent
+        .beep
+        .as_ref()
+        .zip(sought.beep_hz)
+        .map(|(cfg, hz)| {
+            let heard: Vec<tones::ToneSpan> = features
+                .iter()
+                .flat_map(|f| f.beeps.iter().copied())
+                .collect();
+            let run = tones::beep_run(&heard, timing.duration_s, cfg.period_s, cfg.tolerance_s);
+            let ran_through = run.stopped_at_s.is_none() && !run.late_start;
+            if let Some(at) = run.stopped_at_s {
+                flags.push(model::Flag {
+                    code: "beep_stopped".into(),
+                    severity: model::Severity::Warn,
+                    message: if run.count == 0 {
+                        "the recording beep was never heard".into()
+                    } else {
+                        format!("the recording beep stopped at {at:.1} s")
+                    },
+                    channel: None,
+                });
+            }
+            model::BeepEvidence {
+                frequency_hz: hz,
+                period_s: cfg.period_s,
+                count: run.count,
+                first_s: run.first_s.map(ms),
+                last_s: run.last_s.map(ms),
+                ran_through,
+                stopped_at_s: run.stopped_at_s.map(ms),
+            }
+        });
     let announcement = (!prompts.is_empty()).then(|| {
         // The best match of any prompt on any channel.
         let best = prompts

@@ -430,6 +430,40 @@ pub fn bursts(tones: &[ToneSpan], gap_s: f64) -> Vec<Burst> {
     out
 }
 
+/// The strongest frequency (Hz) in the telephone band (100-3400 Hz) of a sound: a beep's.
+/// Power spectra of 64 ms frames are summed and the peak bin refined by a parabola through it
+/// and its neighbours (in dB). `None` for a sound too short or without a peak.
+pub fn dominant_hz(samples: &[f32], rate: u32) -> Option<f64> {
+    let len = (0.064 * rate as f64).round() as usize;
+    if samples.len() < len || len < 16 {
+        return None;
+    }
+    let mut spectrum = super::spectrum::PowerSpectrum::new(len);
+    let mut sum = vec![0.0f64; spectrum.bins()];
+    for frame in samples.chunks_exact(len) {
+        spectrum.compute(frame);
+        for (s, &p) in sum.iter_mut().zip(&spectrum.power) {
+            *s += p as f64;
+        }
+    }
+    let bin_hz = rate as f64 / spectrum.size() as f64;
+    let lo = ((100.0 / bin_hz).ceil() as usize).max(1);
+    let hi = ((3400.0 / bin_hz).floor() as usize).min(sum.len() - 2);
+    let peak = (lo..=hi).max_by(|&a, &b| sum[a].total_cmp(&sum[b]))?;
+    if sum[peak] <= 0.0 {
+        return None;
+    }
+    let db = |i: usize| 10.0 * sum[i].max(1e-30).log10();
+    let (a, b, c) = (db(peak - 1), db(peak), db(peak + 1));
+    let denom = a - 2.0 * b + c;
+    let shift = if denom.abs() > 1e-12 {
+        (0.5 * (a - c) / denom).clamp(-0.5, 0.5)
+    } else {
+        0.0
+    };
+    Some((peak as f64 + shift) * bin_hz)
+}
+
 /// The beep as the period expects it: how many beeps were heard in step, the first and the
 /// last, and where it stopped.
 #[derive(Debug, Clone, PartialEq)]
@@ -551,6 +585,16 @@ mod tests {
         assert!(pair(941.0, 1209.0, 60.0, -21.0, -10.0).is_empty());
         // About -40 dBm0 per tone: below what any receiver must take.
         assert!(pair(941.0, 1209.0, 60.0, -45.0, -45.0).is_empty());
+    }
+
+    #[test]
+    fn a_beep_file_gives_its_frequency() {
+        let beep: Vec<f32> = (0..2000)
+            .map(|i| (0.3 * (std::f64::consts::TAU * 987.0 * i as f64 / 8000.0).sin()) as f32)
+            .collect();
+        let hz = dominant_hz(&beep, 8000).unwrap();
+        assert!((hz - 987.0).abs() < 3.0, "{hz}");
+        assert_eq!(dominant_hz(&beep[..100], 8000), None);
     }
 
     #[test]

@@ -246,7 +246,7 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<u8> {
     let path = config_path(&args.config).unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG));
     let config = Config::load(&path)?;
     // An announcement that cannot be read would fail every recording: refuse to start.
-    crate::pipeline::prompts(&config).map_err(|e| Exit(EXIT_BAD_INPUT, e))?;
+    crate::pipeline::check(&config).map_err(|e| Exit(EXIT_BAD_INPUT, e))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -307,7 +307,7 @@ struct Outcome {
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
     let config = load_config(&args.config)?;
-    crate::pipeline::prompts(&config).map_err(|e| Exit(EXIT_BAD_INPUT, e))?;
+    crate::pipeline::check(&config).map_err(|e| Exit(EXIT_BAD_INPUT, e))?;
     let (files, problems) = crate::ingest::expand(&args.files, &config.ingest.extensions);
     for p in &problems {
         eprintln!("callwarden: {p}");

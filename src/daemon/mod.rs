@@ -477,7 +477,7 @@ impl State {
             .map_err(|e| e.to_string())
             .and_then(|c| {
                 // An announcement that cannot be read would fail every recording.
-                crate::pipeline::prompts(&c)?;
+                crate::pipeline::check(&c)?;
                 Ok(c)
             });
         match loaded {

@@ -241,7 +241,8 @@ fn beeping_call(beeps_until_s: f64, seed: u64) -> (Vec<f32>, f64) {
 fn beep_config() -> Config {
     let mut config = Config::default();
     config.consent.beep = Some(callwarden::config::BeepConfig {
-        frequency_hz: 1000.0,
+        frequency_hz: Some(1000.0),
+        file: None,
         period_s: 15.0,
         tolerance_s: 1.0,
     });
@@ -276,6 +277,20 @@ fn a_15_s_beep_is_found_and_where_it_stops_is_told_within_1_s() {
         .evidence
         .beep
         .is_none());
+    // The beep given as its sound (the PBX's beep file): its frequency is found at load.
+    let dir = tempfile::tempdir().unwrap();
+    let (sound, call) = (dir.path().join("beep.wav"), dir.path().join("call.wav"));
+    let mut tone = vec![0.0f32; RATE as usize / 4];
+    add_tone(&mut tone, 0, RATE as usize / 4, 1000.0, 0.3, 0.0);
+    write_wav(&sound, &tone, 1);
+    write_wav(&call, &beeping_call(62.0, 3).0, 1);
+    let mut config = beep_config();
+    let beep = config.consent.beep.as_mut().unwrap();
+    (beep.frequency_hz, beep.file) = (None, Some(sound));
+    let report = pipeline::analyze_file(&call, "call", &config, Options::default()).unwrap();
+    let beep = report.evidence.beep.unwrap();
+    assert!((beep.frequency_hz - 1000.0).abs() < 5.0, "{beep:?}");
+    assert!(beep.count >= 4 && beep.stopped_at_s.is_some(), "{beep:?}");
 }
 
 /// The announcement fixtures (`assets/announcement`): the test announcement and prompts of the
