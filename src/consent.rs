@@ -62,9 +62,9 @@ fn rule_for<'c>(
 pub enum Lack {
     /// Consent denied, or not granted where every party must agree.
     Consent,
-    /// The law needs notice and no recording announcement was found in the audio (or the
-    /// audio was not checked for one).
-    Announcement,
+    /// The law needs notice and no recording announcement was found in the audio (`checked`),
+    /// or the audio was never looked at for one (analysed before any was configured).
+    Announcement { checked: bool },
 }
 
 impl Lack {
@@ -76,7 +76,12 @@ impl Lack {
                 "no consent recorded where {} consent is the law",
                 law.as_str().replace('_', "-")
             ),
-            Lack::Announcement => format!("no announcement found in the first {within_s:.0} s"),
+            Lack::Announcement { checked: true } => {
+                format!("no announcement found in the first {within_s:.0} s")
+            }
+            Lack::Announcement { checked: false } => {
+                "not checked for an announcement (analysed before one was configured)".into()
+            }
         }
     }
 }
@@ -92,7 +97,9 @@ pub fn lack(
     if lacks(law, consent) {
         Some(Lack::Consent)
     } else if notice && announced != Some(true) {
-        Some(Lack::Announcement)
+        Some(Lack::Announcement {
+            checked: announced.is_some(),
+        })
     } else {
         None
     }
@@ -166,6 +173,31 @@ mod tests {
         assert_eq!(
             law(Some(&m(None, Some(Direction::Inbound), &["ca"])), &config),
             ConsentLaw::OneParty
+        );
+    }
+
+    #[test]
+    fn notice_needs_an_announcement_found_and_says_why() {
+        use ConsentState::*;
+        let law = ConsentLaw::OneParty;
+        assert_eq!(lack(law, Some(Granted), false, None), None);
+        assert_eq!(lack(law, Some(Granted), true, Some(true)), None);
+        let missing = lack(law, Some(Granted), true, Some(false)).unwrap();
+        assert_eq!(
+            missing.reason(law, Some(Granted), 30.0),
+            "no announcement found in the first 30 s"
+        );
+        let unchecked = lack(law, None, true, None).unwrap();
+        assert_eq!(unchecked, Lack::Announcement { checked: false });
+        assert!(unchecked.reason(law, None, 30.0).starts_with("not checked"));
+        // Consent is judged first: denied stays denied whatever the audio holds.
+        let denied = lack(law, Some(Denied), true, Some(true)).unwrap();
+        assert_eq!(denied.reason(law, Some(Denied), 30.0), "consent denied");
+        assert_eq!(
+            lack(ConsentLaw::AllParty, None, false, None)
+                .unwrap()
+                .reason(ConsentLaw::AllParty, None, 30.0),
+            "no consent recorded where all-party consent is the law"
         );
     }
 

@@ -335,7 +335,7 @@ impl ConsentRow {
             self.notice += 1;
         }
         match lack_of(s, law) {
-            Some(Lack::Announcement) => {
+            Some(Lack::Announcement { .. }) => {
                 self.lacking += 1;
                 self.no_announcement += 1;
             }
