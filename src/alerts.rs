@@ -315,7 +315,6 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::RecordState;
 
     fn rule(name: &str) -> AlertRule {
         AlertRule {
@@ -326,34 +325,12 @@ mod tests {
 
     fn call(id: u64, score: u32, flags: &[&str], consent: Option<ConsentState>) -> Summary {
         Summary {
-            id,
-            path: crate::recording_path::RecordingPath::from_bytes(
-                format!("/r/{id}.wav").as_bytes(),
-            )
-            .unwrap(),
-            state: RecordState::Analysed,
-            started_ms: 0,
             duration_s: Some(60.0),
             score: Some(score),
-            grade: None,
             flags: flags.iter().map(|f| f.to_string()).collect(),
-            agent: None,
-            queue: None,
             consent,
             consent_law: Some(ConsentLaw::AllParty),
-            talk_s: None,
-            hold_s: None,
-            non_talk_s: None,
-            overtalk_s: None,
-            held: false,
-            error: None,
-            call_id: None,
-            tags: vec![],
-            notice: false,
-            announced: None,
-            sidecar_announced: false,
-            dtmf_digits: 0,
-            dtmf_burst: 0,
+            ..Summary::blank(id, &format!("/r/{id}.wav"))
         }
     }
 

@@ -697,7 +697,6 @@ pub fn coverage_report(m: &Matching, limit: usize) -> CoverageReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recording_path::RecordingPath;
 
     fn leg(id: &str, linked: Option<&str>, start_s: i64, billsec: u32) -> CallRecord {
         CallRecord {
@@ -730,31 +729,11 @@ mod tests {
 
     fn rec(id: u64, name: &str, call_id: Option<&str>, start_s: i64, dur: f64) -> Summary {
         Summary {
-            id,
-            path: RecordingPath::from_bytes(format!("/r/{name}").as_bytes()).unwrap(),
-            state: RecordState::Analysed,
             started_ms: start_s * 1000,
             duration_s: Some(dur),
             score: Some(90),
-            grade: None,
-            flags: vec![],
-            agent: None,
-            queue: None,
-            consent: None,
-            consent_law: None,
-            talk_s: None,
-            hold_s: None,
-            non_talk_s: None,
-            overtalk_s: None,
-            held: false,
-            error: None,
             call_id: call_id.map(String::from),
-            tags: vec![],
-            notice: false,
-            announced: None,
-            sidecar_announced: false,
-            dtmf_digits: 0,
-            dtmf_burst: 0,
+            ..Summary::blank(id, &format!("/r/{name}"))
         }
     }
 

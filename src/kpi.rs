@@ -576,11 +576,6 @@ mod tests {
 
     fn call(id: u64, day: i64, score: Option<u32>, consent: Option<ConsentState>) -> Summary {
         Summary {
-            id,
-            path: crate::recording_path::RecordingPath::from_bytes(
-                format!("/r/{id}.wav").as_bytes(),
-            )
-            .unwrap(),
             state: if score.is_some() {
                 RecordState::Analysed
             } else {
@@ -608,15 +603,7 @@ mod tests {
             hold_s: score.map(|_| id as f64 * 10.0),
             non_talk_s: Some(6.0),
             overtalk_s: Some(1.5),
-            held: false,
-            error: None,
-            call_id: None,
-            tags: vec![],
-            notice: false,
-            announced: None,
-            sidecar_announced: false,
-            dtmf_digits: 0,
-            dtmf_burst: 0,
+            ..Summary::blank(id, &format!("/r/{id}.wav"))
         }
     }
 

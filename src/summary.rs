@@ -138,6 +138,40 @@ impl Summary {
     }
 }
 
+#[cfg(test)]
+impl Summary {
+    /// An analysed recording with nothing else known, for tests to fill in what they judge.
+    pub(crate) fn blank(id: u64, path: &str) -> Summary {
+        Summary {
+            id,
+            path: RecordingPath::from_bytes(path.as_bytes()).unwrap(),
+            state: RecordState::Analysed,
+            started_ms: 0,
+            duration_s: None,
+            score: None,
+            grade: None,
+            flags: vec![],
+            agent: None,
+            queue: None,
+            consent: None,
+            consent_law: None,
+            talk_s: None,
+            hold_s: None,
+            non_talk_s: None,
+            overtalk_s: None,
+            held: false,
+            error: None,
+            call_id: None,
+            tags: vec![],
+            notice: false,
+            announced: None,
+            sidecar_announced: false,
+            dtmf_digits: 0,
+            dtmf_burst: 0,
+        }
+    }
+}
+
 /// Whether records in this state carry a score that lists and KPIs count.
 pub fn scored(state: RecordState) -> bool {
     matches!(state, RecordState::Analysed | RecordState::Missing)
