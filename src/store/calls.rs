@@ -90,6 +90,9 @@ impl Store {
                 tx.touch(leg.start_ms)?;
                 tx.count_leg(leg, 1)?;
                 tx.0[CALLS].insert(leg.id.as_bytes(), value)?;
+                tx.emit(super::outbox::Event::Call {
+                    leg: Box::new(leg.clone()),
+                })?;
                 tx.0[CALLS_BY_TIME].insert(call_time_key(leg), leg.id.as_bytes())?;
                 tx.0[CALLS_BY_KEY].insert(call_key_key(leg), leg.id.as_bytes())?;
             }
@@ -139,6 +142,7 @@ impl Store {
                     tx.touch(leg.start_ms)?;
                     tx.count_leg(leg, -1)?;
                     tx.0[CALLS].remove(leg.id.as_bytes())?;
+                    tx.emit(super::outbox::Event::CallDropped { id: leg.id.clone() })?;
                     tx.0[CALLS_BY_TIME].remove(call_time_key(leg))?;
                     tx.0[CALLS_BY_KEY].remove(call_key_key(leg))?;
                 }

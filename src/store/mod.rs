@@ -35,7 +35,9 @@ pub use calls::CallsStored;
 /// recognise a recording moved inside the roots. 6: the call records. 7: the days' coverage
 /// digests and their generations (a build before 7 would change recordings without moving a
 /// day's generation, and a later one would trust a stale digest: it must refuse the store).
-pub const SCHEMA_VERSION: u32 = 7;
+/// 8: the outbox (a build before 8 would change records without appending their events, and
+/// the central database would silently miss them).
+pub const SCHEMA_VERSION: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -96,6 +98,7 @@ pub mod anchor;
 mod calls;
 mod digests;
 mod keys;
+pub mod outbox;
 
 pub use crate::record::*;
 use keys::{
@@ -125,7 +128,8 @@ const DAY_GENERATIONS: usize = 17;
 const BY_CALL_KEY: usize = 18;
 const CALL_TIMES: usize = 19;
 const CALL_KEY_VERSIONS: usize = 20;
-const TREES: [&str; 21] = [
+const OUTBOX: usize = 21;
+const TREES: [&str; 22] = [
     "recordings",
     "by_path",
     "by_state",
@@ -147,6 +151,7 @@ const TREES: [&str; 21] = [
     "recordings_by_call_key",
     "call_times",
     "call_key_versions",
+    "outbox",
 ];
 
 type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
@@ -213,6 +218,16 @@ impl Tx<'_> {
             if let Some(queue) = &m.queue {
                 t[BY_QUEUE].insert(named_key(queue, &key), &[][..])?;
             }
+        }
+        let purged_now = previous.is_none_or(|p| p.tombstone.is_none());
+        self.emit(outbox::Event::Recording {
+            summary: Box::new(summary),
+        })?;
+        if let (Some(tombstone), true) = (&record.tombstone, purged_now) {
+            self.emit(outbox::Event::Purge {
+                id: record.id.0,
+                tombstone: tombstone.clone(),
+            })?;
         }
         Ok(())
     }
@@ -764,7 +779,7 @@ impl Store {
                     .about(r.id.0),
                 );
             }
-            tx.0[HOLDS].insert(&hold_id.to_be_bytes()[..], json(&hold))?;
+            tx.put_hold(&hold)?;
             events.push(Draft::new(
                 actor,
                 AuditAction::HoldAdd,
@@ -820,7 +835,7 @@ impl Store {
                 actor: actor.into(),
                 reason: reason.into(),
             });
-            tx.0[HOLDS].insert(&hold_id.to_be_bytes()[..], json(&hold))?;
+            tx.put_hold(&hold)?;
             events.push(Draft::new(
                 actor,
                 AuditAction::HoldRelease,

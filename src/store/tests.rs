@@ -520,3 +520,190 @@ fn a_recording_stored_while_call_records_are_read_moves_their_days() {
     // recording's day (its recording is no longer an orphan there).
     assert_ne!(store.day_generation(20).unwrap(), after_recording);
 }
+
+mod outbox_events {
+    use super::super::outbox::{chain_digest, Event, Position};
+    use super::*;
+
+    fn ingest(store: &Store, id: u64) -> Record {
+        let r = record(id, &format!("/r/{id}.wav"), 1000 * id as i64);
+        let d = Draft::new("t", AuditAction::Ingest, serde_json::json!({})).about(id);
+        store.commit(&r, None, d, 1).unwrap();
+        r
+    }
+
+    fn kinds(store: &Store) -> Vec<String> {
+        store
+            .outbox_after(0, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|e| match e.envelope().unwrap().event {
+                Event::Recording { summary } => format!("recording {}", summary.id),
+                Event::Purge { id, .. } => format!("purge {id}"),
+                Event::Hold { hold } => format!("hold {}", hold.id),
+                Event::Call { leg } => format!("call {}", leg.id),
+                Event::CallDropped { id } => format!("dropped {id}"),
+                Event::Head { head, .. } => format!("head {}", head.seq),
+                Event::Resync => "resync".into(),
+                Event::ResyncDone { from } => format!("resync_done {from}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nothing_is_appended_until_export_is_switched_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        ingest(&store, 1);
+        assert!(kinds(&store).is_empty());
+        assert!(!store.outbox_state().unwrap().enabled);
+    }
+
+    #[test]
+    fn switching_on_sends_the_site_as_it_is_then_each_change_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        ingest(&store, 1);
+        ingest(&store, 2);
+        let sel = Selection {
+            ids: vec![1],
+            ..Default::default()
+        };
+        store.add_hold("case-1", "why", "alice", sel, 5).unwrap();
+        let state = store.start_outbox(1000).unwrap();
+        assert!(state.enabled && !state.needs_resync(), "{state:?}");
+        assert_eq!(
+            kinds(&store),
+            [
+                "resync",
+                "recording 1",
+                "recording 2",
+                "hold 1",
+                "resync_done 1"
+            ]
+        );
+        // A second start only sets the bound again.
+        store.start_outbox(500).unwrap();
+        assert_eq!(kinds(&store).len(), 5);
+        // A change appends its events in its own transaction: the hold's and the records'.
+        ingest(&store, 3);
+        store.release_hold(1, "alice", "done", 6).unwrap();
+        store.outbox_head(7).unwrap();
+        assert_eq!(
+            kinds(&store)[5..],
+            ["recording 3", "recording 1", "hold 1", "head 7"]
+        );
+        // The digests chain, from an empty one.
+        let events = store.outbox_after(0, usize::MAX).unwrap();
+        let mut previous = String::new();
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.seq, i as u64 + 1);
+            assert_eq!(e.digest, chain_digest(&previous, e.seq, &e.bytes));
+            previous = e.digest.clone();
+        }
+        let state = store.outbox_state().unwrap();
+        assert_eq!(state.head.seq, 9);
+        assert_eq!(state.backlog(), 9);
+        // Acknowledged events leave; an acknowledgement never moves back or past the head.
+        store
+            .ack_outbox(&Position {
+                seq: 6,
+                digest: events[5].digest.clone(),
+            })
+            .unwrap();
+        assert_eq!(store.outbox_after(0, 10).unwrap()[0].seq, 7);
+        assert_eq!(store.outbox_state().unwrap().backlog(), 3);
+        store
+            .ack_outbox(&Position {
+                seq: 2,
+                digest: String::new(),
+            })
+            .unwrap();
+        assert_eq!(store.outbox_state().unwrap().ack.seq, 6);
+        assert!(store
+            .ack_outbox(&Position {
+                seq: 99,
+                digest: String::new()
+            })
+            .is_err());
+        // Kept across a restart.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.outbox_state().unwrap().ack.seq, 6);
+        assert_eq!(
+            store.outbox_event(9).unwrap().unwrap().digest,
+            events[8].digest
+        );
+    }
+
+    #[test]
+    fn a_full_backlog_never_blocks_a_change_and_a_resync_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.start_outbox(2).unwrap();
+        assert_eq!(kinds(&store), ["resync", "resync_done 1"]);
+        let top = store.outbox_state().unwrap().head.clone();
+        store.ack_outbox(&top).unwrap();
+        for id in 1..=4 {
+            ingest(&store, id);
+        }
+        let state = store.outbox_state().unwrap();
+        assert!(state.overflowed && state.needs_resync(), "{state:?}");
+        assert_eq!((state.backlog(), state.lost), (2, 2));
+        assert_eq!(
+            store.get(RecordingId(4)).unwrap().unwrap().id.0,
+            4,
+            "stored all the same"
+        );
+        store.ack_outbox(&state.head).unwrap();
+        assert!(store.resync_outbox().unwrap());
+        assert!(!store.resync_outbox().unwrap(), "once");
+        let after = kinds(&store);
+        assert_eq!(
+            after,
+            [
+                "resync",
+                "recording 1",
+                "recording 2",
+                "recording 3",
+                "recording 4",
+                "resync_done 5"
+            ]
+        );
+        // The snapshot does not count against the bound: two more changes still fit.
+        ingest(&store, 5);
+        ingest(&store, 6);
+        assert!(!store.outbox_state().unwrap().overflowed);
+        ingest(&store, 7);
+        assert!(store.outbox_state().unwrap().overflowed);
+    }
+
+    #[test]
+    fn a_purge_sends_its_tombstone_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.start_outbox(100).unwrap();
+        let old = ingest(&store, 1);
+        let mut purged = old.clone();
+        purged.state = RecordState::Purged;
+        purged.tombstone = Some(Tombstone {
+            deleted_ms: 9,
+            policy_ms: None,
+            rule: "default".into(),
+            reason: "expired".into(),
+            actor: "retention".into(),
+            scope: Scope::Audio,
+            sidecar_deleted: false,
+            rolled_forward: false,
+        });
+        let d = || Draft::new("t", AuditAction::Purge, serde_json::json!({})).about(1);
+        store.commit(&purged, Some(&old), d(), 9).unwrap();
+        let mut again = purged.clone();
+        again.purge_note = Some("noted".into());
+        store.commit(&again, Some(&purged), d(), 10).unwrap();
+        assert_eq!(
+            kinds(&store)[2..],
+            ["recording 1", "recording 1", "purge 1", "recording 1"]
+        );
+    }
+}
