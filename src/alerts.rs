@@ -131,6 +131,12 @@ pub struct SystemState {
     pub purge_interval_s: f64,
     /// Breaks the last audit chain check found.
     pub audit_breaks: usize,
+    /// The export outbox: events waiting, its bound, and whether it overflowed.
+    pub export_backlog: u64,
+    pub export_max_backlog: u64,
+    pub export_overflowed: bool,
+    /// Why the exporter refuses to send, if it does.
+    pub export_refused: Option<String>,
 }
 
 /// The alerts the system raises under `rules`.
@@ -191,6 +197,35 @@ pub fn for_system(rules: &[AlertRule], s: &SystemState, time: &str) -> Vec<Alert
                         s.since_purge_s, s.purge_interval_s
                     ),
                 ));
+            }
+            Some(SystemCondition::ExportBacklog)
+                if s.export_overflowed
+                    || (s.export_max_backlog > 0
+                        && s.export_backlog * 5 > s.export_max_backlog * 4) =>
+            {
+                out.push(alert(
+                    rule,
+                    "export_backlog".into(),
+                    if s.export_overflowed {
+                        format!(
+                            "the export outbox reached export.max_backlog ({}): the site will be \
+                             sent again whole once the central database takes it",
+                            s.export_max_backlog
+                        )
+                    } else {
+                        format!(
+                            "{} events wait for the central database ({:.0}% of \
+                             export.max_backlog)",
+                            s.export_backlog,
+                            100.0 * s.export_backlog as f64 / s.export_max_backlog as f64
+                        )
+                    },
+                ));
+            }
+            Some(SystemCondition::ExportRefused) => {
+                if let Some(why) = &s.export_refused {
+                    out.push(alert(rule, "export_refused".into(), why.clone()));
+                }
             }
             Some(SystemCondition::AuditVerifyFailed) if s.audit_breaks > 0 => {
                 out.push(alert(
@@ -447,6 +482,14 @@ mod tests {
                 system: Some(SystemCondition::AuditVerifyFailed),
                 ..rule("audit")
             },
+            AlertRule {
+                system: Some(SystemCondition::ExportBacklog),
+                ..rule("backlog")
+            },
+            AlertRule {
+                system: Some(SystemCondition::ExportRefused),
+                ..rule("refused")
+            },
         ];
         let calm = SystemState {
             processed_1h: 100,
@@ -456,6 +499,10 @@ mod tests {
             since_purge_s: 3000.0,
             purge_interval_s: 3600.0,
             audit_breaks: 0,
+            export_backlog: 800,
+            export_max_backlog: 1000,
+            export_overflowed: false,
+            export_refused: None,
         };
         assert!(for_system(&rules, &calm, "t").is_empty());
         let bad = SystemState {
@@ -463,13 +510,24 @@ mod tests {
             disk_free: vec![("/r".into(), 0.01)],
             since_purge_s: 8000.0,
             audit_breaks: 1,
+            export_backlog: 801,
+            export_refused: Some("site s: the store is an older copy".into()),
+            ..calm.clone()
+        };
+        let fired = for_system(&rules, &bad, "t");
+        let names: Vec<&str> = fired.iter().map(|a| a.rule.as_str()).collect();
+        assert_eq!(
+            names,
+            ["failing", "disk", "purge", "audit", "backlog", "refused"]
+        );
+        assert!(fired[4].message.contains("80%"), "{}", fired[4].message);
+        let overflowed = SystemState {
+            export_backlog: 1000,
+            export_overflowed: true,
             ..calm
         };
-        let fired: Vec<String> = for_system(&rules, &bad, "t")
-            .into_iter()
-            .map(|a| a.rule)
-            .collect();
-        assert_eq!(fired, ["failing", "disk", "purge", "audit"]);
+        let fired = for_system(&rules, &overflowed, "t");
+        assert!(fired[0].message.contains("sent again whole"), "{fired:?}");
     }
 
     #[test]

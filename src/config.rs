@@ -46,6 +46,54 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub calls: CallsConfig,
     pub pci: PciConfig,
+    pub export: ExportConfig,
+}
+
+/// Sending this site's metadata, KPIs and audit heads to a central PostgreSQL (the fleet):
+/// on when `[export.postgres]` is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    /// How often the audit chain's head is anchored in the central database (seconds).
+    pub head_interval_s: f64,
+    /// Events kept at most while the central database cannot be reached; past it, changes are
+    /// no longer queued one by one, and the site is sent again whole once it is back.
+    pub max_backlog: u64,
+    /// Hash caller and callee numbers (source, destination, caller id) with `redact_key`
+    /// before they leave the site.
+    pub redact: bool,
+    /// The key of that hash (at least 16 characters; keep it secret, and the same at every
+    /// site whose numbers should be comparable).
+    pub redact_key: String,
+    pub postgres: Option<ExportPostgres>,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            head_interval_s: 300.0,
+            max_backlog: 1_000_000,
+            redact: false,
+            redact_key: String::new(),
+            postgres: None,
+        }
+    }
+}
+
+/// The central database and this site's name in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportPostgres {
+    /// A libpq-style URL or key=value string (`postgresql://callwarden@db/fleet`).
+    pub url: String,
+    pub site: crate::fleet::SiteName,
+    /// Events (and audit entries) sent per transaction.
+    #[serde(default = "default_export_batch")]
+    pub batch: usize,
+}
+
+fn default_export_batch() -> usize {
+    500
 }
 
 /// The PBX's call records (CDRs) and how recordings are matched and judged against them.
@@ -590,6 +638,10 @@ pub enum SystemCondition {
     PurgeOverdue,
     /// The daily audit chain check found a break.
     AuditVerifyFailed,
+    /// The export outbox holds more than 80 % of `export.max_backlog`, or overflowed.
+    ExportBacklog,
+    /// The exporter refuses to send: the store and the central database disagree.
+    ExportRefused,
 }
 
 /// The daemon's control socket, and who may use it.
@@ -847,6 +899,27 @@ impl Config {
                     "consent.announcement.within_s",
                     "must be above 0 and at most 3600 seconds",
                 ));
+            }
+        }
+        let x = &self.export;
+        if !(x.head_interval_s.is_finite() && x.head_interval_s >= 1.0) {
+            return Err(bad("export.head_interval_s", "must be 1 second or more"));
+        }
+        if x.max_backlog == 0 {
+            return Err(bad("export.max_backlog", "must be 1 or more"));
+        }
+        if x.redact && x.redact_key.chars().count() < 16 {
+            return Err(bad(
+                "export.redact_key",
+                "export.redact needs a key of at least 16 characters",
+            ));
+        }
+        if let Some(pg) = &x.postgres {
+            if pg.url.trim().is_empty() {
+                return Err(bad("export.postgres.url", "must name the central database"));
+            }
+            if !(1..=10_000).contains(&pg.batch) {
+                return Err(bad("export.postgres.batch", "must be 1 to 10000"));
             }
         }
         if self.pci.min_digits == 0 {

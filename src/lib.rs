@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod dispatch;
 pub mod endpoint;
 pub mod files;
+pub mod fleet;
 pub mod ingest;
 pub mod kpi;
 pub mod metadata;

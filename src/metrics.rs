@@ -127,6 +127,17 @@ pub struct Metrics {
     alerts: Family<Labels, Counter>,
     calls: Family<Labels, Gauge>,
     calls_coverage: Gauge<f64, AtomicU64>,
+    export: ExportMetrics,
+}
+
+/// The exporter's metrics (all 0 while export is off).
+#[derive(Debug, Clone, Default)]
+pub struct ExportMetrics {
+    backlog: Gauge,
+    lag: Gauge<f64, AtomicU64>,
+    events: Counter,
+    failures: Counter,
+    refused: Gauge,
 }
 
 impl Default for Metrics {
@@ -247,6 +258,32 @@ impl Metrics {
             "Share of the last 24 hours' calls to record that were recorded",
             calls_coverage.clone(),
         );
+        let export = ExportMetrics::default();
+        registry.register(
+            "export_backlog_events",
+            "Outbox events waiting for the central database",
+            export.backlog.clone(),
+        );
+        registry.register(
+            "export_lag_seconds",
+            "Age of the oldest outbox event the central database has not acknowledged",
+            export.lag.clone(),
+        );
+        registry.register(
+            "export_events",
+            "Outbox events and audit entries the central database committed",
+            export.events.clone(),
+        );
+        registry.register(
+            "export_failures",
+            "Export attempts that failed (connection, SQL, a batch refused)",
+            export.failures.clone(),
+        );
+        registry.register(
+            "export_refused",
+            "1 while the exporter refuses to send (the store and the central database disagree)",
+            export.refused.clone(),
+        );
         let build = Family::<Labels, Gauge>::default();
         registry.register("build_info", "The running build", build.clone());
         build
@@ -286,7 +323,13 @@ impl Metrics {
             alerts,
             calls,
             calls_coverage,
+            export,
         }
+    }
+
+    /// The exporter's metrics.
+    pub fn export(&self) -> &ExportMetrics {
+        &self.export
     }
 
     /// One recording done: its result, and for an analysed one its time, score and flags.
@@ -483,6 +526,27 @@ pub struct Gauges {
     pub store_bytes: u64,
     pub audit_length: u64,
     pub disk_free: Vec<(String, f64)>,
+}
+
+impl ExportMetrics {
+    /// The outbox's backlog and the age (seconds) of its oldest waiting event.
+    pub fn backlog(&self, events: u64, lag_s: f64) {
+        self.backlog.set(events as i64);
+        self.lag.set(lag_s);
+    }
+
+    /// Events and entries the central database committed.
+    pub fn sent(&self, n: usize) {
+        self.events.inc_by(n as u64);
+    }
+
+    pub fn failed(&self) {
+        self.failures.inc();
+    }
+
+    pub fn refused(&self, refused: bool) {
+        self.refused.set(i64::from(refused));
+    }
 }
 
 #[cfg(test)]

@@ -687,8 +687,17 @@ pub async fn run(
         tracing::info!(addr = %e.addr(), "metrics endpoint listening (/metrics, /healthz)");
         Some(e)
     };
+    // The outbox is switched on before anything is ingested, so the first export holds the
+    // site as it is and every change after it.
+    let exporter = crate::fleet::export::start(
+        store.clone(),
+        &config.export,
+        config.consent.default,
+        metrics.clone(),
+    )?;
     let (calls_alerts_tx, mut calls_alerts_rx) = mpsc::unbounded_channel();
     let monitor = Monitor {
+        export: exporter.as_ref().map(|e| e.status.clone()),
         metrics,
         health,
         dispatcher: Some(Dispatcher::start(config.alerts.concurrency)),
@@ -936,6 +945,9 @@ pub async fn run(
     }
     if let Some(d) = state.monitor.dispatcher.take() {
         d.stop(Duration::from_secs(5));
+    }
+    if let Some(e) = exporter {
+        e.stop(Duration::from_secs(5));
     }
     if !state.config.control.socket.as_os_str().is_empty() {
         // Ours to remove: a CLI that finds no socket opens the store (free in a moment).

@@ -40,6 +40,8 @@ pub(super) struct Monitor {
     pub(super) calls_alerts: tokio::sync::mpsc::UnboundedSender<Vec<alerts::Alert>>,
     /// Recordings stored without their sidecar, whose alerts wait for it until then.
     pub(super) awaiting_sidecar: Vec<(Instant, RecordingPath)>,
+    /// The exporter's state, when `[export.postgres]` is set.
+    pub(super) export: Option<Arc<Mutex<crate::fleet::export::ExportStatus>>>,
 }
 
 /// How often the store gauges are refreshed.
@@ -352,7 +354,16 @@ impl State {
             since_purge_s: self.monitor.last_good_purge.elapsed().as_secs_f64(),
             purge_interval_s: self.config.retention.purge_interval_s,
             audit_breaks: self.monitor.audit_breaks.load(Ordering::Relaxed),
+            ..alerts::SystemState::default()
         };
+        let mut system = system;
+        if let Some(export) = &self.monitor.export {
+            let e = export.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            system.export_backlog = e.backlog;
+            system.export_max_backlog = e.max_backlog;
+            system.export_overflowed = e.overflowed;
+            system.export_refused = e.refused;
+        }
         let time = crate::policy::fmt_ms(ingest::now_ms());
         let raised = alerts::for_system(&self.config.alerts.rule, &system, &time);
         self.raise(raised);
