@@ -519,8 +519,14 @@ pub fn kpi(args: KpiArgs) -> anyhow::Result<u8> {
     };
     let window = window(Some(&args.since), args.until.as_deref(), now)?;
     let (k, _) = args.access.kpi(window, by)?;
+    print_kpi(&k, by, &args.output)?;
+    Ok(EXIT_OK)
+}
+
+/// A KPI table as `--json` (a line per group, the total last), `--csv` or text.
+pub(super) fn print_kpi(k: &Kpi, by: GroupBy, output: &Output) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    if args.output.json {
+    if output.json {
         // JSON Lines, as every other --json: a line per group, the total last (group "total").
         #[derive(serde::Serialize)]
         struct Line<'a> {
@@ -531,12 +537,12 @@ pub fn kpi(args: KpiArgs) -> anyhow::Result<u8> {
         for row in k.rows.iter().chain([&k.total]) {
             writeln!(out, "{}", super::json::line(&Line { by, row })?)?;
         }
-    } else if args.output.csv {
-        write!(out, "{}", kpi_table(&k, true).csv())?;
+    } else if output.csv {
+        write!(out, "{}", kpi_table(k, true).csv())?;
     } else {
-        write!(out, "{}", kpi_table(&k, false).text())?;
+        write!(out, "{}", kpi_table(k, false).text())?;
     }
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 fn kpi_table(k: &Kpi, csv: bool) -> Table {
@@ -618,22 +624,32 @@ pub fn report(kind: query::ReportKind, args: ReportArgs) -> anyhow::Result<u8> {
     let now = args.when.now();
     let window = window(args.since.as_deref(), args.until.as_deref(), now)?;
     let (dated, _) = args.access.report(kind, window)?;
-    let text = match args.format {
-        ReportFormat::Json => super::json::pretty(&dated)? + "\n",
+    write_report(&dated, args.format, args.output.as_deref())?;
+    Ok(EXIT_OK)
+}
+
+/// A report in `format`, to `output` or standard output.
+pub(super) fn write_report(
+    dated: &query::Dated,
+    format: ReportFormat,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let text = match format {
+        ReportFormat::Json => super::json::pretty(dated)? + "\n",
         ReportFormat::Csv => match &dated.body {
             // The certificate keeps its one-table form, the chain head on every row.
             Report::Purged(p) => super::reports::purged_csv(p),
-            _ => csv_sections(&dated),
+            _ => csv_sections(dated),
         },
-        ReportFormat::Table => super::reports::text(&dated),
-        ReportFormat::Html => super::reports::html(&dated),
+        ReportFormat::Table => super::reports::text(dated),
+        ReportFormat::Html => super::reports::html(dated),
     };
-    match &args.output {
+    match output {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| anyhow::anyhow!("write the report to {}: {e}", path.display()))?,
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 /// Every table of a report, each under a `# title` line.

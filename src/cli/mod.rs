@@ -10,6 +10,7 @@ mod args;
 mod calls;
 mod client;
 mod compliance;
+mod fleet;
 mod html;
 mod json;
 mod redact;
@@ -115,6 +116,10 @@ pub enum Command {
     /// verdicts (recorded, short, missing), show one.
     #[command(subcommand)]
     Calls(calls::CallsCommand),
+    /// Many sites, one view: the central PostgreSQL the daemons export to (prepare its
+    /// schema, the fleet's KPIs and reports, check every site's audit chain there).
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
     /// Ask the running daemon to reload its configuration file (as SIGHUP does; audited with
     /// your name).
     Reload(admin::ReloadArgs),
@@ -208,6 +213,7 @@ pub fn main() -> ExitCode {
         Command::Redact(args) => redact::redact(args),
         Command::Kpi(args) => admin::kpi(args),
         Command::Calls(cmd) => calls::calls(cmd),
+        Command::Fleet(cmd) => fleet::fleet(cmd),
         Command::Reload(args) => admin::reload(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -406,7 +412,7 @@ fn config_path(given: &Option<PathBuf>) -> Option<PathBuf> {
         })
 }
 
-fn load_config(given: &Option<PathBuf>) -> anyhow::Result<Config> {
+pub(super) fn load_config(given: &Option<PathBuf>) -> anyhow::Result<Config> {
     Ok(match config_path(given) {
         Some(path) => Config::load(&path)?,
         None => Config::default(),

@@ -77,6 +77,8 @@ pub struct Exporter {
     /// The last audit entry the central database holds (known once reconciled).
     audit_sent: u64,
     last_head: Option<Instant>,
+    /// Events and entries sent by this exporter.
+    sent: usize,
 }
 
 /// A running exporter: stop it with [`Running::stop`].
@@ -133,6 +135,7 @@ pub fn start(
         central: None,
         audit_sent: 0,
         last_head: None,
+        sent: 0,
     };
     let thread = std::thread::Builder::new()
         .name("callwarden-export".into())
@@ -145,7 +148,62 @@ pub fn start(
     }))
 }
 
+/// What one [`drain`] sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drained {
+    pub batches: usize,
+    pub sent: usize,
+}
+
+/// Sends everything the store has not yet sent, from this process, and returns: `callwarden
+/// fleet push` on a stopped daemon's store (before a site is retired, or to catch up by hand).
+/// The same rounds as the daemon's exporter; the first failure or refusal ends it.
+pub fn drain(
+    store: Arc<Store>,
+    cfg: &ExportConfig,
+    default_law: ConsentLaw,
+) -> Result<Drained, String> {
+    let Some(pg) = cfg.postgres.clone() else {
+        return Err("no [export.postgres] in the configuration: export is off".into());
+    };
+    store
+        .start_outbox(cfg.max_backlog)
+        .map_err(|e| e.to_string())?;
+    let mut exporter = Exporter {
+        store,
+        pg,
+        head_every: Duration::from_secs_f64(cfg.head_interval_s),
+        redact: cfg.redact.then(|| cfg.redact_key.as_bytes().to_vec()),
+        default_law,
+        metrics: Arc::new(Metrics::new()),
+        status: Default::default(),
+        stop: Default::default(),
+        central: None,
+        audit_sent: 0,
+        last_head: None,
+        sent: 0,
+    };
+    let mut done = Drained::default();
+    loop {
+        let before = exporter.metrics_sent();
+        match exporter.round() {
+            Ok(Round::Sent) => {
+                done.batches += 1;
+                done.sent += exporter.metrics_sent() - before;
+            }
+            Ok(Round::Idle) => return Ok(done),
+            Err(Failure::Refused(r)) => return Err(r.to_string()),
+            Err(Failure::Failed(why)) => return Err(why),
+        }
+    }
+}
+
 impl Exporter {
+    /// Events and entries sent so far by this exporter.
+    fn metrics_sent(&self) -> usize {
+        self.sent
+    }
+
     fn run(mut self) {
         let mut backoff = BACKOFF;
         while !self.stop.load(Ordering::Relaxed) {
@@ -334,6 +392,7 @@ impl Exporter {
             self.audit_sent = e.seq;
         }
         self.metrics.export().sent(audit.len() + events.len());
+        self.sent += audit.len() + events.len();
         self.status
             .lock()
             .unwrap_or_else(|p| p.into_inner())

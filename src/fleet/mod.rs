@@ -89,8 +89,8 @@ pub enum Refusal {
     },
     #[error(
         "site {site}: the central database's outbox event {seq} is not this store's (digests \
-         differ): another store is exporting under this site name, or this one was replaced; \
-         nothing is exported (docs/fleet.md, \"Refused\")"
+         differ): the store is an older copy that went on since, or another store exports \
+         under this site name; nothing is exported (docs/fleet.md, \"Refused\")"
     )]
     Diverged { site: String, seq: u64 },
     #[error(
@@ -101,8 +101,8 @@ pub enum Refusal {
     CentralBehind { site: String, from: u64, to: u64 },
     #[error(
         "site {site}: the central database holds audit entry {central}, but this store's chain \
-         ends at {store}: the store was rolled back; nothing is exported (docs/fleet.md, \
-         \"Refused\")"
+         ends at {store}: the store is an older copy (restored or rolled back); nothing is \
+         exported until an operator resolves it (docs/fleet.md, \"Refused\")"
     )]
     AuditBehind {
         site: String,
@@ -110,8 +110,9 @@ pub enum Refusal {
         store: u64,
     },
     #[error(
-        "site {site}: audit entry {seq} in the central database differs from this store's: one \
-         of the two histories was rewritten; nothing is exported (docs/fleet.md, \"Refused\")"
+        "site {site}: audit entry {seq} in the central database differs from this store's: the \
+         store is an older copy that went on since, or one of the two histories was \
+         rewritten; nothing is exported (docs/fleet.md, \"Refused\")"
     )]
     AuditRewritten { site: String, seq: u64 },
 }

@@ -9,6 +9,7 @@ mod daemon;
 mod decode;
 mod evidence;
 mod first_day;
+mod fleet;
 mod heldout;
 mod ingest;
 mod lifecycle;

@@ -81,11 +81,19 @@ impl Pg {
                 "postgres".as_ref(),
             ],
         );
+        pg.start_again();
+        Some(pg)
+    }
+
+    /// Starts the server (again, after [`Pg::stop`]), on the same port and data.
+    pub(crate) fn start_again(&self) {
+        let data = self.dir.path().join("data");
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1",
-            pg.dir.path().display()
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
         );
-        pg.run(
+        self.run(
             "pg_ctl",
             &[
                 "-D".as_ref(),
@@ -93,12 +101,29 @@ impl Pg {
                 "-o".as_ref(),
                 options.as_ref(),
                 "-l".as_ref(),
-                pg.dir.path().join("log").as_os_str(),
+                self.dir.path().join("log").as_os_str(),
                 "-w".as_ref(),
                 "start".as_ref(),
             ],
         );
-        Some(pg)
+    }
+
+    /// Stops the server by its PID (a fast shutdown; SIGKILL if it lingers).
+    pub(crate) fn stop(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status();
+            for _ in 0..100 {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
     }
 
     fn run(&self, program: &str, args: &[&std::ffi::OsStr]) {
@@ -142,21 +167,7 @@ impl Pg {
 
 impl Drop for Pg {
     fn drop(&mut self) {
-        // Stopped by its PID: a fast shutdown, and SIGKILL if it lingers.
-        if let Some(pid) = self.pid() {
-            let _ = Command::new("kill")
-                .args(["-INT", &pid.to_string()])
-                .status();
-            for _ in 0..100 {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    return;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
+        self.stop();
     }
 }
 
