@@ -28,7 +28,8 @@ pub enum FleetCommand {
     /// Send what this site has not yet sent to the central database, from a stopped daemon's
     /// store (`[export.postgres]` of the configuration), and exit.
     Push {
-        /// Configuration file (default: as for every command).
+        /// Configuration file (default: $CALLWARDEN_CONFIG, else /etc/callwarden/callwarden.toml if
+        /// it exists, else the built-in defaults; `daemon` needs a file).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Store directory (default: `store.path` from the configuration).
@@ -104,8 +105,8 @@ pub struct FleetReportArgs {
     /// Write the report here instead of to standard output.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
-    /// The configuration whose `[pci]` scope and announcement windows the report applies
-    /// (default: as for every command).
+    /// Configuration file (default: $CALLWARDEN_CONFIG, else /etc/callwarden/callwarden.toml if
+    /// it exists, else the built-in defaults; `daemon` needs a file).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
