@@ -415,6 +415,9 @@ fn two_sites_export_to_one_database_and_it_holds_exactly_theirs() {
     ));
     assert!(holds.contains("K-7"), "{holds}");
 
+    // Every SQL panel of the shipped Grafana dashboard runs on this schema and finds rows.
+    dashboard_queries_run(&pg);
+
     // The chains verify; an entry changed in the central table is named.
     let verified = ok(fleet(&pg, &["verify"]));
     assert_eq!(verified.matches("intact").count(), 2, "{verified}");
@@ -558,5 +561,47 @@ fn a_store_rolled_back_is_refused_and_a_full_outbox_is_sent_again_whole() {
         count(&pg, "SELECT last_seq FROM fleet_sites WHERE site = 'lille'"),
         before,
         "nothing of the old copy was sent"
+    );
+}
+
+/// Runs every SQL query of `assets/grafana/callwarden-fleet.json`, Grafana's macros replaced
+/// as Grafana would for all time and both sites; the daily views must give rows.
+fn dashboard_queries_run(pg: &Pg) {
+    let path = crate::support::assets().join("grafana/callwarden-fleet.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut queries = Vec::new();
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(sql) = m.get("rawSql").and_then(|s| s.as_str()) {
+                    out.push(sql.to_string());
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(&dashboard, &mut queries);
+    assert!(queries.len() >= 8, "{queries:?}");
+    let mut client = pg.client();
+    let mut with_rows = 0;
+    for sql in &queries {
+        let sql = sql
+            .replace(
+                "$__timeFilter(day)",
+                "day BETWEEN '2000-01-01' AND '2100-01-01'",
+            )
+            .replace("${site:sqlstring}", "'paris','lyon'");
+        let rows = client
+            .query(&sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        with_rows += usize::from(!rows.is_empty());
+    }
+    assert!(
+        with_rows >= queries.len() - 1,
+        "{with_rows} of {}",
+        queries.len()
     );
 }
