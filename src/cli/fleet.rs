@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::calls::Digest;
 use crate::fleet::central::Central;
 use crate::kpi::{GroupBy, Kpi};
 use crate::query::{Dated, Report, Window};
@@ -23,7 +24,7 @@ pub enum FleetCommand {
     },
     /// The KPIs over every site (or one), computed as `callwarden kpi` computes one site's.
     Kpi(FleetKpiArgs),
-    /// A report over every site (or one): consent, quality, pci or holds.
+    /// A report over every site (or one): consent, quality, pci, holds or coverage.
     Report(FleetReportArgs),
     /// Send what this site has not yet sent to the central database, from a stopped daemon's
     /// store (`[export.postgres]` of the configuration), and exit.
@@ -74,6 +75,10 @@ pub struct FleetKpiArgs {
     /// One row per site, day, ISO week, agent or queue (default: the whole window).
     #[arg(long, value_parser = ["site", "day", "week", "agent", "queue"])]
     pub by: Option<String>,
+    /// Configuration file (default: $CALLWARDEN_CONFIG, else /etc/callwarden/callwarden.toml if
+    /// it exists, else the built-in defaults; `daemon` needs a file).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -82,6 +87,7 @@ pub enum FleetReport {
     Quality,
     Pci,
     Holds,
+    Coverage,
 }
 
 #[derive(Debug, clap::Args)]
@@ -210,12 +216,76 @@ pub fn fleet_kpi(rows: Vec<(String, Summary)>, by: Option<&str>) -> anyhow::Resu
     Ok(crate::kpi::kpi(rows.into_iter().map(|r| r.1), by, law))
 }
 
+/// The calls' coverage over the fleet: each site's call records and recordings matched by the
+/// site's own code (`calls::match_calls`, under this configuration's `[calls]` rules and the
+/// site's default law) over the window and `MATCH_MARGIN_MS` around it, the calls whose first
+/// leg started in the window counted, and the sites' digests added up. None when no site has
+/// call records there. (A site's own `report coverage` also finds a recording far from its
+/// call's time by its key, as in a copied archive; the fleet's matches within the margin.)
+fn coverage(
+    c: &mut Central,
+    site: Option<&str>,
+    w: Window,
+    config: &crate::config::Config,
+    now: i64,
+) -> anyhow::Result<Vec<(String, Digest)>> {
+    let margin = crate::calls::MATCH_MARGIN_MS;
+    let around = |t: Option<i64>, d: i64| t.map(|t| t.saturating_add(d));
+    let (from, until) = (around(w.from_ms, -margin), around(w.until_ms, margin));
+    let inside = |t: i64| w.from_ms.is_none_or(|f| t >= f) && w.until_ms.is_none_or(|u| t < u);
+    let mut out = Vec::new();
+    for (name, law) in c.sites()? {
+        if site.is_some_and(|s| s != name) {
+            continue;
+        }
+        let legs = c.calls(&name, from, until)?;
+        if legs.is_empty() {
+            continue;
+        }
+        let recordings = c
+            .summaries(Some(&name), from, until)?
+            .into_iter()
+            .map(|(_, _, s)| s);
+        let mut m = crate::calls::match_calls(legs, recordings, &config.calls, law, now);
+        m.calls.retain(|call| inside(call.start_ms));
+        m.orphans.retain(|r| inside(r.started_ms));
+        m.ambiguous.retain(|r| inside(r.started_ms));
+        out.push((name, Digest::of(&m, LIST_LIMIT)));
+    }
+    Ok(out)
+}
+
+/// The sites' digests as one.
+fn merged(digests: Vec<(String, Digest)>) -> Option<Digest> {
+    digests.into_iter().map(|d| d.1).reduce(|mut a, b| {
+        a.merge(b, LIST_LIMIT);
+        a
+    })
+}
+
+/// Calls listed at most in a report (all are counted), as in a site's.
+const LIST_LIMIT: usize = 1000;
+
 fn kpi(args: FleetKpiArgs) -> anyhow::Result<u8> {
     let now = args.when.now();
     let w = super::admin::window(Some(&args.since), args.until.as_deref(), now)?;
+    let config = super::load_config(&args.config)?;
     let mut c = Central::connect(&args.db.db)?;
     let rows = summaries(&mut c, &args.db, w)?;
-    let k = fleet_kpi(rows, args.by.as_deref())?;
+    let mut k = fleet_kpi(rows, args.by.as_deref())?;
+    let digests = coverage(&mut c, args.db.site.as_deref(), w, &config, now)?;
+    if args.by.as_deref() == Some("site") {
+        for (site, d) in &digests {
+            if let Some(row) = k.rows.iter_mut().find(|r| &r.group == site) {
+                row.calls = Some(d.total.clone().named(site.clone()));
+            }
+        }
+        if let Some(all) = merged(digests) {
+            k.total.calls = Some(all.total.named("total".into()));
+        }
+    } else if let Some(all) = merged(digests) {
+        k = crate::kpi::with_calls(k, &all);
+    }
     let by = if args.by.as_deref() == Some("site") {
         GroupBy::All
     } else {
@@ -243,6 +313,12 @@ fn report(args: FleetReportArgs) -> anyhow::Result<u8> {
                     .filter(|h| w.until_ms.is_none_or(|u| h.added_ms < u))
                     .collect(),
             }
+        }
+        FleetReport::Coverage => {
+            c.check_schema()?;
+            let all = merged(coverage(&mut c, args.db.site.as_deref(), w, &config, now)?)
+                .unwrap_or_default();
+            Report::Coverage(Box::new(all.report()))
         }
         kind => {
             let rows = summaries(&mut c, &args.db, w)?.into_iter().map(|r| r.1);

@@ -339,6 +339,28 @@ impl Central {
             .collect()
     }
 
+    /// The call records (CDR legs) of one site that started in `[from_ms, until_ms)`.
+    pub fn calls(
+        &mut self,
+        site: &str,
+        from_ms: Option<i64>,
+        until_ms: Option<i64>,
+    ) -> Result<Vec<crate::cdr::CallRecord>, CentralError> {
+        let rows = self.client.query(
+            "SELECT body::text FROM fleet_calls
+             WHERE site = $1 AND ($2::bigint IS NULL OR started_ms >= $2)
+               AND ($3::bigint IS NULL OR started_ms < $3)
+             ORDER BY started_ms, id",
+            &[&site, &from_ms, &until_ms],
+        )?;
+        rows.iter()
+            .map(|r| {
+                serde_json::from_str(&r.get::<_, String>(0))
+                    .map_err(|e| CentralError::Unreadable(format!("a call record: {e}")))
+            })
+            .collect()
+    }
+
     /// The holds of one site or all, with their site.
     pub fn holds(
         &mut self,
@@ -468,11 +490,12 @@ impl Projector {
                 ts_sql(8)
             ))?,
             call: tx.prepare(&format!(
-                "INSERT INTO fleet_calls (site, id, seq, call_key, started, day, disposition,
-                   billsec, queue, body)
-                 VALUES ($1, $2, $3, $4, {}, {}, $6, $7, $8, $9::text::jsonb)
+                "INSERT INTO fleet_calls (site, id, seq, call_key, started_ms, started, day,
+                   disposition, billsec, queue, body)
+                 VALUES ($1, $2, $3, $4, $5, {}, {}, $6, $7, $8, $9::text::jsonb)
                  ON CONFLICT (site, id) DO UPDATE SET seq = EXCLUDED.seq,
-                   call_key = EXCLUDED.call_key, started = EXCLUDED.started, day = EXCLUDED.day,
+                   call_key = EXCLUDED.call_key, started_ms = EXCLUDED.started_ms,
+                   started = EXCLUDED.started, day = EXCLUDED.day,
                    disposition = EXCLUDED.disposition, billsec = EXCLUDED.billsec,
                    queue = EXCLUDED.queue, body = EXCLUDED.body
                  WHERE fleet_calls.seq < EXCLUDED.seq",

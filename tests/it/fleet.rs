@@ -33,7 +33,8 @@ fn site(name: &str, pg: &Pg, batch: usize, extra: &str) -> Site {
         &config,
         format!(
             "[ingest]\nroots = [{root:?}]\nsettle_s = 0.0\nworkers = 2\n[store]\npath = {store:?}\n\
-             [control]\nsocket = \"\"\n[export]\nhead_interval_s = 1.0\n{extra}\n\
+             [control]\nsocket = \"\"\n[calls]\ntimezone = \"UTC\"\n\
+             [export]\nhead_interval_s = 1.0\n{extra}\n\
              [export.postgres]\nurl = {:?}\nsite = {name:?}\nbatch = {batch}\n",
             pg.url()
         ),
@@ -262,7 +263,16 @@ fn kpi_lines(out: &str) -> BTreeMap<String, serde_json::Value> {
 fn two_sites_export_to_one_database_and_it_holds_exactly_theirs() {
     let Some(pg) = Pg::start() else { return };
     migrate(&pg);
-    let sites = [site("paris", &pg, 50, ""), site("lyon", &pg, 50, "")];
+    // Paris sends its callers' numbers hashed.
+    let sites = [
+        site(
+            "paris",
+            &pg,
+            50,
+            "redact = true\nredact_key = \"paris-0123456789abcdef\"",
+        ),
+        site("lyon", &pg, 50, ""),
+    ];
     for s in &sites {
         recordings(s, 0, 500);
     }
@@ -275,8 +285,15 @@ fn two_sites_export_to_one_database_and_it_holds_exactly_theirs() {
     for d in daemons {
         assert_eq!(d.stop(), Some(0));
     }
-    // Consent changes, a hold and a purge, on the stopped stores (the CLI writes the outbox
-    // too); then the daemons again, with more recordings arriving while they run.
+    // Consent changes, a hold, a purge and the PBX's call records, on the stopped stores (the
+    // CLI writes the outbox too); then the daemons again, with more recordings arriving while
+    // they run.
+    for s in &sites {
+        let cdr = s.root.with_file_name("Master.csv");
+        std::fs::write(&cdr, master_csv(&s.name)).unwrap();
+        let imported = ok(cw(&s.config, &["calls", "import", cdr.to_str().unwrap()]));
+        assert!(imported.contains("45"), "{imported}");
+    }
     let (paris, lyon) = (&sites[0], &sites[1]);
     for id in ["3", "4", "5"] {
         ok(cw(&paris.config, &["consent", "set", id, "denied"]));
@@ -398,6 +415,72 @@ fn two_sites_export_to_one_database_and_it_holds_exactly_theirs() {
             assert_eq!(row[field], k["total"][field], "{} {field}", s.name);
         }
     }
+    // Numbers left Paris hashed, Lyon's as they are.
+    let numbers = |site: &str| -> Vec<String> {
+        pg.client()
+            .query(
+                "SELECT body::jsonb #>> '{event,leg,src}' FROM fleet_events
+                 WHERE site = $1 AND kind = 'call'",
+                &[&site],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let (hashed, plain) = (numbers("paris"), numbers("lyon"));
+    assert_eq!((hashed.len(), plain.len()), (45, 45));
+    assert!(
+        hashed.iter().all(|n| n.starts_with("h:") && n.len() == 34),
+        "{hashed:?}"
+    );
+    assert!(plain.iter().all(|n| n == "1001"), "{plain:?}");
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FROM fleet_calls WHERE site = 'paris' AND (body->>'src' = '1001' \
+             OR body->>'dst' = '2000' OR body->>'clid' LIKE '%1001%')"
+        ),
+        0
+    );
+
+    // Calls: the fleet's coverage is the sites' added up (45 calls each, 40 recorded).
+    let coverage = |out: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(out).unwrap()["total"].clone()
+    };
+    let args = ["report", "coverage", "--format", "json", "--since", "3650d"];
+    let fleet_cov = coverage(&ok(Command::new(env!("CARGO_BIN_EXE_callwarden"))
+        .arg("fleet")
+        .args(args)
+        .args(["--db", &pg.url(), "--config"])
+        .arg(&paris.config)
+        .output()
+        .unwrap()));
+    let site_cov: Vec<serde_json::Value> = sites
+        .iter()
+        .map(|s| coverage(&ok(cw(&s.config, &args))))
+        .collect();
+    for field in [
+        "calls",
+        "must_record",
+        "recorded",
+        "lawful",
+        "analysed",
+        "missing",
+        "short",
+    ] {
+        let sum: u64 = site_cov.iter().map(|c| c[field].as_u64().unwrap()).sum();
+        assert_eq!(fleet_cov[field].as_u64(), Some(sum), "{field}: {fleet_cov}");
+    }
+    assert_eq!(fleet_cov["must_record"].as_u64(), Some(90), "{fleet_cov}");
+    assert_eq!(fleet_cov["recorded"].as_u64(), Some(80), "{fleet_cov}");
+    assert_eq!(fleet_cov["missing"].as_u64(), Some(10), "{fleet_cov}");
+    let with_calls = kpi_lines(&ok(fleet(
+        &pg,
+        &[&["kpi", "--json"][..], &window[..]].concat(),
+    )));
+    assert_eq!(with_calls["total"]["calls"]["recorded"].as_u64(), Some(80));
+
     // Reports over the fleet, with the sites' renderers.
     let consent = ok(fleet(
         &pg,
@@ -604,4 +687,28 @@ fn dashboard_queries_run(pg: &Pg) {
         "{with_rows} of {}",
         queries.len()
     );
+}
+
+/// The PBX's `Master.csv` (Asterisk's cdr_csv layout) for a site: the calls of its recordings
+/// 0..40 (uniqueid = the sidecar's call id, the same start, 2 billable seconds) and 5 calls
+/// that no recording names.
+fn master_csv(site: &str) -> String {
+    let mut out = String::new();
+    for i in 0..45usize {
+        let (uid, day, hour, minute) = if i < 40 {
+            (format!("{site}-{i}"), 1 + i % 28, 8 + i % 10, i % 60)
+        } else {
+            (format!("{site}-none-{i}"), 2, 20, i)
+        };
+        let at = |s: usize| format!("2026-11-{day:02} {hour:02}:{minute:02}:{s:02}");
+        out.push_str(&format!(
+            "\"\",\"1001\",\"2000\",\"from-internal\",\"\"\"Agent\"\" <1001>\",\
+             \"PJSIP/1001-{i:08x}\",\"PJSIP/2000-{i:08x}\",\"Dial\",\"PJSIP/2000,30\",\
+             \"{}\",\"{}\",\"{}\",2,2,\"ANSWERED\",\"DOCUMENTATION\",\"{uid}\",\"\"\n",
+            at(0),
+            at(0),
+            at(2)
+        ));
+    }
+    out
 }

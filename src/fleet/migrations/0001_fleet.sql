@@ -109,6 +109,7 @@ CREATE TABLE fleet_calls (
     id text NOT NULL,
     seq bigint NOT NULL,
     call_key text NOT NULL,
+    started_ms bigint NOT NULL,
     started timestamptz NOT NULL,
     day date NOT NULL,
     disposition text NOT NULL,
@@ -119,6 +120,7 @@ CREATE TABLE fleet_calls (
 );
 CREATE INDEX fleet_calls_day ON fleet_calls (day, site);
 CREATE INDEX fleet_calls_key ON fleet_calls (site, call_key);
+CREATE INDEX fleet_calls_started ON fleet_calls (site, started_ms);
 
 -- The site's audit chain, entry by entry; `entry` is the entry's JSON exactly as the site
 -- hashed it, so `fleet verify` checks every hash and link here.
