@@ -90,6 +90,10 @@ pub struct ExportPostgres {
     /// Events (and audit entries) sent per transaction.
     #[serde(default = "default_export_batch")]
     pub batch: usize,
+    /// The authority (PEM) that signed the database's TLS certificate; without it, the public
+    /// web roots. TLS itself is the URL's `sslmode` (`require` is advised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_export_batch() -> usize {

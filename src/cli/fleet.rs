@@ -53,6 +53,10 @@ pub struct Db {
     /// string.
     #[arg(long, value_name = "URL", env = "CALLWARDEN_FLEET_DB")]
     pub db: String,
+    /// The authority (PEM) that signed the database's TLS certificate (default: the public web
+    /// roots); TLS itself is the URL's `sslmode`.
+    #[arg(long, value_name = "PEM", env = "CALLWARDEN_FLEET_CA")]
+    pub ca_file: Option<PathBuf>,
     /// Only this site.
     #[arg(long)]
     pub site: Option<String>,
@@ -120,7 +124,7 @@ pub struct FleetReportArgs {
 pub fn fleet(cmd: FleetCommand) -> anyhow::Result<u8> {
     match cmd {
         FleetCommand::Migrate { db } => {
-            let mut c = Central::connect(&db.db)?;
+            let mut c = Central::connect(&db.db, db.ca_file.as_deref())?;
             let (before, after) = c.migrate(env!("CARGO_PKG_VERSION"))?;
             let mut out = std::io::stdout().lock();
             if before == after {
@@ -270,7 +274,7 @@ fn kpi(args: FleetKpiArgs) -> anyhow::Result<u8> {
     let now = args.when.now();
     let w = super::admin::window(Some(&args.since), args.until.as_deref(), now)?;
     let config = super::load_config(&args.config)?;
-    let mut c = Central::connect(&args.db.db)?;
+    let mut c = Central::connect(&args.db.db, args.db.ca_file.as_deref())?;
     let rows = summaries(&mut c, &args.db, w)?;
     let mut k = fleet_kpi(rows, args.by.as_deref())?;
     let digests = coverage(&mut c, args.db.site.as_deref(), w, &config, now)?;
@@ -299,7 +303,7 @@ fn report(args: FleetReportArgs) -> anyhow::Result<u8> {
     let now = args.when.now();
     let w = super::admin::window(args.since.as_deref(), args.until.as_deref(), now)?;
     let config = super::load_config(&args.config)?;
-    let mut c = Central::connect(&args.db.db)?;
+    let mut c = Central::connect(&args.db.db, args.db.ca_file.as_deref())?;
     let law = crate::config::ConsentLaw::OneParty;
     let body = match args.kind {
         FleetReport::Holds => {
@@ -359,7 +363,7 @@ struct SiteCheck {
 }
 
 fn verify(db: Db, output: Output) -> anyhow::Result<u8> {
-    let mut c = Central::connect(&db.db)?;
+    let mut c = Central::connect(&db.db, db.ca_file.as_deref())?;
     c.check_schema()?;
     let sites: Vec<String> = match &db.site {
         Some(s) => vec![s.clone()],

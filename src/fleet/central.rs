@@ -1,5 +1,5 @@
-//! The central PostgreSQL database of a fleet: the adapter for the `postgres` crate on the
-//! fleet's side (the schema's migrations, a site's position, a batch sent in one transaction,
+//! The central PostgreSQL database of a fleet: the adapter for the `postgres` crate (and its
+//! TLS, rustls through tokio-postgres-rustls) on the fleet's side (the schema's migrations, a site's position, a batch sent in one transaction,
 //! and what `fleet kpi|report|verify` read back). `cdr_pgsql` is the adapter for reading a
 //! PBX's own `cdr` table.
 //!
@@ -8,6 +8,7 @@
 //! last one held (number and the digest before it). The site's row is locked for the
 //! transaction, so two exporters under one site name cannot interleave.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::audit::{Entry, Head};
@@ -31,6 +32,8 @@ pub enum CentralError {
     Url(String),
     #[error("connect to the central database: {0}")]
     Connect(String),
+    #[error("TLS to the central database: {0}")]
+    Tls(String),
     #[error("the central database: {0}")]
     Sql(String),
     #[error(
@@ -85,6 +88,48 @@ pub struct Central {
     client: postgres::Client,
 }
 
+/// An error with the causes under it (a TLS handshake says why only there).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// The TLS client: rustls with ring, the server checked against `ca_file` or the web roots.
+fn tls(ca_file: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, CentralError> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let bad = |why: String| CentralError::Tls(format!("{}: {why}", path.display()));
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| bad(e.to_string()))?;
+                roots.add(cert).map_err(|e| bad(e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(bad("holds no certificate (PEM)".into()));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| CentralError::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
 fn day_sql(n: u8) -> String {
     format!("(to_timestamp(${n}::bigint / 1000.0) AT TIME ZONE 'UTC')::date")
 }
@@ -107,9 +152,11 @@ fn word<T: serde::Serialize>(v: &T) -> String {
 }
 
 impl Central {
-    /// Connects (10 s at most, unless the URL says otherwise). No TLS of its own: reach a
-    /// remote database through a local tunnel or proxy (docs/fleet.md).
-    pub fn connect(url: &str) -> Result<Central, CentralError> {
+    /// Connects (10 s at most, unless the URL says otherwise), with TLS as the URL's `sslmode`
+    /// says (`disable`; `prefer`, the default: TLS when the server offers it; `require`). Under
+    /// TLS the server's certificate is always checked, against `ca_file` (PEM: the authority
+    /// that signed it) or, without one, the public web roots.
+    pub fn connect(url: &str, ca_file: Option<&Path>) -> Result<Central, CentralError> {
         let mut config: postgres::Config = url
             .parse()
             .map_err(|e: postgres::Error| CentralError::Url(e.to_string()))?;
@@ -117,9 +164,20 @@ impl Central {
             config.connect_timeout(Duration::from_secs(10));
         }
         let client = config
-            .connect(postgres::NoTls)
-            .map_err(|e| CentralError::Connect(e.to_string()))?;
+            .connect(tls(ca_file)?)
+            .map_err(|e| CentralError::Connect(with_causes(&e)))?;
         Ok(Central { client })
+    }
+
+    /// Whether this connection is encrypted (the server's own view, `pg_stat_ssl`).
+    pub fn encrypted(&mut self) -> Result<bool, CentralError> {
+        Ok(self
+            .client
+            .query_one(
+                "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                &[],
+            )?
+            .get(0))
     }
 
     /// The schema version the database has (0: none).

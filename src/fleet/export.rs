@@ -277,7 +277,7 @@ impl Exporter {
 
     /// Connects and compares positions; acknowledges what the database committed already.
     fn connect(&mut self) -> Result<(), Failure> {
-        let mut central = Central::connect(&self.pg.url)?;
+        let mut central = Central::connect(&self.pg.url, self.pg.ca_file.as_deref())?;
         central.check_schema()?;
         let site = self.pg.site.as_str();
         let at = central.site(site)?;

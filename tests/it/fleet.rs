@@ -712,3 +712,76 @@ fn master_csv(site: &str) -> String {
     }
     out
 }
+
+#[test]
+fn the_database_is_reached_over_tls_and_its_certificate_is_checked() {
+    use callwarden::fleet::central::Central;
+    // An authority of our own, and the server's certificate for 127.0.0.1 signed by it.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "callwarden test authority");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca_cert, &ca_key)
+        .unwrap();
+    let Some(pg) = Pg::start_with_tls(&server.pem(), &server_key.serialize_pem()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, other) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
+    std::fs::write(&ours, ca_cert.pem()).unwrap();
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let other_ca = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&other_key)
+        .unwrap();
+    std::fs::write(&other, other_ca.pem()).unwrap();
+    let url = format!("{} sslmode=require", pg.url());
+
+    // Checked against our authority: encrypted, as the server sees it.
+    let mut c = Central::connect(&url, Some(&ours)).unwrap();
+    assert!(c.encrypted().unwrap());
+    // Another authority, or the public roots: no connection at all.
+    let refused = Central::connect(&url, Some(&other))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(refused.contains("certificate"), "{refused}");
+    assert!(Central::connect(&url, None).is_err());
+    // Not PEM: said plainly.
+    std::fs::write(dir.path().join("junk.pem"), "not a certificate").unwrap();
+    let junk = Central::connect(&url, Some(&dir.path().join("junk.pem")))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        junk.contains("junk.pem") && junk.contains("no certificate"),
+        "{junk}"
+    );
+
+    // The commands and the exporter, end to end.
+    let migrated = Command::new(env!("CARGO_BIN_EXE_callwarden"))
+        .args(["fleet", "migrate", "--db", &url, "--ca-file"])
+        .arg(&ours)
+        .env("CALLWARDEN_CONFIG", "")
+        .output()
+        .unwrap();
+    assert!(ok(migrated).contains("to 1"));
+    let s = site("tls", &pg, 50, "");
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    let config = config.replace(
+        &format!("url = {:?}", pg.url()),
+        &format!("url = {url:?}\nca_file = {ours:?}"),
+    );
+    std::fs::write(&s.config, config).unwrap();
+    recordings(&s, 0, 10);
+    let d = Daemon::start(&s.config);
+    wait(Duration::from_secs(60), "10 recordings there", || {
+        recordings_there(&pg, "tls") == 10
+    });
+    assert_eq!(d.stop(), Some(0));
+}

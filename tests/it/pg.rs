@@ -12,6 +12,8 @@ pub(crate) struct Pg {
     bin: PathBuf,
     pub(crate) port: u16,
     as_postgres: bool,
+    /// More server options (TLS).
+    options: String,
 }
 
 /// The newest installed PostgreSQL's programs.
@@ -42,6 +44,15 @@ fn free_port() -> u16 {
 
 impl Pg {
     pub(crate) fn start() -> Option<Pg> {
+        Pg::start_with(None)
+    }
+
+    /// A server that offers TLS with this certificate and key (PEM).
+    pub(crate) fn start_with_tls(cert: &str, key: &str) -> Option<Pg> {
+        Pg::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<Pg> {
         let Some(bin) = bindir() else {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -63,11 +74,12 @@ impl Pg {
             assert!(ok, "chown the cluster's folder to postgres");
         }
         let port = free_port();
-        let pg = Pg {
+        let mut pg = Pg {
             dir,
             bin,
             port,
             as_postgres,
+            options: String::new(),
         };
         let data = pg.dir.path().join("data");
         pg.run(
@@ -81,6 +93,33 @@ impl Pg {
                 "postgres".as_ref(),
             ],
         );
+        if let Some((cert, key)) = tls {
+            // The key must be the server's own, readable by it alone.
+            let (c, k) = (
+                pg.dir.path().join("server.crt"),
+                pg.dir.path().join("server.key"),
+            );
+            std::fs::write(&c, cert).unwrap();
+            std::fs::write(&k, key).unwrap();
+            std::fs::set_permissions(&k, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            if pg.as_postgres {
+                for f in [&c, &k] {
+                    let ok = Command::new("chown")
+                        .args(["postgres:postgres"])
+                        .arg(f)
+                        .status()
+                        .unwrap()
+                        .success();
+                    assert!(ok, "chown the server's certificate to postgres");
+                }
+            }
+            pg.options = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                c.display(),
+                k.display()
+            );
+        }
         pg.start_again();
         Some(pg)
     }
@@ -89,9 +128,10 @@ impl Pg {
     pub(crate) fn start_again(&self) {
         let data = self.dir.path().join("data");
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            "-p {} -k {} -c listen_addresses=127.0.0.1{}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.options
         );
         self.run(
             "pg_ctl",
