@@ -306,6 +306,27 @@ pub struct DaemonInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_purge: Option<String>,
     pub roots: Vec<String>,
+    /// Why the exporter refuses to send to the central database, while it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_refused: Option<String>,
+    /// The exporter's last failure, until a batch goes through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_error: Option<String>,
+}
+
+/// The export to the central database, as the store's outbox stands (`docs/fleet.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportState {
+    /// This site's name there, as configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// Events appended and acknowledged so far, and those waiting.
+    pub appended: u64,
+    pub acknowledged: u64,
+    pub waiting: u64,
+    pub max_backlog: u64,
+    /// The backlog reached its bound: the site is sent again whole once it drains.
+    pub overflowed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -333,6 +354,9 @@ pub struct Status {
     pub last_purge: Option<String>,
     pub audit_length: u64,
     pub audit_head: String,
+    /// Only once export has been switched on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportState>,
 }
 
 /// `show`: everything about one recording.
@@ -916,6 +940,20 @@ fn status(ctx: &Context) -> Result<Status, QueryError> {
     .map(|&s| (s.as_str().to_string(), store.count_by_state(s)))
     .collect();
     let head = store.audit_head()?;
+    let outbox = store.outbox_state()?;
+    let export = outbox.enabled.then(|| ExportState {
+        site: ctx
+            .config
+            .export
+            .postgres
+            .as_ref()
+            .map(|p| p.site.to_string()),
+        appended: outbox.head.seq,
+        acknowledged: outbox.ack.seq,
+        waiting: outbox.backlog(),
+        max_backlog: outbox.max_backlog,
+        overflowed: outbox.overflowed,
+    });
     let last_purge = match &ctx.daemon {
         Some(d) if d.last_purge.is_some() => d.last_purge.clone(),
         _ => store
@@ -947,6 +985,7 @@ fn status(ctx: &Context) -> Result<Status, QueryError> {
         last_purge,
         audit_length: head.seq,
         audit_head: head.hash,
+        export,
     })
 }
 

@@ -297,6 +297,30 @@ fn status_text(s: &Status) -> String {
         "audit     {} entries, head {}",
         s.audit_length, s.audit_head
     );
+    if let Some(x) = &s.export {
+        let _ = writeln!(
+            t,
+            "export    site {}: {} events waiting, {} sent (bound {}){}",
+            x.site
+                .as_deref()
+                .unwrap_or("(export off in this configuration)"),
+            x.waiting,
+            x.acknowledged,
+            x.max_backlog,
+            if x.overflowed {
+                "; overflowed: the site is sent again whole once the backlog drains"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(d) = &s.daemon {
+        if let Some(why) = &d.export_refused {
+            let _ = writeln!(t, "export    REFUSED: {why}");
+        } else if let Some(why) = &d.export_error {
+            let _ = writeln!(t, "export    failing, retried: {why}");
+        }
+    }
     t
 }
 

@@ -539,6 +539,11 @@ impl State {
             if info.last_purge != self.last_purge {
                 info.last_purge = self.last_purge.clone();
             }
+            if let Some(export) = &self.monitor.export {
+                let e = export.lock().unwrap_or_else(|p| p.into_inner());
+                info.export_refused.clone_from(&e.refused);
+                info.export_error.clone_from(&e.last_error);
+            }
         }
     }
 

@@ -610,6 +610,11 @@ fn a_store_rolled_back_is_refused_and_a_full_outbox_is_sent_again_whole() {
     assert_eq!(d.stop(), Some(0));
     let state = Store::open(&s.store).unwrap().outbox_state().unwrap();
     assert!(state.overflowed && state.lost > 0, "{state:?}");
+    let status = ok(cw(&s.config, &["status"]));
+    assert!(
+        status.contains("export    site lille: 22 events waiting, 0 sent (bound 20); overflowed"),
+        "{status}"
+    );
     pg.start_again();
     assert_mirrors(&pg, &s);
 
@@ -628,6 +633,14 @@ fn a_store_rolled_back_is_refused_and_a_full_outbox_is_sent_again_whole() {
     std::fs::remove_dir_all(&s.store).unwrap();
     crate::compliance::copy_tree(&backup.join("store"), &s.store);
     std::fs::copy(backup.join("store.head"), &anchor).unwrap();
+    // With its control socket, so `status` asks the daemon.
+    let socket = s.store.with_file_name("control.sock");
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        config.replace("socket = \"\"", &format!("socket = {socket:?}")),
+    )
+    .unwrap();
     let d = Daemon::start(&s.config);
     d.wait_for(
         |l| {
@@ -636,6 +649,11 @@ fn a_store_rolled_back_is_refused_and_a_full_outbox_is_sent_again_whole() {
         },
         "the exporter's refusal",
     );
+    wait(Duration::from_secs(10), "the refusal in status", || {
+        String::from_utf8_lossy(&cw(&s.config, &["status"]).stdout).contains("export    REFUSED")
+    });
+    let status = ok(cw(&s.config, &["status"]));
+    assert!(status.contains("older copy"), "{status}");
     assert_eq!(d.stop(), Some(0));
     let push = cw(&s.config, &["fleet", "push"]);
     assert_eq!(push.status.code(), Some(3), "{}", text(&push));
