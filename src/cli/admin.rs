@@ -179,6 +179,13 @@ pub struct ReportArgs {
     /// Until: RFC 3339, or an age (calls started before; for `purged`, deleted before).
     #[arg(long)]
     pub until: Option<String>,
+    #[command(flatten)]
+    pub out: ReportOut,
+}
+
+/// How and where a report is written.
+#[derive(Debug, clap::Args)]
+pub struct ReportOut {
     /// table for a terminal, json, csv, or html (one self-contained file with charts).
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
@@ -648,17 +655,13 @@ pub fn report(kind: query::ReportKind, args: ReportArgs) -> anyhow::Result<u8> {
     let now = args.when.now();
     let window = window(args.since.as_deref(), args.until.as_deref(), now)?;
     let (dated, _) = args.access.report(kind, window)?;
-    write_report(&dated, args.format, args.output.as_deref())?;
+    write_report(&dated, &args.out)?;
     Ok(EXIT_OK)
 }
 
 /// A report in `format`, to `output` or standard output.
-pub(super) fn write_report(
-    dated: &query::Dated,
-    format: ReportFormat,
-    output: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
-    let text = match format {
+pub(super) fn write_report(dated: &query::Dated, out: &ReportOut) -> anyhow::Result<()> {
+    let text = match out.format {
         ReportFormat::Json => super::json::pretty(dated)? + "\n",
         ReportFormat::Csv => match &dated.body {
             // The certificate keeps its one-table form, the chain head on every row.
@@ -668,7 +671,7 @@ pub(super) fn write_report(
         ReportFormat::Table => super::reports::text(dated),
         ReportFormat::Html => super::reports::html(dated),
     };
-    match output {
+    match &out.output {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| anyhow::anyhow!("write the report to {}: {e}", path.display()))?,
         None => std::io::stdout().lock().write_all(text.as_bytes())?,

@@ -11,7 +11,7 @@ use crate::kpi::{GroupBy, Kpi};
 use crate::query::{Dated, Report, Window};
 use crate::summary::Summary;
 
-use super::admin::{Output, ReportFormat, When};
+use super::admin::{Output, ReportOut, When};
 use super::{EXIT_ATTENTION, EXIT_OK};
 
 #[derive(Debug, clap::Subcommand)]
@@ -109,12 +109,8 @@ pub struct FleetReportArgs {
     /// Until: RFC 3339, or an age.
     #[arg(long)]
     pub until: Option<String>,
-    /// table for a terminal, json, csv, or html (one self-contained file with charts).
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: ReportFormat,
-    /// Write the report here instead of to standard output.
-    #[arg(long, short = 'o')]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: ReportOut,
     /// Configuration file (default: $CALLWARDEN_CONFIG, else /etc/callwarden/callwarden.toml if
     /// it exists, else the built-in defaults; `daemon` needs a file).
     #[arg(long)]
@@ -349,7 +345,7 @@ fn report(args: FleetReportArgs) -> anyhow::Result<u8> {
         window: w,
         body,
     };
-    super::admin::write_report(&dated, args.format, args.output.as_deref())?;
+    super::admin::write_report(&dated, &args.out)?;
     Ok(EXIT_OK)
 }
 

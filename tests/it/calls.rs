@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{age, standard_call, write_wav, Rng};
+use crate::support::{age, ok, standard_call, text, write_wav, Rng};
 
 /// 2026-12-01T09:00:00Z.
 const BASE_S: i64 = 1_796_115_600;
@@ -52,20 +52,6 @@ fn cw(s: &Site, args: &[&str]) -> Output {
         .env("CALLWARDEN_CONFIG", "")
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(o: Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    String::from_utf8(o.stdout).unwrap()
 }
 
 fn wall(s: i64) -> String {

@@ -12,7 +12,7 @@ use callwarden::summary::Summary;
 
 use crate::daemon::{kill9, Daemon};
 use crate::pg::Pg;
-use crate::support::{age, speech, white, write_wav, Rng};
+use crate::support::{age, ok, speech, text, white, write_wav, Rng};
 
 struct Site {
     _dir: tempfile::TempDir,
@@ -103,20 +103,6 @@ fn fleet(pg: &Pg, args: &[&str]) -> Output {
         .env("CALLWARDEN_CONFIG", "")
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(o: Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    String::from_utf8(o.stdout).unwrap()
 }
 
 fn count(pg: &Pg, sql: &str) -> i64 {

@@ -360,3 +360,19 @@ pub fn age(path: &Path, seconds: u64) {
     f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(seconds))
         .unwrap();
 }
+
+/// A command's exit status and both outputs, for a failed assertion's message.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A command's standard output, once it exited 0.
+pub fn ok(o: std::process::Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
