@@ -243,9 +243,10 @@ impl Store {
         }
     }
 
-    /// Switches export on (or sets its bound again). The first time, the site as it is now
-    /// (every recording, hold and call record) is appended first, so the central database
-    /// starts complete; call it before anything else writes (at daemon start).
+    /// Switches export on (or sets its bound again). The first time, the outbox starts as
+    /// overflowed: the exporter's first round sends the site as it is then (every recording,
+    /// hold and call record, [`Store::resync_outbox`]) before what follows, so the central
+    /// database starts complete. Cheap: a daemon with a large store starts at once.
     pub fn start_outbox(&self, max_backlog: u64) -> Result<OutboxState, StoreError> {
         let max_backlog = max_backlog.max(1);
         let state = self.outbox_state()?;
@@ -261,13 +262,11 @@ impl Store {
             let mut state = tx.outbox_state()?;
             state.enabled = true;
             state.max_backlog = max_backlog;
-            // Marked overflowed: the site's state is sent by the resync below (or, if this
-            // process dies first, by the exporter's, once it starts).
+            // Marked overflowed: the site as it is is sent by the exporter's first resync.
             state.overflowed = true;
             tx.0[META].insert(STATE_KEY, json(&state))?;
             Ok(())
         })?;
-        self.resync_outbox()?;
         self.flush()?;
         self.outbox_state()
     }

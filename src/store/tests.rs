@@ -564,14 +564,21 @@ mod outbox_events {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         ingest(&store, 1);
-        ingest(&store, 2);
         let sel = Selection {
             ids: vec![1],
             ..Default::default()
         };
         store.add_hold("case-1", "why", "alice", sel, 5).unwrap();
         let state = store.start_outbox(1000).unwrap();
-        assert!(state.enabled && !state.needs_resync(), "{state:?}");
+        assert!(state.enabled && state.needs_resync(), "{state:?}");
+        assert!(
+            kinds(&store).is_empty(),
+            "the site is sent by the first resync"
+        );
+        // A change before it is not appended: the resync sends it.
+        ingest(&store, 2);
+        assert!(kinds(&store).is_empty());
+        assert!(store.resync_outbox().unwrap());
         assert_eq!(
             kinds(&store),
             [
@@ -641,6 +648,7 @@ mod outbox_events {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.start_outbox(2).unwrap();
+        assert!(store.resync_outbox().unwrap());
         assert_eq!(kinds(&store), ["resync", "resync_done 1"]);
         let top = store.outbox_state().unwrap().head.clone();
         store.ack_outbox(&top).unwrap();
@@ -683,6 +691,7 @@ mod outbox_events {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.start_outbox(100).unwrap();
+        store.resync_outbox().unwrap();
         let old = ingest(&store, 1);
         let mut purged = old.clone();
         purged.state = RecordState::Purged;

@@ -586,19 +586,36 @@ fn kill_9_a_stopped_database_and_a_refused_batch_lose_and_double_nothing() {
 fn a_store_rolled_back_is_refused_and_a_full_outbox_is_sent_again_whole() {
     let Some(pg) = Pg::start() else { return };
     migrate(&pg);
-    // The database is away from the start, and the outbox holds 20 events at most: past it
-    // nothing waits, and the site is sent whole once the database is back.
+    // The outbox holds 20 events at most. Sent once; then the database goes away and 60 more
+    // recordings come: 20 wait, the rest is not queued one by one, and the site is sent whole
+    // once the database is back.
     let s = site("lille", &pg, 100, "max_backlog = 20");
-    recordings(&s, 0, 60);
-    pg.stop();
+    recordings(&s, 0, 10);
     let d = Daemon::start(&s.config);
-    d.wait_idle();
+    wait(Duration::from_secs(60), "10 recordings there", || {
+        recordings_there(&pg, "lille") == 10
+    });
+    pg.stop();
+    recordings(&s, 10, 70);
+    d.wait_for(
+        |l| {
+            (10..70).all(|i| {
+                let name = format!("lille-{i:04}.wav");
+                l.iter().any(|x| x.contains("stored") && x.contains(&name))
+            })
+        },
+        "ingest while the database is down",
+    );
     assert_eq!(d.stop(), Some(0));
     let state = Store::open(&s.store).unwrap().outbox_state().unwrap();
-    assert!(state.overflowed && state.lost > 0, "{state:?}");
+    assert!(state.overflowed && state.lost >= 40, "{state:?}");
+    assert_eq!(state.backlog(), 20, "{state:?}");
     let status = ok(cw(&s.config, &["status"]));
+    let sent = state.ack.seq;
     assert!(
-        status.contains("export    site lille: 22 events waiting, 0 sent (bound 20); overflowed"),
+        status.contains(&format!(
+            "export    site lille: 20 events waiting, {sent} sent (bound 20); overflowed"
+        )),
         "{status}"
     );
     pg.start_again();
