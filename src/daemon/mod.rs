@@ -486,12 +486,14 @@ impl State {
                 if new.ingest.roots != self.config.ingest.roots
                     || new.store.path != self.config.store.path
                     || new.control.socket != self.config.control.socket
+                    || new.export != self.config.export
                 {
                     tracing::warn!(
-                        "ingest.roots, store.path and control.socket take effect at the next restart"
+                        "ingest.roots, store.path, control.socket and [export] take effect at \
+                         the next restart"
                     );
-                    note = "; ingest.roots, store.path and control.socket take effect at the \
-                            next restart"
+                    note = "; ingest.roots, store.path, control.socket and [export] take effect \
+                            at the next restart"
                         .into();
                 }
                 tracing::info!(config = %path.display(), by = actor, "configuration reloaded");
@@ -499,6 +501,7 @@ impl State {
                 new.ingest.roots = self.config.ingest.roots.clone();
                 new.store.path = self.config.store.path.clone();
                 new.control.socket = self.config.control.socket.clone();
+                new.export = self.config.export.clone();
                 self.audit_as(
                     actor,
                     AuditAction::ConfigReload,
