@@ -123,20 +123,9 @@ pub fn start(
         overflowed: state.overflowed,
         ..ExportStatus::default()
     }));
-    let exporter = Exporter {
-        store,
-        pg,
-        head_every: Duration::from_secs_f64(cfg.head_interval_s),
-        redact: cfg.redact.then(|| cfg.redact_key.as_bytes().to_vec()),
-        default_law,
-        metrics,
-        status: status.clone(),
-        stop: stop.clone(),
-        central: None,
-        audit_sent: 0,
-        last_head: None,
-        sent: 0,
-    };
+    let mut exporter = Exporter::new(store, pg, cfg, default_law, metrics);
+    exporter.status = status.clone();
+    exporter.stop = stop.clone();
     let thread = std::thread::Builder::new()
         .name("callwarden-export".into())
         .spawn(move || exporter.run())
@@ -169,27 +158,13 @@ pub fn drain(
     store
         .start_outbox(cfg.max_backlog)
         .map_err(|e| e.to_string())?;
-    let mut exporter = Exporter {
-        store,
-        pg,
-        head_every: Duration::from_secs_f64(cfg.head_interval_s),
-        redact: cfg.redact.then(|| cfg.redact_key.as_bytes().to_vec()),
-        default_law,
-        metrics: Arc::new(Metrics::new()),
-        status: Default::default(),
-        stop: Default::default(),
-        central: None,
-        audit_sent: 0,
-        last_head: None,
-        sent: 0,
-    };
+    let mut exporter = Exporter::new(store, pg, cfg, default_law, Arc::new(Metrics::new()));
     let mut done = Drained::default();
     loop {
-        let before = exporter.metrics_sent();
         match exporter.round() {
             Ok(Round::Sent) => {
                 done.batches += 1;
-                done.sent += exporter.metrics_sent() - before;
+                done.sent = exporter.sent;
             }
             Ok(Round::Idle) => return Ok(done),
             Err(Failure::Refused(r)) => return Err(r.to_string()),
@@ -199,9 +174,27 @@ pub fn drain(
 }
 
 impl Exporter {
-    /// Events and entries sent so far by this exporter.
-    fn metrics_sent(&self) -> usize {
-        self.sent
+    fn new(
+        store: Arc<Store>,
+        pg: ExportPostgres,
+        cfg: &ExportConfig,
+        default_law: ConsentLaw,
+        metrics: Arc<Metrics>,
+    ) -> Exporter {
+        Exporter {
+            store,
+            pg,
+            head_every: Duration::from_secs_f64(cfg.head_interval_s),
+            redact: cfg.redact.then(|| cfg.redact_key.as_bytes().to_vec()),
+            default_law,
+            metrics,
+            status: Default::default(),
+            stop: Default::default(),
+            central: None,
+            audit_sent: 0,
+            last_head: None,
+            sent: 0,
+        }
     }
 
     fn run(mut self) {
