@@ -427,6 +427,36 @@ pub struct PurgedRow {
     pub deletion: crate::record::Deletion,
 }
 
+impl PurgedRow {
+    /// The row of a recording purged under `t`, proved by audit entry `audit_seq`.
+    pub fn of(
+        id: u64,
+        (path, sha256, size, duration_s): (RecordingPath, String, u64, Option<f64>),
+        t: &crate::record::Tombstone,
+        audit_seq: Option<u64>,
+    ) -> PurgedRow {
+        PurgedRow {
+            id,
+            path,
+            sha256,
+            size,
+            duration_s,
+            deleted_at: fmt_ms(t.deleted_ms),
+            rule: t.rule.clone(),
+            reason: t.reason.clone(),
+            actor: t.actor.clone(),
+            scope: t.scope.as_str().into(),
+            audit_seq,
+            policy_at: t.policy_ms.map(fmt_ms),
+            deletion: if t.rolled_forward {
+                crate::record::Deletion::AlreadyGone
+            } else {
+                crate::record::Deletion::Deleted
+            },
+        }
+    }
+}
+
 /// The audit chain head that covers a report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChainHead {
@@ -1282,25 +1312,12 @@ fn purged(store: &Store, window: Window) -> Result<PurgedReport, QueryError> {
         }
         rows.push((
             t.deleted_ms,
-            PurgedRow {
-                id: r.id.0,
-                path: r.path.clone(),
-                sha256: r.sha256.clone(),
-                size: r.size,
-                duration_s: r.duration_s,
-                deleted_at: fmt_ms(t.deleted_ms),
-                rule: t.rule.clone(),
-                reason: t.reason.clone(),
-                actor: t.actor.clone(),
-                scope: t.scope.as_str().into(),
-                audit_seq: purge_seq(r.id)?,
-                policy_at: t.policy_ms.map(fmt_ms),
-                deletion: if t.rolled_forward {
-                    crate::record::Deletion::AlreadyGone
-                } else {
-                    crate::record::Deletion::Deleted
-                },
-            },
+            PurgedRow::of(
+                r.id.0,
+                (r.path.clone(), r.sha256.clone(), r.size, r.duration_s),
+                t,
+                purge_seq(r.id)?,
+            ),
         ));
     }
     rows.sort_by_key(|(t, row)| (*t, row.id));

@@ -24,7 +24,8 @@ pub enum FleetCommand {
     },
     /// The KPIs over every site (or one), computed as `callwarden kpi` computes one site's.
     Kpi(FleetKpiArgs),
-    /// A report over every site (or one): consent, quality, pci, holds or coverage.
+    /// A report over every site (or one): consent, quality, pci, holds or coverage; or one
+    /// site's deletion certificate (purged).
     Report(FleetReportArgs),
     /// Send what this site has not yet sent to the central database, from a stopped daemon's
     /// store (`[export.postgres]` of the configuration), and exit.
@@ -92,6 +93,8 @@ pub enum FleetReport {
     Pci,
     Holds,
     Coverage,
+    /// The deletion certificate of one site (`--site`): one audit chain covers it.
+    Purged,
 }
 
 #[derive(Debug, clap::Args)]
@@ -314,6 +317,15 @@ fn report(args: FleetReportArgs) -> anyhow::Result<u8> {
                     .collect(),
             }
         }
+        FleetReport::Purged => {
+            let Some(site) = args.db.site.as_deref() else {
+                anyhow::bail!(
+                    "the deletion certificate is one site's, proved by its audit chain: give --site"
+                );
+            };
+            c.check_schema()?;
+            Report::Purged(purged(&mut c, site, w)?)
+        }
         FleetReport::Coverage => {
             c.check_schema()?;
             let all = merged(coverage(&mut c, args.db.site.as_deref(), w, &config, now)?)
@@ -347,6 +359,39 @@ fn report(args: FleetReportArgs) -> anyhow::Result<u8> {
     };
     super::admin::write_report(&dated, &args.out)?;
     Ok(EXIT_OK)
+}
+
+/// One site's deletion certificate from the central copy: each purge with its tombstone, the
+/// hash, size and path its `purge` audit entry recorded, and the site's last audit entry held
+/// centrally as the head that covers them all (`fleet verify` checks the chain up to it).
+fn purged(c: &mut Central, site: &str, w: Window) -> anyhow::Result<crate::query::PurgedReport> {
+    let head = c.site(site)?.audit;
+    let mut rows = Vec::new();
+    for p in c.purges(site, w.from_ms, w.until_ms)? {
+        let details = p.entry.as_ref().map(|e| &e.details);
+        let sha256 = details
+            .and_then(|d| d["sha256"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let size = details.and_then(|d| d["size"].as_u64()).unwrap_or(0);
+        let Some(summary) = p.summary else {
+            anyhow::bail!(
+                "site {site}: purge of recording {} without its record",
+                p.id
+            );
+        };
+        rows.push(crate::query::PurgedRow::of(
+            p.id,
+            (summary.path, sha256, size, summary.duration_s),
+            &p.tombstone,
+            p.entry.map(|e| e.seq),
+        ));
+    }
+    Ok(crate::query::PurgedReport {
+        count: rows.len(),
+        audit_chain_head: head.into(),
+        recordings: rows,
+    })
 }
 
 /// One site's check, as printed.

@@ -81,6 +81,15 @@ pub struct Batch<'a> {
     pub redact: Option<&'a [u8]>,
 }
 
+/// A purge as the central database holds it.
+pub struct Purged {
+    pub id: u64,
+    pub tombstone: crate::record::Tombstone,
+    /// The site's `purge` audit entry for it.
+    pub entry: Option<Entry>,
+    pub summary: Option<Summary>,
+}
+
 /// An audit entry as read back: its number, and the entry or why it does not decode.
 pub type AuditRow = (u64, Result<Entry, String>);
 
@@ -415,6 +424,51 @@ impl Central {
             .map(|r| {
                 serde_json::from_str(&r.get::<_, String>(0))
                     .map_err(|e| CentralError::Unreadable(format!("a call record: {e}")))
+            })
+            .collect()
+    }
+
+    /// One site's purges deleted in `[from_ms, until_ms)`, in deletion order: each tombstone
+    /// with the `purge` audit entry that proves it (when the central copy holds it) and the
+    /// recording's summary.
+    pub fn purges(
+        &mut self,
+        site: &str,
+        from_ms: Option<i64>,
+        until_ms: Option<i64>,
+    ) -> Result<Vec<Purged>, CentralError> {
+        let rows = self.client.query(
+            "SELECT p.id, p.body::text, a.entry, r.summary::text
+             FROM fleet_purges p
+             LEFT JOIN LATERAL (
+                 SELECT entry FROM fleet_audit
+                 WHERE site = p.site AND recording = p.id AND action = 'purge'
+                 ORDER BY seq DESC LIMIT 1
+             ) a ON true
+             LEFT JOIN fleet_recordings r ON r.site = p.site AND r.id = p.id
+             WHERE p.site = $1
+               AND ($2::bigint IS NULL OR (p.body->>'deleted_ms')::bigint >= $2)
+               AND ($3::bigint IS NULL OR (p.body->>'deleted_ms')::bigint < $3)
+             ORDER BY (p.body->>'deleted_ms')::bigint, p.id",
+            &[&site, &from_ms, &until_ms],
+        )?;
+        let bad =
+            |what: &str, e: serde_json::Error| CentralError::Unreadable(format!("{what}: {e}"));
+        rows.iter()
+            .map(|r| {
+                Ok(Purged {
+                    id: r.get::<_, i64>(0) as u64,
+                    tombstone: serde_json::from_str(&r.get::<_, String>(1))
+                        .map_err(|e| bad("a tombstone", e))?,
+                    entry: r
+                        .get::<_, Option<String>>(2)
+                        .map(|e| serde_json::from_str(&e).map_err(|e| bad("a purge entry", e)))
+                        .transpose()?,
+                    summary: r
+                        .get::<_, Option<String>>(3)
+                        .map(|s| serde_json::from_str(&s).map_err(|e| bad("a summary", e)))
+                        .transpose()?,
+                })
             })
             .collect()
     }

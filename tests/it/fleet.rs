@@ -482,6 +482,24 @@ fn two_sites_export_to_one_database_and_it_holds_exactly_theirs() {
         &pg,
         &["report", "holds", "--format", "csv", "--site", "lyon"],
     ));
+    // Paris's deletion certificate from the central copy is the one Paris gives.
+    let certificate = |out: &str| -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(out).unwrap();
+        v["recordings"].clone()
+    };
+    let central = certificate(&ok(fleet(
+        &pg,
+        &["report", "purged", "--format", "json", "--site", "paris"],
+    )));
+    let local = certificate(&ok(cw(
+        &paris.config,
+        &["report", "purged", "--format", "json"],
+    )));
+    assert_eq!(central, local);
+    assert_eq!(central[0]["id"].as_u64(), Some(10), "{central}");
+    let no_site = fleet(&pg, &["report", "purged"]);
+    assert_ne!(no_site.status.code(), Some(0));
+    assert!(text(&no_site).contains("give --site"), "{}", text(&no_site));
     assert!(holds.contains("K-7"), "{holds}");
 
     // Every SQL panel of the shipped Grafana dashboard runs on this schema and finds rows.
