@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use crate::analysis::model::ErrorBody;
 use crate::audit::{AuditAction, Draft};
@@ -808,11 +808,7 @@ pub fn inside_roots(path: &RecordingPath, roots: &[RecordingPath]) -> bool {
 }
 
 /// The current time in ms since the Unix epoch (the edge where the clock is read).
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use crate::clock::now_ms;
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@ pub mod cdr;
 pub mod cdr_follow;
 pub mod cdr_pgsql;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod consent;
 pub mod control;

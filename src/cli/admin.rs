@@ -147,13 +147,7 @@ pub struct KpiArgs {
     #[command(flatten)]
     pub output: Output,
     #[command(flatten)]
-    pub when: When,
-    /// Calls that started since: RFC 3339, or an age.
-    #[arg(long, default_value = "30d")]
-    pub since: String,
-    /// Calls that started before: RFC 3339, or an age.
-    #[arg(long)]
-    pub until: Option<String>,
+    pub range: KpiRange,
     /// One row per day, ISO week, agent or queue (default: the whole window).
     #[arg(long, value_parser = ["day", "week", "agent", "queue"])]
     pub by: Option<String>,
@@ -181,6 +175,27 @@ pub struct ReportArgs {
     pub until: Option<String>,
     #[command(flatten)]
     pub out: ReportOut,
+}
+
+/// The calls a KPI table covers (the last 30 days unless told).
+#[derive(Debug, clap::Args)]
+pub struct KpiRange {
+    #[command(flatten)]
+    pub when: When,
+    /// Calls that started since: RFC 3339, or an age.
+    #[arg(long, default_value = "30d")]
+    pub since: String,
+    /// Calls that started before: RFC 3339, or an age.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+impl KpiRange {
+    /// The window, and the time it was asked at.
+    pub(super) fn window(&self) -> anyhow::Result<(Window, i64)> {
+        let now = self.when.now();
+        Ok((window(Some(&self.since), self.until.as_deref(), now)?, now))
+    }
 }
 
 /// How and where a report is written.
@@ -543,12 +558,11 @@ fn show_text(s: &Shown) -> String {
 }
 
 pub fn kpi(args: KpiArgs) -> anyhow::Result<u8> {
-    let now = args.when.now();
     let by = match &args.by {
         Some(b) => typed(b)?,
         None => GroupBy::All,
     };
-    let window = window(Some(&args.since), args.until.as_deref(), now)?;
+    let (window, _) = args.range.window()?;
     let (k, _) = args.access.kpi(window, by)?;
     print_kpi(&k, by, &args.output)?;
     Ok(EXIT_OK)

@@ -11,7 +11,7 @@ use crate::kpi::{GroupBy, Kpi};
 use crate::query::{Dated, Report, Window};
 use crate::summary::Summary;
 
-use super::admin::{Output, ReportOut, When};
+use super::admin::{KpiRange, Output, ReportOut, When};
 use super::{EXIT_ATTENTION, EXIT_OK};
 
 #[derive(Debug, clap::Subcommand)]
@@ -70,13 +70,7 @@ pub struct FleetKpiArgs {
     #[command(flatten)]
     pub output: Output,
     #[command(flatten)]
-    pub when: When,
-    /// Calls that started since: RFC 3339, or an age.
-    #[arg(long, default_value = "30d")]
-    pub since: String,
-    /// Calls that started before: RFC 3339, or an age.
-    #[arg(long)]
-    pub until: Option<String>,
+    pub range: KpiRange,
     /// One row per site, day, ISO week, agent or queue (default: the whole window).
     #[arg(long, value_parser = ["site", "day", "week", "agent", "queue"])]
     pub by: Option<String>,
@@ -270,8 +264,7 @@ fn merged(digests: Vec<(String, Digest)>) -> Option<Digest> {
 const LIST_LIMIT: usize = 1000;
 
 fn kpi(args: FleetKpiArgs) -> anyhow::Result<u8> {
-    let now = args.when.now();
-    let w = super::admin::window(Some(&args.since), args.until.as_deref(), now)?;
+    let (w, now) = args.range.window()?;
     let config = super::load_config(&args.config)?;
     let mut c = Central::connect(&args.db.db, args.db.ca_file.as_deref())?;
     let rows = summaries(&mut c, &args.db, w)?;

@@ -151,7 +151,7 @@ fn text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-/// A serde enum as its word (`"answered"` → `answered`).
+/// A serde enum without an `as_str` (the consent state) as its word (`"granted"`).
 fn word<T: serde::Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
@@ -333,13 +333,12 @@ impl Central {
             audit_seq = e.seq;
             audit_hash = e.hash.clone();
         }
-        if let Some((first, _)) = b.events.first() {
-            if first.seq != last_seq + 1 || b.prev_digest != last_digest {
-                return Err(broken(format!(
-                    "outbox event {} does not follow event {last_seq}",
-                    first.seq
-                )));
-            }
+        // The numbers are checked event by event below; the first must also chain to the
+        // digest held.
+        if !b.events.is_empty() && b.prev_digest != last_digest {
+            return Err(broken(format!(
+                "the batch does not chain to event {last_seq}'s digest"
+            )));
         }
         let mut p = Projector::prepare(&mut tx)?;
         for (stored, envelope) in b.events {
@@ -674,11 +673,11 @@ impl Projector {
                         &(s.id as i64),
                         &seq,
                         &s.started_ms,
-                        &word(&s.state),
+                        &s.state.as_str(),
                         &s.agent,
                         &s.queue,
                         &s.score.map(|x| x as i32),
-                        &s.grade.map(|g| word(&g)),
+                        &s.grade.map(|g| g.as_str()),
                         &s.consent.map(|c| word(&c)),
                         &s.consent_law.map(|l| l.as_str()),
                         &lawful,
@@ -712,7 +711,7 @@ impl Projector {
                         &t.rule,
                         &t.reason,
                         &t.actor,
-                        &word(&t.scope),
+                        &t.scope.as_str(),
                         &text(t),
                     ],
                 )?;
@@ -743,7 +742,7 @@ impl Projector {
                         &seq,
                         &leg.call_key(),
                         &leg.start_ms,
-                        &word(&leg.disposition),
+                        &leg.disposition.as_str(),
                         &(leg.billsec as i32),
                         &leg.queue,
                         &text(leg),

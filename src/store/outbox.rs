@@ -144,12 +144,6 @@ pub fn chain_digest(previous: &str, seq: u64, bytes: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn abort(what: &str, e: impl std::fmt::Display) -> ConflictableTransactionError<String> {
     ConflictableTransactionError::Abort(format!("{what}: {e}"))
 }
@@ -183,7 +177,7 @@ impl Tx<'_> {
     /// Appends `event` whatever the backlog (a resync's own events).
     fn push(&self, state: &mut OutboxState, event: Event) -> TxResult<()> {
         let bytes = json(&Envelope {
-            at_ms: now_ms(),
+            at_ms: crate::clock::now_ms(),
             event,
         });
         let seq = state.head.seq + 1;
