@@ -16,7 +16,8 @@
 //!
 //! Detection only: the echo is reported and flagged, not taken out of the leg's speech.
 
-use super::segments::{fast_level_db, NoiseEstimate, Segments};
+use super::noise::{fast_level_db, NoiseEstimate};
+use super::segments::Segments;
 
 /// The longest echo delay looked for: a round trip through two jitter buffers and a
 /// long-distance network.

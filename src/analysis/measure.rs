@@ -9,7 +9,8 @@ use super::features::{ChannelFeatures, ClipHistogram, LevelSpectra, Zeros};
 use super::model::{
     Clarity, Clipping, Conversation, Dropouts, Hold, Level, Metrics, Noise, Silence, Speech,
 };
-use super::segments::{self, level_db, Segments, FLOOR_DB};
+use super::noise::{self, level_db, FLOOR_DB};
+use super::segments::{self, Segments};
 use super::spectrum;
 
 /// Fewer non-speech halves than this (200 ms) leave the noise unmeasured.
@@ -61,10 +62,10 @@ fn measured_noise(
     segments: &Segments,
     (limit, band_limit): (f64, f64),
 ) -> Option<(f64, usize)> {
-    let reach = segments::SMOOTH_HALVES;
+    let reach = noise::SMOOTH_HALVES;
     let n = powers.len();
-    let smoothed = segments::MovingAverage::new(n, reach, |j| powers[j])
-        .zip(segments::MovingAverage::new(n, reach, band));
+    let smoothed = noise::MovingAverage::new(n, reach, |j| powers[j])
+        .zip(noise::MovingAverage::new(n, reach, band));
     let mut sum = 0.0;
     let mut count = 0;
     let mut next = 0;
@@ -109,7 +110,7 @@ pub fn basics(
     band: &dyn Fn(usize) -> f32,
     segments: &Segments,
     holds: &Segments,
-    estimate: &segments::NoiseEstimate,
+    estimate: &noise::NoiseEstimate,
     timing: Timing,
     cfg: &AnalysisConfig,
     with_segments: bool,
@@ -144,7 +145,7 @@ pub fn basics(
         dead_air_count: dead.len() as u32,
     };
     let limit = 10f64.powf(estimate.limit_db / 10.0);
-    let band_limit = 10f64.powf(segments::noise_limit_db(powers.len(), band) / 10.0);
+    let band_limit = 10f64.powf(noise::noise_limit_db(powers.len(), band) / 10.0);
     let measured = measured_noise(powers, band, &occupied, (limit, band_limit));
     let noise_power = measured.map_or(estimate.power, |m| m.0).max(1e-12);
     let hangover = ((segments::P56_HANGOVER_S / timing.half_s).round() as usize).max(1);
@@ -551,7 +552,7 @@ pub fn mix(
     let union = segments::union(&all);
     let holds: Vec<&Segments> = channels.iter().map(|c| &c.holds).collect();
     let holds = segments::union(&holds);
-    let estimate = segments::noise_floor(&powers);
+    let estimate = noise::noise_floor(&powers);
     let band = |j: usize| features.iter().map(|f| f.halves[j].band()).sum();
     let b = basics(
         &powers,
@@ -713,9 +714,8 @@ mod tests {
             })
             .collect();
         let band = |j: usize| if word(j) { 1e-3 } else { 1e-5 };
-        let limits = |at: &dyn Fn(usize) -> f32| {
-            10f64.powf(segments::noise_floor_of(400, at).limit_db / 10.0)
-        };
+        let limits =
+            |at: &dyn Fn(usize) -> f32| 10f64.powf(noise::noise_floor_of(400, at).limit_db / 10.0);
         let limit = limits(&|j| powers[j]);
         let band_limit = limits(&band);
         let (noise, count) = measured_noise(&powers, &band, &vec![], (limit, band_limit)).unwrap();

@@ -13,6 +13,7 @@ pub mod legs;
 pub mod measure;
 pub mod model;
 pub mod music;
+pub mod noise;
 pub mod score;
 pub mod segments;
 pub mod spectrum;
@@ -211,7 +212,7 @@ fn judge(
         half_s: half_len as f64 / rate as f64,
         duration_s: samples as f64 / rate as f64,
     };
-    let (results, noises): (Vec<measure::ChannelResult>, Vec<segments::NoiseEstimate>) = features
+    let (results, noises): (Vec<measure::ChannelResult>, Vec<noise::NoiseEstimate>) = features
         .iter()
         .map(|f| {
             let music = music::spans(&f.tones, f.tone_hops, f.halves.len(), &|j| {

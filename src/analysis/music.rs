@@ -21,7 +21,8 @@
 //! for a voice that stands out of the music's bed as speech must stand out of noise
 //! ([`over_music`]); a recording of music alone has no speech.
 
-use super::segments::{fast_level_db, Segments};
+use super::noise::fast_level_db;
+use super::segments::Segments;
 use super::spectrum::PowerSpectrum;
 
 /// Hop between two spectra, in 20 ms frames (80 ms).

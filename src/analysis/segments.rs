@@ -1,26 +1,32 @@
-//! Pass two, per channel: the noise floor and the speech segments, from the kept features.
+//! Pass two, per channel: the speech segments, from the kept features, in named passes.
 //!
-//! The WebRTC VAD alone calls nearly everything speech in loud noise, so a 10 ms half is speech
-//! only when the VAD says so *and* its energy (50 ms smoothed) stands out of the noise floor by
-//! more than the noise's own spread, in either of two views (full band without DC, or the
-//! pre-emphasised speech band). The noise floor is the peak at the quiet end of the level
-//! histogram. Raw decisions are then smoothed: short gaps bridged, bursts with too little
-//! evidence dropped, and each edge moved to where the speech is within P.56's margin of its
-//! active level, as far as it can be seen above the noise: in the full band, the speech band, or
-//! (ends only, where it sees speech better) the voicing band, where a decaying voice lasts
-//! longest; and across a stop closure to the syllable, burst or fricative after it, when that
-//! stands well out of the noise. Every strength test judges a view's excess by that view's peak
-//! gain, so a tail can be under-stated but never over-stated: only noise can push an edge late,
-//! and each gate holds noise to its own spread.
+//! The model, in a paragraph. Each of three bands of a channel (the full band without DC, the
+//! pre-emphasised speech band, the voicing band) has a noise: its floor at the quiet end of
+//! the level distribution (`noise`), and how far that floor rises from moment to moment
+//! (`track`). A 10 ms half is speech when it stands out of its band's noise by more than the
+//! noise's own spread and the WebRTC VAD agrees, or when it stands out so far that the energy
+//! alone is evidence. Runs of such halves are bridged over short gaps and kept when they hold
+//! a word's worth of evidence; phrases fainter than P.56's margin under the call's active level
+//! are dropped unless they stand well out of the noise. Then each edge moves to where the
+//! speech itself (noise removed) is within P.56's margin of its phrase's active level, as far
+//! as any band sees it above its noise, and on down a decay the noise hides. Music is not
+//! speech: only a voice standing out of it is (`music::over_music`).
+//!
+//! The passes, in order: [`Bands::measure`] (noise per band), [`detect`] (presence per half),
+//! [`keep_evidenced`] (bridge, evidence), [`drop_faint_phrases`], [`Edges::apply`] (P.56
+//! edges, twice: once on the confident segments' level, once on the refined ones'), and the
+//! music pass. Every constant is in [`Params`], with where it comes from. Every strength test
+//! judges a band's excess by that band's peak gain, so a tail can be under-stated but never
+//! over-stated: only noise can push an edge late, and each gate holds noise to its own spread.
 
 use crate::config::VadConfig;
 
 use super::features::{Half, HALVES_PER_VAD, PRE_EMPHASIS};
+use super::noise::{
+    level_db, moving_average_of, noise_floor_of, noise_spread, MovingAverage, NoiseEstimate,
+    FLOOR_POWER, SMOOTH_HALVES,
+};
 use super::track::{self, Track};
-
-/// Level of digital silence: nothing is quieter than this.
-pub const FLOOR_DB: f64 = -120.0;
-const FLOOR_POWER: f64 = 1e-12;
 
 /// Speech segments as half indices `[start, end)`.
 pub type Segments = Vec<(usize, usize)>;
@@ -31,258 +37,95 @@ pub struct Segmentation {
     pub segments: Segments,
 }
 
-/// Halves on each side averaged into the detection statistic (50 ms in all): long enough to
-/// steady the noise's level (its spread shrinks by the square root of five), short against a
-/// syllable.
-pub const SMOOTH_HALVES: usize = 2;
-
-/// The moving average of the half powers over `2 * SMOOTH_HALVES + 1` halves.
-pub fn smooth(powers: &[f32]) -> Vec<f32> {
-    moving_average(powers, SMOOTH_HALVES)
-}
-
-/// The centred moving average over `2 * reach + 1` halves (fewer at the ends).
-fn moving_average(powers: &[f32], reach: usize) -> Vec<f32> {
-    moving_average_of(powers.len(), reach, |j| powers[j])
-}
-
-/// `moving_average` of the `n` values `at(0..n)`.
-fn moving_average_of(n: usize, reach: usize, at: impl Fn(usize) -> f32) -> Vec<f32> {
-    MovingAverage::new(n, reach, at).collect()
-}
-
-/// The centred moving average over `2 * reach + 1` of the `n` values `at(0..n)`, one at a
-/// time: for statistics of a smoothed series that need not hold it (on a 4-hour call, each
-/// series of halves is 11 MB).
-pub(crate) struct MovingAverage<F> {
-    at: F,
-    n: usize,
-    reach: usize,
-    j: usize,
-    sum: f64,
-    /// The window is `at(lo..hi)`.
-    lo: usize,
-    hi: usize,
-}
-
-impl<F: Fn(usize) -> f32> MovingAverage<F> {
-    pub(crate) fn new(n: usize, reach: usize, at: F) -> Self {
-        MovingAverage {
-            at,
-            n,
-            reach,
-            j: 0,
-            sum: 0.0,
-            lo: 0,
-            hi: 0,
-        }
-    }
-}
-
-impl<F: Fn(usize) -> f32> Iterator for MovingAverage<F> {
-    type Item = f32;
-
-    fn next(&mut self) -> Option<f32> {
-        if self.j >= self.n {
-            return None;
-        }
-        let want_hi = (self.j + self.reach + 1).min(self.n);
-        while self.hi < want_hi {
-            self.sum += (self.at)(self.hi) as f64;
-            self.hi += 1;
-        }
-        let want_lo = self.j.saturating_sub(self.reach);
-        while self.lo < want_lo {
-            self.sum -= (self.at)(self.lo) as f64;
-            self.lo += 1;
-        }
-        self.j += 1;
-        Some((self.sum.max(0.0) / (self.hi - self.lo) as f64) as f32)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.n - self.j;
-        (left, Some(left))
-    }
-}
-
-pub fn level_db(power: f64) -> f64 {
-    10.0 * power.max(FLOOR_POWER).log10()
-}
-
-/// `level_db` to within 0.05 dB, for binning (0.25 dB bins): log2 from the float's exponent and a cubic on
-/// its mantissa (the libm call would be most of a histogram pass).
-#[inline]
-pub fn fast_level_db(power: f32) -> f64 {
-    let p = power.max(FLOOR_POWER as f32);
-    let bits = p.to_bits();
-    let exponent = ((bits >> 23) & 0xFF) as i32 - 127;
-    let m = f32::from_bits((bits & 0x007F_FFFF) | 0x3F80_0000) - 1.0; // [0, 1)
-                                                                      // log2(1 + m) by a cubic through its ends (max error about 0.013).
-    let log2 = m * (std::f32::consts::LOG2_E + m * (-0.721_347_5 + m * 0.278_652_4));
-    (10.0 * std::f64::consts::LOG10_2) * (exponent as f32 + log2) as f64
-}
-
 /// P.56's margin: speech is active while within this many dB of its active level.
 pub const P56_MARGIN_DB: f64 = 15.9;
 
-/// The noise as pass two sees it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct NoiseEstimate {
-    /// Mean power of the noise-like halves.
-    pub power: f64,
-    /// Spread (dB) of the noise level from half to half, from the quiet side of its peak.
-    pub spread_db: f64,
-    /// Halves louder than this are not noise, whatever else says so.
-    pub limit_db: f64,
+/// P.56's hangover: activity lasts this long after the envelope falls below its threshold.
+pub const P56_HANGOVER_S: f64 = 0.2;
+
+/// Every constant of detection, in halves or power ratios, and where it comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// Gaps shorter than this are bridged (`[vad] min_silence_ms`: a pause within a phrase).
+    pub bridge: usize,
+    /// Speech evidence a segment needs, and the shortest run that counts on its own
+    /// (`[vad] min_speech_ms`: about a syllable's nucleus).
+    pub min_run: usize,
+    /// The least a gate stands over its band's noise, dB (`[vad] energy_margin_db`).
+    pub energy_margin_db: f64,
+    /// The least an edge's half stands over its band's noise to be seen, dB
+    /// (`[vad] edge_margin_db`).
+    pub edge_margin_db: f64,
+    /// Gates stand this many spreads of the noise's 50 ms level over it: a Gaussian spread
+    /// passes one noise half in 740.
+    pub gate_spreads: f64,
+    /// An edge's half is seen this many spreads over the noise (one noise half in 44: edges
+    /// only grow from speech, so a looser test there costs little).
+    pub visible_spreads: f64,
+    /// The strong gate over the gate, dB, and its least height over the noise: so far above
+    /// the noise that only a mistaken VAD would call it silence (the VAD misses weak words in
+    /// noise; the energy alone is then evidence enough).
+    pub strong_over_gate_db: f64,
+    pub strong_least_db: f64,
+    /// P.56's margin as a power ratio (under the active level).
+    pub margin: f64,
+    /// P.56's hangover.
+    pub hangover: usize,
+    /// Pauses at least this long (500 ms) separate phrases, each with its own active level for
+    /// its edges: a turn in a conversation or a prompt in a menu.
+    pub phrase_gap: usize,
+    /// The one-sided window that looks past an edge for a tail too weak to see in 50 ms
+    /// (100 ms: the noise's spread halves again).
+    pub tail_window: usize,
+    /// Spreads above its noise a band must stand, past a pause, to carry an end on to a sound
+    /// after a stop closure (one noise half in 30,000 for a Gaussian spread).
+    pub closure_spreads: f64,
+    /// How far (a power ratio, 10 dB) the speech in one half must stand above the full band's
+    /// noise to count as a burst in that band alone. The power of 80 or more samples of any
+    /// Gaussian noise, even one so narrow that a half holds two degrees of freedom (a
+    /// chi-square with two: exceeding ten times its mean has probability e^-10, 5e-5), stays
+    /// under it: fewer than one end in 500 is carried on by noise across the 300 ms looked
+    /// past.
+    pub lone_burst: f64,
+    /// How much better (a ratio of speech-to-noise shares, 3 dB) the voicing band must see
+    /// speech than the full band for edges to follow it.
+    pub voicing_advantage: f64,
+    /// Inactive halves that cut an edge island off from its segment (50 ms).
+    pub island_gap: usize,
+    /// Halves in each of the two windows that measure a decay's rate at an end (50 ms).
+    pub decay_halves: usize,
+    /// Decay rates (dB per half) an end is extrapolated with: a slow vowel fade (50 dB/s) to
+    /// an abrupt stop (300 dB/s).
+    pub decay_slopes_db: (f64, f64),
+    /// The most an end is carried past what can be seen (80 ms).
+    pub max_unseen: usize,
 }
 
-/// Estimates the noise from the distribution of half levels. Noise-only halves pile up in a
-/// peak at the low end of the distribution; speech only adds power, so the quiet side of that
-/// peak is pure noise and gives its spread. The noise power is the mean over the peak (up to
-/// two spreads above it), which is the mean noise power for any noise, steady or not.
-pub fn noise_floor(powers: &[f32]) -> NoiseEstimate {
-    noise_floor_of(powers.len(), |j| powers[j])
-}
-
-/// `noise_floor` of the `n` powers `at(0..n)`.
-pub(crate) fn noise_floor_of(n: usize, at: impl Fn(usize) -> f32) -> NoiseEstimate {
-    if n == 0 {
-        return NoiseEstimate {
-            power: FLOOR_POWER,
-            spread_db: 0.0,
-            limit_db: FLOOR_DB,
-        };
-    }
-    let (mode, spread) = Levels::of((0..n).map(&at)).noise_peak();
-    let top = Levels::level(mode) + 2.0 * spread + Levels::STEP;
-    let limit = 10f64.powf(top / 10.0);
-    let (sum, count) = (0..n)
-        .map(|j| at(j) as f64)
-        .filter(|&p| p <= limit)
-        .fold((0.0, 0u64), |(s, c), p| (s + p, c + 1));
-    let power = if count > 0 {
-        sum / count as f64
-    } else {
-        10f64.powf(Levels::level(mode) / 10.0)
-    };
-    NoiseEstimate {
-        power: power.max(FLOOR_POWER),
-        spread_db: spread,
-        limit_db: Levels::limit_db(mode, spread),
-    }
-}
-
-/// `noise_floor(powers).spread_db`, in one pass that keeps none of them.
-fn noise_spread(powers: impl Iterator<Item = f32>) -> f64 {
-    let levels = Levels::of(powers);
-    if levels.n == 0 {
-        return 0.0;
-    }
-    levels.noise_peak().1
-}
-
-/// `noise_floor_of(n, at).limit_db`, without the pass that measures the noise's power.
-pub(crate) fn noise_limit_db(n: usize, at: impl Fn(usize) -> f32) -> f64 {
-    if n == 0 {
-        return FLOOR_DB;
-    }
-    let (mode, spread) = Levels::of((0..n).map(at)).noise_peak();
-    Levels::limit_db(mode, spread)
-}
-
-/// The distribution of half levels, in 0.25 dB bins from `FLOOR_DB` to +20 dBFS.
-struct Levels {
-    hist: Vec<f64>,
-    n: usize,
-}
-
-impl Levels {
-    const STEP: f64 = 0.25;
-    const BINS: usize = ((20.0 - FLOOR_DB) / Self::STEP) as usize + 1;
-
-    fn of(powers: impl Iterator<Item = f32>) -> Levels {
-        let mut hist = vec![0f64; Self::BINS];
-        let mut n = 0;
-        for p in powers {
-            hist[Self::bin(p)] += 1.0;
-            n += 1;
+impl Params {
+    /// The parameters for halves of `half_s` seconds under the `[vad]` configuration.
+    pub fn new(cfg: &VadConfig, half_s: f64) -> Params {
+        let halves = |ms: f64| ((ms / 1000.0) / half_s).round() as usize;
+        Params {
+            bridge: halves(cfg.min_silence_ms as f64),
+            min_run: halves(cfg.min_speech_ms as f64).max(1),
+            energy_margin_db: cfg.energy_margin_db,
+            edge_margin_db: cfg.edge_margin_db,
+            gate_spreads: 3.0,
+            visible_spreads: 2.0,
+            strong_over_gate_db: 4.5,
+            strong_least_db: 6.0,
+            margin: 10f64.powf(-P56_MARGIN_DB / 10.0),
+            hangover: halves(P56_HANGOVER_S * 1000.0).max(1),
+            phrase_gap: halves(500.0),
+            tail_window: 10,
+            closure_spreads: 4.0,
+            lone_burst: 10.0,
+            voicing_advantage: 2.0,
+            island_gap: 5,
+            decay_halves: 5,
+            decay_slopes_db: (0.5, 3.0),
+            max_unseen: 8,
         }
-        Levels { hist, n }
-    }
-
-    fn bin(p: f32) -> usize {
-        (((fast_level_db(p) - FLOOR_DB) / Self::STEP).max(0.0) as usize).min(Self::BINS - 1)
-    }
-
-    /// The level (dBFS) at the centre of bin `b`.
-    fn level(b: usize) -> f64 {
-        FLOOR_DB + (b as f64 + 0.5) * Self::STEP
-    }
-
-    /// Over this level (dBFS), a half is not noise: three spreads and a decibel over the peak.
-    fn limit_db(mode: usize, spread: f64) -> f64 {
-        Self::level(mode) + 3.0 * spread + 1.0
-    }
-
-    /// The noise peak's bin and its spread (dB); the distribution holds at least one level.
-    fn noise_peak(&self) -> (usize, f64) {
-        let (hist, n, bins) = (&self.hist, self.n, Self::BINS);
-        // The noise peak is the quiet end's: search up to 3 dB above the 10th percentile (and
-        // never past the median), so that speech's own pile of levels in a call with few pauses
-        // is not taken for the noise.
-        let percentile = |q: f64| {
-            let target = (q * n as f64).ceil().max(1.0);
-            let mut acc = 0.0;
-            hist.iter()
-                .position(|&c| {
-                    acc += c;
-                    acc >= target
-                })
-                .unwrap_or(bins - 1)
-        };
-        let search_top = percentile(0.5).min(percentile(0.1) + (3.0 / Self::STEP) as usize);
-        // Smooth over +-0.5 dB so the peak is not a single lucky bin (a 1.25 dB box, whose own
-        // width is taken out of the measured spread below).
-        const KERNEL_SD: f64 = 0.36;
-        let smooth: Vec<f64> = (0..bins)
-            .map(|b| {
-                let lo = b.saturating_sub(2);
-                let hi = (b + 2).min(bins - 1);
-                hist[lo..=hi].iter().sum::<f64>() / (hi - lo + 1) as f64
-            })
-            .collect();
-        let (mode, peak) =
-            smooth[..=search_top]
-                .iter()
-                .enumerate()
-                .fold(
-                    (0, -1.0),
-                    |best, (b, &c)| if c > best.1 { (b, c) } else { best },
-                );
-        // Quiet-side width at exp(-1/2) of the peak: one standard deviation of a normal shape.
-        let target = 0.6065 * peak;
-        let mut b = mode;
-        while b > 0 && smooth[b] > target {
-            b -= 1;
-        }
-        // Interpolate the crossing between bins b and b + 1.
-        let above = smooth[b + 1].max(target);
-        let frac = if above > smooth[b] {
-            (above - target) / (above - smooth[b])
-        } else {
-            0.0
-        };
-        let width = if b < mode {
-            ((mode - b - 1) as f64 + frac) * Self::STEP
-        } else {
-            0.0
-        };
-        let spread = (width * width - KERNEL_SD * KERNEL_SD)
-            .max(0.0)
-            .sqrt()
-            .clamp(0.2, 8.0);
-        (mode, spread)
     }
 }
 
@@ -297,46 +140,109 @@ pub fn segment(
     cfg: &VadConfig,
     music: &super::music::Music,
 ) -> Segmentation {
-    let n = halves.len();
-    let ac = |j: usize| halves[j].ac();
-    let low = |j: usize| halves[j].low();
-    // Two views of the noise: full band (where voiced speech has its power, so white noise
-    // hides it least) and speech band (pre-emphasised, where rumble and pink noise's slow
-    // wander vanish). Each view's gates stand above its noise by more than its own spread, so
-    // speech counts when it stands out in either. A third, the voicing band, only follows
-    // edges (see `Refine`).
-    let full = View::new(n, ac, cfg);
-    let measured = if music.spans.is_empty() {
-        noise_floor_of(n, |j| halves[j].power())
-    } else {
-        let rest: Vec<f32> = outside(&music.spans, 0..n)
-            .map(|j| halves[j].power())
-            .collect();
-        noise_floor_of(rest.len(), |j| rest[j])
-    };
-    let emph = View::new(n, |j| halves[j].band(), cfg);
-    let voicing = View::new(n, low, cfg);
-    // The spreads of the 100 ms means that look past an edge for a weak tail.
-    let tail_spread = noise_spread(MovingAverage::new(n, TAIL_WINDOW / 2, |j| {
-        full.level_over_floor(j, ac(j))
-    }));
-    let low_tail_spread = noise_spread(MovingAverage::new(n, TAIL_WINDOW / 2, |j| {
-        voicing.level_over_floor(j, low(j))
-    }));
+    let p = Params::new(cfg, half_s);
+    let bands = Bands::measure(halves, &p);
+    let raw = detect(&bands, vad);
+    let coarse = keep_evidenced(&raw, &p);
+    let voicing_follows = bands.voicing_follows(&coarse, &p);
+    let coarse = drop_faint_phrases(coarse, &bands, &p);
+    let refined = Edges::new(&bands, &p, voicing_follows).apply(&coarse);
+    Segmentation {
+        noise: measured_noise(halves, music),
+        segments: super::music::over_music(&bridge(&refined, p.bridge), music, &|j| halves[j].ac()),
+    }
+}
+
+/// The noise as measured (for the report): the full band's floor, outside the music.
+fn measured_noise(halves: &[Half], music: &super::music::Music) -> NoiseEstimate {
+    if music.spans.is_empty() {
+        return noise_floor_of(halves.len(), |j| halves[j].power());
+    }
+    let rest: Vec<f32> = outside(&music.spans, 0..halves.len())
+        .map(|j| halves[j].power())
+        .collect();
+    noise_floor_of(rest.len(), |j| rest[j])
+}
+
+/// Pass 1: the three bands of a channel, each with its noise and gates.
+struct Bands<'a> {
+    halves: &'a [Half],
+    /// Full band without its sub-voice wander (`Half::ac`): where voiced speech has its power,
+    /// so white noise hides it least.
+    full: View,
+    /// Pre-emphasised speech band: where rumble and pink noise's slow wander vanish.
+    emph: View,
+    /// Voicing band (100-390 Hz): where a decaying voice lasts longest; follows ends only.
+    voicing: View,
+    /// What a 100 ms mean past an edge must exceed to be seen, in the full and voicing bands.
+    tail_visible: f64,
+    low_tail_visible: f64,
+}
+
+impl<'a> Bands<'a> {
+    fn measure(halves: &'a [Half], p: &Params) -> Bands<'a> {
+        let n = halves.len();
+        let full = View::new(n, |j| halves[j].ac(), p);
+        let emph = View::new(n, |j| halves[j].band(), p);
+        let voicing = View::new(n, |j| halves[j].low(), p);
+        // The spreads of the 100 ms means that look past an edge for a weak tail.
+        let tail_spread = noise_spread(MovingAverage::new(n, p.tail_window / 2, |j| {
+            full.level_over_floor(j, halves[j].ac())
+        }));
+        let low_tail_spread = noise_spread(MovingAverage::new(n, p.tail_window / 2, |j| {
+            voicing.level_over_floor(j, halves[j].low())
+        }));
+        let visible = |noise: f64, spread: f64| {
+            noise * 10f64.powf(p.edge_margin_db.max(p.visible_spreads * spread) / 10.0)
+        };
+        Bands {
+            halves,
+            tail_visible: visible(full.noise.power, tail_spread),
+            low_tail_visible: visible(voicing.noise.power, low_tail_spread),
+            full,
+            emph,
+            voicing,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.halves.len()
+    }
+
+    fn ac(&self, j: usize) -> f64 {
+        self.halves[j].ac() as f64
+    }
+
+    fn band(&self, j: usize) -> f64 {
+        self.halves[j].band() as f64
+    }
+
+    fn low(&self, j: usize) -> f64 {
+        self.halves[j].low() as f64
+    }
+
+    /// The full band may not call speech where the speech band sits below its own noise:
+    /// speech only adds power, so that is a swell of low-frequency noise.
+    fn speech_band_agrees(&self, j: usize) -> bool {
+        self.emph.above(j, self.emph.noise.power)
+    }
+}
+
+/// Pass 2: speech presence per half, as runs. A half is speech when the VAD says so and it
+/// passes a gate in the full or speech band, or when it passes a strong gate whatever the VAD
+/// says.
+fn detect(bands: &Bands, vad: &[bool]) -> Segments {
+    let (full, emph) = (&bands.full, &bands.emph);
     let vad_at = |j: usize| {
         vad.get(j / HALVES_PER_VAD)
             .or(vad.last())
             .copied()
             .unwrap_or(false)
     };
-    // Raw decisions, as runs.
     let mut raw: Segments = Vec::new();
     let mut start = None;
-    // The full view alone may not call speech where the speech band sits below its own
-    // noise: speech only adds power, so that is a swell of low-frequency noise.
-    let speech_band_agrees = |j: usize| emph.above(j, emph.noise.power);
-    for j in 0..n {
-        let full_says = |t: f64| full.above(j, t) && speech_band_agrees(j);
+    for j in 0..bands.len() {
+        let full_says = |t: f64| full.above(j, t) && bands.speech_band_agrees(j);
         let speech = (vad_at(j) && (full_says(full.gate) || emph.above(j, emph.gate)))
             || full_says(full.strong)
             || emph.above(j, emph.strong);
@@ -350,14 +256,15 @@ pub fn segment(
         }
     }
     if let Some(s) = start {
-        raw.push((s, n));
+        raw.push((s, bands.len()));
     }
+    raw
+}
 
-    let halves_of = |ms: u32| ((ms as f64 / 1000.0) / half_s).round() as usize;
-    // Bridge short gaps, then keep what holds enough speech evidence: a few scattered noise
-    // blips bridged together are still not speech, and neither is a click.
-    let mut segments = bridge(&raw, halves_of(cfg.min_silence_ms));
-    let min_evidence = halves_of(cfg.min_speech_ms).max(1);
+/// Pass 3: bridges short gaps, then keeps what holds enough speech evidence: a few scattered
+/// noise blips bridged together are still not speech, and neither is a click.
+fn keep_evidenced(raw: &Segments, p: &Params) -> Segments {
+    let mut segments = bridge(raw, p.bridge);
     segments.retain(|&(s, e)| {
         let from = raw.partition_point(|r| r.1 <= s);
         let evidence: usize = raw[from..]
@@ -365,84 +272,9 @@ pub fn segment(
             .take_while(|r| r.0 < e)
             .map(|r| r.1.min(e) - r.0.max(s))
             .sum();
-        evidence >= min_evidence
+        evidence >= p.min_run
     });
-
-    // Edges: where the speech itself (noise removed) is within P.56's margin of the active
-    // speech level, as far as it can be seen above the noise. So the edges do not move with
-    // the noise: a decay is followed as deep as the speech is still active, not as deep as the
-    // noise happens to allow. Judged on the full band without its sub-voice wander (`ac`), so
-    // slow noise swells are not taken for speech. The active level comes first from the
-    // confident segments, then once more from the refined ones (in noise the confident ones
-    // hold only the loud parts).
-    // The voicing band follows edges only where it sees speech better than the full band: its
-    // share of the speech's power (in the confident segments) over its share of the noise's.
-    // In white noise that is about 5 (a tenth of the noise, half of a voice); in pink noise or
-    // rumble it is near 1, and the band, with a tenth of the full band's degrees of freedom,
-    // would only add noise to the edges.
-    let excess = |at: &dyn Fn(usize) -> f32, noise: f64| {
-        mean_over(|j| at(j) as f64, &segments).map_or(0.0, |m| (m - noise).max(0.0))
-    };
-    let speech_share =
-        excess(&low, voicing.noise.power) / excess(&ac, full.noise.power).max(FLOOR_POWER);
-    let noise_share = voicing.noise.power / full.noise.power;
-    let use_voicing = speech_share >= VOICING_ADVANTAGE * noise_share;
-    let visible =
-        |noise: f64, spread: f64| noise * 10f64.powf(cfg.edge_margin_db.max(2.0 * spread) / 10.0);
-    let refine_cfg = Refine {
-        halves,
-        tail_visible: visible(full.noise.power, tail_spread),
-        low_tail_visible: visible(voicing.noise.power, low_tail_spread),
-        full: &full,
-        emph: &emph,
-        voicing: use_voicing.then_some(&voicing),
-        min_run: halves_of(cfg.min_speech_ms).max(1),
-        gap: halves_of(cfg.min_silence_ms),
-    };
-    let hangover = ((P56_HANGOVER_S / half_s).round() as usize).max(1);
-    let margin = 10f64.powf(-P56_MARGIN_DB / 10.0);
-    let segments = drop_faint_phrases(
-        segments,
-        &[&full, &emph],
-        &[&ac, &|j| halves[j].band()],
-        hangover,
-        margin,
-        halves_of(PHRASE_GAP_MS),
-    );
-    let mut refined = segments.clone();
-    let phrases = phrases(&segments, halves_of(PHRASE_GAP_MS));
-    for _ in 0..2 {
-        let activity = p56_activity(&refined, hangover, n);
-        let excess = |j: usize| ac(j) as f64 - full.noise_at(j);
-        let Some(active) = active_power(excess, &activity) else {
-            break;
-        };
-        // Each phrase's edges are judged against its own level: a quieter last phrase still
-        // decays to 15.9 dB under its own level, not under the call's.
-        let local: Vec<f64> = phrases
-            .iter()
-            .map(|&(a, b)| {
-                let within: Segments = activity
-                    .iter()
-                    .map(|&(s, e)| (s.max(segments[a].0), e.min(segments[b - 1].1 + hangover)))
-                    .filter(|&(s, e)| e > s)
-                    .collect();
-                active_power(excess, &within).unwrap_or(active) * margin
-            })
-            .zip(phrases.iter())
-            .flat_map(|(level, &(a, b))| std::iter::repeat_n(level, b - a))
-            .collect();
-        refined = refine_cfg.apply(&segments, &local, active * margin);
-    }
-    let segments = refined;
-    Segmentation {
-        noise: measured,
-        segments: super::music::over_music(
-            &bridge(&segments, halves_of(cfg.min_silence_ms)),
-            music,
-            &|j| halves[j].ac(),
-        ),
-    }
+    segments
 }
 
 /// The halves of `range` outside the sorted spans `spans`.
@@ -459,23 +291,23 @@ pub fn outside(
     })
 }
 
-/// One view of a channel's halves for detection: its noise and its gates.
+/// One band of a channel's halves for detection: its noise and its gates.
 struct View {
     /// The 50 ms smoothed powers.
     smoothed: Vec<f32>,
     /// The noise at its quietest; `track` says how far it rises above that, moment by moment.
     noise: NoiseEstimate,
     track: Option<Track>,
-    /// Spread (dB) of the smoothed level in noise.
-    spread_db: f64,
     gate: f64,
     strong: f64,
     visible: f64,
+    /// The noise's half-to-half spread (dB).
+    spread_db: f64,
 }
 
 impl View {
-    /// The view of the `n` half powers `at(0..n)`.
-    fn new(n: usize, at: impl Fn(usize) -> f32 + Copy, cfg: &VadConfig) -> View {
+    /// The band of the `n` half powers `at(0..n)`.
+    fn new(n: usize, at: impl Fn(usize) -> f32 + Copy, p: &Params) -> View {
         // The level from the raw halves (smoothing would blend weak speech into the noise
         // peak); the spread from the smoothed ones, which are what the gates judge.
         let smoothed = moving_average_of(n, SMOOTH_HALVES, at);
@@ -483,18 +315,16 @@ impl View {
         let spread = noise_spread(smoothed.iter().copied());
         let track = Track::of(n, at);
         let noise_db = level_db(noise.power);
-        let margin = cfg.energy_margin_db.max(3.0 * spread);
+        let margin = p.energy_margin_db.max(p.gate_spreads * spread);
         let db = |x: f64| 10f64.powf((noise_db + x) / 10.0);
         View {
             smoothed,
             noise,
             track,
-            spread_db: spread,
             gate: db(margin),
-            // So far above the noise that only a mistaken VAD would call it silence (the VAD
-            // misses weak words in noise; the energy alone is then evidence enough).
-            strong: db((margin + 4.5).max(6.0)),
-            visible: db(cfg.edge_margin_db.max(2.0 * spread)),
+            strong: db((margin + p.strong_over_gate_db).max(p.strong_least_db)),
+            visible: db(p.edge_margin_db.max(p.visible_spreads * spread)),
+            spread_db: spread,
         }
     }
 
@@ -526,6 +356,14 @@ impl View {
     fn level_over_floor(&self, j: usize, power: f32) -> f32 {
         (power as f64 / self.gain(j)) as f32
     }
+
+    /// Whether the smoothed power at `j` stands `spreads` of the noise's spread over it.
+    fn well_out(&self, j: usize, spreads: f64) -> bool {
+        self.above(
+            j,
+            self.noise.power * 10f64.powf(spreads * self.spread_db / 10.0),
+        )
+    }
 }
 
 /// Mean power over the segments, if they hold any halves.
@@ -546,34 +384,30 @@ fn active_power(excess: impl Fn(usize) -> f64, segments: &Segments) -> Option<f6
     mean_over(excess, segments).map(|p| p.max(FLOOR_POWER))
 }
 
-/// Drops the phrases P.56 would not count, more than its margin under the channel's active
-/// level (in the full band), unless they stand out of their noise by the strong gate in some
-/// view: such a phrase is a swell of the noise that the VAD and the gates took for speech, and
-/// judged against its own level, as edges are, it would only grow. A quiet talker well clear of
-/// the noise is kept.
-fn drop_faint_phrases(
-    segments: Segments,
-    views: &[&View],
-    powers: &[&dyn Fn(usize) -> f32],
-    hangover: usize,
-    margin: f64,
-    gap: usize,
-) -> Segments {
-    let n = views[0].smoothed.len();
+/// Pass 4: drops the phrases P.56 would not count, more than its margin under the channel's
+/// active level (in the full band), unless they stand out of their noise by the strong gate in
+/// the full or speech band: such a phrase is a swell of the noise that the VAD and the gates
+/// took for speech, and judged against its own level, as edges are, it would only grow. A
+/// quiet talker well clear of the noise is kept.
+fn drop_faint_phrases(segments: Segments, bands: &Bands, p: &Params) -> Segments {
+    let views: [(&View, &dyn Fn(usize) -> f64); 2] = [
+        (&bands.full, &|j| bands.ac(j)),
+        (&bands.emph, &|j| bands.band(j)),
+    ];
     let excess = |v: usize, segs: &Segments| {
-        let (view, at) = (views[v], powers[v]);
-        active_power(|j| at(j) as f64 - view.noise_at(j), segs)
+        let (view, at) = views[v];
+        active_power(|j| at(j) - view.noise_at(j), segs)
     };
-    let Some(call) = excess(0, &p56_activity(&segments, hangover, n)) else {
+    let Some(call) = excess(0, &p56_activity(&segments, p.hangover, bands.len())) else {
         return segments;
     };
     let mut kept = Segments::with_capacity(segments.len());
-    for (a, b) in phrases(&segments, gap) {
+    for (a, b) in phrases(&segments, p.phrase_gap) {
         let own: Segments = segments[a..b].to_vec();
-        let faint = excess(0, &own).is_none_or(|level| level < call * margin);
+        let faint = excess(0, &own).is_none_or(|level| level < call * p.margin);
         let stands_out = || {
             (0..views.len()).any(|v| {
-                let view = views[v];
+                let view = views[v].0;
                 let (s, e) = (own[0].0, own[own.len() - 1].1);
                 excess(v, &own).is_some_and(|level| {
                     level >= (view.strong - view.noise.power) * view.gain_over(s, e)
@@ -587,10 +421,6 @@ fn drop_faint_phrases(
     kept
 }
 
-/// Pauses at least this long (ms) separate phrases, each with its own active level for its
-/// edges: a turn in a conversation or a prompt in a menu.
-const PHRASE_GAP_MS: u32 = 500;
-
 /// Coarse segments grouped into phrases, as index ranges `[a, b)` into `segments`.
 fn phrases(segments: &Segments, gap: usize) -> Vec<(usize, usize)> {
     let mut out: Vec<(usize, usize)> = Vec::new();
@@ -603,55 +433,254 @@ fn phrases(segments: &Segments, gap: usize) -> Vec<(usize, usize)> {
     out
 }
 
-/// Halves in the one-sided window that looks past an edge for a tail too weak to see in
-/// 50 ms (100 ms: the noise's spread halves again).
-const TAIL_WINDOW: usize = 10;
-
-/// Spreads above its noise the pre-emphasised view must stand, past a pause, to carry an end
-/// on to a sound after a stop closure.
-const CLOSURE_SPREADS: f64 = 4.0;
-
-/// How far (dB) the speech in one half must stand above the full band's noise to count as a
-/// burst in that band alone. The power of 80 or more samples of any Gaussian noise, even one so
-/// narrow that a half holds two degrees of freedom (a chi-square with two: exceeding ten times
-/// its mean has probability e^-10, 5e-5), stays under it: fewer than one end in 500 is carried on
-/// by noise across the 300 ms looked past.
-const LONE_BURST_DB: f64 = 10.0;
-
-/// How much better (as a ratio of speech-to-noise shares, 3 dB) the voicing band must see
-/// speech than the full band for edges to follow it.
-const VOICING_ADVANTAGE: f64 = 2.0;
-
-/// Inactive halves that cut an edge island off from its segment (50 ms).
-const ISLAND_GAP: usize = 5;
-
-/// Halves in each of the two windows that measure a decay's rate at an end.
-const DECAY_HALVES: usize = 5;
-/// Decay rates (dB per 10 ms) an end is extrapolated with: a slow vowel fade to an abrupt stop.
-const DECAY_SLOPES_DB: (f64, f64) = (0.5, 3.0);
-/// The most an end is carried past what can be seen (80 ms).
-const MAX_UNSEEN_HALVES: usize = 8;
-
-/// Moves segment edges to where speech is active, and adds the active runs next to speech.
-struct Refine<'a> {
-    halves: &'a [Half],
-    tail_visible: f64,
-    low_tail_visible: f64,
-    full: &'a View,
-    emph: &'a View,
-    /// The voicing band, where it sees speech better than the full band.
-    voicing: Option<&'a View>,
-    min_run: usize,
-    gap: usize,
+impl Bands<'_> {
+    /// Whether ends follow the voicing band: where it sees speech better than the full band,
+    /// its share of the speech's power (in the confident segments) over its share of the
+    /// noise's. In white noise that is about 5 (a tenth of the noise, half of a voice); in
+    /// pink noise or rumble it is near 1, and the band, with a tenth of the full band's degrees
+    /// of freedom, would only add noise to the edges.
+    fn voicing_follows(&self, confident: &Segments, p: &Params) -> bool {
+        let excess = |at: &dyn Fn(usize) -> f64, noise: f64| {
+            mean_over(at, confident).map_or(0.0, |m| (m - noise).max(0.0))
+        };
+        let speech_share = excess(&|j| self.low(j), self.voicing.noise.power)
+            / excess(&|j| self.ac(j), self.full.noise.power).max(FLOOR_POWER);
+        let noise_share = self.voicing.noise.power / self.full.noise.power;
+        speech_share >= p.voicing_advantage * noise_share
+    }
 }
 
-impl Refine<'_> {
-    fn ac(&self, j: usize) -> f64 {
-        self.halves[j].ac() as f64
+/// Pass 5: moves segment edges to where the speech itself (noise removed) is within P.56's
+/// margin of the active speech level, as far as it can be seen above the noise, and adds the
+/// active runs next to speech. So the edges do not move with the noise: a decay is followed
+/// as deep as the speech is still active, not as deep as the noise happens to allow. Judged on
+/// the full band without its sub-voice wander (`ac`), so slow noise swells are not taken for
+/// speech. Onsets are abrupt (a burst, a vowel's rise): the full and speech bands see them.
+/// Ends decay, and may resume after a closure, so they also follow the voicing band and look
+/// past a closure.
+struct Edges<'a> {
+    bands: &'a Bands<'a>,
+    p: &'a Params,
+    /// The voicing band, where it sees speech better than the full band.
+    voicing: Option<&'a View>,
+}
+
+impl<'a> Edges<'a> {
+    fn new(bands: &'a Bands<'a>, p: &'a Params, voicing_follows: bool) -> Edges<'a> {
+        Edges {
+            bands,
+            p,
+            voicing: voicing_follows.then_some(&bands.voicing),
+        }
     }
 
-    fn low(&self, j: usize) -> f64 {
-        self.halves[j].low() as f64
+    /// The active level comes first from the confident segments, then once more from the
+    /// refined ones (in noise the confident ones hold only the loud parts). Each phrase's edges
+    /// are judged against its own level: a quieter last phrase still decays to 15.9 dB under
+    /// its own level, not under the call's.
+    fn apply(&self, coarse: &Segments) -> Segments {
+        let (n, p, full) = (self.bands.len(), self.p, &self.bands.full);
+        let mut refined = coarse.clone();
+        let phrases = phrases(coarse, p.phrase_gap);
+        let excess = |j: usize| self.bands.ac(j) - full.noise_at(j);
+        for _ in 0..2 {
+            let activity = p56_activity(&refined, p.hangover, n);
+            let Some(active) = active_power(excess, &activity) else {
+                break;
+            };
+            let local: Vec<f64> = phrases
+                .iter()
+                .map(|&(a, b)| {
+                    let within: Segments = activity
+                        .iter()
+                        .map(|&(s, e)| (s.max(coarse[a].0), e.min(coarse[b - 1].1 + p.hangover)))
+                        .filter(|&(s, e)| e > s)
+                        .collect();
+                    active_power(excess, &within).unwrap_or(active) * p.margin
+                })
+                .zip(phrases.iter())
+                .flat_map(|(level, &(a, b))| std::iter::repeat_n(level, b - a))
+                .collect();
+            refined = self.refine(coarse, &local, active * p.margin);
+        }
+        refined
+    }
+
+    /// `local[i]` is the strength threshold for coarse segment `i` (P.56's margin under its
+    /// phrase's active level); `relative`, the call's, judges runs away from any segment.
+    fn refine(&self, coarse: &Segments, local: &[f64], relative: f64) -> Segments {
+        let n = self.bands.len();
+        let mut segments = coarse.clone();
+        let mut previous_end = 0;
+        for i in 0..segments.len() {
+            let next_start = segments.get(i + 1).map_or(n, |s| s.0);
+            let rel = local[i];
+            let (s, e) = self.trim(segments[i], rel);
+            if s == e {
+                segments[i] = (s, e);
+                continue;
+            }
+            let s = self.grow_start(s, previous_end, rel);
+            let e = self.grow_end(s, e, next_start, rel);
+            segments[i] = (s, e);
+            previous_end = e.max(previous_end);
+        }
+        segments.retain(|&(s, e)| e > s);
+        self.join_solid_runs(&segments, relative)
+    }
+
+    /// The speech at `j` (noise removed) is within the margin `relative` of its level.
+    fn strong_enough(&self, j: usize, relative: f64) -> bool {
+        self.bands.ac(j) - self.bands.full.noise_at(j) >= relative
+    }
+
+    /// Next to speech, seeing it in either band is enough.
+    fn seen(&self, j: usize) -> bool {
+        let (full, emph) = (&self.bands.full, &self.bands.emph);
+        (full.above(j, full.visible) && self.bands.speech_band_agrees(j))
+            || emph.above(j, emph.visible)
+    }
+
+    fn active(&self, j: usize, relative: f64) -> bool {
+        self.seen(j) && self.strong_enough(j, relative)
+    }
+
+    /// A run on its own must show in both bands (slow noise swells show in one band only).
+    fn solid(&self, j: usize, relative: f64) -> bool {
+        let (full, emph) = (&self.bands.full, &self.bands.emph);
+        self.strong_enough(j, relative)
+            && full.above(j, full.visible)
+            && emph.above(j, emph.visible)
+    }
+
+    /// Trims what the detector started on but is not active, and an island at the end: a run
+    /// shorter than a word's evidence, cut off from the rest by 50 ms or more of nothing
+    /// (noise the detector bridged onto the speech; a real burst there comes back in
+    /// `grow_end`, where it must stand well out).
+    fn trim(&self, (mut s, mut e): (usize, usize), rel: f64) -> (usize, usize) {
+        while s < e && !self.active(s, rel) {
+            s += 1;
+        }
+        while e > s && !self.active(e - 1, rel) {
+            e -= 1;
+        }
+        loop {
+            let mut r = e;
+            while r > s && self.active(r - 1, rel) {
+                r -= 1;
+            }
+            let mut g = r;
+            while g > s && !self.active(g - 1, rel) {
+                g -= 1;
+            }
+            if e - r >= self.p.min_run || g == s || r - g < self.p.island_gap {
+                break;
+            }
+            e = g;
+        }
+        (s, e)
+    }
+
+    /// A weak tail: the 100 ms `[a, b)` beyond an edge, taken together, still holds speech: in
+    /// `view`, whose powers are `at`, its mean stands over the noise by the strength test and
+    /// over `visible` (both with the noise's rise there).
+    fn holds_tail(
+        view: &View,
+        at: &dyn Fn(usize) -> f64,
+        visible: f64,
+        (a, b): (usize, usize),
+        relative: f64,
+    ) -> bool {
+        if b <= a {
+            return false;
+        }
+        let m = (a..b).map(at).sum::<f64>() / (b - a) as f64;
+        let rise = view.gain_over(a, b);
+        m - view.noise.power * rise >= relative && m > visible * rise
+    }
+
+    /// A weak tail in the full band.
+    fn tail(&self, span: (usize, usize), rel: f64) -> bool {
+        let b = self.bands;
+        Self::holds_tail(&b.full, &|j| b.ac(j), b.tail_visible, span, rel)
+    }
+
+    /// A voiced decay, in the voicing band: it stands out of that band's noise, and the band's
+    /// excess alone (never more than the speech's own power) passes the strength test; or the
+    /// 100 ms beyond the edge does, taken together.
+    fn voiced(&self, j: usize, span: (usize, usize), rel: f64) -> bool {
+        let b = self.bands;
+        self.voicing.is_some_and(|v| {
+            (v.above(j, v.visible) && b.low(j) - v.noise_at(j) >= rel)
+                || Self::holds_tail(v, &|j| b.low(j), b.low_tail_visible, span, rel)
+        })
+    }
+
+    fn grow_start(&self, mut s: usize, previous_end: usize, rel: f64) -> usize {
+        let w = self.p.tail_window;
+        while s > previous_end
+            && (self.active(s - 1, rel)
+                || self.tail((s.saturating_sub(w).max(previous_end), s), rel))
+        {
+            s -= 1;
+        }
+        s
+    }
+
+    /// Grows an end while it is active or holds a weak or voiced tail, on across a stop
+    /// closure, and on down the decay the noise hides.
+    fn grow_end(&self, s: usize, mut e: usize, next_start: usize, rel: f64) -> usize {
+        let w = self.p.tail_window;
+        loop {
+            while e < next_start && {
+                let ahead = (e, (e + w).min(next_start));
+                self.active(e, rel) || self.tail(ahead, rel) || self.voiced(e, ahead, rel)
+            } {
+                e += 1;
+            }
+            // Judged on halves whose 50 ms window lies wholly past the edge.
+            let ahead = (e + SMOOTH_HALVES)..(e + self.p.bridge).min(next_start);
+            match ahead.into_iter().find(|&j| self.after_closure(j, rel)) {
+                Some(j) => e = j + 1,
+                None => break,
+            }
+        }
+        e + self
+            .unseen_decay(s, e, rel)
+            .min(next_start.saturating_sub(e))
+    }
+
+    /// A burst may last a single half, which the 50 ms mean dilutes five-fold: the half on its
+    /// own counts when it stands as far out of the half-to-half spread of the noise in the full
+    /// and the speech band, or so far out of the full band's noise that no noise reaches it (a
+    /// low release or lip sound, which pre-emphasis takes out), and passes the strength test.
+    fn burst(&self, j: usize, rel: f64) -> bool {
+        let (b, p) = (self.bands, self.p);
+        let spreads_out = |view: &View, power: f64| {
+            power > view.noise_at(j) * 10f64.powf(p.closure_spreads * view.noise.spread_db / 10.0)
+        };
+        let full = b.ac(j);
+        let excess = full - b.full.noise_at(j);
+        excess >= rel
+            && spreads_out(&b.full, full)
+            && (spreads_out(&b.emph, b.band(j)) || excess >= b.full.noise_at(j) * p.lone_burst)
+    }
+
+    /// A sound after a stop closure (a last syllable, burst or fricative): it stands well out
+    /// of the noise in two bands, or in the pre-emphasised one alone, and its excess, taken
+    /// back by the band's peak gain so it never over-states the speech, passes the strength
+    /// test. The full band alone is not enough: pink noise and rumble swell in it far past what
+    /// its quiet side shows.
+    fn after_closure(&self, j: usize, rel: f64) -> bool {
+        let (b, k) = (self.bands, self.p.closure_spreads);
+        let emph_gain = (1.0 + PRE_EMPHASIS as f64).powi(2);
+        let full = b.full.smoothed[j] as f64;
+        let emph = b.emph.smoothed[j] as f64;
+        self.burst(j, rel)
+            || (b.full.well_out(j, k)
+                && full - b.full.noise_at(j) >= rel
+                && self.voicing.is_some_and(|v| v.well_out(j, k)))
+            || (b.emph.well_out(j, k) && (emph - b.emph.noise_at(j)) / emph_gain >= rel)
     }
 
     /// Halves of decay past `e` that the noise hides: where the full band's visibility, not the
@@ -659,216 +688,53 @@ impl Refine<'_> {
     /// it sank under the noise; at the rate it was decaying over its last 100 ms it reaches the
     /// margin that many halves later.
     fn unseen_decay(&self, s: usize, e: usize, relative: f64) -> usize {
-        let seen =
-            (self.full.visible - self.full.noise.power) * self.full.gain(e.saturating_sub(1));
-        if seen <= relative || e < s + 2 * DECAY_HALVES {
+        let (full, p) = (&self.bands.full, self.p);
+        let d = p.decay_halves;
+        let seen = (full.visible - full.noise.power) * full.gain(e.saturating_sub(1));
+        if seen <= relative || e < s + 2 * d {
             return 0;
         }
         let depth = level_db(seen) - level_db(relative);
         let excess = |a: usize, b: usize| {
             (a..b)
-                .map(|j| self.ac(j) - self.full.noise_at(j))
+                .map(|j| self.bands.ac(j) - full.noise_at(j))
                 .sum::<f64>()
                 / (b - a) as f64
         };
-        let (earlier, later) = (
-            excess(e - 2 * DECAY_HALVES, e - DECAY_HALVES),
-            excess(e - DECAY_HALVES, e),
-        );
+        let (earlier, later) = (excess(e - 2 * d, e - d), excess(e - d, e));
         if later <= 0.0 || earlier <= later {
             return 0;
         }
-        let slope = ((level_db(earlier) - level_db(later)) / DECAY_HALVES as f64)
-            .clamp(DECAY_SLOPES_DB.0, DECAY_SLOPES_DB.1);
-        ((depth / slope).round() as usize).min(MAX_UNSEEN_HALVES)
+        let slope = ((level_db(earlier) - level_db(later)) / d as f64)
+            .clamp(p.decay_slopes_db.0, p.decay_slopes_db.1);
+        ((depth / slope).round() as usize).min(p.max_unseen)
     }
 
-    /// `local[i]` is the strength threshold for coarse segment `i` (P.56's margin under its
-    /// phrase's active level); `relative`, the call's, judges runs away from any segment.
-    fn apply(&self, coarse: &Segments, local: &[f64], relative: f64) -> Segments {
-        let n = self.halves.len();
-        let strong_enough =
-            |j: usize, relative: f64| self.ac(j) - self.full.noise_at(j) >= relative;
-        // Next to speech, seeing it in either view is enough; a run on its own must show in
-        // both (slow noise swells show in one view only).
-        let seen: Vec<bool> = (0..n)
-            .map(|j| {
-                (self.full.above(j, self.full.visible) && self.emph.above(j, self.emph.noise.power))
-                    || self.emph.above(j, self.emph.visible)
-            })
-            .collect();
-        let active = |j: usize, relative: f64| seen[j] && strong_enough(j, relative);
-        let solid: Vec<bool> = (0..n)
-            .map(|j| {
-                strong_enough(j, relative)
-                    && self.full.above(j, self.full.visible)
-                    && self.emph.above(j, self.emph.visible)
-            })
-            .collect();
-        let mean = |at: &dyn Fn(usize) -> f64, a: usize, b: usize| {
-            (a..b).map(at).sum::<f64>() / (b - a).max(1) as f64
-        };
-        // A weak tail: the 100 ms beyond the edge, taken together, still holds speech: in
-        // `view`, whose powers are `at`, its mean stands over the noise by the strength test
-        // and over `visible` (both with the noise's rise there).
-        let holds_tail =
-            |view: &View, at: &dyn Fn(usize) -> f64, visible: f64, a: usize, b: usize, relative| {
-                let m = mean(at, a, b);
-                let rise = view.gain_over(a, b);
-                b > a && m - view.noise.power * rise >= relative && m > visible * rise
-            };
-        let window = |a: usize, b: usize, relative: f64| {
-            holds_tail(
-                self.full,
-                &|j| self.ac(j),
-                self.tail_visible,
-                a,
-                b,
-                relative,
-            )
-        };
-        // A voiced decay, in the voicing band: it stands out of that band's noise, and the
-        // band's excess alone (never more than the speech's own power) passes the strength
-        // test; or the 100 ms beyond the edge does, taken together.
-        let voiced = |j: usize, relative: f64| {
-            self.voicing
-                .is_some_and(|v| v.above(j, v.visible) && self.low(j) - v.noise_at(j) >= relative)
-        };
-        let voiced_window = |a: usize, b: usize, relative: f64| {
-            self.voicing.is_some_and(|v| {
-                holds_tail(v, &|j| self.low(j), self.low_tail_visible, a, b, relative)
-            })
-        };
-        // A sound after a stop closure (a last syllable, burst or fricative): it stands well
-        // out of the noise in two views, or in the pre-emphasised one alone, and its excess,
-        // taken back by the view's peak gain so it never over-states the speech, passes the
-        // strength test. The full band alone is not enough: pink noise and rumble swell in it
-        // far past what its quiet side shows.
-        let emph_gain = (1.0 + PRE_EMPHASIS as f64).powi(2);
-        let well_out = |view: &View, j: usize| {
-            view.above(
-                j,
-                view.noise.power * 10f64.powf(CLOSURE_SPREADS * view.spread_db / 10.0),
-            )
-        };
-        // A burst may last a single half, which the 50 ms mean dilutes five-fold: the half on
-        // its own counts when it stands as far out of the half-to-half spread of the noise in
-        // the full and the speech band, or so far out of the full band's noise that no noise
-        // reaches it (a low release or lip sound, which pre-emphasis takes out), and passes the
-        // strength test.
-        let spreads_out = |view: &View, j: usize, power: f64| {
-            power > view.noise_at(j) * 10f64.powf(CLOSURE_SPREADS * view.noise.spread_db / 10.0)
-        };
-        let lone_burst = 10f64.powf(LONE_BURST_DB / 10.0);
-        let burst = |j: usize, relative: f64| {
-            let full = self.ac(j);
-            let excess = full - self.full.noise_at(j);
-            excess >= relative
-                && spreads_out(self.full, j, full)
-                && (spreads_out(self.emph, j, self.halves[j].band() as f64)
-                    || excess >= self.full.noise_at(j) * lone_burst)
-        };
-        let after_closure = |j: usize, relative: f64| {
-            let full = self.full.smoothed[j] as f64;
-            let emph = self.emph.smoothed[j] as f64;
-            burst(j, relative)
-                || (well_out(self.full, j)
-                    && full - self.full.noise_at(j) >= relative
-                    && self.voicing.is_some_and(|v| well_out(v, j)))
-                || (well_out(self.emph, j)
-                    && (emph - self.emph.noise_at(j)) / emph_gain >= relative)
-        };
-        let mut segments = coarse.clone();
-        let mut previous_end = 0;
-        for i in 0..segments.len() {
-            let next_start = segments.get(i + 1).map_or(n, |s| s.0);
-            let (mut s, mut e) = segments[i];
-            let rel = local[i];
-            // Trim what the detector started on but is not active, then grow.
-            while s < e && !active(s, rel) {
-                s += 1;
-            }
-            while e > s && !active(e - 1, rel) {
-                e -= 1;
-            }
-            // An island at an end: a run shorter than a word's evidence, cut off from the
-            // rest by 50 ms or more of nothing: noise the detector bridged onto the speech.
-            // A real burst there comes back below, where it must stand well out.
-            loop {
-                let mut r = e;
-                while r > s && active(r - 1, rel) {
-                    r -= 1;
-                }
-                let mut g = r;
-                while g > s && !active(g - 1, rel) {
-                    g -= 1;
-                }
-                if e - r >= self.min_run || g == s || r - g < ISLAND_GAP {
-                    break;
-                }
-                e = g;
-            }
-            if s == e {
-                segments[i] = (s, e);
-                continue;
-            }
-            // Onsets are abrupt (a burst, a vowel's rise): the full and speech bands see them.
-            // Ends decay, and may resume after a closure, so they also follow the voicing band
-            // and look past a closure.
-            while s > previous_end
-                && (active(s - 1, rel)
-                    || window(s.saturating_sub(TAIL_WINDOW).max(previous_end), s, rel))
-            {
-                s -= 1;
-            }
-            loop {
-                while e < next_start
-                    && (active(e, rel)
-                        || window(e, (e + TAIL_WINDOW).min(next_start), rel)
-                        || voiced(e, rel)
-                        || voiced_window(e, (e + TAIL_WINDOW).min(next_start), rel))
-                {
-                    e += 1;
-                }
-                // Judged on halves whose 50 ms window lies wholly past the edge.
-                let ahead = (e + SMOOTH_HALVES)..(e + self.gap).min(next_start);
-                match ahead.into_iter().find(|&j| after_closure(j, rel)) {
-                    Some(j) => e = j + 1,
-                    None => break,
-                }
-            }
-            // The decay goes on under the noise: carry the end as far as it would take to
-            // reach the margin.
-            e += self
-                .unseen_decay(s, e, rel)
-                .min(next_start.saturating_sub(e));
-            segments[i] = (s, e);
-            previous_end = e.max(previous_end);
-        }
-        segments.retain(|&(s, e)| e > s);
-        // Solid runs the detector did not start on (a weak word the VAD missed in noise)
-        // belong to speech when they are long enough not to be a noise burst and lie within
-        // the bridging gap of speech.
+    /// Solid runs the detector did not start on (a weak word the VAD missed in noise) belong
+    /// to speech when they are long enough not to be a noise burst and lie within the bridging
+    /// gap of speech.
+    fn join_solid_runs(&self, segments: &Segments, relative: f64) -> Segments {
+        let (n, p) = (self.bands.len(), self.p);
         let mut runs: Vec<(usize, usize, bool)> =
             segments.iter().map(|&(s, e)| (s, e, true)).collect();
         let mut j = 0;
         while j < n {
-            if !solid[j] {
+            if !self.solid(j, relative) {
                 j += 1;
                 continue;
             }
             let start = j;
-            while j < n && solid[j] {
+            while j < n && self.solid(j, relative) {
                 j += 1;
             }
-            if j - start >= self.min_run {
+            if j - start >= p.min_run {
                 runs.push((start, j, false));
             }
         }
         runs.sort_unstable();
         let mut last_end: Option<usize> = None;
         for r in runs.iter_mut() {
-            if !r.2 && last_end.is_some_and(|e| r.0 <= e + self.gap) {
+            if !r.2 && last_end.is_some_and(|e| r.0 <= e + p.bridge) {
                 r.2 = true;
             }
             if r.2 {
@@ -877,7 +743,7 @@ impl Refine<'_> {
         }
         let mut next_start: Option<usize> = None;
         for r in runs.iter_mut().rev() {
-            if !r.2 && next_start.is_some_and(|s| r.1 + self.gap >= s) {
+            if !r.2 && next_start.is_some_and(|s| r.1 + p.bridge >= s) {
                 r.2 = true;
             }
             if r.2 {
@@ -888,9 +754,6 @@ impl Refine<'_> {
         bridge(&kept, 0)
     }
 }
-
-/// P.56's hangover: activity lasts this long after the envelope falls below its threshold.
-pub const P56_HANGOVER_S: f64 = 0.2;
 
 /// The stretches over which active speech power is measured, in the manner of P.56: the speech
 /// segments, each followed by the hangover (a talker's decays belong to their speech level).
@@ -955,29 +818,6 @@ mod tests {
     }
 
     #[test]
-    fn bridging() {
-        check_bridge(&[(0, 5), (7, 9)], 2, &[(0, 9)]);
-        check_bridge(&[(0, 5), (8, 9)], 2, &[(0, 5), (8, 9)]);
-        check_bridge(&[(0, 5), (3, 4)], 0, &[(0, 5)]);
-        check_bridge(&[], 3, &[]);
-    }
-
-    #[test]
-    fn fast_levels_are_close() {
-        for p in [1e-12f32, 3.7e-9, 1e-4, 0.0123, 0.5, 1.0, 7.9] {
-            let (fast, exact) = (fast_level_db(p), level_db(p as f64));
-            assert!((fast - exact).abs() < 0.05, "{p}: {fast} vs {exact}");
-        }
-    }
-
-    #[test]
-    fn smoothing_is_a_centred_moving_average() {
-        let x = [0.0, 0.0, 5.0, 0.0, 0.0, 0.0, 0.0];
-        let s = smooth(&x);
-        assert_eq!(s, vec![5.0 / 3.0, 5.0 / 4.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
-    }
-
-    #[test]
     fn overlap_and_union() {
         let a = vec![(0, 10), (20, 30)];
         let b = vec![(5, 22), (40, 45)];
@@ -986,56 +826,11 @@ mod tests {
     }
 
     #[test]
-    fn noise_floor_of_steady_noise_is_its_mean() {
-        // Half powers spread +-1 dB around 1e-4 (-40 dBFS), a third of them speech at -20 dBFS.
-        let powers: Vec<f32> = (0..3000)
-            .map(|i| {
-                if i % 3 == 0 {
-                    1e-2
-                } else {
-                    1e-4 * 10f32.powf(((i * 7919) % 21) as f32 / 100.0 - 0.1)
-                }
-            })
-            .collect();
-        let noise = noise_floor(&powers);
-        assert!(
-            (level_db(noise.power) + 40.0).abs() < 0.5,
-            "{}",
-            level_db(noise.power)
-        );
-    }
-
-    #[test]
-    fn noise_spread_is_measured_from_few_halves() {
-        // 250 noise halves (a short file) whose levels swell slowly (each 0.95 of the last,
-        // spread 1.5 dB), and 100 of speech 20 dB up: the histogram's peak is lumpy.
-        let mut state = 12345u64;
-        let mut uniform = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
-        let mut powers = Vec::new();
-        let mut z = 0.0;
-        for i in 0..350 {
-            let db = if i < 250 {
-                let (u, v) = (uniform(), uniform());
-                let e = (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos();
-                z = 0.95 * z + (1.0f64 - 0.95 * 0.95).sqrt() * e;
-                -40.0 + 1.5 * z
-            } else {
-                -20.0
-            };
-            powers.push(10f64.powf(db / 10.0) as f32);
-        }
-        let spread = noise_floor(&powers).spread_db;
-        let sd = {
-            let db: Vec<f64> = powers[..250].iter().map(|&p| level_db(p as f64)).collect();
-            let mean = db.iter().sum::<f64>() / 250.0;
-            (db.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / 250.0).sqrt()
-        };
-        assert!((spread - sd).abs() <= 0.35 * sd, "spread {spread}, sd {sd}");
+    fn bridging() {
+        check_bridge(&[(0, 5), (7, 9)], 2, &[(0, 9)]);
+        check_bridge(&[(0, 5), (8, 9)], 2, &[(0, 5), (8, 9)]);
+        check_bridge(&[(0, 5), (3, 4)], 0, &[(0, 5)]);
+        check_bridge(&[], 3, &[]);
     }
 
     /// 600 ms of steady speech, then a decay of 1 dB per 10 ms, in steady noise `snr_db` under
