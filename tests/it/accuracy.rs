@@ -581,7 +581,12 @@ fn loud_fluctuating_hum_is_not_speech() {
     use crate::music::{voices, Half};
     let mut lines = Vec::new();
     let mut failures = Vec::new();
-    for (v, utterances) in voices(Half::Test).into_iter().enumerate() {
+    for (half, v, utterances) in [Half::Dev, Half::Test].into_iter().flat_map(|h| {
+        voices(h)
+            .into_iter()
+            .enumerate()
+            .map(move |(v, u)| (h, v, u))
+    }) {
         let parts: Vec<(Vec<f32>, f64)> = utterances.iter().map(|u| (u.clone(), 1.5)).collect();
         let call = Call::of(&parts, 1.5, 1.0);
         let n = call.samples.len();
@@ -600,7 +605,7 @@ fn loud_fluctuating_hum_is_not_speech() {
             let a = analyze(&call.with_noise(&hum, snr), 1);
             let s = &a.metrics.speech;
             let line = format!(
-                "voice {v} {snr} dB: talk {:.1} of {truth:.1} s, start {:?} ({:.2}), end {:?} ({:.2}), snr {:?}",
+                "{half:?} voice {v} {snr} dB: talk {:.1} of {truth:.1} s, start {:?} ({:.2}), end {:?} ({:.2}), snr {:?}",
                 s.talk_time_s,
                 s.start_s,
                 call.start_s(),
@@ -611,7 +616,7 @@ fn loud_fluctuating_hum_is_not_speech() {
             let ok = (s.talk_time_s - truth).abs() <= 0.5 * truth
                 && s.start_s.is_some_and(|x| (x - call.start_s()).abs() <= 1.6)
                 && s.end_s.is_some_and(|x| (x - call.end_s()).abs() <= 1.6);
-            if !ok {
+            if !ok && half == Half::Test {
                 failures.push(line.clone());
             }
             lines.push(line);
