@@ -66,6 +66,14 @@ pub enum AuditAction {
     EscapedPurge,
     /// A redacted copy of a recording was written (the original unchanged).
     Redact,
+    /// A console account was added or changed (never its password).
+    User,
+    /// A console login, a refused one, a logout.
+    Login,
+    LoginFailed,
+    Logout,
+    /// A recording was played or downloaded in the console.
+    Access,
     Note,
 }
 
@@ -94,6 +102,11 @@ impl AuditAction {
             AuditAction::CallsDrop => "calls_drop",
             AuditAction::EscapedPurge => "escaped_purge",
             AuditAction::Redact => "redact",
+            AuditAction::User => "user",
+            AuditAction::Login => "login",
+            AuditAction::LoginFailed => "login_failed",
+            AuditAction::Logout => "logout",
+            AuditAction::Access => "access",
             AuditAction::Note => "note",
         }
     }

@@ -47,6 +47,33 @@ pub struct Config {
     pub calls: CallsConfig,
     pub pci: PciConfig,
     pub export: ExportConfig,
+    pub web: WebConfig,
+}
+
+/// The web console, served by the daemon: off until `listen` is set (docs/web.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Address and port to serve on (`127.0.0.1:8480`); empty: no console.
+    pub listen: String,
+    /// How long a login lasts (minutes).
+    pub session_minutes: u32,
+    /// Session cookies are sent over HTTPS only (`Secure`): keep it on behind a TLS proxy;
+    /// browsers also keep such cookies for http://localhost and http://127.0.0.1.
+    pub secure_cookies: bool,
+    /// The time zone pages show times in (an IANA name such as `Europe/Paris`).
+    pub time_zone: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: String::new(),
+            session_minutes: 480,
+            secure_cookies: true,
+            time_zone: "UTC".into(),
+        }
+    }
 }
 
 /// Sending this site's metadata, KPIs and audit heads to a central PostgreSQL (the fleet):
@@ -861,6 +888,21 @@ impl Config {
             key,
             problem: problem.to_string(),
         };
+        if !self.web.listen.is_empty() && self.web.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "web.listen",
+                "must be an address and port, such as 127.0.0.1:8480 (or empty: no console)",
+            ));
+        }
+        if crate::clock::Zone::named(&self.web.time_zone).is_err() {
+            return Err(bad(
+                "web.time_zone",
+                "must be an IANA time zone name, such as UTC or Europe/Paris",
+            ));
+        }
+        if self.web.session_minutes == 0 {
+            return Err(bad("web.session_minutes", "must be at least 1"));
+        }
         if let Some(beep) = &self.consent.beep {
             match (beep.frequency_hz, &beep.file) {
                 // The filters read tones up to 3.4 kHz (the telephone band) at any rate.

@@ -17,6 +17,13 @@ use crate::audit::{AuditAction, Draft};
 use crate::config::Config;
 use crate::metadata::Metadata;
 use crate::pipeline::{self, Options};
+
+/// How stored recordings are analysed: with every speech segment, so the console can draw each
+/// leg's timeline from the store (a few hundred bytes for a call of minutes).
+const KEPT: Options = Options {
+    segments: true,
+    follow: crate::files::Follow::Never,
+};
 use crate::recording_path::RecordingPath;
 use crate::store::{Record, RecordFlag, RecordState, Store, StoreError};
 
@@ -295,8 +302,7 @@ impl Ingestor<'_> {
                     }
                     _ => self.config,
                 };
-                let mut r =
-                    pipeline::analyze_file(&candidate.path, &name, config, Options::default());
+                let mut r = pipeline::analyze_file(&candidate.path, &name, config, KEPT);
                 // A transient error (a permission being fixed, descriptors running out) is
                 // tried again, backing off, before the file is stored as failed.
                 for delay_ms in RETRY_DELAYS_MS {
@@ -307,7 +313,7 @@ impl Ingestor<'_> {
                     tracing::warn!(file = %candidate.path, error = %e.message,
                         "could not read the recording; trying again in {delay_ms} ms");
                     std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-                    r = pipeline::analyze_file(&candidate.path, &name, config, Options::default());
+                    r = pipeline::analyze_file(&candidate.path, &name, config, KEPT);
                 }
                 let sha = match &r {
                     Err(_) => pipeline::sha256_file(&candidate.path).ok(),

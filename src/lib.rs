@@ -3,6 +3,7 @@
 //! The library behind the `callwarden` binary. See ARCHITECTURE.md for the data flow and the
 //! module map.
 
+pub mod accounts;
 pub mod alerts;
 pub mod analysis;
 pub mod audio;
@@ -36,3 +37,4 @@ pub mod store;
 pub mod summary;
 pub mod verify;
 pub mod watch;
+pub mod web;

@@ -30,6 +30,8 @@ pub const PROTOCOL: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// The web console's quality pages only: lists, calls, KPIs, the quality report.
+    Viewer,
     Auditor,
     Admin,
 }
@@ -37,6 +39,7 @@ pub enum Role {
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Viewer => "viewer",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
         }
@@ -249,6 +252,13 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,
     },
+    /// Add or change a web console account (its password arrives hashed).
+    User {
+        name: crate::accounts::UserName,
+        change: crate::accounts::AccountChange,
+    },
+    /// Every console account (never their password hashes).
+    Users,
 }
 
 impl Request {
@@ -259,6 +269,17 @@ impl Request {
                 Role::Admin
             }
             Request::Purge { dry_run: false, .. } => Role::Admin,
+            Request::User { .. } | Request::Users => Role::Admin,
+            Request::Status
+            | Request::List(_)
+            | Request::Show { .. }
+            | Request::Kpi { .. }
+            | Request::Calls { .. }
+            | Request::CallShow { .. }
+            | Request::Report {
+                kind: ReportKind::Quality,
+                ..
+            } => Role::Viewer,
             _ => Role::Auditor,
         }
     }
@@ -283,6 +304,8 @@ impl Request {
             Request::CallsImport { .. } => "import call records",
             Request::AuditVerify { .. } => "verify the audit log",
             Request::AuditExport { .. } => "export the audit log",
+            Request::User { .. } => "change a console account",
+            Request::Users => "list the console accounts",
         }
     }
 }
@@ -524,6 +547,8 @@ pub enum Answer {
     Calls(CallsPage),
     Call(Box<crate::calls::CallView>),
     CallsImported(crate::store::CallsStored),
+    Account(crate::accounts::AccountView),
+    Accounts(Vec<crate::accounts::AccountView>),
 }
 
 /// A page of calls: those asked for, how many matched in all, and the recordings of the window
@@ -764,6 +789,13 @@ pub fn handle(ctx: &Context, caller: &Caller, request: Request) -> Result<Answer
             }
             Ok(Answer::Audit(entries))
         }
+        Request::User { name, change } => {
+            let account = store.change_account(&name, &change, &caller.name, ctx.now_ms)?;
+            Ok(Answer::Account((&account).into()))
+        }
+        Request::Users => Ok(Answer::Accounts(
+            store.accounts()?.iter().map(Into::into).collect(),
+        )),
         Request::Calls {
             window,
             filter,

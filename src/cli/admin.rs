@@ -675,7 +675,18 @@ pub fn report(kind: query::ReportKind, args: ReportArgs) -> anyhow::Result<u8> {
 
 /// A report in `format`, to `output` or standard output.
 pub(super) fn write_report(dated: &query::Dated, out: &ReportOut) -> anyhow::Result<()> {
-    let text = match out.format {
+    let text = render_report(dated, out.format)?;
+    match &out.output {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| anyhow::anyhow!("write the report to {}: {e}", path.display()))?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+/// A report in one of its formats (the CLI's and the console's downloads alike).
+pub fn render_report(dated: &query::Dated, format: ReportFormat) -> anyhow::Result<String> {
+    Ok(match format {
         ReportFormat::Json => super::json::pretty(dated)? + "\n",
         ReportFormat::Csv => match &dated.body {
             // The certificate keeps its one-table form, the chain head on every row.
@@ -684,13 +695,7 @@ pub(super) fn write_report(dated: &query::Dated, out: &ReportOut) -> anyhow::Res
         },
         ReportFormat::Table => super::reports::text(dated),
         ReportFormat::Html => super::reports::html(dated),
-    };
-    match &out.output {
-        Some(path) => std::fs::write(path, text)
-            .map_err(|e| anyhow::anyhow!("write the report to {}: {e}", path.display()))?,
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
-    }
-    Ok(())
+    })
 }
 
 /// Every table of a report, each under a `# title` line.

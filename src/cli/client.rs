@@ -115,8 +115,8 @@ impl Access {
         };
         let dir = self.store_dir(&config);
         // A question is no reason to create a store; call records to keep are, as recordings
-        // to ingest are.
-        let creates = matches!(first, Request::CallsImport { .. });
+        // to ingest are, and the first console account (added before the daemon first runs).
+        let creates = matches!(first, Request::CallsImport { .. } | Request::User { .. });
         if !dir.exists() && !creates {
             return Err(Exit(
                 EXIT_BAD_INPUT,
@@ -266,4 +266,8 @@ requests! {
     fn calls_import(source: String, legs: Vec<crate::cdr::CallRecord>, rejected: usize) ->
         CallsImported(crate::store::CallsStored) =
         Request::CallsImport { source, legs, rejected };
+    /// Adds or changes a console account.
+    fn user(name: crate::accounts::UserName, change: crate::accounts::AccountChange) ->
+        Account(crate::accounts::AccountView) = Request::User { name, change };
+    fn users() -> Accounts(Vec<crate::accounts::AccountView>) = Request::Users;
 }

@@ -6,6 +6,7 @@
 //! (`audit verify` found a break, a purge was refused).
 
 mod admin;
+pub use admin::{render_report, ReportFormat};
 mod args;
 mod calls;
 mod client;
@@ -16,6 +17,7 @@ mod json;
 mod redact;
 mod reports;
 mod table;
+mod users;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -120,6 +122,9 @@ pub enum Command {
     /// schema, the fleet's KPIs and reports, check every site's audit chain there).
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
+    /// Web console accounts: add one, change its password, disable it, list them.
+    #[command(subcommand)]
+    User(users::UserCommand),
     /// Ask the running daemon to reload its configuration file (as SIGHUP does; audited with
     /// your name).
     Reload(admin::ReloadArgs),
@@ -205,6 +210,7 @@ pub fn main() -> ExitCode {
         Command::Audit(cmd) => compliance::audit(cmd),
         Command::Report(cmd) => compliance::report(cmd),
         Command::Hold(cmd) => compliance::hold(cmd),
+        Command::User(cmd) => users::user(cmd),
         Command::Consent(cmd) => compliance::consent(cmd),
         Command::Status(args) => admin::status(args),
         Command::List(args) => admin::list(args),

@@ -60,6 +60,11 @@ pub enum DaemonError {
     Control(#[from] crate::control::ControlError),
     #[error(transparent)]
     Endpoint(#[from] crate::endpoint::EndpointError),
+    #[error("the web console cannot listen on {address}: {source}")]
+    Web {
+        address: String,
+        source: std::io::Error,
+    },
 }
 
 /// A file handed to a worker.
@@ -755,6 +760,26 @@ pub async fn run(
             },
         ));
     }
+    // The web console: bound before READY too, so a failure to listen stops the start.
+    let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(listener) =
+        crate::web::bind(&config.web)
+            .await
+            .map_err(|source| DaemonError::Web {
+                address: config.web.listen.clone(),
+                source,
+            })?
+    {
+        tracing::info!(listen = %config.web.listen, "web console ready");
+        tokio::spawn(crate::web::serve(
+            listener,
+            store.clone(),
+            shared.clone(),
+            async move {
+                let _ = web_stopped.await;
+            },
+        ));
+    }
     let rescan_every = Duration::from_secs_f64(config.ingest.rescan_interval_s);
     let (purge_tx, mut purge_rx) = mpsc::unbounded_channel();
     let cdr_sources = cdrs::Sources::new(&config.calls);
@@ -948,6 +973,7 @@ pub async fn run(
             "too_short": state.counters.too_short, "purged": state.counters.purged}),
     );
     let _ = control_stop.send(());
+    let _ = web_stop.send(());
     if let Some(e) = endpoint {
         e.stop();
     }

@@ -105,6 +105,7 @@ use keys::{
     audit_index_key, decode, decode_summary, encode, json, key_range, named_key, score_key,
     state_key,
 };
+use outbox::abort;
 
 // Positions of the trees in a transaction.
 const RECORDINGS: usize = 0;
@@ -129,7 +130,9 @@ const BY_CALL_KEY: usize = 18;
 const CALL_TIMES: usize = 19;
 const CALL_KEY_VERSIONS: usize = 20;
 const OUTBOX: usize = 21;
-const TREES: [&str; 22] = [
+/// Console accounts by name (`accounts::Account`, JSON).
+const USERS: usize = 22;
+const TREES: [&str; 23] = [
     "recordings",
     "by_path",
     "by_state",
@@ -152,6 +155,7 @@ const TREES: [&str; 22] = [
     "call_times",
     "call_key_versions",
     "outbox",
+    "users",
 ];
 
 type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
@@ -676,6 +680,70 @@ impl Store {
         })?;
         self.flush()?;
         Ok(entries)
+    }
+
+    /// The console account `name`, if any.
+    pub fn account(
+        &self,
+        name: &crate::accounts::UserName,
+    ) -> Result<Option<crate::accounts::Account>, StoreError> {
+        self.trees[USERS]
+            .get(name.as_str())
+            .map_err(sled_err("read an account"))?
+            .map(|v| {
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Refused(format!("account {name} is unreadable: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Every console account, by name.
+    pub fn accounts(&self) -> Result<Vec<crate::accounts::Account>, StoreError> {
+        self.trees[USERS]
+            .iter()
+            .map(|kv| {
+                let (_, v) = kv.map_err(sled_err("read the accounts"))?;
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Refused(format!("an account is unreadable: {e}")))
+            })
+            .collect()
+    }
+
+    /// Applies `change` to account `name` for `actor`, with its audit entry, in one
+    /// transaction. Flushed before it returns.
+    pub fn change_account(
+        &self,
+        name: &crate::accounts::UserName,
+        change: &crate::accounts::AccountChange,
+        actor: &str,
+        time_ms: i64,
+    ) -> Result<crate::accounts::Account, StoreError> {
+        let account = self.transact("change an account", |tx| {
+            let current = match tx.0[USERS].get(name.as_str())? {
+                Some(v) => Some(
+                    serde_json::from_slice::<crate::accounts::Account>(&v)
+                        .map_err(|e| abort("the account is unreadable", e))?,
+                ),
+                None => None,
+            };
+            let account = change
+                .apply(name, current.as_ref(), time_ms)
+                .map_err(ConflictableTransactionError::Abort)?;
+            let bytes = serde_json::to_vec(&account).map_err(|e| abort("an account", e))?;
+            tx.0[USERS].insert(name.as_str(), bytes)?;
+            tx.append(
+                vec![Draft::new(
+                    actor,
+                    AuditAction::User,
+                    serde_json::json!({"user": name, "change": change.as_str(),
+                        "role": account.role.as_str()}),
+                )],
+                time_ms,
+            )?;
+            Ok(account)
+        })?;
+        self.flush()?;
+        Ok(account)
     }
 
     /// Sets a recording's consent (the old one goes to its history) and audits who did it.

@@ -144,7 +144,7 @@ pub fn chain_digest(previous: &str, seq: u64, bytes: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
-fn abort(what: &str, e: impl std::fmt::Display) -> ConflictableTransactionError<String> {
+pub(super) fn abort(what: &str, e: impl std::fmt::Display) -> ConflictableTransactionError<String> {
     ConflictableTransactionError::Abort(format!("{what}: {e}"))
 }
 

@@ -22,3 +22,4 @@ mod stereo;
 mod support;
 mod tidy;
 mod trust;
+mod web;

@@ -1,0 +1,792 @@
+//! The web console (`[web] listen`): find a call, see why it scored so, listen to it. Served by
+//! the daemon on its tokio runtime (the axum adapter lives here), with the CLI's roles and audit
+//! trail: every page is a [`crate::query`] request made as the logged-in user, every login,
+//! failure, logout, playback and download is an audit entry.
+//!
+//! Pages are rendered on the server (`pages`, maud: checked at compile time, escaped by
+//! default); the only script is none, the only style sheet is embedded. Changes are POSTs that
+//! carry the session's CSRF token; cookies are HttpOnly, SameSite=Strict and (by default)
+//! Secure.
+
+mod audio;
+pub mod pages;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use crate::accounts::UserName;
+use crate::audit::{AuditAction, Draft};
+use crate::clock::Zone;
+use crate::config::WebConfig;
+use crate::control::Shared;
+use crate::query::{self, Answer, Caller, Context, QueryError, Request, Role};
+use crate::store::Store;
+
+use session::{Limiter, Session, Sessions, COOKIE};
+
+/// The console's state, shared by every request.
+pub struct Console {
+    store: Arc<Store>,
+    shared: Arc<Mutex<Shared>>,
+    sessions: Sessions,
+    limiter: Limiter,
+    web: WebConfig,
+    /// When each session last had a recording's playback audited (session key, id).
+    listened: Mutex<std::collections::HashMap<(String, u64), i64>>,
+}
+
+type App = Arc<Console>;
+
+/// Binds `[web] listen`; None when the console is off.
+pub async fn bind(web: &WebConfig) -> std::io::Result<Option<tokio::net::TcpListener>> {
+    if web.listen.is_empty() {
+        return Ok(None);
+    }
+    tokio::net::TcpListener::bind(&web.listen).await.map(Some)
+}
+
+/// Serves the console until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Arc<Store>,
+    shared: Arc<Mutex<Shared>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let web = shared
+        .lock()
+        .map(|s| s.config.web.clone())
+        .unwrap_or_default();
+    let app = Arc::new(Console {
+        store,
+        shared,
+        sessions: Sessions::default(),
+        limiter: Limiter::default(),
+        web,
+        listened: Mutex::new(Default::default()),
+    });
+    let router = router(app);
+    if let Err(e) = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    {
+        tracing::error!(error = %e, "the web console stopped");
+    }
+}
+
+fn router(app: App) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/calls") }))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/calls", get(calls))
+        .route("/calls/{id}", get(call))
+        .route("/calls/{id}/audio", get(audio::play))
+        .route("/calls/{id}/download", get(audio::download))
+        .route("/calls/{id}/hold", post(hold))
+        .route("/kpi", get(kpi))
+        .route("/reports", get(reports))
+        .route("/reports/{kind}", get(report))
+        .route("/assets/console.css", get(css))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "no such page") })
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(app)
+}
+
+/// Headers every answer carries: no framing, no sniffing, nothing loaded from elsewhere, and no
+/// caching of pages that show personal data.
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    let set = |h: &mut HeaderMap, k: header::HeaderName, v: &'static str| {
+        h.entry(k).or_insert(HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; media-src 'self'; style-src 'self'; img-src 'self' data:; \
+         frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    );
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::REFERRER_POLICY, "same-origin");
+    set(h, header::CACHE_CONTROL, "no-store");
+    r
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../assets/web/console.css"),
+    )
+        .into_response()
+}
+
+/// An error page or status with a message for people.
+#[derive(Debug)]
+pub struct Failure(StatusCode, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, pages::error(self.0, &self.1)).into_response()
+    }
+}
+
+impl From<QueryError> for Failure {
+    fn from(e: QueryError) -> Failure {
+        let status = match &e {
+            QueryError::Forbidden(_) => StatusCode::FORBIDDEN,
+            QueryError::NotFound(_) => StatusCode::NOT_FOUND,
+            QueryError::Invalid(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Failure(status, e.to_string())
+    }
+}
+
+fn now_ms() -> i64 {
+    crate::clock::now_ms()
+}
+
+/// The session token the request's cookie holds.
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Who is logged in: a live session whose account is still enabled, with the account's role as
+/// it is now.
+fn who(app: &Console, headers: &HeaderMap) -> Option<(String, Session)> {
+    let token = cookie_token(headers)?;
+    let mut s = app.sessions.get(&token, now_ms())?;
+    match app.store.account(&s.user) {
+        Ok(Some(a)) if !a.disabled => {
+            s.role = a.role;
+            Some((token, s))
+        }
+        _ => {
+            app.sessions.close(&token);
+            None
+        }
+    }
+}
+
+/// The logged-in user, or where to go to log in.
+#[allow(clippy::result_large_err)]
+fn require(app: &Console, headers: &HeaderMap, back: &str) -> Result<Session, Response> {
+    who(app, headers)
+        .map(|(_, s)| s)
+        .ok_or_else(|| Redirect::to(&format!("/login?next={}", urlencode(back))).into_response())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Answers `request` as `user`, on a blocking thread, as the control socket does.
+async fn ask(app: &App, user: &Session, request: Request) -> Result<Answer, Failure> {
+    let snapshot = app
+        .shared
+        .lock()
+        .map(|s| s.clone())
+        .map_err(|_| Failure(StatusCode::SERVICE_UNAVAILABLE, "the daemon is busy".into()))?;
+    let store = app.store.clone();
+    let caller = Caller {
+        name: user.user.to_string(),
+        role: user.role,
+    };
+    tokio::task::spawn_blocking(move || {
+        let ctx = Context {
+            store: &store,
+            config: &snapshot.config,
+            daemon: Some(snapshot.info.clone()),
+            now_ms: now_ms(),
+            purge_lock: Some(&snapshot.purge_lock),
+            reload: None,
+        };
+        query::handle(&ctx, &caller, request)
+    })
+    .await
+    .map_err(|e| {
+        Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the page failed: {e}"),
+        )
+    })?
+    .map_err(Failure::from)
+}
+
+/// Writes audit entries on a blocking thread; a failure is logged (the action it records has
+/// already happened, or is refused by the caller).
+async fn audit(app: &App, events: Vec<Draft>) -> Result<(), Failure> {
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || store.audit(events, now_ms()))
+        .await
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map(|_| ())
+        .map_err(|e| {
+            tracing::error!(error = %e, "the console could not write the audit log");
+            Failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the audit log cannot be written, so nothing is done: {e}"),
+            )
+        })
+}
+
+fn zone(app: &Console) -> Zone {
+    Zone::named(&app.web.time_zone).unwrap_or_else(|_| Zone::utc())
+}
+
+#[derive(Debug, Deserialize)]
+struct Next {
+    next: Option<String>,
+}
+
+/// Only a path on this site is a place to go back to.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        _ => "/calls".into(),
+    }
+}
+
+async fn login_page(State(app): State<App>, headers: HeaderMap, q: Query<Next>) -> Response {
+    if who(&app, &headers).is_some() {
+        return Redirect::to(&safe_next(q.next.as_deref())).into_response();
+    }
+    pages::login(&safe_next(q.next.as_deref()), None).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    user: String,
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn login(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let next = safe_next(form.next.as_deref());
+    let addr = peer.ip().to_string();
+    let now = now_ms();
+    let wait = app.limiter.wait_ms(&form.user, &addr, now);
+    if wait > 0 {
+        let secs = (wait + 999) / 1000;
+        let mut r = (
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::login(
+                &next,
+                Some(&format!("Too many failed logins: try again in {secs} s.")),
+            ),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
+    let name: Option<UserName> = form.user.parse().ok();
+    let store = app.store.clone();
+    let password = form.password.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let account = name.as_ref().and_then(|n| store.account(n).ok().flatten());
+        match account {
+            // The hash is checked even for a disabled account, so timing tells nothing.
+            Some(a) => (a.hash.verify(&password) && !a.disabled).then_some(a),
+            None => {
+                // As long as a real check, so timing does not tell which names exist.
+                let _ = crate::accounts::PasswordHash::of("not-a-password-at-all")
+                    .map(|h| h.verify(&password));
+                None
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(account) = checked else {
+        app.limiter.failed(&form.user, &addr, now);
+        // The name tried is audited as typed, escaped by JSON; never the password.
+        let event = Draft::new(
+            "console",
+            AuditAction::LoginFailed,
+            serde_json::json!({"user": form.user.chars().take(64).collect::<String>(),
+                "address": addr}),
+        );
+        if let Err(f) = audit(&app, vec![event]).await {
+            return f.into_response();
+        }
+        return (
+            StatusCode::UNAUTHORIZED,
+            pages::login(&next, Some("Wrong user name or password.")),
+        )
+            .into_response();
+    };
+    app.limiter.succeeded(&form.user, &addr);
+    let Ok(csrf) = session::token() else {
+        return Failure(StatusCode::INTERNAL_SERVER_ERROR, "no randomness".into()).into_response();
+    };
+    let minutes = i64::from(app.web.session_minutes);
+    let session = Session {
+        user: account.name.clone(),
+        role: account.role,
+        csrf,
+        expires_ms: now + minutes * 60_000,
+    };
+    let event = Draft::new(
+        account.name.as_str(),
+        AuditAction::Login,
+        serde_json::json!({"address": addr, "role": account.role.as_str()}),
+    );
+    if let Err(f) = audit(&app, vec![event]).await {
+        return f.into_response();
+    }
+    let token = match app.sessions.open(session, now) {
+        Ok(t) => t,
+        Err(e) => return Failure(StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    };
+    let cookie = format!(
+        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        minutes * 60,
+        if app.web.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    let mut r = Redirect::to(&next).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Whether a change carries the session's token (compared in constant time).
+fn csrf_ok(session: &Session, given: &str) -> bool {
+    let (a, b) = (session.csrf.as_bytes(), given.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn csrf_refused() -> Response {
+    Failure(
+        StatusCode::FORBIDDEN,
+        "This form is out of date or did not come from this console: reload the page and try \
+         again."
+            .into(),
+    )
+    .into_response()
+}
+
+async fn logout(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let Some((token, s)) = who(&app, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    if !csrf_ok(&s, &form.csrf) {
+        return csrf_refused();
+    }
+    app.sessions.close(&token);
+    let event = Draft::new(s.user.as_str(), AuditAction::Logout, serde_json::json!({}));
+    if let Err(f) = audit(&app, vec![event]).await {
+        return f.into_response();
+    }
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("cw_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    r
+}
+
+/// The calls list's query string.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct CallsQuery {
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub until: String,
+    #[serde(default)]
+    pub agent: String,
+    #[serde(default)]
+    pub queue: String,
+    #[serde(default)]
+    pub grade: String,
+    #[serde(default)]
+    pub flag: String,
+    #[serde(default)]
+    pub consent: String,
+    #[serde(default)]
+    pub sort: String,
+    #[serde(default)]
+    pub page: Option<usize>,
+}
+
+/// Calls per page.
+pub const PAGE: usize = 50;
+
+impl CallsQuery {
+    /// The list request, or what is wrong with the filters.
+    fn request(&self, tz: &Zone) -> Result<query::ListQuery, String> {
+        let word = |s: &str| -> Option<String> {
+            let t = s.trim();
+            (!t.is_empty()).then(|| t.to_string())
+        };
+        let parse_enum = |what: &str, s: &str| -> Result<Option<serde_json::Value>, String> {
+            match word(s) {
+                None => Ok(None),
+                Some(w) => Ok(Some(serde_json::Value::String(w.clone()))).and_then(|v| {
+                    if w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                        Ok(v)
+                    } else {
+                        Err(format!("{what} {w:?} is not one of the choices"))
+                    }
+                }),
+            }
+        };
+        let grade = parse_enum("grade", &self.grade)?
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|_| format!("grade {:?} is not one of the choices", self.grade))?;
+        let consent = parse_enum("consent", &self.consent)?
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|_| format!("consent {:?} is not one of the choices", self.consent))?;
+        let sort = match self.sort.as_str() {
+            "" | "time" => query::Sort::Time,
+            "score" => query::Sort::Score,
+            "duration" => query::Sort::Duration,
+            other => {
+                return Err(format!(
+                    "sort {other:?} is not one of time, score, duration"
+                ))
+            }
+        };
+        let page = self.page.unwrap_or(1).max(1);
+        Ok(query::ListQuery {
+            window: query::Window {
+                from_ms: day_ms(&self.from, tz, false)?,
+                until_ms: day_ms(&self.until, tz, true)?,
+            },
+            agent: word(&self.agent),
+            queue: word(&self.queue),
+            grade,
+            flag: word(&self.flag),
+            consent,
+            state: None,
+            sort,
+            limit: page.saturating_mul(PAGE).saturating_add(1),
+        })
+    }
+}
+
+/// A `YYYY-MM-DD` day in `tz` as ms since the epoch: its start, or (`end`) the next day's;
+/// None when not given.
+fn day_ms(s: &str, tz: &Zone, end: bool) -> Result<Option<i64>, String> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    tz.day_ms(s, end).map(Some)
+}
+
+async fn calls(
+    State(app): State<App>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Query(q): Query<CallsQuery>,
+) -> Response {
+    let user = match require(&app, &headers, &uri.to_string()) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let tz = zone(&app);
+    let request = match q.request(&tz) {
+        Ok(r) => r,
+        Err(e) => return pages::calls(&user, &q, &[], false, Some(&e), &tz).into_response(),
+    };
+    let page = q.page.unwrap_or(1).max(1);
+    match ask(&app, &user, Request::List(request)).await {
+        Ok(Answer::List(all)) => {
+            let more = all.len() > page * PAGE;
+            let rows: Vec<_> = all.into_iter().skip((page - 1) * PAGE).take(PAGE).collect();
+            pages::calls(&user, &q, &rows, more, None, &tz).into_response()
+        }
+        Ok(_) => Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected answer".into(),
+        )
+        .into_response(),
+        Err(f) => f.into_response(),
+    }
+}
+
+async fn call(
+    State(app): State<App>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let user = match require(&app, &headers, &uri.to_string()) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let Ok(id) = id.parse::<u64>() else {
+        return Failure(StatusCode::NOT_FOUND, "no such recording".into()).into_response();
+    };
+    match ask(
+        &app,
+        &user,
+        Request::Show {
+            target: query::Target::Id(id),
+        },
+    )
+    .await
+    {
+        Ok(Answer::Show(shown)) => pages::call(&user, &shown, &zone(&app)).into_response(),
+        Ok(_) => Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected answer".into(),
+        )
+        .into_response(),
+        Err(f) => f.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct HoldForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    case: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn hold(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HoldForm>,
+) -> Response {
+    let Some((_, user)) = who(&app, &headers) else {
+        return Failure(StatusCode::UNAUTHORIZED, "log in first".into()).into_response();
+    };
+    if !csrf_ok(&user, &form.csrf) {
+        return csrf_refused();
+    }
+    let Ok(id) = id.parse::<u64>() else {
+        return Failure(StatusCode::NOT_FOUND, "no such recording".into()).into_response();
+    };
+    if user.role < Role::Admin {
+        return Failure(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} may not place a legal hold: it needs the admin role",
+                user.user
+            ),
+        )
+        .into_response();
+    }
+    let (case, reason) = (form.case.trim(), form.reason.trim());
+    if case.is_empty() || reason.is_empty() {
+        return Failure(
+            StatusCode::BAD_REQUEST,
+            "a hold needs a case and a reason".into(),
+        )
+        .into_response();
+    }
+    let request = Request::HoldAdd {
+        selection: crate::store::Selection {
+            ids: vec![id],
+            ..Default::default()
+        },
+        case: case.to_string(),
+        reason: reason.to_string(),
+    };
+    match ask(&app, &user, request).await {
+        Ok(_) => Redirect::to(&format!("/calls/{id}")).into_response(),
+        Err(f) => f.into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct KpiQuery {
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub until: String,
+    #[serde(default)]
+    pub by: String,
+}
+
+async fn kpi(
+    State(app): State<App>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Query(q): Query<KpiQuery>,
+) -> Response {
+    let user = match require(&app, &headers, &uri.to_string()) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let tz = zone(&app);
+    let by = match q.by.as_str() {
+        "" | "day" => crate::kpi::GroupBy::Day,
+        "all" => crate::kpi::GroupBy::All,
+        "week" => crate::kpi::GroupBy::Week,
+        "agent" => crate::kpi::GroupBy::Agent,
+        "queue" => crate::kpi::GroupBy::Queue,
+        other => {
+            return Failure(
+                StatusCode::BAD_REQUEST,
+                format!("group by {other:?}: use all, day, week, agent or queue"),
+            )
+            .into_response()
+        }
+    };
+    let window = match (day_ms(&q.from, &tz, false), day_ms(&q.until, &tz, true)) {
+        (Ok(from_ms), Ok(until_ms)) => query::Window { from_ms, until_ms },
+        (Err(e), _) | (_, Err(e)) => {
+            return Failure(StatusCode::BAD_REQUEST, e).into_response();
+        }
+    };
+    match ask(&app, &user, Request::Kpi { window, by }).await {
+        Ok(Answer::Kpi(k)) => pages::kpi(&user, &q, &k).into_response(),
+        Ok(_) => Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected answer".into(),
+        )
+        .into_response(),
+        Err(f) => f.into_response(),
+    }
+}
+
+async fn reports(State(app): State<App>, headers: HeaderMap) -> Response {
+    match require(&app, &headers, "/reports") {
+        Ok(user) => pages::reports(&user).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReportQuery {
+    #[serde(default)]
+    format: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    until: String,
+}
+
+async fn report(
+    State(app): State<App>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Path(kind): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    let user = match require(&app, &headers, &uri.to_string()) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let Ok(kind) = serde_json::from_value::<query::ReportKind>(serde_json::Value::String(kind))
+    else {
+        return Failure(StatusCode::NOT_FOUND, "no such report".into()).into_response();
+    };
+    let (format, mime, ext) = match q.format.as_str() {
+        "" | "html" => (
+            crate::cli::ReportFormat::Html,
+            "text/html; charset=utf-8",
+            "html",
+        ),
+        "csv" => (
+            crate::cli::ReportFormat::Csv,
+            "text/csv; charset=utf-8",
+            "csv",
+        ),
+        "json" => (crate::cli::ReportFormat::Json, "application/json", "json"),
+        other => {
+            return Failure(
+                StatusCode::BAD_REQUEST,
+                format!("format {other:?}: use html, csv or json"),
+            )
+            .into_response()
+        }
+    };
+    let tz = zone(&app);
+    let window = match (day_ms(&q.from, &tz, false), day_ms(&q.until, &tz, true)) {
+        (Ok(from_ms), Ok(until_ms)) => query::Window { from_ms, until_ms },
+        (Err(e), _) | (_, Err(e)) => return Failure(StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    let dated = match ask(&app, &user, Request::Report { kind, window }).await {
+        Ok(Answer::Report(d)) => d,
+        Ok(_) => {
+            return Failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unexpected answer".into(),
+            )
+            .into_response()
+        }
+        Err(f) => return f.into_response(),
+    };
+    match crate::cli::render_report(&dated, format) {
+        Ok(text) => {
+            let mut r = ([(header::CONTENT_TYPE, mime)], text).into_response();
+            if ext != "html" {
+                let name = format!(
+                    "attachment; filename=\"callwarden-{}.{ext}\"",
+                    kind.as_str()
+                );
+                if let Ok(v) = HeaderValue::from_str(&name) {
+                    r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+                }
+            }
+            // The HTML reports carry their own inline style and charts.
+            if ext == "html" {
+                r.headers_mut().insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(
+                        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+                         frame-ancestors 'none'",
+                    ),
+                );
+            }
+            r
+        }
+        Err(e) => Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}

@@ -1,0 +1,487 @@
+//! The web console over HTTP, against the real daemon on a temp directory: logins and their
+//! cookies, roles, CSRF, escaping, Range playback, paths that lead nowhere, guessing slowed
+//! down, and every login, failure, playback and change in the audit log.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::daemon::Daemon;
+use crate::support::assets;
+
+pub(crate) struct Site {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub base: String,
+}
+
+/// A free loopback port (bound, then let go).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub(crate) fn cw(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callwarden"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+pub(crate) const ADMIN: (&str, &str) = ("alice", "alice-passw0rd-1");
+pub(crate) const AUDITOR: (&str, &str) = ("audrey", "audrey-passw0rd-1");
+pub(crate) const VIEWER: (&str, &str) = ("vic", "vic-passw0rd-123");
+
+impl Site {
+    /// Three recordings (one whose agent is a script), three users, and the daemon's
+    /// configuration with the console on a free port.
+    pub(crate) fn new() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = dir.path().join("rec");
+        std::fs::create_dir(&rec).unwrap();
+        let calls = [
+            (
+                "call-1",
+                "asterisk-demo-echotest",
+                "<script>alert(1)</script>",
+                "sales",
+            ),
+            ("call-2", "asterisk-vm-review", "bob", "support"),
+            ("call-3", "asterisk-queue-youarenext", "carol", "sales"),
+        ];
+        for (i, (name, speech, agent, queue)) in calls.iter().enumerate() {
+            std::fs::copy(
+                assets().join("speech").join(format!("{speech}.wav")),
+                rec.join(format!("{name}.wav")),
+            )
+            .unwrap();
+            let sidecar = serde_json::json!({"call_id": name, "agent": agent, "queue": queue,
+                "start_time": format!("2026-11-0{}T10:00:00Z", i + 1)});
+            std::fs::write(rec.join(format!("{name}.json")), sidecar.to_string()).unwrap();
+        }
+        let port = free_port();
+        let config = dir.path().join("callwarden.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[ingest]\nroots = [{rec:?}]\nsettle_s = 0.2\n[store]\npath = {store:?}\n\
+                 [control]\nsocket = {sock:?}\n[web]\nlisten = \"127.0.0.1:{port}\"\n",
+                rec = rec,
+                store = dir.path().join("store"),
+                sock = dir.path().join("control.sock"),
+            ),
+        )
+        .unwrap();
+        for ((name, password), role) in [(ADMIN, "admin"), (AUDITOR, "auditor"), (VIEWER, "viewer")]
+        {
+            let out = cw(
+                &config,
+                &["user", "add", name, "--role", role, "--password-stdin"],
+                Some(&format!("{password}\n")),
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Site {
+            dir,
+            config,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub(crate) fn rec(&self) -> PathBuf {
+        self.dir.path().join("rec")
+    }
+
+    /// The audit log, as the CLI exports it (JSON lines).
+    fn audit(&self) -> Vec<serde_json::Value> {
+        let out = cw(&self.config, &["audit", "export"], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// An answer: status, headers, body.
+pub(crate) struct Got {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Got {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+fn got(what: &str, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Got {
+    let mut r = match r {
+        Ok(r) => r,
+        Err(e) => {
+            return Got {
+                status: 0,
+                headers: Default::default(),
+                body: format!("{what}: {e}").into_bytes(),
+            }
+        }
+    };
+    Got {
+        status: r.status().as_u16(),
+        headers: r.headers().clone(),
+        body: r.body_mut().read_to_vec().unwrap(),
+    }
+}
+
+pub(crate) fn get(site: &Site, path: &str, cookie: Option<&str>, range: Option<&str>) -> Got {
+    let mut req = agent().get(format!("{}{path}", site.base));
+    if let Some(c) = cookie {
+        req = req.header("Cookie", format!("cw_session={c}"));
+    }
+    if let Some(r) = range {
+        req = req.header("Range", r);
+    }
+    got(path, req.call())
+}
+
+pub(crate) fn post(site: &Site, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Got {
+    let mut req = agent().post(format!("{}{path}", site.base));
+    if let Some(c) = cookie {
+        req = req.header("Cookie", format!("cw_session={c}"));
+    }
+    got(path, req.send_form(form.iter().copied()))
+}
+
+/// Logs in; the answer and the session token its cookie carries.
+pub(crate) fn login(site: &Site, (user, password): (&str, &str)) -> (Got, Option<String>) {
+    let g = post(
+        site,
+        "/login",
+        None,
+        &[("user", user), ("password", password), ("next", "/calls")],
+    );
+    let token = g
+        .header("set-cookie")
+        .strip_prefix("cw_session=")
+        .and_then(|c| c.split(';').next())
+        .map(str::to_string);
+    (g, token)
+}
+
+/// The CSRF token of the forms on a page.
+fn csrf(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a token")
+        + 19;
+    page[at..at + 64].to_string()
+}
+
+fn holds(site: &Site) -> String {
+    let out = cw(&site.config, &["hold", "list"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_console_serves_each_role_what_it_may_and_audits_it() {
+    let site = Site::new();
+    let daemon = Daemon::start(&site.config);
+    daemon.wait_for(
+        |l| l.iter().filter(|x| x.contains("stored")).count() >= 3,
+        "the three recordings",
+    );
+
+    // Nothing without a login: pages send to the login, audio answers 401.
+    let g = get(&site, "/calls", None, None);
+    assert_eq!(g.status, 303);
+    assert_eq!(g.header("location"), "/login?next=/calls");
+    assert_eq!(get(&site, "/calls/1/audio", None, None).status, 401);
+
+    // The session cookie carries the right attributes.
+    let (g, admin) = login(&site, ADMIN);
+    assert_eq!(g.status, 303, "{}", g.text());
+    let cookie = g.header("set-cookie");
+    for attr in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Secure",
+        "Path=/",
+        "Max-Age=28800",
+    ] {
+        assert!(cookie.contains(attr), "{attr} in {cookie}");
+    }
+    let admin = admin.unwrap();
+    assert!(g
+        .header("content-security-policy")
+        .contains("default-src 'self'"));
+
+    // The list: every recording, the script agent as text; a filter narrows it.
+    let page = get(&site, "/calls", Some(&admin), None).text();
+    assert_eq!(page.matches("href=\"/calls/").count(), 3, "{page}");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>alert"), "{page}");
+    let page = get(&site, "/calls?agent=bob", Some(&admin), None).text();
+    assert_eq!(page.matches("href=\"/calls/").count(), 1, "{page}");
+    let page = get(&site, "/calls?queue=sales&sort=score", Some(&admin), None).text();
+    assert_eq!(page.matches("href=\"/calls/").count(), 2, "{page}");
+    assert_eq!(
+        get(&site, "/calls?grade=%3Cx%3E", Some(&admin), None).status,
+        200
+    );
+
+    // One call: its score and timeline; its audio, by range.
+    let id = {
+        let page = get(&site, "/calls?agent=bob", Some(&admin), None).text();
+        let at = page.find("href=\"/calls/").unwrap() + 13;
+        page[at..].split('"').next().unwrap().to_string()
+    };
+    let page = get(&site, &format!("/calls/{id}"), Some(&admin), None).text();
+    assert!(page.contains("id=\"score\""), "{page}");
+    assert!(page.contains("class=\"speech\""), "{page}");
+    let file = std::fs::read(site.rec().join("call-2.wav")).unwrap();
+    let g = get(
+        &site,
+        &format!("/calls/{id}/audio"),
+        Some(&admin),
+        Some("bytes=100-199"),
+    );
+    assert_eq!(g.status, 206);
+    assert_eq!(
+        g.header("content-range"),
+        format!("bytes 100-199/{}", file.len())
+    );
+    assert_eq!(g.header("content-type"), "audio/wav");
+    assert_eq!(g.body, file[100..200]);
+    let g = get(
+        &site,
+        &format!("/calls/{id}/audio"),
+        Some(&admin),
+        Some("bytes=999999999-"),
+    );
+    assert_eq!(g.status, 416);
+    let g = get(&site, &format!("/calls/{id}/download"), Some(&admin), None);
+    assert_eq!(g.status, 200);
+    assert_eq!(g.body, file);
+    assert!(g.header("content-disposition").contains("call-2.wav"));
+
+    // Paths that lead nowhere read no file.
+    for path in [
+        "/calls/..%2F..%2Fetc%2Fpasswd",
+        "/calls/../../etc/passwd",
+        "/calls/999/audio",
+        "/calls/1%2F..%2F2/audio",
+        "/assets/..%2F..%2FCargo.toml",
+    ] {
+        let g = get(&site, path, Some(&admin), None);
+        assert!(
+            g.status == 404 || g.status == 403,
+            "{path}: {} {}",
+            g.status,
+            g.text()
+        );
+        assert!(!g.text().contains("root:"), "{path}");
+    }
+
+    // A change without the CSRF token changes nothing; with it, the admin's hold is audited
+    // with the admin's name.
+    let page = get(&site, &format!("/calls/{id}"), Some(&admin), None).text();
+    let token = csrf(&page);
+    let g = post(
+        &site,
+        &format!("/calls/{id}/hold"),
+        Some(&admin),
+        &[("case", "K-1"), ("reason", "lawsuit")],
+    );
+    assert_eq!(g.status, 403);
+    let g = post(
+        &site,
+        &format!("/calls/{id}/hold"),
+        Some(&admin),
+        &[
+            ("csrf", "0".repeat(64).as_str()),
+            ("case", "K-1"),
+            ("reason", "lawsuit"),
+        ],
+    );
+    assert_eq!(g.status, 403);
+    assert!(holds(&site).contains("no legal holds") || !holds(&site).contains("K-1"));
+    let g = post(
+        &site,
+        &format!("/calls/{id}/hold"),
+        Some(&admin),
+        &[
+            ("csrf", token.as_str()),
+            ("case", "K-1"),
+            ("reason", "lawsuit"),
+        ],
+    );
+    assert_eq!(g.status, 303, "{}", g.text());
+    assert!(holds(&site).contains("K-1"), "{}", holds(&site));
+
+    // An auditor reads compliance pages but places no hold: 403, and nothing changes.
+    let (_, auditor) = login(&site, AUDITOR);
+    let auditor = auditor.unwrap();
+    let page = get(&site, &format!("/calls/{id}"), Some(&auditor), None).text();
+    assert!(page.contains("id=\"audit-entries\""));
+    assert!(!page.contains("id=\"place-hold\""));
+    let g = post(
+        &site,
+        &format!("/calls/{id}/hold"),
+        Some(&auditor),
+        &[
+            ("csrf", csrf(&page).as_str()),
+            ("case", "K-2"),
+            ("reason", "no"),
+        ],
+    );
+    assert_eq!(g.status, 403);
+    assert!(!holds(&site).contains("K-2"));
+    assert_eq!(
+        get(&site, "/reports/consent", Some(&auditor), None).status,
+        200
+    );
+
+    // A viewer sees quality, not compliance.
+    let (_, viewer) = login(&site, VIEWER);
+    let viewer = viewer.unwrap();
+    assert_eq!(
+        get(&site, "/reports/quality", Some(&viewer), None).status,
+        200
+    );
+    assert_eq!(
+        get(&site, "/reports/consent", Some(&viewer), None).status,
+        403
+    );
+    let page = get(&site, &format!("/calls/{id}"), Some(&viewer), None).text();
+    assert!(!page.contains("id=\"audit-entries\""));
+    let g = get(
+        &site,
+        &format!("/calls/{id}/audio"),
+        Some(&viewer),
+        Some("bytes=0-9"),
+    );
+    assert_eq!(g.status, 206);
+
+    // Logging out ends the session.
+    let page = get(&site, "/calls", Some(&auditor), None).text();
+    let g = post(
+        &site,
+        "/logout",
+        Some(&auditor),
+        &[("csrf", csrf(&page).as_str())],
+    );
+    assert_eq!(g.status, 303);
+    assert!(g.header("set-cookie").contains("Max-Age=0"));
+    assert_eq!(get(&site, "/calls", Some(&auditor), None).status, 303);
+
+    // A disabled account's session ends at its next request.
+    let out = cw(&site.config, &["user", "disable", VIEWER.0], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(get(&site, "/calls", Some(&viewer), None).status, 303);
+    assert_eq!(login(&site, VIEWER).0.status, 401);
+
+    // Guessing slows down: after three failures (the disabled user's counted for this
+    // address), the next try must wait, whoever it is for.
+    for _ in 0..2 {
+        assert_eq!(login(&site, (AUDITOR.0, "wrong-password-00")).0.status, 401);
+    }
+    let g = login(&site, AUDITOR).0;
+    assert_eq!(g.status, 429, "even the right password waits");
+    assert!(g.header("retry-after").parse::<u32>().unwrap() >= 1);
+
+    // Every login, failure, logout, playback, download and change, with who did it.
+    let log = site.audit();
+    let count = |action: &str, actor: &str| {
+        log.iter()
+            .filter(|e| e["action"] == action && e["actor"] == actor)
+            .count()
+    };
+    assert_eq!(count("login", ADMIN.0), 1);
+    assert_eq!(count("login", AUDITOR.0), 1);
+    assert_eq!(count("logout", AUDITOR.0), 1);
+    assert_eq!(
+        count("login_failed", "console"),
+        3,
+        "two guesses and the disabled user"
+    );
+    assert_eq!(
+        count("hold_add", ADMIN.0),
+        2,
+        "the recording's entry and the hold's"
+    );
+    let access: Vec<_> = log.iter().filter(|e| e["action"] == "access").collect();
+    let what = |actor: &str, what: &str| {
+        access
+            .iter()
+            .filter(|e| e["actor"] == actor && e["details"]["what"] == what)
+            .count()
+    };
+    assert_eq!(
+        what(ADMIN.0, "play"),
+        1,
+        "one playback, however many ranges"
+    );
+    assert_eq!(what(ADMIN.0, "download"), 1);
+    assert_eq!(what(VIEWER.0, "play"), 1);
+    let id_n: u64 = id.parse().unwrap();
+    assert!(access.iter().all(|e| e["recording"] == id_n));
+    assert!(
+        !log.iter().any(|e| e.to_string().contains("passw0rd")),
+        "no password in the log"
+    );
+    assert!(log
+        .iter()
+        .any(|e| e["action"] == "user" && e["details"]["change"] == "disable"));
+    drop(daemon);
+}
