@@ -16,9 +16,9 @@ pub fn when(ms: i64, tz: &Zone) -> String {
     tz.format(ms)
 }
 
-/// Seconds as `m:ss` (or `h:mm:ss`).
+/// Seconds as `m:ss` (or `h:mm:ss`), whole seconds down, as players count.
 pub fn clock(s: f64) -> String {
-    let t = s.max(0.0).round() as u64;
+    let t = s.max(0.0).floor() as u64;
     if t >= 3600 {
         format!("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
     } else {

@@ -2,6 +2,7 @@
 
 mod accuracy;
 mod admin;
+mod browser;
 mod calls;
 mod cli;
 mod compliance;
