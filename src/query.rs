@@ -1059,6 +1059,25 @@ pub fn list(store: &Store, q: &ListQuery) -> Result<Vec<Summary>, QueryError> {
     if q.sort == Sort::Score {
         return Ok(store.worst(from_ms, until_ms, q.limit, |s| q.matches(s))?);
     }
+    if q.sort == Sort::Time {
+        // Newest first straight from the time-ordered keys: a page reads about a page.
+        let of = match (&q.agent, &q.queue) {
+            (Some(a), _) => Some((Named::Agent, a.as_str())),
+            (None, Some(queue)) => Some((Named::Queue, queue.as_str())),
+            (None, None) => None,
+        };
+        let mut found = Vec::new();
+        for s in store.newest(of, from_ms, until_ms) {
+            if found.len() >= q.limit {
+                break;
+            }
+            let s = s?;
+            if q.matches(&s) {
+                found.push(s);
+            }
+        }
+        return Ok(found);
+    }
     let mut found: Vec<Summary> = match (&q.agent, &q.queue) {
         (Some(a), _) => store.summaries_of(Named::Agent, a, from_ms, until_ms)?,
         (None, Some(queue)) => store.summaries_of(Named::Queue, queue, from_ms, until_ms)?,

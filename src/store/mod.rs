@@ -1213,6 +1213,43 @@ impl Store {
         })
     }
 
+    /// The summaries of calls that started in `[from_ms, until_ms)`, newest first (of one agent
+    /// or queue, by its index, when `of` names one), read lazily: a page of the newest reads a
+    /// page's worth, however large the store.
+    pub fn newest<'a>(
+        &'a self,
+        of: Option<(Named, &str)>,
+        from_ms: Option<i64>,
+        until_ms: Option<i64>,
+    ) -> Box<dyn Iterator<Item = Result<Summary, StoreError>> + 'a> {
+        let (from, until) = key_range(from_ms, until_ms);
+        let Some((by, name)) = of else {
+            return Box::new(self.trees[SUMMARIES].range(from..until).rev().map(|kv| {
+                let (k, v) = kv.map_err(sled_err("scan the summaries"))?;
+                decode_summary(&k, &v)
+            }));
+        };
+        let tree = match by {
+            Named::Agent => BY_AGENT,
+            Named::Queue => BY_QUEUE,
+        };
+        let mut prefix = name.as_bytes().to_vec();
+        prefix.push(0);
+        let (mut lo, mut hi) = (prefix.clone(), prefix.clone());
+        lo.extend_from_slice(&from);
+        hi.extend_from_slice(&until);
+        let skip = prefix.len();
+        Box::new(
+            self.trees[tree]
+                .range(lo..hi)
+                .rev()
+                .filter_map(move |kv| match kv {
+                    Err(e) => Some(Err(sled_err("scan an index")(e))),
+                    Ok((k, _)) => self.summary_at(&k[skip..]).transpose(),
+                }),
+        )
+    }
+
     /// The summaries of one agent's (or queue's) calls in `[from_ms, until_ms)`, by its index.
     pub fn summaries_of(
         &self,

@@ -129,14 +129,14 @@ async fn serve(app: App, headers: HeaderMap, id: String, attachment: bool) -> Re
         .lock()
         .map(|s| s.config.ingest.roots.clone())
         .unwrap_or_default();
-    let path = record.path.to_path_buf();
-    if !roots.iter().any(|r| path.starts_with(r)) {
+    if !roots.iter().any(|r| record.path.is_below(r)) {
         return Failure(
             StatusCode::FORBIDDEN,
             format!("recording {id} lies outside the recordings roots: it is not served"),
         )
         .into_response();
     }
+    let path = record.path.to_path_buf();
     let opened = tokio::task::spawn_blocking(move || {
         crate::files::open_regular(&path, crate::files::Follow::Never)
     })

@@ -290,8 +290,12 @@ struct LoginForm {
 async fn login(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    if !same_origin(&headers) {
+        return cross_site();
+    }
     let next = safe_next(form.next.as_deref());
     let addr = peer.ip().to_string();
     let now = now_ms();
@@ -393,6 +397,30 @@ struct CsrfForm {
     csrf: String,
 }
 
+/// Whether a POST comes from a page of this console: browsers name the page's origin, and a
+/// form posted from another site names that site. A client that sends no `Origin` (not a
+/// browser) is judged by the CSRF token alone.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| !host.is_empty() && rest == host)
+}
+
+fn cross_site() -> Response {
+    Failure(
+        StatusCode::FORBIDDEN,
+        "This form was posted from another site: nothing is done.".into(),
+    )
+    .into_response()
+}
+
 /// Whether a change carries the session's token (compared in constant time).
 fn csrf_ok(session: &Session, given: &str) -> bool {
     let (a, b) = (session.csrf.as_bytes(), given.as_bytes());
@@ -417,6 +445,9 @@ async fn logout(
     let Some((token, s)) = who(&app, &headers) else {
         return Redirect::to("/login").into_response();
     };
+    if !same_origin(&headers) {
+        return cross_site();
+    }
     if !csrf_ok(&s, &form.csrf) {
         return csrf_refused();
     }
@@ -605,6 +636,9 @@ async fn hold(
     let Some((_, user)) = who(&app, &headers) else {
         return Failure(StatusCode::UNAUTHORIZED, "log in first".into()).into_response();
     };
+    if !same_origin(&headers) {
+        return cross_site();
+    }
     if !csrf_ok(&user, &form.csrf) {
         return csrf_refused();
     }
@@ -788,5 +822,50 @@ async fn report(
             r
         }
         Err(e) => Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k.clone(), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn a_post_from_another_site_is_told_apart() {
+        let host = (header::HOST, "cw.example.org");
+        assert!(
+            same_origin(&headers(std::slice::from_ref(&host))),
+            "no Origin: a program"
+        );
+        assert!(same_origin(&headers(&[
+            host.clone(),
+            (header::ORIGIN, "https://cw.example.org")
+        ])));
+        assert!(!same_origin(&headers(&[
+            host.clone(),
+            (header::ORIGIN, "https://evil.example")
+        ])));
+        assert!(!same_origin(&headers(&[host, (header::ORIGIN, "null")])));
+    }
+
+    #[test]
+    fn only_a_path_here_is_a_place_to_go_back_to() {
+        assert_eq!(safe_next(Some("/calls/7")), "/calls/7");
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "calls",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/calls", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/calls");
     }
 }

@@ -365,6 +365,18 @@ fn the_console_serves_each_role_what_it_may_and_audits_it() {
     assert_eq!(g.status, 303, "{}", g.text());
     assert!(holds(&site).contains("K-1"), "{}", holds(&site));
 
+    // A form posted from another site is refused, token or not.
+    let g = got(
+        "cross-site hold",
+        agent()
+            .post(format!("{}/calls/{id}/hold", site.base))
+            .header("Cookie", format!("cw_session={admin}"))
+            .header("Origin", "https://evil.example")
+            .send_form([("csrf", token.as_str()), ("case", "K-X"), ("reason", "x")]),
+    );
+    assert_eq!(g.status, 403);
+    assert!(!holds(&site).contains("K-X"));
+
     // An auditor reads compliance pages but places no hold: 403, and nothing changes.
     let (_, auditor) = login(&site, AUDITOR);
     let auditor = auditor.unwrap();
