@@ -12,9 +12,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::io::AsyncReadExt;
 
-use super::{ask, audit, now_ms, who, App, Failure};
+use super::{audit, now_ms, shown, who, App, Failure};
 use crate::audit::{AuditAction, Draft};
-use crate::query::{Answer, Request, Target};
 
 /// A playback of the same recording in the same session is audited once in this long (ms): a
 /// player asks for many ranges while it plays and seeks.
@@ -89,23 +88,8 @@ async fn serve(app: App, headers: HeaderMap, id: String, attachment: bool) -> Re
         return Failure(StatusCode::NOT_FOUND, "no such recording".into()).into_response();
     };
     // The same question the call page asks: the user's role decides, as everywhere.
-    let shown = match ask(
-        &app,
-        &user,
-        Request::Show {
-            target: Target::Id(id),
-        },
-    )
-    .await
-    {
-        Ok(Answer::Show(s)) => s,
-        Ok(_) => {
-            return Failure(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "unexpected answer".into(),
-            )
-            .into_response()
-        }
+    let shown = match shown(&app, &user, id).await {
+        Ok(s) => s,
         Err(f) => return f.into_response(),
     };
     let record = shown.record;

@@ -238,6 +238,33 @@ async fn ask(app: &App, user: &Session, request: Request) -> Result<Answer, Fail
     .map_err(Failure::from)
 }
 
+/// `ask`, for the one kind of answer `pick` takes.
+async fn ask_for<T>(
+    app: &App,
+    user: &Session,
+    request: Request,
+    pick: impl FnOnce(Answer) -> Option<T>,
+) -> Result<T, Failure> {
+    pick(ask(app, user, request).await?).ok_or_else(|| {
+        Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the daemon answered with another kind of answer".into(),
+        )
+    })
+}
+
+/// A recording with its retention, holds and audit entries, as `user` may see it.
+async fn shown(app: &App, user: &Session, id: u64) -> Result<Box<query::Shown>, Failure> {
+    let request = Request::Show {
+        target: query::Target::Id(id),
+    };
+    ask_for(app, user, request, |a| match a {
+        Answer::Show(s) => Some(s),
+        _ => None,
+    })
+    .await
+}
+
 /// Writes audit entries on a blocking thread; a failure is logged (the action it records has
 /// already happened, or is refused by the caller).
 async fn audit(app: &App, events: Vec<Draft>) -> Result<(), Failure> {
@@ -570,17 +597,16 @@ async fn calls(
         Err(e) => return pages::calls(&user, &q, &[], false, Some(&e), &tz).into_response(),
     };
     let page = q.page.unwrap_or(1).max(1);
-    match ask(&app, &user, Request::List(request)).await {
-        Ok(Answer::List(all)) => {
+    let list = ask_for(&app, &user, Request::List(request), |a| match a {
+        Answer::List(l) => Some(l),
+        _ => None,
+    });
+    match list.await {
+        Ok(all) => {
             let more = all.len() > page * PAGE;
             let rows: Vec<_> = all.into_iter().skip((page - 1) * PAGE).take(PAGE).collect();
             pages::calls(&user, &q, &rows, more, None, &tz).into_response()
         }
-        Ok(_) => Failure(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unexpected answer".into(),
-        )
-        .into_response(),
         Err(f) => f.into_response(),
     }
 }
@@ -598,21 +624,8 @@ async fn call(
     let Ok(id) = id.parse::<u64>() else {
         return Failure(StatusCode::NOT_FOUND, "no such recording".into()).into_response();
     };
-    match ask(
-        &app,
-        &user,
-        Request::Show {
-            target: query::Target::Id(id),
-        },
-    )
-    .await
-    {
-        Ok(Answer::Show(shown)) => pages::call(&user, &shown, &zone(&app)).into_response(),
-        Ok(_) => Failure(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unexpected answer".into(),
-        )
-        .into_response(),
+    match shown(&app, &user, id).await {
+        Ok(shown) => pages::call(&user, &shown, &zone(&app)).into_response(),
         Err(f) => f.into_response(),
     }
 }
@@ -718,13 +731,12 @@ async fn kpi(
             return Failure(StatusCode::BAD_REQUEST, e).into_response();
         }
     };
-    match ask(&app, &user, Request::Kpi { window, by }).await {
-        Ok(Answer::Kpi(k)) => pages::kpi(&user, &q, &k).into_response(),
-        Ok(_) => Failure(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unexpected answer".into(),
-        )
-        .into_response(),
+    let kpi = ask_for(&app, &user, Request::Kpi { window, by }, |a| match a {
+        Answer::Kpi(k) => Some(k),
+        _ => None,
+    });
+    match kpi.await {
+        Ok(k) => pages::kpi(&user, &q, &k).into_response(),
         Err(f) => f.into_response(),
     }
 }
@@ -786,15 +798,12 @@ async fn report(
         (Ok(from_ms), Ok(until_ms)) => query::Window { from_ms, until_ms },
         (Err(e), _) | (_, Err(e)) => return Failure(StatusCode::BAD_REQUEST, e).into_response(),
     };
-    let dated = match ask(&app, &user, Request::Report { kind, window }).await {
-        Ok(Answer::Report(d)) => d,
-        Ok(_) => {
-            return Failure(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "unexpected answer".into(),
-            )
-            .into_response()
-        }
+    let report = ask_for(&app, &user, Request::Report { kind, window }, |a| match a {
+        Answer::Report(d) => Some(d),
+        _ => None,
+    });
+    let dated = match report.await {
+        Ok(d) => d,
         Err(f) => return f.into_response(),
     };
     match crate::cli::render_report(&dated, format) {
