@@ -94,6 +94,7 @@ fn router(app: App) -> Router {
         .route("/calls/{id}/audio", get(audio::play))
         .route("/calls/{id}/download", get(audio::download))
         .route("/calls/{id}/hold", post(hold))
+        .route("/calls/{id}/consent", post(consent))
         .route("/kpi", get(kpi))
         .route("/reports", get(reports))
         .route("/reports/{kind}", get(report))
@@ -684,6 +685,63 @@ async fn hold(
         case: case.to_string(),
         reason: reason.to_string(),
     };
+    match ask(&app, &user, request).await {
+        Ok(_) => Redirect::to(&format!("/calls/{id}")).into_response(),
+        Err(f) => f.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsentForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// An admin records a recording's consent (how it was obtained, and a note), as `consent set`
+/// does; audited with the admin's name.
+async fn consent(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ConsentForm>,
+) -> Response {
+    let Some((_, user)) = who(&app, &headers) else {
+        return Failure(StatusCode::UNAUTHORIZED, "log in first".into()).into_response();
+    };
+    if !same_origin(&headers) {
+        return cross_site();
+    }
+    if !csrf_ok(&user, &form.csrf) {
+        return csrf_refused();
+    }
+    let Ok(id) = id.parse::<u64>() else {
+        return Failure(StatusCode::NOT_FOUND, "no such recording".into()).into_response();
+    };
+    let word = |w: &str| serde_json::Value::String(w.to_string());
+    let (Ok(state), Ok(source)) = (
+        serde_json::from_value::<crate::metadata::ConsentState>(word(&form.state)),
+        serde_json::from_value::<crate::metadata::ConsentSource>(word(&form.source)),
+    ) else {
+        return Failure(
+            StatusCode::BAD_REQUEST,
+            "choose a consent state and how it was obtained".into(),
+        )
+        .into_response();
+    };
+    let note = form.note.trim();
+    let request = Request::ConsentSet {
+        ids: vec![id],
+        state,
+        source,
+        note: (!note.is_empty()).then(|| note.to_string()),
+    };
+    // The query layer checks the role (admin), as for the CLI.
     match ask(&app, &user, request).await {
         Ok(_) => Redirect::to(&format!("/calls/{id}")).into_response(),
         Err(f) => f.into_response(),

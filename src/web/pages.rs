@@ -383,6 +383,13 @@ pub fn call(user: &Session, shown: &Shown, tz: &Zone) -> Markup {
                     }
                 }
                 @if user.role >= Role::Admin && r.state != crate::record::RecordState::Purged {
+                    form.hold method="post" action=(format!("/calls/{id}/consent")) aria-label="Record the consent" {
+                        input type="hidden" name="csrf" value=(user.csrf);
+                        (select("state", "Consent", "", &[("granted", "granted"), ("denied", "denied"), ("unknown", "unknown"), ("not_required", "not required")]))
+                        (select("source", "Obtained by", "", &[("agent", "the agent"), ("ivr", "the IVR"), ("announcement", "the announcement"), ("api", "another system")]))
+                        label for="note" { "Note" } input id="note" name="note" type="text";
+                        button type="submit" id="set-consent" { "Record the consent" }
+                    }
                     form.hold method="post" action=(format!("/calls/{id}/hold")) aria-label="Place a legal hold" {
                         input type="hidden" name="csrf" value=(user.csrf);
                         label for="case" { "Case" } input id="case" name="case" type="text" required;
@@ -419,6 +426,7 @@ pub fn kpi(user: &Session, q: &KpiQuery, k: &crate::kpi::Kpi) -> Markup {
                 (select("by", "Group by", &q.by, &[("day", "day"), ("week", "week"), ("agent", "agent"), ("queue", "queue"), ("all", "the whole window")]))
                 button type="submit" { "Show" }
             }
+            (kpi_chart(k))
             table id="kpi" {
                 thead { tr {
                     th scope="col" { "Group" } th scope="col" { "Recordings" } th scope="col" { "Mean score" }
@@ -441,6 +449,40 @@ pub fn kpi(user: &Session, q: &KpiQuery, k: &crate::kpi::Kpi) -> Markup {
             }
         },
     )
+}
+
+/// The mean score of each group as bars (0-100), the share of poor or bad calls marked on
+/// each: the KPI table at a glance.
+fn kpi_chart(k: &crate::kpi::Kpi) -> Markup {
+    let rows: Vec<&crate::kpi::KpiRow> = k.rows.iter().filter(|r| r.mean_score.is_some()).collect();
+    if rows.is_empty() {
+        return html! {};
+    }
+    let (left, bar_h, w) = (140.0, 18.0, 900.0);
+    let x = |v: f64| left + v.clamp(0.0, 100.0) / 100.0 * (w - left - 60.0);
+    let height = rows.len() as f64 * (bar_h + 6.0) + 24.0;
+    html! {
+        figure {
+            svg id="kpi-chart" role="img" viewBox=(format!("0 0 {w} {height}")) width="100%" aria-labelledby="kpi-chart-title" {
+                title id="kpi-chart-title" { "Mean score by " (word(&k.by)) ", with the share of poor or bad calls" }
+                @for (i, r) in rows.iter().enumerate() {
+                    @let y = 4.0 + i as f64 * (bar_h + 6.0);
+                    @let mean = r.mean_score.unwrap_or(0.0);
+                    text x="4" y=(y + 13.0) class="lane" { (r.group) }
+                    rect x=(left) y=(y) width=(x(100.0) - left) height=(bar_h) class="bg" {}
+                    rect x=(left) y=(y) width=(x(mean) - left) height=(bar_h) class="speech" {}
+                    @if let Some(share) = r.share_poor_or_bad {
+                        rect x=(left) y=(y + bar_h - 5.0) width=(x(share * 100.0) - left) height="5" class="over" {}
+                    }
+                    text x=(x(100.0) + 6.0) y=(y + 13.0) class="lane" { (format!("{mean:.0}")) }
+                }
+                @for t in [0.0, 25.0, 50.0, 75.0, 100.0] {
+                    text x=(x(t)) y=(height - 4.0) class="tick" { (format!("{t:.0}")) }
+                }
+            }
+            figcaption { span.key.speech { "mean score" } " " span.key.over { "share poor or bad (of 100 %)" } }
+        }
+    }
 }
 
 pub fn reports(user: &Session) -> Markup {

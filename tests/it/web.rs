@@ -377,6 +377,29 @@ fn the_console_serves_each_role_what_it_may_and_audits_it() {
     assert_eq!(g.status, 403);
     assert!(!holds(&site).contains("K-X"));
 
+    // The admin records the consent from the call's page; it is in the store and the log.
+    let g = post(
+        &site,
+        &format!("/calls/{id}/consent"),
+        Some(&admin),
+        &[
+            ("csrf", token.as_str()),
+            ("state", "granted"),
+            ("source", "agent"),
+            ("note", "asked on the call"),
+        ],
+    );
+    assert_eq!(g.status, 303, "{}", g.text());
+    let page = get(&site, &format!("/calls/{id}"), Some(&admin), None).text();
+    assert!(page.contains("granted (agent"), "{page}");
+    assert_eq!(
+        get(&site, "/kpi?by=agent", Some(&admin), None)
+            .text()
+            .matches("id=\"kpi-chart\"")
+            .count(),
+        1
+    );
+
     // An auditor reads compliance pages but places no hold: 403, and nothing changes.
     let (_, auditor) = login(&site, AUDITOR);
     let auditor = auditor.unwrap();
@@ -395,6 +418,17 @@ fn the_console_serves_each_role_what_it_may_and_audits_it() {
     );
     assert_eq!(g.status, 403);
     assert!(!holds(&site).contains("K-2"));
+    let g = post(
+        &site,
+        &format!("/calls/{id}/consent"),
+        Some(&auditor),
+        &[
+            ("csrf", csrf(&page).as_str()),
+            ("state", "denied"),
+            ("source", "agent"),
+        ],
+    );
+    assert_eq!(g.status, 403, "only admins change consent");
     assert_eq!(
         get(&site, "/reports/consent", Some(&auditor), None).status,
         200
