@@ -160,12 +160,14 @@ async fn serve(app: App, headers: HeaderMap, id: String, attachment: bool) -> Re
             return r;
         }
     };
-    // Who listened: once per session and recording in a while; every download.
+    // Who listened: once per session and recording while it plays (a pause of 10 minutes
+    // starts another playback); every download.
     let now = now_ms();
+    let session = super::session::key(&token);
     let first = attachment || {
         let mut seen = app.listened.lock().unwrap_or_else(|p| p.into_inner());
         seen.retain(|_, t| now - *t < LISTEN_AUDIT_MS);
-        seen.insert((token.clone(), id), now).is_none()
+        seen.insert((session.clone(), id), now).is_none()
     };
     if first {
         let what = if attachment { "download" } else { "play" };
@@ -178,7 +180,7 @@ async fn serve(app: App, headers: HeaderMap, id: String, attachment: bool) -> Re
         if let Err(f) = audit(&app, vec![event]).await {
             if !attachment {
                 if let Ok(mut seen) = app.listened.lock() {
-                    seen.remove(&(token, id));
+                    seen.remove(&(session, id));
                 }
             }
             return f.into_response();

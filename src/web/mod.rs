@@ -39,7 +39,8 @@ pub struct Console {
     sessions: Sessions,
     limiter: Limiter,
     web: WebConfig,
-    /// When each session last had a recording's playback audited (session key, id).
+    /// When each session (its token's hash) last asked for a recording's audio, by id: a
+    /// playback is audited once.
     listened: Mutex<std::collections::HashMap<(String, u64), i64>>,
 }
 

@@ -31,7 +31,8 @@ pub fn token() -> Result<String, String> {
     Ok(hex::encode(bytes))
 }
 
-fn key(token: &str) -> String {
+/// What the tables keep of a token: its SHA-256, never the token a browser presents.
+pub(crate) fn key(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
