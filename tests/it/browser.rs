@@ -12,16 +12,32 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use crate::daemon::Daemon;
 use crate::web::{cw, Site, ADMIN, AUDITOR, VIEWER};
 
-/// chromedriver, by PID: stopped when dropped.
+/// chromedriver, by PID, and the browser it starts on `profile`: both stopped when dropped,
+/// even when the test fails before closing its session.
 struct Driver {
     child: Child,
     port: u16,
+    profile: tempfile::TempDir,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The browser's processes are the ones whose command line names this test's profile.
+        let needle = format!("--user-data-dir={}", self.profile.path().display());
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for pid in procs
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&needle) {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            }
+        }
     }
 }
 
@@ -58,7 +74,11 @@ fn start_driver(bin: &Path) -> Driver {
         .stderr(Stdio::null())
         .spawn()
         .expect("start chromedriver");
-    let d = Driver { child, port };
+    let d = Driver {
+        child,
+        port,
+        profile: tempfile::tempdir().unwrap(),
+    };
     let until = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < until, "chromedriver did not start");
@@ -216,14 +236,13 @@ fn a_qa_lead_finds_a_call_and_listens_an_auditor_may_not_hold_an_admin_may() {
         "the three recordings",
     );
     let driver = start_driver(&driver_bin);
-    let profile = tempfile::tempdir().unwrap();
     let base = site.base.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let c = session(&driver, &chromium, profile.path()).await;
+        let c = session(&driver, &chromium, driver.profile.path()).await;
 
         // The QA lead (a viewer): log in, filter, open the call, play it.
         log_in(&c, &base, VIEWER).await;
