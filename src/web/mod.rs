@@ -632,6 +632,33 @@ async fn call(
     }
 }
 
+/// Who may change recording `id` with this POST: a logged-in user, from this site, with the
+/// session's CSRF token; or the answer that refuses it.
+fn change_to(
+    app: &Console,
+    headers: &HeaderMap,
+    csrf: &str,
+    id: &str,
+) -> Result<(Session, u64), Box<Response>> {
+    let Some((_, user)) = who(app, headers) else {
+        return Err(Box::new(
+            Failure(StatusCode::UNAUTHORIZED, "log in first".into()).into_response(),
+        ));
+    };
+    if !same_origin(headers) {
+        return Err(Box::new(cross_site()));
+    }
+    if !csrf_ok(&user, csrf) {
+        return Err(Box::new(csrf_refused()));
+    }
+    let Ok(id) = id.parse::<u64>() else {
+        return Err(Box::new(
+            Failure(StatusCode::NOT_FOUND, "no such recording".into()).into_response(),
+        ));
+    };
+    Ok((user, id))
+}
+
 #[derive(Debug, Deserialize)]
 struct HoldForm {
     #[serde(default)]
@@ -648,17 +675,9 @@ async fn hold(
     Path(id): Path<String>,
     Form(form): Form<HoldForm>,
 ) -> Response {
-    let Some((_, user)) = who(&app, &headers) else {
-        return Failure(StatusCode::UNAUTHORIZED, "log in first".into()).into_response();
-    };
-    if !same_origin(&headers) {
-        return cross_site();
-    }
-    if !csrf_ok(&user, &form.csrf) {
-        return csrf_refused();
-    }
-    let Ok(id) = id.parse::<u64>() else {
-        return Failure(StatusCode::NOT_FOUND, "no such recording".into()).into_response();
+    let (user, id) = match change_to(&app, &headers, &form.csrf, &id) {
+        Ok(v) => v,
+        Err(r) => return *r,
     };
     if user.role < Role::Admin {
         return Failure(
@@ -712,17 +731,9 @@ async fn consent(
     Path(id): Path<String>,
     Form(form): Form<ConsentForm>,
 ) -> Response {
-    let Some((_, user)) = who(&app, &headers) else {
-        return Failure(StatusCode::UNAUTHORIZED, "log in first".into()).into_response();
-    };
-    if !same_origin(&headers) {
-        return cross_site();
-    }
-    if !csrf_ok(&user, &form.csrf) {
-        return csrf_refused();
-    }
-    let Ok(id) = id.parse::<u64>() else {
-        return Failure(StatusCode::NOT_FOUND, "no such recording".into()).into_response();
+    let (user, id) = match change_to(&app, &headers, &form.csrf, &id) {
+        Ok(v) => v,
+        Err(r) => return *r,
     };
     let word = |w: &str| serde_json::Value::String(w.to_string());
     let (Ok(state), Ok(source)) = (
