@@ -7,7 +7,8 @@ use crate::config::{AnalysisConfig, Thresholds};
 
 use super::features::{ChannelFeatures, ClipHistogram, LevelSpectra, Zeros};
 use super::model::{
-    Clarity, Clipping, Conversation, Dropouts, Hold, Level, Metrics, Noise, Silence, Speech,
+    Clarity, Clipping, Conversation, Dropouts, Envelope, Hold, Level, Metrics, Noise, Silence,
+    Speech,
 };
 use super::noise::{self, level_db, FLOOR_DB};
 use super::segments::{self, Segments};
@@ -100,6 +101,29 @@ pub struct Basics {
     pub noise_power: f64,
     pub snr_db: Option<f64>,
     pub noise_measured: bool,
+    pub envelope: Option<Envelope>,
+}
+
+/// The level over time (see [`Envelope`]): whole halves per step, at least 100 ms, so that no
+/// more than [`Envelope::MAX_POINTS`] cover the recording.
+pub fn envelope(powers: &[f32], half_s: f64) -> Envelope {
+    let min_halves = (0.1 / half_s).ceil().max(1.0) as usize;
+    let per = powers
+        .len()
+        .div_ceil(Envelope::MAX_POINTS)
+        .max(min_halves)
+        .max(1);
+    let dbfs = powers
+        .chunks(per)
+        .map(|c| {
+            let mean = c.iter().map(|&p| p as f64).sum::<f64>() / c.len() as f64;
+            level_db(mean).round().clamp(FLOOR_DB, 0.0) as i16
+        })
+        .collect();
+    Envelope {
+        step_s: round2(per as f64 * half_s),
+        dbfs,
+    }
 }
 
 /// `powers` are the full band's half powers, `band` the speech band's (see `measured_noise`).
@@ -172,6 +196,7 @@ pub fn basics(
         noise_power,
         snr_db,
         noise_measured: measured.is_some(),
+        envelope: with_segments.then(|| envelope(powers, timing.half_s)),
     }
 }
 
@@ -438,6 +463,7 @@ fn assemble(
             active_speech_dbfs: b.active_power.map(level_db),
             peak_dbfs: peak_dbfs(peak),
             dc_offset: dc,
+            envelope: b.envelope,
         },
         noise: noise_level,
         clarity,
@@ -554,16 +580,20 @@ pub fn mix(
     let holds = segments::union(&holds);
     let estimate = noise::noise_floor(&powers);
     let band = |j: usize| features.iter().map(|f| f.halves[j].band()).sum();
-    let b = basics(
-        &powers,
-        &band,
-        &union,
-        &holds,
-        &estimate,
-        timing,
-        cfg,
-        with_segments,
-    );
+    let b = Basics {
+        // Each leg carries its own level over time; the mix's would be a third copy to store.
+        envelope: None,
+        ..basics(
+            &powers,
+            &band,
+            &union,
+            &holds,
+            &estimate,
+            timing,
+            cfg,
+            with_segments,
+        )
+    };
     let noise_db = level_db(b.noise_power);
     let samples: u64 = channels.iter().map(|c| c.samples).sum();
     let clipped: u64 = channels.iter().map(|c| c.clipped).sum();
@@ -694,6 +724,24 @@ fn round2(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_envelope_is_the_mean_level_of_each_step_and_never_too_many_points() {
+        // 1 s at -20 dBFS, then 1 s of digital silence, in 5 ms halves: steps of 0.1 s.
+        let mut powers = vec![0.01f32; 200];
+        powers.extend(vec![0.0f32; 200]);
+        let e = envelope(&powers, 0.005);
+        assert_eq!(e.step_s, 0.1);
+        assert_eq!(e.dbfs.len(), 20);
+        assert!(e.dbfs[..10].iter().all(|&d| d == -20));
+        assert!(e.dbfs[10..].iter().all(|&d| d == -120));
+        // Two hours: at most MAX_POINTS, the last step partial.
+        let long = vec![0.001f32; 2 * 3600 * 200 + 7];
+        let e = envelope(&long, 0.005);
+        assert!(e.dbfs.len() <= Envelope::MAX_POINTS, "{}", e.dbfs.len());
+        assert!(e.step_s * e.dbfs.len() as f64 >= 7200.0);
+        assert!(e.dbfs.iter().all(|&d| d == -30));
+    }
 
     fn z(index: u32, lead: u16, trail: u16) -> Zeros {
         Zeros { index, lead, trail }

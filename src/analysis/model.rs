@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const SCHEMA: &str = "callwarden.analysis.v1.3";
+pub const SCHEMA: &str = "callwarden.analysis.v1.4";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -142,6 +142,23 @@ pub struct Level {
     pub active_speech_dbfs: Option<f64>,
     pub peak_dbfs: f64,
     pub dc_offset: f64,
+    /// The level over time (v1.4; only with segments, as stored recordings are analysed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<Envelope>,
+}
+
+/// The level over time: the mean power of each `step_s` from the start, in whole dBFS (on the
+/// scale of `active_speech_dbfs`, digital silence at -120), at most [`Envelope::MAX_POINTS`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub step_s: f64,
+    pub dbfs: Vec<i16>,
+}
+
+impl Envelope {
+    /// Enough points to draw a call across a laptop screen, few enough to keep in the store
+    /// for every recording (two bytes each before serialisation).
+    pub const MAX_POINTS: usize = 240;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

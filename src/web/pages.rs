@@ -306,6 +306,90 @@ fn timeline(report: &Report) -> Markup {
     }
 }
 
+/// One leg's level over time: its label and its envelope, if the analysis kept one.
+struct Trace<'a> {
+    label: &'a str,
+    level: &'a crate::analysis::model::Level,
+    floor: Option<f64>,
+}
+
+/// Each leg's level over time as a line (dBFS, 0 down to under the lowest noise floor), with its
+/// noise floor dashed: where a leg went quiet, clipped or drowned in noise, drawn from the
+/// stored analysis.
+fn level_plot(report: &Report) -> Markup {
+    let traces: Vec<Trace> = match &report.channels {
+        Some(chs) if chs.len() > 1 => chs
+            .iter()
+            .map(|c| Trace {
+                label: &c.role,
+                level: &c.metrics.level,
+                floor: c.metrics.noise.floor_dbfs,
+            })
+            .collect(),
+        _ => vec![Trace {
+            label: "mix",
+            level: &report.metrics.level,
+            floor: report.metrics.noise.floor_dbfs,
+        }],
+    };
+    if traces.iter().all(|t| t.level.envelope.is_none()) {
+        return html! {
+            p.note id="no-levels" { "The level plot needs an analysis that kept the level over time (recordings analysed since schema v1.4)." }
+        };
+    }
+    let duration = report.format.duration_s.max(0.001);
+    let (w, left, top, plot_h, bottom) = (900.0, 90.0, 8.0, 140.0, 8.0 + 140.0);
+    // Down to 10 dB under the lowest noise floor, in steps of the grid's 20 dB, from -60 to -120.
+    let lowest = traces.iter().filter_map(|t| t.floor).fold(-50.0, f64::min);
+    let (lo, hi) = (
+        ((lowest - 10.0) / 20.0).floor().clamp(-6.0, -3.0) * 20.0,
+        0.0,
+    );
+    let x = |t: f64| left + (t / duration).clamp(0.0, 1.0) * (w - left - 10.0);
+    let y = |db: f64| top + (hi - db.clamp(lo, hi)) / (hi - lo) * plot_h;
+    let height = bottom + 22.0;
+    let line = |e: &crate::analysis::model::Envelope| -> String {
+        let mut points = String::new();
+        for (i, &db) in e.dbfs.iter().enumerate() {
+            let t0 = i as f64 * e.step_s;
+            let t1 = ((i + 1) as f64 * e.step_s).min(duration);
+            for t in [t0, t1] {
+                points.push_str(&format!("{:.1},{:.1} ", x(t), y(db as f64)));
+            }
+        }
+        points.trim_end().to_string()
+    };
+    html! {
+        figure {
+            svg id="levels" role="img" viewBox=(format!("0 0 {w} {height}")) width="100%"
+                aria-labelledby="levels-title" {
+                title id="levels-title" { "Level per leg over " (clock(duration)) ", in dBFS, with each leg's noise floor dashed" }
+                @for db in (0..=((hi - lo) / 20.0) as usize).map(|i| -20.0 * i as f64 + 0.0) {
+                    line x1=(left) x2=(w - 10.0) y1=(y(db)) y2=(y(db)) class="grid" {}
+                    text x=(left - 6.0) y=(y(db) + 4.0) text-anchor="end" class="tick" { (format!("{db:.0} dB")) }
+                }
+                @for (i, t) in traces.iter().enumerate() {
+                    @if let Some(e) = &t.level.envelope {
+                        polyline points=(line(e)) class=(format!("level l{}", i.min(2))) {}
+                    }
+                    @if let Some(f) = t.floor {
+                        line x1=(left) x2=(w - 10.0) y1=(y(f)) y2=(y(f)) class="floor" {}
+                    }
+                }
+            }
+            figcaption {
+                @for (i, t) in traces.iter().enumerate() {
+                    span class=(format!("key l{}", i.min(2))) { (t.label) }
+                    @if let Some(a) = t.level.active_speech_dbfs { " (speech " (format!("{a:.0}")) " dBFS" }
+                    @else { " (no speech" }
+                    @if let Some(f) = t.floor { ", noise " (format!("{f:.0}")) " dBFS" }
+                    ") "
+                }
+            }
+        }
+    }
+}
+
 pub fn call(user: &Session, shown: &Shown, tz: &Zone) -> Markup {
     let r = &shown.record;
     let id = r.id.0;
@@ -346,6 +430,7 @@ pub fn call(user: &Session, shown: &Shown, tz: &Zone) -> Markup {
                         } }
                     }
                     (timeline(report))
+                    (level_plot(report))
                 }
             } @else if let Some(e) = &r.error {
                 p.error { "Not analysed: " (e.message) }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 use crate::daemon::Daemon;
@@ -96,7 +97,7 @@ async fn session(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                 "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--mute-audio",
-                "--autoplay-policy=no-user-gesture-required", "--window-size=1280,1000",
+                "--autoplay-policy=no-user-gesture-required", "--window-size=1280,2400",
                 "--hide-scrollbars", "--force-device-scale-factor=1",
                 format!("--user-data-dir={}", profile.display())],
         }),
@@ -167,11 +168,148 @@ async fn log_out(c: &Client, base: &str) {
     );
 }
 
+/// What an automated accessibility check can hold on the page shown (WCAG 2.1 AA where a
+/// machine can tell): a language, one h1, a label on every field, a name on every link,
+/// button and image, scoped table headers, a text contrast of at least 4.5:1 (3:1 for large
+/// text) against the background it sits on, and no positive tabindex.
+const A11Y_CHECKS: &str = r#"
+const problems = [];
+const describe = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+    (e.className && typeof e.className === 'string' ? '.' + e.className.split(' ').join('.') : '');
+if (!document.documentElement.lang) problems.push('no lang on html');
+if (document.querySelectorAll('h1').length !== 1) problems.push('not exactly one h1');
+for (const e of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+    if (e.labels.length === 0 && !e.getAttribute('aria-label')) problems.push('no label: ' + describe(e));
+}
+for (const e of document.querySelectorAll('a[href], button')) {
+    if (!(e.textContent.trim() || e.getAttribute('aria-label'))) problems.push('no name: ' + describe(e));
+}
+for (const e of document.querySelectorAll('svg')) {
+    const by = e.getAttribute('aria-labelledby');
+    const named = (by && document.getElementById(by) && document.getElementById(by).textContent.trim())
+        || e.getAttribute('aria-label');
+    if (e.getAttribute('role') !== 'img' || !named) problems.push('unnamed image: ' + describe(e));
+}
+for (const e of document.querySelectorAll('img')) if (!e.hasAttribute('alt')) problems.push('no alt: ' + describe(e));
+for (const e of document.querySelectorAll('thead th')) if (!e.getAttribute('scope')) problems.push('no scope: ' + describe(e));
+for (const e of document.querySelectorAll('[tabindex]')) if (e.tabIndex > 0) problems.push('positive tabindex: ' + describe(e));
+for (const f of document.querySelectorAll('form')) {
+    if (f.querySelectorAll('input:not([type=hidden]), select').length > 1 && !f.getAttribute('aria-label')
+        && !f.classList.contains('login')) problems.push('unnamed form: ' + describe(f));
+}
+const rgba = s => { const m = s.match(/[\d.]+/g) || ['0', '0', '0', '0']; return m.map(Number).concat([1]).slice(0, 4); };
+const lum = ([r, g, b]) => {
+    const c = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * c(r) + 0.7152 * c(g) + 0.0722 * c(b);
+};
+const background = e => {
+    for (let n = e; n && n.nodeType === 1; n = n.parentElement) {
+        const c = rgba(getComputedStyle(n).backgroundColor);
+        if (c[3] > 0) return c;
+    }
+    return [255, 255, 255, 1];
+};
+let checked = 0;
+for (const e of document.querySelectorAll('body *')) {
+    if (['SCRIPT', 'STYLE', 'OPTION', 'title'].includes(e.tagName)) continue;
+    if (e.closest('title')) continue;
+    const text = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!text || e.getClientRects().length === 0) continue;
+    const st = getComputedStyle(e);
+    if (st.visibility === 'hidden' || st.display === 'none') continue;
+    const r = e.getBoundingClientRect();
+    if (r.right < 0 || r.bottom < 0) continue; // off screen until focused (the skip link)
+    const fg = rgba(e instanceof SVGElement ? st.fill : st.color);
+    const bg = background(e);
+    const [l1, l2] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+    const ratio = (l1 + 0.05) / (l2 + 0.05);
+    const size = parseFloat(st.fontSize), bold = parseInt(st.fontWeight) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    checked++;
+    if (ratio < need) problems.push('contrast ' + ratio.toFixed(2) + ': ' + describe(e));
+}
+if (checked === 0) problems.push('no text checked');
+return problems;
+"#;
+
+/// Runs [`A11Y_CHECKS`] on the page shown, and tabs through it: the first Tab reaches the
+/// skip link (unless a field has the focus already), focus is visible, and every link, button
+/// and field is reached by the keyboard.
+async fn accessible(c: &Client, what: &str) {
+    let problems = c.execute(A11Y_CHECKS, vec![]).await.unwrap();
+    assert_eq!(problems, serde_json::json!([]), "{what}: accessibility");
+    let focusable = c
+        .execute(
+            "return [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select')]
+                 .filter(e => e.getClientRects().length > 0 || e.classList.contains('skip'))
+                 .length;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap() as usize;
+    let autofocus = c
+        .execute("return document.activeElement !== document.body;", vec![])
+        .await
+        .unwrap()
+        == serde_json::json!(true);
+    let mut reached = std::collections::BTreeSet::new();
+    // A date field takes a Tab per part, the player one per control.
+    for i in 0..focusable * 4 + 12 {
+        if reached.len() == focusable {
+            break;
+        }
+        // A key pressed on the page, not sent to an element (which would focus it first).
+        let tab = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: '\u{E004}' })
+            .then(KeyAction::Up { value: '\u{E004}' });
+        c.perform_actions(tab).await.unwrap();
+        let now = c
+            .execute(
+                "const e = document.activeElement;
+                 const all = [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select')];
+                 return {index: all.indexOf(e), skip: e.classList.contains('skip'),
+                         outline: getComputedStyle(e).outlineStyle, tag: e.outerHTML.slice(0, 80),
+                         focus: document.hasFocus()};",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if i == 0 && !autofocus {
+            assert_eq!(
+                now["skip"], true,
+                "{what}: the first Tab reaches the skip link"
+            );
+        }
+        if let Some(at) = now["index"].as_i64().filter(|&x| x >= 0) {
+            assert_ne!(now["outline"], "none", "{what}: focus is visible: {now}");
+            reached.insert(at);
+        }
+    }
+    assert_eq!(
+        reached.len(),
+        focusable,
+        "{what}: every link, button and field is reached by Tab"
+    );
+}
+
 async fn rows(c: &Client) -> usize {
     c.find_all(Locator::Css("#calls tbody tr"))
         .await
         .unwrap()
         .len()
+}
+
+/// The page as rendered, whole: its body, whatever the window's height (the browser's own
+/// frame takes a few pixels more or less from machine to machine).
+async fn whole_page(c: &Client) -> Vec<u8> {
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .screenshot()
+        .await
+        .unwrap()
 }
 
 /// Compares a screenshot with the one kept in docs/ (same size, at most 3 % of pixels off by
@@ -247,8 +385,9 @@ fn a_qa_lead_finds_a_call_and_listens_an_auditor_may_not_hold_an_admin_may() {
         // The QA lead (a viewer): log in, filter, open the call, play it.
         log_in(&c, &base, VIEWER).await;
         assert_eq!(rows(&c).await, 3);
-        let list = c.screenshot().await.unwrap();
+        let list = whole_page(&c).await;
         matches_docs(&list, "console-calls.png");
+        accessible(&c, "the calls").await;
         c.find(Locator::Id("agent"))
             .await
             .unwrap()
@@ -314,9 +453,18 @@ fn a_qa_lead_finds_a_call_and_listens_an_auditor_may_not_hold_an_admin_may() {
             "{statuses}"
         );
         // The call page as a QA lead sees it (before any hold: a hold shows today's time).
-        let page = c.screenshot().await.unwrap();
+        let page = whole_page(&c).await;
         matches_docs(&page, "console-call.png");
+        assert!(
+            c.find(Locator::Css("#levels polyline")).await.is_ok(),
+            "the level plot is drawn"
+        );
+        for path in ["/kpi", "/reports"] {
+            c.goto(&format!("{base}{path}")).await.unwrap();
+            accessible(&c, path).await;
+        }
         log_out(&c, &base).await;
+        accessible(&c, "the login").await;
 
         // An auditor has no hold form, and a hold posted anyway is refused.
         log_in(&c, &base, AUDITOR).await;
@@ -339,6 +487,7 @@ fn a_qa_lead_finds_a_call_and_listens_an_auditor_may_not_hold_an_admin_may() {
         // An admin places one, through the form.
         log_in(&c, &base, ADMIN).await;
         c.goto(call_url.as_str()).await.unwrap();
+        accessible(&c, "the call, as an admin").await;
         c.find(Locator::Id("case"))
             .await
             .unwrap()
