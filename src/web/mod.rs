@@ -96,6 +96,7 @@ fn router(app: App) -> Router {
         .route("/calls/{id}/download", get(audio::download))
         .route("/calls/{id}/hold", post(hold))
         .route("/calls/{id}/consent", post(consent))
+        .route("/coverage", get(coverage))
         .route("/kpi", get(kpi))
         .route("/reports", get(reports))
         .route("/reports/{kind}", get(report))
@@ -608,6 +609,102 @@ async fn calls(
             let more = all.len() > page * PAGE;
             let rows: Vec<_> = all.into_iter().skip((page - 1) * PAGE).take(PAGE).collect();
             pages::calls(&user, &q, &rows, more, None, &tz).into_response()
+        }
+        Err(f) => f.into_response(),
+    }
+}
+
+/// The coverage list's query string: calls from the PBX's call records.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct CoverageQuery {
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub until: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub agent: String,
+    #[serde(default)]
+    pub queue: String,
+    #[serde(default)]
+    pub page: Option<usize>,
+}
+
+/// Days the coverage list shows when no day is given: matching calls to recordings reads the
+/// whole window, so the default is a week, not the store's whole history.
+const COVERAGE_DEFAULT_DAYS: i64 = 7;
+
+impl CoverageQuery {
+    /// The window and filter asked for (the last week when no day is given), or what is wrong.
+    fn request(
+        &mut self,
+        tz: &Zone,
+        now_ms: i64,
+    ) -> Result<(query::Window, query::CallFilter), String> {
+        if self.from.trim().is_empty() && self.until.trim().is_empty() {
+            let day = |ms: i64| tz.format(ms).chars().take(10).collect::<String>();
+            self.from = day(now_ms - (COVERAGE_DEFAULT_DAYS - 1) * 86_400_000);
+            self.until = day(now_ms);
+        }
+        let state = match self.state.trim() {
+            "" => None,
+            w => Some(
+                serde_json::from_value(serde_json::Value::String(w.to_string())).map_err(|_| {
+                    format!(
+                        "state {w:?} is not one of recorded, short, missing, pending, not_required"
+                    )
+                })?,
+            ),
+        };
+        let word = |s: &str| {
+            let t = s.trim();
+            (!t.is_empty()).then(|| t.to_string())
+        };
+        Ok((
+            query::Window {
+                from_ms: day_ms(&self.from, tz, false)?,
+                until_ms: day_ms(&self.until, tz, true)?,
+            },
+            query::CallFilter {
+                state,
+                agent: word(&self.agent),
+                queue: word(&self.queue),
+                direction: None,
+            },
+        ))
+    }
+}
+
+async fn coverage(
+    State(app): State<App>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Query(mut q): Query<CoverageQuery>,
+) -> Response {
+    let user = match require(&app, &headers, &uri.to_string()) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let tz = zone(&app);
+    let (window, filter) = match q.request(&tz, now_ms()) {
+        Ok(r) => r,
+        Err(e) => return pages::coverage(&user, &q, None, Some(&e), &tz).into_response(),
+    };
+    let page = q.page.unwrap_or(1).max(1);
+    let request = Request::Calls {
+        window,
+        filter,
+        limit: page.saturating_mul(PAGE),
+    };
+    let listed = ask_for(&app, &user, request, |a| match a {
+        Answer::Calls(p) => Some(p),
+        _ => None,
+    });
+    match listed.await {
+        Ok(mut p) => {
+            p.calls = p.calls.into_iter().skip((page - 1) * PAGE).collect();
+            pages::coverage(&user, &q, Some(&p), None, &tz).into_response()
         }
         Err(f) => f.into_response(),
     }

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use maud::{html, Markup, DOCTYPE};
 
 use super::session::Session;
-use super::{CallsQuery, KpiQuery, PAGE};
+use super::{CallsQuery, CoverageQuery, KpiQuery, PAGE};
 use crate::analysis::model::Report;
 use crate::clock::Zone;
 use crate::query::{Role, Shown};
@@ -60,6 +60,7 @@ fn layout(user: Option<&Session>, title: &str, body: Markup) -> Markup {
                     header {
                         nav aria-label="Main" {
                             a href="/calls" { "Calls" }
+                            a href="/coverage" { "Coverage" }
                             a href="/kpi" { "KPIs" }
                             a href="/reports" { "Reports" }
                         }
@@ -118,25 +119,21 @@ fn select(name: &str, label: &str, current: &str, choices: &[(&str, &str)]) -> M
 
 /// The list's URL with `page` set, keeping every filter.
 fn page_url(q: &CallsQuery, page: usize) -> String {
-    let pairs = [
-        ("from", q.from.as_str()),
-        ("until", q.until.as_str()),
-        ("agent", q.agent.as_str()),
-        ("queue", q.queue.as_str()),
-        ("grade", q.grade.as_str()),
-        ("flag", q.flag.as_str()),
-        ("consent", q.consent.as_str()),
-        ("sort", q.sort.as_str()),
-    ];
-    let mut url = String::from("/calls?");
-    for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
-        url.push_str(k);
-        url.push('=');
-        url.push_str(&super::urlencode(v));
-        url.push('&');
-    }
-    url.push_str(&format!("page={page}"));
-    url
+    let page = page.to_string();
+    url_with(
+        "/calls",
+        &[
+            ("from", &q.from),
+            ("until", &q.until),
+            ("agent", &q.agent),
+            ("queue", &q.queue),
+            ("grade", &q.grade),
+            ("flag", &q.flag),
+            ("consent", &q.consent),
+            ("sort", &q.sort),
+            ("page", &page),
+        ],
+    )
 }
 
 pub fn calls(
@@ -202,6 +199,110 @@ pub fn calls(
             nav.pages aria-label="Pages" {
                 @if page > 1 { a rel="prev" href=(page_url(q, page - 1)) { "← Newer" } }
                 @if more { a rel="next" href=(page_url(q, page + 1)) { "Older →" } }
+            }
+        },
+    )
+}
+
+/// A URL of `path` with these query pairs (the empty ones left out).
+fn url_with(path: &str, pairs: &[(&str, &str)]) -> String {
+    let mut url = format!("{path}?");
+    for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+        url.push_str(k);
+        url.push('=');
+        url.push_str(&super::urlencode(v));
+        url.push('&');
+    }
+    url.pop();
+    url
+}
+
+/// The calls of the PBX's call records in a window, each with its verdict (recorded, short,
+/// missing...) and its recordings: the recordings that never arrived, found by day.
+pub fn coverage(
+    user: &Session,
+    q: &CoverageQuery,
+    listed: Option<&crate::query::CallsPage>,
+    problem: Option<&str>,
+    tz: &Zone,
+) -> Markup {
+    let page = q.page.unwrap_or(1).max(1);
+    let at = |p: usize| {
+        let p = p.to_string();
+        url_with(
+            "/coverage",
+            &[
+                ("from", &q.from),
+                ("until", &q.until),
+                ("state", &q.state),
+                ("agent", &q.agent),
+                ("queue", &q.queue),
+                ("page", &p),
+            ],
+        )
+    };
+    layout(
+        Some(user),
+        "Coverage",
+        html! {
+            p { "Calls from the PBX's call records, each with the recordings that cover it: which calls that had to be recorded were not." }
+            form.filters method="get" action="/coverage" aria-label="Filter the calls" {
+                label for="from" { "From" }
+                input id="from" name="from" type="date" value=(q.from);
+                label for="until" { "Until" }
+                input id="until" name="until" type="date" value=(q.until);
+                (select("state", "Coverage", &q.state, &[("", "any"), ("missing", "missing"), ("short", "short"), ("pending", "pending"), ("recorded", "recorded"), ("not_required", "not required")]))
+                label for="agent" { "Agent" }
+                input id="agent" name="agent" type="text" value=(q.agent);
+                label for="queue" { "Queue" }
+                input id="queue" name="queue" type="text" value=(q.queue);
+                button type="submit" id="filter" { "Show" }
+            }
+            @if let Some(p) = problem { p.error role="alert" { (p) } }
+            @if let Some(listed) = listed {
+                @if listed.calls.is_empty() {
+                    p id="no-calls" { "No call of the call records matches these filters." }
+                } @else {
+                    table id="coverage" {
+                        caption { "Calls " ((page - 1) * PAGE + 1) "–" ((page - 1) * PAGE + listed.calls.len()) " of " (listed.total) ", oldest first" }
+                        thead { tr {
+                            th scope="col" { "Started" } th scope="col" { "Billable" }
+                            th scope="col" { "Coverage" } th scope="col" { "Recorded" }
+                            th scope="col" { "Agent" } th scope="col" { "Queue" }
+                            th scope="col" { "Direction" } th scope="col" { "Recordings" }
+                        } }
+                        tbody {
+                            @for c in &listed.calls {
+                                tr {
+                                    td { (when(c.start_ms, tz)) }
+                                    td.num { (clock(c.billable_s)) }
+                                    td { span class=(format!("state {}", c.state.as_str())) { (c.state.as_str().replace('_', " ")) } }
+                                    td.num { (c.coverage.map(percent).unwrap_or_default()) }
+                                    td { (c.agent.as_deref().unwrap_or("")) }
+                                    td { (c.queue.as_deref().unwrap_or("")) }
+                                    td { (c.direction.map(|d| word(&d)).unwrap_or_default()) }
+                                    td {
+                                        @for (i, r) in c.recordings.iter().enumerate() {
+                                            @if i > 0 { ", " }
+                                            a href=(format!("/calls/{}", r.id)) { "#" (r.id) }
+                                            @if let Some(score) = r.score { " (" (score) ")" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if !listed.orphans.is_empty() || !listed.ambiguous.is_empty() {
+                    p id="unmatched" {
+                        (listed.orphans.len()) " recordings of this window match no call, "
+                        (listed.ambiguous.len()) " match several: the coverage report lists them."
+                    }
+                }
+                nav.pages aria-label="Pages" {
+                    @if page > 1 { a rel="prev" href=(at(page - 1)) { "← Earlier" } }
+                    @if listed.total > page * PAGE { a rel="next" href=(at(page + 1)) { "Later →" } }
+                }
             }
         },
     )

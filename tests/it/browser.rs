@@ -459,7 +459,7 @@ fn a_qa_lead_finds_a_call_and_listens_an_auditor_may_not_hold_an_admin_may() {
             c.find(Locator::Css("#levels polyline")).await.is_ok(),
             "the level plot is drawn"
         );
-        for path in ["/kpi", "/reports"] {
+        for path in ["/coverage", "/kpi", "/reports"] {
             c.goto(&format!("{base}{path}")).await.unwrap();
             accessible(&c, path).await;
         }

@@ -531,3 +531,106 @@ fn the_console_serves_each_role_what_it_may_and_audits_it() {
         .any(|e| e["action"] == "user" && e["details"]["change"] == "disable"));
     drop(daemon);
 }
+
+/// One line of Asterisk's `Master.csv` (cdr_csv): a call `id` from `start` (UTC), answered
+/// or not, with `billsec` seconds billed.
+fn master_line(id: &str, start: &str, answered: bool, billsec: u32) -> String {
+    let (disposition, answer, end) = if answered {
+        ("ANSWERED", start.to_string(), format!("{start}+{billsec}"))
+    } else {
+        ("NO ANSWER", String::new(), start.to_string())
+    };
+    // The end is the start plus the billed time, written out.
+    let end = match end.split_once('+') {
+        Some((s, secs)) => {
+            let at = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s).unwrap();
+            let later = at
+                .checked_add(jiff::Span::new().seconds(secs.parse::<i64>().unwrap()))
+                .unwrap();
+            later.strftime("%Y-%m-%d %H:%M:%S").to_string()
+        }
+        None => end,
+    };
+    format!(
+        "\"\",\"1001\",\"2000\",\"from-internal\",\"\"\"Agent\"\" <1001>\",\"PJSIP/1001-01\",\
+         \"PJSIP/2000-01\",\"Dial\",\"PJSIP/2000,30,tT\",\"{start}\",\"{answer}\",\"{end}\",\
+         {billsec},{billsec},\"{disposition}\",\"DOCUMENTATION\",\"{id}\",\"\"\n"
+    )
+}
+
+#[test]
+fn the_coverage_page_lists_the_calls_the_pbx_made_and_which_were_not_recorded() {
+    let site = Site::new();
+    let daemon = Daemon::start(&site.config);
+    daemon.wait_for(
+        |l| l.iter().filter(|x| x.contains("stored")).count() >= 3,
+        "the three recordings",
+    );
+    // The PBX's records: call-2 (recorded: its sidecar names it), one answered call of a
+    // minute with no recording, one that was never answered.
+    let csv = site.dir.path().join("Master.csv");
+    let cdrs = [
+        master_line("call-2", "2026-11-02 10:00:00", true, 7),
+        master_line("lost-1", "2026-11-02 11:00:00", true, 60),
+        master_line("ring-1", "2026-11-02 12:00:00", false, 0),
+    ]
+    .concat();
+    std::fs::write(&csv, cdrs).unwrap();
+    let out = cw(
+        &site.config,
+        &["calls", "import", csv.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, viewer) = login(&site, VIEWER);
+    let viewer = viewer.unwrap();
+    let day = "from=2026-11-01&until=2026-11-03";
+
+    let all = get(&site, &format!("/coverage?{day}"), Some(&viewer), None);
+    assert_eq!(all.status, 200, "{}", all.text());
+    let all = all.text();
+    assert!(all.contains("of 3, oldest first"), "{all}");
+    assert!(all.contains("class=\"state recorded\""), "{all}");
+    assert!(all.contains("class=\"state missing\""), "{all}");
+    assert!(all.contains("class=\"state not_required\""), "{all}");
+    // The recorded call links its recording.
+    assert_eq!(all.matches("href=\"/calls/").count(), 1, "{all}");
+
+    let missing = get(
+        &site,
+        &format!("/coverage?{day}&state=missing"),
+        Some(&viewer),
+        None,
+    )
+    .text();
+    assert!(missing.contains("of 1, oldest first"), "{missing}");
+    assert!(missing.contains("2026-11-02 11:00:00"), "{missing}");
+    assert!(!missing.contains("2026-11-02 10:00:00"), "{missing}");
+    assert!(missing.contains("1:00"), "the billable minute: {missing}");
+
+    // A state that is not one is said so, and lists nothing.
+    let bad = get(
+        &site,
+        &format!("/coverage?{day}&state=%3Cgone%3E"),
+        Some(&viewer),
+        None,
+    )
+    .text();
+    assert!(bad.contains("is not one of recorded, short"), "{bad}");
+    assert!(!bad.contains("<gone>"), "{bad}");
+    assert!(!bad.contains("id=\"coverage\""), "{bad}");
+
+    // Without a day the list is of the last week (here: no call), and says which days.
+    let recent = get(&site, "/coverage", Some(&viewer), None).text();
+    assert!(recent.contains("id=\"no-calls\""), "{recent}");
+    assert!(
+        recent.contains("name=\"from\" type=\"date\" value=\"20"),
+        "{recent}"
+    );
+    assert!(get(&site, "/coverage", None, None).status == 303);
+    drop(daemon);
+}
