@@ -63,6 +63,11 @@ pub struct WebConfig {
     pub secure_cookies: bool,
     /// The time zone pages show times in (an IANA name such as `Europe/Paris`).
     pub time_zone: String,
+    /// Serve HTTPS directly with this PEM certificate chain (leaf first); empty: plain HTTP,
+    /// for loopback or behind a TLS proxy.
+    pub tls_cert: String,
+    /// The certificate's PEM private key (readable by the daemon only).
+    pub tls_key: String,
 }
 
 impl Default for WebConfig {
@@ -72,6 +77,8 @@ impl Default for WebConfig {
             session_minutes: 480,
             secure_cookies: true,
             time_zone: "UTC".into(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }
@@ -898,6 +905,12 @@ impl Config {
             return Err(bad(
                 "web.time_zone",
                 "must be an IANA time zone name, such as UTC or Europe/Paris",
+            ));
+        }
+        if self.web.tls_cert.is_empty() != self.web.tls_key.is_empty() {
+            return Err(bad(
+                "web.tls_cert",
+                "give both tls_cert and tls_key, or neither (plain HTTP)",
             ));
         }
         if self.web.session_minutes == 0 {

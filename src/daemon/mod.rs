@@ -60,10 +60,10 @@ pub enum DaemonError {
     Control(#[from] crate::control::ControlError),
     #[error(transparent)]
     Endpoint(#[from] crate::endpoint::EndpointError),
-    #[error("the web console cannot listen on {address}: {source}")]
+    #[error("the web console on {address}: {source}")]
     Web {
         address: String,
-        source: std::io::Error,
+        source: crate::web::BindError,
     },
 }
 
@@ -770,7 +770,7 @@ pub async fn run(
                 source,
             })?
     {
-        tracing::info!(listen = %config.web.listen, "web console ready");
+        tracing::info!(listen = %config.web.listen, scheme = listener.scheme(), "web console ready");
         tokio::spawn(crate::web::serve(
             listener,
             store.clone(),

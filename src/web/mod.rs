@@ -11,6 +11,7 @@
 mod audio;
 pub mod pages;
 pub mod session;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -46,17 +47,52 @@ pub struct Console {
 
 type App = Arc<Console>;
 
-/// Binds `[web] listen`; None when the console is off.
-pub async fn bind(web: &WebConfig) -> std::io::Result<Option<tokio::net::TcpListener>> {
+/// The console's socket, bound, and its TLS configuration when it serves HTTPS itself.
+pub struct Listener {
+    tcp: tokio::net::TcpListener,
+    tls: Option<tls::Served>,
+}
+
+/// Why the console cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+}
+
+/// Binds `[web] listen` and reads its certificate, if any; None when the console is off.
+pub async fn bind(web: &WebConfig) -> Result<Option<Listener>, BindError> {
     if web.listen.is_empty() {
         return Ok(None);
     }
-    tokio::net::TcpListener::bind(&web.listen).await.map(Some)
+    let tls = if web.tls_cert.is_empty() {
+        None
+    } else {
+        Some(tls::server_config(
+            std::path::Path::new(&web.tls_cert),
+            std::path::Path::new(&web.tls_key),
+        )?)
+    };
+    let tcp = tokio::net::TcpListener::bind(&web.listen).await?;
+    Ok(Some(Listener { tcp, tls }))
+}
+
+impl Listener {
+    /// `https` when the console holds its own certificate, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 /// Serves the console until `shutdown` resolves.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: Listener,
     store: Arc<Store>,
     shared: Arc<Mutex<Shared>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -74,13 +110,18 @@ pub async fn serve(
         listened: Mutex::new(Default::default()),
     });
     let router = router(app);
-    if let Err(e) = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    {
+    let served = match listener.tls {
+        Some(config) => tls::serve(listener.tcp, config, router, shutdown).await,
+        None => {
+            axum::serve(
+                listener.tcp,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "the web console stopped");
     }
 }
@@ -102,13 +143,16 @@ fn router(app: App) -> Router {
         .route("/reports/{kind}", get(report))
         .route("/assets/console.css", get(css))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such page") })
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response_with_state(
+            app.clone(),
+            security_headers,
+        ))
         .with_state(app)
 }
 
 /// Headers every answer carries: no framing, no sniffing, nothing loaded from elsewhere, and no
-/// caching of pages that show personal data.
-async fn security_headers(mut r: Response) -> Response {
+/// caching of pages that show personal data; over the console's own TLS, HTTPS from now on.
+async fn security_headers(State(app): State<App>, mut r: Response) -> Response {
     let h = r.headers_mut();
     let set = |h: &mut HeaderMap, k: header::HeaderName, v: &'static str| {
         h.entry(k).or_insert(HeaderValue::from_static(v));
@@ -123,6 +167,9 @@ async fn security_headers(mut r: Response) -> Response {
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::REFERRER_POLICY, "same-origin");
     set(h, header::CACHE_CONTROL, "no-store");
+    if !app.web.tls_cert.is_empty() {
+        set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
     r
 }
 

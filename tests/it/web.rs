@@ -50,6 +50,11 @@ impl Site {
     /// Three recordings (one whose agent is a script), three users, and the daemon's
     /// configuration with the console on a free port.
     pub(crate) fn new() -> Site {
+        Site::with_web("")
+    }
+
+    /// As [`Site::new`], with more `[web]` keys (`extra`, TOML lines).
+    pub(crate) fn with_web(extra: &str) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let rec = dir.path().join("rec");
         std::fs::create_dir(&rec).unwrap();
@@ -79,7 +84,7 @@ impl Site {
             &config,
             format!(
                 "[ingest]\nroots = [{rec:?}]\nsettle_s = 0.2\n[store]\npath = {store:?}\n\
-                 [control]\nsocket = {sock:?}\n[web]\nlisten = \"127.0.0.1:{port}\"\n",
+                 [control]\nsocket = {sock:?}\n[web]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n",
                 rec = rec,
                 store = dir.path().join("store"),
                 sock = dir.path().join("control.sock"),
@@ -633,4 +638,160 @@ fn the_coverage_page_lists_the_calls_the_pbx_made_and_which_were_not_recorded() 
     );
     assert!(get(&site, "/coverage", None, None).status == 303);
     drop(daemon);
+}
+
+/// A certificate authority of the test's own, and a certificate for 127.0.0.1 it signed, as
+/// PEM files in `dir`: (authority, certificate, key).
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "callwarden test authority");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("console.pem"),
+        dir.join("console.key"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+/// Runs `callwarden daemon` expecting it to refuse to start: its exit status and what it said
+/// (killed after 30 s if it starts after all).
+fn daemon_refuses(config: &Path) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callwarden"))
+        .args(["daemon", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A client with the public roots only.
+fn agent_untrusting() -> ureq::Agent {
+    agent()
+}
+
+#[test]
+fn the_console_serves_https_itself_with_its_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(certs.path());
+    let site = Site::with_web(&format!("tls_cert = {cert:?}\ntls_key = {key:?}"));
+    let daemon = Daemon::start(&site.config);
+    daemon.wait_for(
+        |l| {
+            l.iter()
+                .any(|x| x.contains("web console ready") && x.contains("https"))
+        },
+        "the console over HTTPS",
+    );
+    daemon.wait_for(
+        |l| l.iter().filter(|x| x.contains("stored")).count() >= 3,
+        "the three recordings",
+    );
+    let https = site.base.replace("http://", "https://");
+    let root = ureq::tls::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                    root,
+                ])))
+                .build(),
+        )
+        .build()
+        .into();
+
+    // The login page, over TLS checked against our authority, says to stay on HTTPS.
+    let g = got("/login", agent.get(format!("{https}/login")).call());
+    assert_eq!(g.status, 200, "{}", g.text());
+    assert_eq!(g.header("strict-transport-security"), "max-age=31536000");
+    // A login: the cookie is Secure, and the calls list answers over TLS.
+    let g = got(
+        "/login",
+        agent.post(format!("{https}/login")).send_form([
+            ("user", VIEWER.0),
+            ("password", VIEWER.1),
+            ("next", "/calls"),
+        ]),
+    );
+    assert_eq!(g.status, 303, "{}", g.text());
+    let cookie = g.header("set-cookie");
+    assert!(cookie.contains("Secure"), "{cookie}");
+    let token = cookie
+        .strip_prefix("cw_session=")
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    let page = got(
+        "/calls",
+        agent
+            .get(format!("{https}/calls"))
+            .header("Cookie", format!("cw_session={token}"))
+            .call(),
+    );
+    assert_eq!(page.status, 200);
+    assert_eq!(page.text().matches("href=\"/calls/").count(), 3);
+    // Plain HTTP to the same port gets no page.
+    let plain = get(&site, "/login", None, None);
+    assert_ne!(plain.status, 200, "{}", plain.text());
+    // A client that does not trust our authority does not connect.
+    let strange = got(
+        "/login",
+        agent_untrusting().get(format!("{https}/login")).call(),
+    );
+    assert_eq!(strange.status, 0, "{}", strange.text());
+    drop(daemon);
+
+    // A key that is missing, or a certificate that is not one, stops the start, said plainly.
+    let missing = Site::with_web(&format!(
+        "tls_cert = {cert:?}\ntls_key = {:?}",
+        certs.path().join("nowhere.key")
+    ));
+    let (code, said) = daemon_refuses(&missing.config);
+    assert_ne!(code, Some(0));
+    assert!(code.is_some(), "the daemon started without its key");
+    assert!(
+        said.contains("web.tls_key") && said.contains("nowhere.key"),
+        "{said}"
+    );
+    let garbage = certs.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let bad = Site::with_web(&format!("tls_cert = {garbage:?}\ntls_key = {key:?}"));
+    let (code, said) = daemon_refuses(&bad.config);
+    assert!(code.is_some() && code != Some(0));
+    assert!(said.contains("web.tls_cert"), "{said}");
+    // Only one of the two is a configuration error.
+    let half = certs.path().join("half.toml");
+    let text = std::fs::read_to_string(&missing.config).unwrap();
+    let text: Vec<&str> = text.lines().filter(|l| !l.starts_with("tls_key")).collect();
+    std::fs::write(&half, text.join("\n")).unwrap();
+    let (code, said) = daemon_refuses(&half);
+    assert!(code.is_some() && code != Some(0));
+    assert!(said.contains("tls_key"), "{said}");
 }
