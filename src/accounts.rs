@@ -142,6 +142,10 @@ pub struct Account {
     pub hash: PasswordHash,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
+    /// The time zone the console shows this user times in (an IANA name); None: the console's
+    /// (`[web] time_zone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     pub created_ms: i64,
     pub changed_ms: i64,
 }
@@ -152,6 +156,8 @@ pub struct AccountView {
     pub name: UserName,
     pub role: Role,
     pub disabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     pub created_ms: i64,
     pub changed_ms: i64,
 }
@@ -162,6 +168,7 @@ impl From<&Account> for AccountView {
             name: a.name.clone(),
             role: a.role,
             disabled: a.disabled,
+            time_zone: a.time_zone.clone(),
             created_ms: a.created_ms,
             changed_ms: a.changed_ms,
         }
@@ -178,6 +185,8 @@ pub enum AccountChange {
     Password { hash: PasswordHash },
     /// No more logins; its open sessions end at their next request.
     Disable,
+    /// The time zone the console shows the user times in (None: the console's).
+    TimeZone { zone: Option<String> },
 }
 
 impl AccountChange {
@@ -197,6 +206,7 @@ impl AccountChange {
                 role: *role,
                 hash: hash.clone(),
                 disabled: false,
+                time_zone: None,
                 created_ms: now_ms,
                 changed_ms: now_ms,
             }),
@@ -212,6 +222,16 @@ impl AccountChange {
                 changed_ms: now_ms,
                 ..a.clone()
             }),
+            (AccountChange::TimeZone { zone }, Some(a)) => {
+                if let Some(z) = zone {
+                    crate::clock::Zone::named(z)?;
+                }
+                Ok(Account {
+                    time_zone: zone.clone(),
+                    changed_ms: now_ms,
+                    ..a.clone()
+                })
+            }
         }
     }
 
@@ -220,6 +240,7 @@ impl AccountChange {
             AccountChange::Add { .. } => "add",
             AccountChange::Password { .. } => "password",
             AccountChange::Disable => "disable",
+            AccountChange::TimeZone { .. } => "time_zone",
         }
     }
 }

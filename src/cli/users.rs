@@ -59,6 +59,16 @@ pub enum UserCommand {
         /// The user name.
         name: UserName,
     },
+    /// Show the console's times to this user in their own time zone.
+    Zone {
+        #[command(flatten)]
+        store: Access,
+        /// The user name.
+        name: UserName,
+        /// An IANA time zone (`Europe/Paris`, `America/New_York`); none: the console's own
+        /// (`[web] time_zone`) again.
+        zone: Option<String>,
+    },
     /// List the accounts.
     List {
         #[command(flatten)]
@@ -115,6 +125,13 @@ pub fn user(cmd: UserCommand) -> anyhow::Result<u8> {
             let (a, _) = store.user(name, AccountChange::Disable)?;
             writeln!(out, "user {} disabled", a.name)?;
         }
+        UserCommand::Zone { store, name, zone } => {
+            let (a, _) = store.user(name, AccountChange::TimeZone { zone })?;
+            match &a.time_zone {
+                Some(z) => writeln!(out, "user {}: times in {z}", a.name)?,
+                None => writeln!(out, "user {}: times in the console's time zone", a.name)?,
+            }
+        }
         UserCommand::List { store } => {
             let (all, _) = store.users()?;
             if all.is_empty() {
@@ -126,10 +143,11 @@ pub fn user(cmd: UserCommand) -> anyhow::Result<u8> {
             for a in all {
                 writeln!(
                     out,
-                    "{:<24} {:<8} {}",
+                    "{:<24} {:<8} {:<8} {}",
                     a.name,
                     a.role.as_str(),
-                    if a.disabled { "disabled" } else { "enabled" }
+                    if a.disabled { "disabled" } else { "enabled" },
+                    a.time_zone.as_deref().unwrap_or("")
                 )?;
             }
         }

@@ -227,6 +227,7 @@ fn who(app: &Console, headers: &HeaderMap) -> Option<(String, Session)> {
     match app.store.account(&s.user) {
         Ok(Some(a)) if !a.disabled => {
             s.role = a.role;
+            s.time_zone = a.time_zone.unwrap_or_else(|| app.web.time_zone.clone());
             Some((token, s))
         }
         _ => {
@@ -332,8 +333,9 @@ async fn audit(app: &App, events: Vec<Draft>) -> Result<(), Failure> {
         })
 }
 
-fn zone(app: &Console) -> Zone {
-    Zone::named(&app.web.time_zone).unwrap_or_else(|_| Zone::utc())
+/// The time zone `user` sees times in: their own, else the console's (checked when set).
+fn zone(user: &Session) -> Zone {
+    Zone::named(&user.time_zone).unwrap_or_else(|_| Zone::utc())
 }
 
 #[derive(Debug, Deserialize)]
@@ -439,6 +441,10 @@ async fn login(
         role: account.role,
         csrf,
         expires_ms: now + minutes * 60_000,
+        time_zone: account
+            .time_zone
+            .clone()
+            .unwrap_or_else(|| app.web.time_zone.clone()),
     };
     let event = Draft::new(
         account.name.as_str(),
@@ -641,7 +647,7 @@ async fn calls(
         Ok(u) => u,
         Err(r) => return r,
     };
-    let tz = zone(&app);
+    let tz = zone(&user);
     let request = match q.request(&tz) {
         Ok(r) => r,
         Err(e) => return pages::calls(&user, &q, &[], false, Some(&e), &tz).into_response(),
@@ -733,7 +739,7 @@ async fn coverage(
         Ok(u) => u,
         Err(r) => return r,
     };
-    let tz = zone(&app);
+    let tz = zone(&user);
     let (window, filter) = match q.request(&tz, now_ms()) {
         Ok(r) => r,
         Err(e) => return pages::coverage(&user, &q, None, Some(&e), &tz).into_response(),
@@ -771,7 +777,7 @@ async fn call(
         return Failure(StatusCode::NOT_FOUND, "no such recording".into()).into_response();
     };
     match shown(&app, &user, id).await {
-        Ok(shown) => pages::call(&user, &shown, &zone(&app)).into_response(),
+        Ok(shown) => pages::call(&user, &shown, &zone(&user)).into_response(),
         Err(f) => f.into_response(),
     }
 }
@@ -924,7 +930,7 @@ async fn kpi(
         Ok(u) => u,
         Err(r) => return r,
     };
-    let tz = zone(&app);
+    let tz = zone(&user);
     let by = match q.by.as_str() {
         "" | "day" => crate::kpi::GroupBy::Day,
         "all" => crate::kpi::GroupBy::All,
@@ -1007,7 +1013,7 @@ async fn report(
             .into_response()
         }
     };
-    let tz = zone(&app);
+    let tz = zone(&user);
     let window = match (day_ms(&q.from, &tz, false), day_ms(&q.until, &tz, true)) {
         (Ok(from_ms), Ok(until_ms)) => query::Window { from_ms, until_ms },
         (Err(e), _) | (_, Err(e)) => return Failure(StatusCode::BAD_REQUEST, e).into_response(),

@@ -65,7 +65,7 @@ fn layout(user: Option<&Session>, title: &str, body: Markup) -> Markup {
                             a href="/reports" { "Reports" }
                         }
                         form.logout method="post" action="/logout" {
-                            span.who { (u.user) " (" (u.role.as_str()) ")" }
+                            span.who { (u.user) " (" (u.role.as_str()) "), times in " (u.time_zone) }
                             input type="hidden" name="csrf" value=(u.csrf);
                             button type="submit" id="logout" { "Log out" }
                         }

@@ -22,6 +22,9 @@ pub struct Session {
     /// user.
     pub csrf: String,
     pub expires_ms: i64,
+    /// The time zone pages show this user times in: the account's own as it is now, else the
+    /// console's (`[web] time_zone`).
+    pub time_zone: String,
 }
 
 /// 32 random bytes, hex.
@@ -159,6 +162,7 @@ mod tests {
             role: Role::Viewer,
             csrf: "c".into(),
             expires_ms,
+            time_zone: "UTC".into(),
         }
     }
 

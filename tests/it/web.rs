@@ -795,3 +795,61 @@ fn the_console_serves_https_itself_with_its_certificate() {
     assert!(code.is_some() && code != Some(0));
     assert!(said.contains("tls_key"), "{said}");
 }
+
+#[test]
+fn each_user_sees_times_in_their_own_time_zone() {
+    let site = Site::new();
+    let daemon = Daemon::start(&site.config);
+    daemon.wait_for(
+        |l| l.iter().filter(|x| x.contains("stored")).count() >= 3,
+        "the three recordings",
+    );
+    let (_, viewer) = login(&site, VIEWER);
+    let viewer = viewer.unwrap();
+    // The console's time zone (UTC here) until the user has one.
+    let page = get(&site, "/calls?agent=bob", Some(&viewer), None).text();
+    assert!(page.contains("2026-11-02 10:00:00"), "{page}");
+    assert!(page.contains("times in UTC"), "{page}");
+
+    // A zone that is not one is refused, and nothing changes.
+    let out = cw(
+        &site.config,
+        &["user", "zone", VIEWER.0, "Mars/Olympus"],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a time zone"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Paris (UTC+1 in November): the same session sees the same call an hour later, at once.
+    let out = cw(
+        &site.config,
+        &["user", "zone", VIEWER.0, "Europe/Paris"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = get(&site, "/calls?agent=bob", Some(&viewer), None).text();
+    assert!(page.contains("2026-11-02 11:00:00"), "{page}");
+    assert!(page.contains("times in Europe/Paris"), "{page}");
+    let list = cw(&site.config, &["user", "list"], None);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("Europe/Paris"));
+    // Back to the console's.
+    let out = cw(&site.config, &["user", "zone", VIEWER.0], None);
+    assert!(out.status.success());
+    let page = get(&site, "/calls?agent=bob", Some(&viewer), None).text();
+    assert!(page.contains("2026-11-02 10:00:00"), "{page}");
+    // The change is audited, by whoever made it.
+    let changes = site
+        .audit()
+        .into_iter()
+        .filter(|e| e["action"] == "user" && e.to_string().contains("time_zone"))
+        .count();
+    assert_eq!(changes, 2, "two changes made, one refused");
+    drop(daemon);
+}
