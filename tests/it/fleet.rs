@@ -756,23 +756,13 @@ fn master_csv(site: &str) -> String {
 fn the_database_is_reached_over_tls_and_its_certificate_is_checked() {
     use callwarden::fleet::central::Central;
     // An authority of our own, and the server's certificate for 127.0.0.1 signed by it.
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "callwarden test authority");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let server_key = rcgen::KeyPair::generate().unwrap();
-    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&server_key, &ca_cert, &ca_key)
-        .unwrap();
-    let Some(pg) = Pg::start_with_tls(&server.pem(), &server_key.serialize_pem()) else {
+    let certs = crate::support::test_certificates();
+    let Some(pg) = Pg::start_with_tls(&certs.certificate, &certs.key) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let (ours, other) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
-    std::fs::write(&ours, ca_cert.pem()).unwrap();
+    std::fs::write(&ours, &certs.authority).unwrap();
     let other_key = rcgen::KeyPair::generate().unwrap();
     let other_ca = rcgen::CertificateParams::new(Vec::<String>::new())
         .unwrap()

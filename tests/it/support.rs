@@ -376,3 +376,30 @@ pub fn ok(o: std::process::Output) -> String {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     String::from_utf8(o.stdout).unwrap()
 }
+
+/// A certificate authority of the test's own and a server certificate for 127.0.0.1 it
+/// signed, as PEM: what a TLS test's server holds and its client trusts.
+pub struct TestCertificates {
+    pub authority: String,
+    pub certificate: String,
+    pub key: String,
+}
+
+pub fn test_certificates() -> TestCertificates {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "callwarden test authority");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    TestCertificates {
+        authority: ca_cert.pem(),
+        certificate: cert.pem(),
+        key: key.serialize_pem(),
+    }
+}

@@ -640,28 +640,18 @@ fn the_coverage_page_lists_the_calls_the_pbx_made_and_which_were_not_recorded() 
     drop(daemon);
 }
 
-/// A certificate authority of the test's own, and a certificate for 127.0.0.1 it signed, as
-/// PEM files in `dir`: (authority, certificate, key).
+/// The test's authority, and a certificate for 127.0.0.1 it signed with its key, as PEM files
+/// in `dir`: (authority, certificate, key).
 fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "callwarden test authority");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca_cert, &ca_key)
-        .unwrap();
+    let certs = crate::support::test_certificates();
     let paths = (
         dir.join("ca.pem"),
         dir.join("console.pem"),
         dir.join("console.key"),
     );
-    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
-    std::fs::write(&paths.1, cert.pem()).unwrap();
-    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    std::fs::write(&paths.0, certs.authority).unwrap();
+    std::fs::write(&paths.1, certs.certificate).unwrap();
+    std::fs::write(&paths.2, certs.key).unwrap();
     paths
 }
 
