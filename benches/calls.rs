@@ -26,12 +26,10 @@ const DAY_MS: i64 = 86_400_000;
 /// 2026-12-01T00:00:00Z: the end of the 30 days.
 const END_MS: i64 = 1_796_083_200_000;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
+#[path = "common/args.rs"]
+mod args;
+
+use args::arg;
 
 fn leg(i: u64, n: u64) -> CallRecord {
     let start_ms = END_MS - 30 * DAY_MS + (i as i64 * 30 * DAY_MS) / n as i64;

@@ -28,12 +28,10 @@ mod big_store;
 
 use big_store::DAY_MS;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
+#[path = "common/args.rs"]
+mod args;
+
+use args::arg;
 
 fn time(what: &str, target_s: f64, socket: &Path, request: &Request) {
     let mut best = f64::MAX;

@@ -23,12 +23,10 @@ use callwarden::store::{Record, RecordState, RecordingId, Store};
 #[path = "common/big_store.rs"]
 mod big_store;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
+#[path = "common/args.rs"]
+mod args;
+
+use args::arg;
 
 const PASSWORD: &str = "bench-passw0rd";
 

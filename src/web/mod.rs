@@ -829,6 +829,8 @@ async fn hold(
         Ok(v) => v,
         Err(r) => return *r,
     };
+    // Stricter than the query layer, which lets an auditor add a hold from the CLI: in the
+    // console, holds are an admin action.
     if user.role < Role::Admin {
         return Failure(
             StatusCode::FORBIDDEN,
