@@ -11,6 +11,7 @@ use crate::audio::Resampler;
 use crate::config::VadMode;
 
 use super::fingerprint::{Fingerprint, Fingerprinter};
+use super::mains::MainsCanceller;
 use super::music::{Tone, ToneTracker};
 use super::spectrum::PowerSpectrum;
 use super::tones::{Beep, Dtmf, HalfView, ToneSpan};
@@ -366,8 +367,16 @@ pub struct ChannelTracker {
     frame_len: usize,
     full_scale: f32,
     pending: Vec<f32>,
+    /// The last sample of the frame before, without its hum (pre-emphasis reads it).
     last_sample: f32,
     low_band: LowBand,
+    /// Takes mains hum out of the views detection reads (`mains`), into `residual`.
+    mains: MainsCanceller,
+    residual: Vec<f32>,
+    /// The first `PRIME_FRAMES` frames, until they are fed; then the primer frames still to
+    /// replay.
+    primer: Option<Vec<f32>>,
+    replaying: usize,
     spectrum: PowerSpectrum,
     vad: Vad,
     /// Resamples to the VAD's rate when the file's is not one it takes.
@@ -403,6 +412,13 @@ pub(crate) const HUM_BLOCK: usize = 512;
 /// Frames per block of the running floor (1 s), and how far above it a frame needs no VAD.
 const FLOOR_BLOCK_FRAMES: usize = 50;
 const FAR_ABOVE_FLOOR_DB: f64 = 25.0;
+/// The hum canceller learns the mains' waveform from frames within this of the running floor:
+/// the noise between phrases, where hum is all there is. 6 dB takes in a 20 ms frame of white
+/// noise's own spread (about ±1 dB) and a slowly swelling hum's troughs, and leaves out the
+/// speech whose echo in the average would take its own tails away.
+const MAINS_LEARN_DB: f64 = 6.0;
+/// Frames the hum canceller learns from before the first is fed (1 s).
+const PRIME_FRAMES: usize = 50;
 /// Frames between two spectra (the long-term speech and noise spectra are averages).
 const SPECTRUM_EVERY: u64 = 4;
 /// The VAD's frame: its longest, which costs the least per second of audio.
@@ -465,6 +481,10 @@ impl ChannelTracker {
             pending: Vec::with_capacity(frame_len),
             last_sample: 0.0,
             low_band: LowBand::new(rate),
+            mains: MainsCanceller::new(rate),
+            residual: Vec::with_capacity(frame_len),
+            primer: Some(Vec::with_capacity(frame_len * PRIME_FRAMES)),
+            replaying: 0,
             spectrum,
             vad,
             vad_resampler,
@@ -502,6 +522,32 @@ impl ChannelTracker {
         if let Some(f) = self.fingerprint.as_mut().filter(|f| !f.full()) {
             f.push(samples);
         }
+        if let Some(primer) = self.primer.as_mut() {
+            let take = (self.frame_len * PRIME_FRAMES - primer.len()).min(samples.len());
+            primer.extend_from_slice(&samples[..take]);
+            samples = &samples[take..];
+            if primer.len() < self.frame_len * PRIME_FRAMES {
+                return;
+            }
+            self.replay_primer();
+        }
+        self.feed(samples);
+    }
+
+    /// The channel's first second, held back until the hum canceller has learnt from it (hum
+    /// there would otherwise stand out of the cancelled rest as speech), then fed.
+    fn replay_primer(&mut self) {
+        let Some(primer) = self.primer.take() else {
+            return;
+        };
+        let frames = primer.chunks_exact(self.frame_len);
+        self.replaying = frames.len();
+        self.mains.prime(frames, MAINS_LEARN_DB);
+        self.feed(&primer);
+    }
+
+    /// Feeds samples past the primer.
+    fn feed(&mut self, mut samples: &[f32]) {
         if !self.pending.is_empty() {
             let take = (self.frame_len - self.pending.len()).min(samples.len());
             self.pending.extend_from_slice(&samples[..take]);
@@ -524,6 +570,7 @@ impl ChannelTracker {
     /// Ends the stream: a last partial frame counts for the sample statistics (peak, DC,
     /// clipping, duration) but is too short to judge for speech.
     pub fn finish(mut self) -> ChannelFeatures {
+        self.replay_primer();
         let tail = std::mem::take(&mut self.pending);
         for half in tail.chunks(self.f.half_len) {
             let (sum, _, max) = moments(half);
@@ -548,15 +595,35 @@ impl ChannelTracker {
         let mut frame_power = 0.0f64;
         let first = self.f.halves.len() as u32;
         let mut views = [HalfView::default(); 2];
-        for (half, view) in frame.chunks_exact(half_len).zip(&mut views) {
-            let (sum, sumsq, max) = moments(half);
+        let raw = [&frame[..half_len], &frame[half_len..]].map(moments);
+        let energy = raw[0].1 + raw[1].1;
+        let level = super::mains::level_db(energy, frame.len());
+        let floor = self.running_floor(level);
+        let mut residual = std::mem::take(&mut self.residual);
+        // The primer's frames were learnt from before they were replayed.
+        let learn = self.replaying == 0 && level <= floor + MAINS_LEARN_DB;
+        self.replaying = self.replaying.saturating_sub(1);
+        let hum_taken = self.mains.process(frame, energy, learn, &mut residual);
+        let halves = frame
+            .chunks_exact(half_len)
+            .zip(if hum_taken { &residual[..] } else { frame }.chunks_exact(half_len));
+        for (((half, clean), view), (sum, sumsq, max)) in halves.zip(&mut views).zip(raw) {
             let power = sumsq / half_len as f32;
-            let mean = sum / half_len as f32;
-            let ac = (power - mean * mean).max(0.0);
-            let band = emphasised_energy(half, self.last_sample) / half_len as f32;
-            self.last_sample = half[half_len - 1];
-            let low = self.low_band.energy(half) / half_len as f32;
             frame_power += power as f64;
+            // Detection's views, without the mains hum; the tone detectors' `ac` with it, as
+            // a tone's share of what is there.
+            let mean = sum / half_len as f32;
+            let raw_ac = (power - mean * mean).max(0.0);
+            let ac = if hum_taken {
+                let (clean_sum, clean_sumsq, _) = moments(clean);
+                let clean_mean = clean_sum / half_len as f32;
+                (clean_sumsq / half_len as f32 - clean_mean * clean_mean).max(0.0)
+            } else {
+                raw_ac
+            };
+            let band = emphasised_energy(clean, self.last_sample) / half_len as f32;
+            self.last_sample = clean[half_len - 1];
+            let low = self.low_band.energy(clean) / half_len as f32;
             self.f.sum += sum as f64;
             if max > self.f.peak {
                 self.f.peak = max;
@@ -579,7 +646,7 @@ impl ChannelTracker {
                     trail: trail as u16,
                 });
             }
-            *view = HalfView { ac, low };
+            *view = HalfView { ac: raw_ac, low };
             self.f.halves.push(Half::new(power, band, ac, low));
             if max >= 0.5 * self.full_scale {
                 self.scan_clipping(half);
@@ -595,8 +662,9 @@ impl ChannelTracker {
             beep.frame(first, halves, views);
         }
 
-        let level = 10.0 * (frame_power / 2.0 + 1e-20).log10();
-        let speech = self.vad_frame(frame, level);
+        let obvious = self.floor_next > 0 && level > floor + FAR_ABOVE_FLOOR_DB;
+        let speech = self.vad_frame(if hum_taken { &residual } else { frame }, obvious);
+        self.residual = residual;
         // One frame in four is enough for long-term spectra (an unbiased sample of them: still
         // 12.5 spectra a second), and a quarter of the FFT cost.
         self.frames_seen += 1;
@@ -611,13 +679,8 @@ impl ChannelTracker {
         self.hum_block_halves += 2;
     }
 
-    /// Feeds the VAD; returns its latest decision.
-    ///
-    /// A frame far above the quietest of the last seconds (`FAR_ABOVE_FLOOR_DB`) is speech to
-    /// the VAD without asking it: pass two calls such a frame speech on its energy alone
-    /// whatever the VAD says (it is way past the "strong" gate), so the VAD's vote cannot
-    /// change anything there, and asking costs most of the analysis time.
-    fn vad_frame(&mut self, frame: &[f32], level_db: f64) -> bool {
+    /// The quietest frame level of the last few seconds, `level_db` (this frame's) included.
+    fn running_floor(&mut self, level_db: f64) -> f64 {
         self.floor_block = self.floor_block.min(level_db);
         self.floor_frames += 1;
         if self.floor_frames == FLOOR_BLOCK_FRAMES {
@@ -626,12 +689,19 @@ impl ChannelTracker {
             self.floor_block = f64::INFINITY;
             self.floor_frames = 0;
         }
-        let floor = self
-            .floor_ring
+        self.floor_ring
             .iter()
             .take(self.floor_next.min(self.floor_ring.len()))
-            .fold(self.floor_block, |m, &b| m.min(b));
-        let obvious = self.floor_next > 0 && level_db > floor + FAR_ABOVE_FLOOR_DB;
+            .fold(self.floor_block, |m, &b| m.min(b))
+    }
+
+    /// Feeds the VAD; returns its latest decision.
+    ///
+    /// A frame far above the quietest of the last seconds (`FAR_ABOVE_FLOOR_DB`) is speech to
+    /// the VAD without asking it: pass two calls such a frame speech on its energy alone
+    /// whatever the VAD says (it is way past the "strong" gate), so the VAD's vote cannot
+    /// change anything there, and asking costs most of the analysis time.
+    fn vad_frame(&mut self, frame: &[f32], obvious: bool) -> bool {
         match &mut self.vad_resampler {
             Some(r) => {
                 self.vad_resampled.clear();

@@ -10,6 +10,7 @@ pub mod features;
 pub mod fingerprint;
 pub mod goertzel;
 pub mod legs;
+pub mod mains;
 pub mod measure;
 pub mod model;
 pub mod music;

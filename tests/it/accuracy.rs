@@ -571,11 +571,10 @@ fn snr_over_six_noises_on_the_test_voices() {
 
 /// Loud, fluctuating mains hum (issue 22: "read as speech for 99 % of the call"): 50 Hz with
 /// harmonics to 1 kHz, its level swinging ±6 dB every 2 s, at 5 and 10 dB SNR, under each
-/// test voice's prompts. The aim: talk time within 15 % of the truth, start and end within
-/// 300 ms. Known shortfall, reproduced here: the hum's swells read as speech (talk 24-27 s
-/// for 18-19 s, speech "starting" at 0 s; the noise tracker does not follow a swell that
-/// fast). Asserted are ceilings on today's errors, so that it gets no worse, until detection
-/// is rebuilt on a noise tracker that follows it.
+/// voice's prompts, on a line otherwise digitally clean. On the test half: talk time within
+/// 15 % of the truth, start and end within 300 ms, and the SNR within 3 dB. Before the hum
+/// canceller (`analysis::mains`) the swells read as speech: talk 24-27 s for 18-19 s, speech
+/// "starting" at 0 s.
 #[test]
 fn loud_fluctuating_hum_is_not_speech() {
     use crate::music::{voices, Half};
@@ -613,9 +612,13 @@ fn loud_fluctuating_hum_is_not_speech() {
                 call.end_s(),
                 a.metrics.noise.snr_db
             );
-            let ok = (s.talk_time_s - truth).abs() <= 0.5 * truth
-                && s.start_s.is_some_and(|x| (x - call.start_s()).abs() <= 1.6)
-                && s.end_s.is_some_and(|x| (x - call.end_s()).abs() <= 1.6);
+            let ok = (s.talk_time_s - truth).abs() <= 0.15 * truth
+                && s.start_s.is_some_and(|x| (x - call.start_s()).abs() <= 0.3)
+                && s.end_s.is_some_and(|x| (x - call.end_s()).abs() <= 0.3)
+                && a.metrics
+                    .noise
+                    .snr_db
+                    .is_some_and(|x| (x - snr).abs() <= 3.0);
             if !ok && half == Half::Test {
                 failures.push(line.clone());
             }
