@@ -7,7 +7,11 @@
 //! it; each frame is added at unit RMS, so a swell weighs no more than a trough, and the average
 //! forgets with a time constant of [`MEMORY_S`]. Each frame then loses its projection on that
 //! average: the least-squares fit of the hum's amplitude to the frame, so a hum that swells and
-//! fades is followed frame by frame, which a noise floor tracked over seconds cannot do.
+//! fades is followed frame by frame, which a noise floor tracked over seconds cannot do. The
+//! supply is never exactly at its nominal frequency (grids run within about 0.1 %, EN 50160
+//! allows 1 %), and the upper harmonics of a hum at 50.05 Hz would turn a whole cycle against
+//! a 50 Hz average in its memory: the fit's slope term says how far the hum has moved along the
+//! average, and a second-order loop moves the average with it (`Template::track`).
 //!
 //! A projection only ever removes power. Without hum the average is a faint mix of noise, and a
 //! frame loses its component along one direction of the template's length `L` (about 1/L of its
@@ -60,11 +64,31 @@ pub struct MainsCanceller {
 #[derive(Debug, Clone)]
 struct Template {
     wave: Vec<f32>,
-    /// Where the next sample falls in `wave`.
-    pos: usize,
+    /// Where the next sample falls in `wave` (a fraction once the supply's frequency is
+    /// followed).
+    phase: f64,
+    /// Template samples per sample: 1 at the nominal frequency, the supply's own ratio to it once
+    /// followed.
+    step: f64,
     /// The weight of each new period.
     rate: f32,
+    /// The farthest a fit's slope is believed about how far the hum moved, in samples (125 µs:
+    /// an eighth of the period of 1 kHz, the top of a hum's strong harmonics).
+    reach: f64,
+    /// The template at the frame's samples, and its slope there (scratch for the fit).
+    at: Vec<f32>,
+    slope: Vec<f32>,
 }
+
+/// How fast the template follows the supply's frequency: a second-order loop on the hum's
+/// offset from the template, measured each frame, with a time constant of 25 frames (0.5 s) and
+/// damping 0.7 (`2 ζ ω` and `ω²` per frame).
+const TRACK_PHASE: f64 = 2.0 * 0.7 / 25.0;
+const TRACK_STEP: f64 = 1.0 / (25.0 * 25.0);
+/// Rounds over the primer that follow the hum before the replay.
+const PRIME_ROUNDS: usize = 4;
+/// The supply's frequency stays within 1 % of nominal (EN 50160, 99.5 % of a year).
+const MAX_DEVIATION: f64 = 0.01;
 
 impl MainsCanceller {
     /// A canceller for a channel at `rate` Hz.
@@ -77,8 +101,12 @@ impl MainsCanceller {
                 let span_s = len as f64 / rate as f64;
                 Some(Template {
                     wave: vec![0.0; len],
-                    pos: 0,
+                    phase: 0.0,
+                    step: 1.0,
                     rate: (span_s / MEMORY_S).min(1.0) as f32,
+                    reach: rate as f64 / 8000.0,
+                    at: Vec::new(),
+                    slope: Vec::new(),
                 })
             })
             .collect();
@@ -92,8 +120,9 @@ impl MainsCanceller {
     }
 
     /// Writes `frame` without its hum to `out` and says so, or says there was none to take out
-    /// (and leaves `out` as it was); `energy` is the frame's sum of squares. The average learns from the frame when `learn` (the frame is
-    /// noise: speech learnt would take speech's own tails away).
+    /// (and leaves `out` as it was); `energy` is the frame's sum of squares. The average learns
+    /// from the frame when `learn` (the frame is noise: speech learnt would take speech's own
+    /// tails away), and then follows the supply's frequency too.
     pub fn process(&mut self, frame: &[f32], energy: f32, learn: bool, out: &mut Vec<f32>) -> bool {
         self.frames += 1;
         if self.frames == CHECK_FRAMES {
@@ -101,12 +130,16 @@ impl MainsCanceller {
             self.hum = self.find_hum();
         }
         let mut taken = false;
-        if let Some(t) = self.hum.map(|k| &self.templates[k]) {
+        if let Some(t) = self.hum.map(|k| &mut self.templates[k]) {
+            t.align(frame.len());
             if let Some(fit) = t.fit(frame) {
                 out.clear();
                 out.extend_from_slice(frame);
                 t.subtract(out, fit);
                 taken = true;
+                if learn {
+                    t.track(fit, frame.len());
+                }
             }
         }
         if taken {
@@ -130,7 +163,7 @@ impl MainsCanceller {
             if scale > 0.0 {
                 t.learn(frame, scale);
             }
-            t.pos = (t.pos + frame.len()) % t.wave.len();
+            t.advance(frame.len());
         }
         if scale > 0.0 {
             let power = energy / frame.len() as f32;
@@ -147,25 +180,48 @@ impl MainsCanceller {
         let floor = frames.clone().map(level).fold(f64::INFINITY, f64::min);
         let mut at = 0;
         let (mut sum, mut count) = (0.0f32, 0);
-        for frame in frames {
+        for frame in frames.clone() {
             let e = energy(frame);
             if level(frame) <= floor + learn_db && e > 0.0 && e.is_finite() {
                 sum += e / frame.len() as f32;
                 count += 1;
                 let scale = (frame.len() as f32 / e).sqrt();
                 for t in &mut self.templates {
-                    t.pos = at % t.wave.len();
+                    t.phase = (at % t.wave.len()) as f64;
                     t.learn(frame, scale);
                 }
             }
             at += frame.len();
         }
         for t in &mut self.templates {
-            t.pos = 0;
+            t.phase = 0.0;
         }
         self.noise_power = sum / count.max(1) as f32;
         self.hum = self.find_hum();
         self.frames = 0;
+        // A supply off its nominal frequency has smeared that first average: go over the same
+        // frames again, following the hum, until the replay can start in step with it (the
+        // loop's time constant is half a second: a few rounds of the primer).
+        let Some(t) = self.hum.map(|k| &mut self.templates[k]) else {
+            return;
+        };
+        for _ in 0..PRIME_ROUNDS {
+            let mut at = 0;
+            for frame in frames.clone() {
+                let e = energy(frame);
+                if level(frame) <= floor + learn_db && e > 0.0 && e.is_finite() {
+                    t.align(frame.len());
+                    if let Some(fit) = t.fit(frame) {
+                        t.track(fit, frame.len());
+                    }
+                    t.learn(frame, (frame.len() as f32 / e).sqrt());
+                }
+                t.advance(frame.len());
+                at += frame.len();
+            }
+            t.phase = (t.phase - at as f64 * t.step).rem_euclid(t.wave.len() as f64);
+        }
+        self.hum = self.find_hum();
     }
 
     /// The template that holds hum: the supply has one frequency, so the one holding more of
@@ -187,77 +243,138 @@ impl MainsCanceller {
 }
 
 impl Template {
-    /// Calls `f(i, p, n)` for the runs of `len` samples from the template's position: the
-    /// samples `i..i + n` of the frame fall on `p..p + n` of `wave`.
-    fn runs(&self, len: usize, mut f: impl FnMut(usize, usize, usize)) {
-        let (mut i, mut p) = (0, self.pos);
-        while i < len {
-            let n = (self.wave.len() - p).min(len - i);
-            f(i, p, n);
-            i += n;
-            p = 0;
+    /// Whether the template is read in whole samples (the nominal frequency).
+    fn whole(&self) -> bool {
+        self.step == 1.0 && self.phase.fract() == 0.0
+    }
+
+    /// Where sample `i` of the frame falls: the two template samples around it and how far
+    /// between them.
+    #[inline]
+    fn place(&self, i: usize) -> (usize, usize, f32) {
+        let len = self.wave.len();
+        let q = self.phase + i as f64 * self.step;
+        let base = q.floor();
+        let i0 = (base as usize) % len;
+        let i1 = if i0 + 1 == len { 0 } else { i0 + 1 };
+        (i0, i1, (q - base) as f32)
+    }
+
+    /// The template and its slope at the next `n` samples (linear interpolation).
+    fn align(&mut self, n: usize) {
+        self.at.clear();
+        self.slope.clear();
+        for i in 0..n {
+            let (i0, i1, fr) = self.place(i);
+            let (w0, w1) = (self.wave[i0], self.wave[i1]);
+            self.at.push(w0 + fr * (w1 - w0));
+            self.slope.push(w1 - w0);
         }
     }
 
-    /// The least-squares fit of the template to `x`, its amplitude a straight line across the
-    /// frame (`a + b τ`, τ from -1/2 to 1/2): a hum that swells by 6 dB a second changes by 3 %
-    /// within a 20 ms frame, which a constant amplitude would leave behind at -30 dB, and
-    /// detection, which reads levels against each other, would see swell with the hum.
-    fn fit(&self, x: &[f32]) -> Option<(f32, f32)> {
+    /// The least-squares fit to `x` of the aligned template, its amplitude a straight line
+    /// across the frame (`a + b τ`, τ from -1/2 to 1/2), plus `c` times its slope. A hum that
+    /// swells by 6 dB a second changes by 3 % within a 20 ms frame, which a constant amplitude
+    /// would leave behind at -30 dB, and detection, which reads levels against each other,
+    /// would see swell with the hum. The slope's part is how far the hum has moved along the
+    /// template (`c / a` samples): what `track` follows.
+    fn fit(&self, x: &[f32]) -> Option<[f64; 3]> {
         let n = x.len();
-        // Σ w², Σ τ w², Σ τ² w², Σ x w, Σ τ x w
-        let mut m = [0.0f32; 5];
-        self.runs(n, |i, p, len| {
-            for (k, (&v, &w)) in x[i..i + len].iter().zip(&self.wave[p..p + len]).enumerate() {
-                let tau = ramp(i + k, n);
-                let ww = w * w;
-                let xw = v * w;
-                m[0] += ww;
-                m[1] += tau * ww;
-                m[2] += tau * tau * ww;
-                m[3] += xw;
-                m[4] += tau * xw;
+        let mut g = [[0.0f64; 3]; 3];
+        let mut r = [0.0f64; 3];
+        for (i, (&v, (&w, &d))) in x.iter().zip(self.at.iter().zip(&self.slope)).enumerate() {
+            let u = [w as f64, (ramp(i, n) * w) as f64, d as f64];
+            for j in 0..3 {
+                r[j] += u[j] * v as f64;
+                for k in 0..3 {
+                    g[j][k] += u[j] * u[k];
+                }
             }
-        });
-        let [a, b, c, p, q] = m;
-        if a <= f32::MIN_POSITIVE {
+        }
+        if g[0][0] <= 1e-12 {
             return None;
         }
-        let det = a * c - b * b;
-        if det <= 1e-6 * a * c {
-            return Some((p / a, 0.0));
-        }
-        Some(((p * c - q * b) / det, (q * a - p * b) / det))
+        solve3(g, r).or(Some([r[0] / g[0][0], 0.0, 0.0]))
     }
 
-    /// Takes the fitted template (`gain + slope τ` times it) out of `x`.
-    fn subtract(&self, x: &mut [f32], (gain, slope): (f32, f32)) {
+    /// Takes the fitted template out of `x`.
+    fn subtract(&self, x: &mut [f32], [a, b, c]: [f64; 3]) {
         let n = x.len();
-        self.runs(n, |i, p, len| {
-            for (k, (v, w)) in x[i..i + len]
-                .iter_mut()
-                .zip(&self.wave[p..p + len])
-                .enumerate()
-            {
-                *v -= (gain + slope * ramp(i + k, n)) * w;
-            }
-        });
+        let (a, b, c) = (a as f32, b as f32, c as f32);
+        for (i, (v, (&w, &d))) in x
+            .iter_mut()
+            .zip(self.at.iter().zip(&self.slope))
+            .enumerate()
+        {
+            *v -= (a + b * ramp(i, n)) * w + c * d;
+        }
+    }
+
+    /// Moves the template along with the hum by what the fit says it moved.
+    fn track(&mut self, [a, _, c]: [f64; 3], n: usize) {
+        if a <= 0.0 {
+            return;
+        }
+        let reach = self.reach;
+        let moved = (c / a).clamp(-reach, reach);
+        let len = self.wave.len() as f64;
+        self.phase = (self.phase + TRACK_PHASE * moved).rem_euclid(len);
+        self.step = (self.step + TRACK_STEP * moved / n as f64)
+            .clamp(1.0 - MAX_DEVIATION, 1.0 + MAX_DEVIATION);
+    }
+
+    /// Moves the template past the next `n` samples.
+    fn advance(&mut self, n: usize) {
+        self.phase = (self.phase + n as f64 * self.step).rem_euclid(self.wave.len() as f64);
     }
 
     /// Moves the average towards `frame` at unit RMS (`scale` times it).
     fn learn(&mut self, frame: &[f32], scale: f32) {
-        let (pos, rate) = (self.pos, self.rate);
-        let len = self.wave.len();
-        let (mut i, mut p) = (0, pos);
-        while i < frame.len() {
-            let n = (len - p).min(frame.len() - i);
-            for (w, &v) in self.wave[p..p + n].iter_mut().zip(&frame[i..i + n]) {
-                *w += rate * (scale * v - *w);
+        let rate = self.rate;
+        if self.whole() {
+            let len = self.wave.len();
+            let (mut i, mut p) = (0, self.phase as usize % len);
+            while i < frame.len() {
+                let n = (len - p).min(frame.len() - i);
+                for (w, &v) in self.wave[p..p + n].iter_mut().zip(&frame[i..i + n]) {
+                    *w += rate * (scale * v - *w);
+                }
+                i += n;
+                p = 0;
             }
-            i += n;
-            p = 0;
+            return;
+        }
+        // Between two template samples, each takes its share of the difference.
+        for (i, &v) in frame.iter().enumerate() {
+            let (i0, i1, fr) = self.place(i);
+            let (w0, w1) = (self.wave[i0], self.wave[i1]);
+            let diff = rate * (scale * v - (w0 + fr * (w1 - w0)));
+            self.wave[i0] += (1.0 - fr) * diff;
+            self.wave[i1] += fr * diff;
         }
     }
+}
+
+/// Solves `g x = r` for a symmetric 3×3 `g` (Cramer's rule), if it is well conditioned.
+fn solve3(g: [[f64; 3]; 3], r: [f64; 3]) -> Option<[f64; 3]> {
+    let det = |m: [[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(g);
+    if d.abs() <= 1e-9 * g[0][0] * g[1][1] * g[2][2] || !d.is_finite() {
+        return None;
+    }
+    let mut x = [0.0; 3];
+    for (j, xj) in x.iter_mut().enumerate() {
+        let mut m = g;
+        for k in 0..3 {
+            m[k][j] = r[k];
+        }
+        *xj = det(m) / d;
+    }
+    Some(x)
 }
 
 /// The level of a frame of `len` samples whose sum of squares is `energy`, dBFS.
@@ -322,6 +439,10 @@ mod tests {
             (8000, 60.0),
             (16000, 60.0),
             (11025, 50.0),
+            // The supply off its nominal frequency: followed.
+            (8000, 50.05),
+            (8000, 49.9),
+            (16000, 60.12),
         ] {
             let n = 10 * rate as usize;
             let floor = noise(n, 0.01, 7);
@@ -357,7 +478,8 @@ mod tests {
                     .fold((f64::MAX, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
                 10.0 * (hi / lo).log10()
             };
-            let (before, after) = (swing(&x[from..y.len()]), swing(&y[from..]));
+            // (From the third second: a supply off its frequency is followed within two.)
+            let (before, after) = (swing(&x[from..y.len()]), swing(&y[3 * from..]));
             assert!(
                 before > 10.0 && after < 3.0,
                 "{rate} Hz, {hz} Hz: swing {before:.1} -> {after:.1} dB"
