@@ -32,7 +32,9 @@ pub const SILENCE_EPS: f32 = 2.5e-4;
 /// - `low`: mean square in the voicing band ([`LowBand`], about 100-390 Hz), where a decaying
 ///   voice lasts longest and white noise has a tenth of its power.
 ///
-/// Detection runs on `band` and `ac`; edges also follow `low`.
+/// Detection runs on `band` and `ac`; edges also follow `low`. Where a channel carries mains
+/// hum, these three (and the VAD's input) are taken after the hum canceller (`mains`);
+/// `power` is always the signal as it is.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Half([u16; 4]);
 
