@@ -4,7 +4,8 @@
 //! step with that period (synchronous averaging), a signal converges on its hum, while random
 //! noise, which is not locked to the mains, averages out. The average learns only from frames
 //! the caller says are noise (between phrases, hum is all there is), so speech never echoes in
-//! it; each frame is added at unit RMS, so a swell weighs no more than a trough, and the average
+//! it; each frame is added without its mean (a DC offset is in step with any period, and is no
+//! hum) and at unit RMS, so a swell weighs no more than a trough, and the average
 //! forgets with a time constant of [`MEMORY_S`]. Each frame then loses its projection on that
 //! average: the least-squares fit of the hum's amplitude to the frame, so a hum that swells and
 //! fades is followed frame by frame, which a noise floor tracked over seconds cannot do. The
@@ -39,7 +40,7 @@ const CHECK_FRAMES: u32 = 50;
 /// What the canceller leaves of hum is not noise anyone hears, and it swells with the hum:
 /// detection reads levels against each other, so where nothing else is left (a hum on a line
 /// otherwise digitally clean) those leftovers would stand out as the hum's swells did. A
-/// steady white floor this far under the noise between phrases (hum and all) is added where
+/// steady white floor this far under the noise between phrases (hum and all, its DC aside) is added where
 /// hum is taken out, so that what detection reads there is 20 dB of headroom won from the hum,
 /// not the canceller's leftovers. Under the template's own precision (a 20 ms frame's share of
 /// the average, `rate / 2`: -18 dB at 50 Hz) and 20 dB under any noise that was there.
@@ -154,20 +155,15 @@ impl MainsCanceller {
         }
         // The templates learn from the frame as it is, after it was fitted: a frame is never
         // fitted by an average that already holds it.
-        let scale = if learn && energy > 0.0 && energy.is_finite() {
-            (frame.len() as f32 / energy).sqrt()
-        } else {
-            0.0
-        };
+        let unit = learn.then(|| Unit::of(frame, energy)).flatten();
         for t in &mut self.templates {
-            if scale > 0.0 {
-                t.learn(frame, scale);
+            if let Some(u) = unit {
+                t.learn(frame, u);
             }
             t.advance(frame.len());
         }
-        if scale > 0.0 {
-            let power = energy / frame.len() as f32;
-            self.noise_power += (power - self.noise_power) / NOISE_MEMORY_FRAMES;
+        if let Some(u) = unit {
+            self.noise_power += (u.power - self.noise_power) / NOISE_MEMORY_FRAMES;
         }
         taken
     }
@@ -181,14 +177,13 @@ impl MainsCanceller {
         let mut at = 0;
         let (mut sum, mut count) = (0.0f32, 0);
         for frame in frames.clone() {
-            let e = energy(frame);
-            if level(frame) <= floor + learn_db && e > 0.0 && e.is_finite() {
-                sum += e / frame.len() as f32;
+            let unit = Unit::of(frame, energy(frame));
+            if let Some(u) = unit.filter(|_| level(frame) <= floor + learn_db) {
+                sum += u.power;
                 count += 1;
-                let scale = (frame.len() as f32 / e).sqrt();
                 for t in &mut self.templates {
                     t.phase = (at % t.wave.len()) as f64;
-                    t.learn(frame, scale);
+                    t.learn(frame, u);
                 }
             }
             at += frame.len();
@@ -208,13 +203,13 @@ impl MainsCanceller {
         for _ in 0..PRIME_ROUNDS {
             let mut at = 0;
             for frame in frames.clone() {
-                let e = energy(frame);
-                if level(frame) <= floor + learn_db && e > 0.0 && e.is_finite() {
+                let unit = Unit::of(frame, energy(frame));
+                if let Some(u) = unit.filter(|_| level(frame) <= floor + learn_db) {
                     t.align(frame.len());
                     if let Some(fit) = t.fit(frame) {
                         t.track(fit, frame.len());
                     }
-                    t.learn(frame, (frame.len() as f32 / e).sqrt());
+                    t.learn(frame, u);
                 }
                 t.advance(frame.len());
                 at += frame.len();
@@ -328,16 +323,16 @@ impl Template {
         self.phase = (self.phase + n as f64 * self.step).rem_euclid(self.wave.len() as f64);
     }
 
-    /// Moves the average towards `frame` at unit RMS (`scale` times it).
-    fn learn(&mut self, frame: &[f32], scale: f32) {
-        let rate = self.rate;
+    /// Moves the average towards `frame` without its mean, at unit RMS (`u`).
+    fn learn(&mut self, frame: &[f32], u: Unit) {
+        let (rate, mean, scale) = (self.rate, u.mean, u.scale);
         if self.whole() {
             let len = self.wave.len();
             let (mut i, mut p) = (0, self.phase as usize % len);
             while i < frame.len() {
                 let n = (len - p).min(frame.len() - i);
                 for (w, &v) in self.wave[p..p + n].iter_mut().zip(&frame[i..i + n]) {
-                    *w += rate * (scale * v - *w);
+                    *w += rate * (scale * (v - mean) - *w);
                 }
                 i += n;
                 p = 0;
@@ -348,10 +343,34 @@ impl Template {
         for (i, &v) in frame.iter().enumerate() {
             let (i0, i1, fr) = self.place(i);
             let (w0, w1) = (self.wave[i0], self.wave[i1]);
-            let diff = rate * (scale * v - (w0 + fr * (w1 - w0)));
+            let diff = rate * (scale * (v - mean) - (w0 + fr * (w1 - w0)));
             self.wave[i0] += (1.0 - fr) * diff;
             self.wave[i1] += fr * diff;
         }
+    }
+}
+
+/// A frame as the average learns it: without its mean (a DC offset is constant, so in step with
+/// any period, and is no hum: `Half::ac` leaves it out anyway), at unit RMS.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    mean: f32,
+    scale: f32,
+    /// The frame's power about its mean.
+    power: f32,
+}
+
+impl Unit {
+    /// `frame`, whose sum of squares is `energy`, as learnt; none for a frame without AC power.
+    fn of(frame: &[f32], energy: f32) -> Option<Unit> {
+        let n = frame.len() as f32;
+        let mean = frame.iter().sum::<f32>() / n;
+        let power = energy / n - mean * mean;
+        (power > 0.0 && power.is_finite()).then(|| Unit {
+            mean,
+            scale: power.sqrt().recip(),
+            power,
+        })
     }
 }
 
@@ -494,6 +513,22 @@ mod tests {
         let y = cancel(&x, rate as u32);
         let off_db = 10.0 * (power(&y) / power(&x[..y.len()])).log10();
         assert!(off_db <= 0.0 && off_db > -0.1, "{off_db:.3} dB");
+    }
+
+    #[test]
+    fn a_dc_offset_is_no_hum() {
+        // A cheap converter's offset 24 dB over the noise: constant, so in step with any
+        // period, and left alone.
+        let rate = 8000;
+        let x: Vec<f32> = noise(5 * rate, 0.01, 5).iter().map(|v| v + 0.05).collect();
+        let mut c = MainsCanceller::new(rate as u32);
+        c.prime(x[..rate].chunks_exact(160), 6.0);
+        assert_eq!(c.hum, None);
+        let mut out = Vec::new();
+        for f in x.chunks_exact(160) {
+            let e = f.iter().map(|v| v * v).sum();
+            assert!(!c.process(f, e, true, &mut out));
+        }
     }
 
     #[test]
