@@ -10,21 +10,20 @@
 //! average: the least-squares fit of the hum's amplitude to the frame, so a hum that swells and
 //! fades is followed frame by frame, which a noise floor tracked over seconds cannot do. The
 //! supply is never exactly at its nominal frequency (grids run within about 0.1 %, EN 50160
-//! allows 1 %), and the upper harmonics of a hum at 50.05 Hz would turn a whole cycle against
+//! allows 1 %), and the upper harmonics of a hum at 50.05 Hz would turn most of a cycle against
 //! a 50 Hz average in its memory: the fit's slope term says how far the hum has moved along the
 //! average, and a second-order loop moves the average with it (`Template::track`).
 //!
-//! A projection only ever removes power. Without hum the average is a faint mix of noise, and a
-//! frame loses its component along one direction of the template's length `L` (about 1/L of its
-//! power: 0.03 dB at 8 kHz), which no gate can tell. Levels (`Half::power`), the SNR and the
-//! hum's own measurement read the signal as it is: hum is noise a listener hears.
+//! Without hum (the average holds less than `MIN_HUM_SHARE` beyond what noise leaves in it),
+//! frames are left exactly as they are. Where hum is taken out, a steady white floor 20 dB under
+//! the noise between phrases is added (`FLOOR_UNDER_DB`). Levels (`Half::power`), the SNR and
+//! the hum's own measurement read the signal as it is: hum is noise a listener hears.
 
 /// The mains frequencies in use (IEC 60038).
 const MAINS_HZ: [u32; 2] = [50, 60];
-/// The average's time constant: long enough that speech (whose pitch wanders by far more than
-/// a cycle of a 50 Hz harmonic in this time) averages out to about an eighth of a frame's
-/// RMS, short enough that the grid's frequency deviation (±0.05 Hz in normal operation, EN
-/// 50160) turns the low harmonics by well under a tenth of a cycle.
+/// The average's time constant: long enough that noise averages out in it to about an eighth
+/// of a frame's RMS (`rate / (2 - rate)` of its power: 1.6 % at 50 Hz), short enough that a
+/// supply drifting by 0.05 Hz has moved by a small part of a cycle while the loop follows it.
 pub const MEMORY_S: f64 = 0.64;
 /// At most this many periods in one template, for rates where one period is not a whole number
 /// of samples (8 kHz at 60 Hz: three periods are 400 samples).
@@ -40,10 +39,11 @@ const CHECK_FRAMES: u32 = 50;
 /// What the canceller leaves of hum is not noise anyone hears, and it swells with the hum:
 /// detection reads levels against each other, so where nothing else is left (a hum on a line
 /// otherwise digitally clean) those leftovers would stand out as the hum's swells did. A
-/// steady white floor this far under the noise between phrases (hum and all, its DC aside) is added where
-/// hum is taken out, so that what detection reads there is 20 dB of headroom won from the hum,
-/// not the canceller's leftovers. Under the template's own precision (a 20 ms frame's share of
-/// the average, `rate / 2`: -18 dB at 50 Hz) and 20 dB under any noise that was there.
+/// steady white floor this far under the noise between phrases (hum and all, its DC aside) is
+/// added where hum is taken out, so that what detection reads there is 20 dB of headroom won
+/// from the hum, not the canceller's leftovers. It sits under the template's own precision (a
+/// 20 ms frame's share of the average, `rate / 2`: -18 dB at 50 Hz), and 20 dB under any noise
+/// that was there (a cost of 0.04 dB).
 const FLOOR_UNDER_DB: f32 = 20.0;
 /// The time constant of the level of the noise between phrases.
 const NOISE_MEMORY_FRAMES: f32 = 200.0;
