@@ -171,14 +171,26 @@ impl MainsCanceller {
     /// Learns from the channel's first `frames` (before any is processed), from those within
     /// `learn_db` of the quietest, and decides whether they hold hum.
     pub fn prime<'a>(&mut self, frames: impl Iterator<Item = &'a [f32]> + Clone, learn_db: f64) {
-        let energy = |f: &[f32]| f.iter().map(|v| v * v).sum::<f32>();
-        let level = |f: &[f32]| level_db(energy(f), f.len());
-        let floor = frames.clone().map(level).fold(f64::INFINITY, f64::min);
+        // Each frame's energy once: the frames learnt from, as learnt.
+        let energies: Vec<f32> = frames
+            .clone()
+            .map(|f| f.iter().map(|v| v * v).sum())
+            .collect();
+        let level = |f: &[f32], e: f32| level_db(e, f.len());
+        let floor = frames
+            .clone()
+            .zip(&energies)
+            .map(|(f, &e)| level(f, e))
+            .fold(f64::INFINITY, f64::min);
+        let units: Vec<Option<Unit>> = frames
+            .clone()
+            .zip(&energies)
+            .map(|(f, &e)| Unit::of(f, e).filter(|_| level(f, e) <= floor + learn_db))
+            .collect();
         let mut at = 0;
         let (mut sum, mut count) = (0.0f32, 0);
-        for frame in frames.clone() {
-            let unit = Unit::of(frame, energy(frame));
-            if let Some(u) = unit.filter(|_| level(frame) <= floor + learn_db) {
+        for (frame, unit) in frames.clone().zip(&units) {
+            if let Some(u) = *unit {
                 sum += u.power;
                 count += 1;
                 for t in &mut self.templates {
@@ -202,9 +214,8 @@ impl MainsCanceller {
         };
         for _ in 0..PRIME_ROUNDS {
             let mut at = 0;
-            for frame in frames.clone() {
-                let unit = Unit::of(frame, energy(frame));
-                if let Some(u) = unit.filter(|_| level(frame) <= floor + learn_db) {
+            for (frame, unit) in frames.clone().zip(&units) {
+                if let Some(u) = *unit {
                     t.align(frame.len());
                     if let Some(fit) = t.fit(frame) {
                         t.track(fit, frame.len());
