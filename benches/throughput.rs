@@ -10,6 +10,9 @@
 //! - if `ffmpeg` is on the PATH, `ffmpeg -threads 1 -af silencedetect,astats -f null -` on the
 //!   same 8 kHz file, and the ratio.
 //!
+//! `cargo bench --bench throughput -- stereo` runs only the cases whose name holds a given
+//! word (`mono`, `stereo`, `16 kHz`...), for a profiler.
+//!
 //! Memory: `cargo bench --bench throughput -- --write-4h PATH` writes a 4-hour 8 kHz stereo
 //! WAV to PATH; measure the analyser on it with
 //! `/usr/bin/time -v target/release/callwarden analyze PATH` ("Maximum resident set size").
@@ -105,6 +108,10 @@ fn write_call(path: &Path, seconds: u64, rate: u32, channels: u16) {
         }
     }
     w.finalize().expect("finalize");
+    // On disk before the timing starts: write-back while the analyser runs would be timed too.
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .expect("sync");
 }
 
 fn best_of<F: FnMut()>(runs: usize, mut f: F) -> f64 {
@@ -155,9 +162,15 @@ fn main() {
         ("1 h 16 kHz mono", 16000, 1),
         ("1 h 48 kHz mono", 48000, 1),
     ];
+    // `cargo bench --bench throughput -- stereo` runs only the cases whose name holds the
+    // word (for a profiler); cargo's own `--bench` flag is not a filter.
+    let only: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with("--")).collect();
     println!("callwarden analyze throughput (single thread, best of 3)");
     let mut mono8k = None;
     for (name, rate, channels) in cases {
+        if !only.is_empty() && !only.iter().any(|w| name.contains(w.as_str())) {
+            continue;
+        }
         let path = dir.path().join(format!("call-{rate}-{channels}.wav"));
         write_call(&path, 3600, rate, channels);
         let secs = best_of(3, || analyse_only(&path, &config));

@@ -826,7 +826,9 @@ fn moments(x: &[f32]) -> (f32, f32, f32) {
         for i in 0..8 {
             s[i] += c[i];
             q[i] += c[i] * c[i];
-            m[i] = m[i].max(c[i].abs());
+            // A plain compare (not `f32::max`, whose NaN rule costs a blend per lane).
+            let a = c[i].abs();
+            m[i] = if a > m[i] { a } else { m[i] };
         }
     }
     let mut sum: f32 = s.iter().sum();

@@ -148,10 +148,19 @@ impl Analyzer {
         // Deinterleave into reused per-channel blocks, then feed each channel.
         let frames = interleaved.len() / n;
         self.scratch.resize_with(n, Vec::new);
-        for (c, channel) in self.scratch.iter_mut().enumerate() {
+        for channel in &mut self.scratch {
             channel.resize(frames, 0.0);
-            for (dst, frame) in channel.iter_mut().zip(interleaved.chunks_exact(n)) {
-                *dst = frame[c];
+        }
+        if let [left, right] = &mut self.scratch[..] {
+            // Stereo, nearly every multichannel call: a loop the compiler can vectorise.
+            for ((l, r), pair) in left.iter_mut().zip(right).zip(interleaved.chunks_exact(2)) {
+                (*l, *r) = (pair[0], pair[1]);
+            }
+        } else {
+            for (c, channel) in self.scratch.iter_mut().enumerate() {
+                for (dst, frame) in channel.iter_mut().zip(interleaved.chunks_exact(n)) {
+                    *dst = frame[c];
+                }
             }
         }
         for (tracker, channel) in self.trackers.iter_mut().zip(&self.scratch) {

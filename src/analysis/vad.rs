@@ -40,8 +40,54 @@ impl Vad {
     }
 }
 
-/// Converts f32 samples (1.0 = full scale) to the VAD's 16-bit input, appending to `out`.
+/// Converts f32 samples (1.0 = full scale) to the VAD's 16-bit input, appending to `out`:
+/// rounded to the nearest step (16-bit PCM comes back exactly as it was decoded), clamped to
+/// the 16-bit range; a NaN (the decoders never give one) becomes an extreme.
 pub fn to_i16(samples: &[f32], out: &mut Vec<i16>) {
-    // `as` saturates (and maps NaN to 0), so no clamp is needed and the loop vectorises.
-    out.extend(samples.iter().map(|&x| (x * 32768.0) as i16));
+    // Adding 1.5 * 2^23 leaves the rounded value, offset, in the low bits of an f32's mantissa
+    // (exact for |v| < 2^22). This is the textbook float-to-int trick, written here because
+    // the saturating `as` does not vectorise without AVX-512: it was 4 % of the analysis.
+    const MAGIC: f32 = 12_582_912.0;
+    const MAGIC_BITS: i32 = 0x4B40_0000;
+    out.extend(samples.iter().map(|&x| {
+        let v = (x * 32768.0).max(-32768.0).min(32767.0) + MAGIC;
+        (v.to_bits() as i32).wrapping_sub(MAGIC_BITS) as i16
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_i16;
+
+    #[test]
+    fn sixteen_bit_samples_come_back_exactly_and_the_rest_rounds_and_clamps() {
+        let every: Vec<f32> = (i16::MIN..=i16::MAX).map(|k| k as f32 / 32768.0).collect();
+        let mut out = vec![7];
+        to_i16(&every, &mut out);
+        assert_eq!(out[0], 7, "appends");
+        assert!(out[1..]
+            .iter()
+            .zip(i16::MIN..=i16::MAX)
+            .all(|(&a, b)| a == b));
+
+        let step = 1.0 / 32768.0;
+        let odd = [
+            (0.4 * step, 0),
+            (0.6 * step, 1),
+            (-0.6 * step, -1),
+            (100.3 * step, 100),
+            (1.0, 32767),
+            (2.0, 32767),
+            (-1.0, -32768),
+            (-7.5, -32768),
+            (f32::INFINITY, 32767),
+            (f32::NEG_INFINITY, -32768),
+        ];
+        let mut got = Vec::new();
+        to_i16(&odd.map(|(x, _)| x), &mut got);
+        assert_eq!(got, odd.map(|(_, k)| k));
+        got.clear();
+        to_i16(&[f32::NAN], &mut got);
+        assert!(got[0] == i16::MIN || got[0] == i16::MAX);
+    }
 }
