@@ -14,7 +14,9 @@
 //! (`legs::identical`): an echo path loses at least [`MIN_LOSS_DB`] (ITU-T G.168's least
 //! hybrid loss), so nothing closer is reported.
 //!
-//! Detection only: the echo is reported and flagged, not taken out of the leg's speech.
+//! An echo is not its channel's talker: [`own_speech`] takes the stretches of a channel's
+//! speech that its echo explains out of that channel's talk, so the echo does not count as the
+//! other side talking, nor as overtalk.
 
 use super::noise::{fast_level_db, NoiseEstimate};
 use super::segments::Segments;
@@ -62,6 +64,9 @@ pub struct Echo {
     pub delay: usize,
     /// The echo's level under the source's, in dB (positive): its echo return loss.
     pub loss_db: f64,
+    /// The loss against the source's smeared level (what the search measures), in dB: what
+    /// predicts the echo's level half by half.
+    pub path_loss_db: f64,
 }
 
 /// One channel as the echo search sees it: its per-half power, its noise and its speech.
@@ -222,7 +227,73 @@ fn find<P: Fn(usize) -> f32>(
         channel: 0,
         delay,
         loss_db: erl_db,
+        path_loss_db: loss_db,
     })
+}
+
+/// `channel`'s own speech: its segments without the stretches that are `echo` (of `source`)
+/// and nothing more.
+///
+/// A half is the echo's when the echo would be heard there (the source's smeared level one
+/// path loss down stands over the channel's noise) and the channel's level lies no more than
+/// [`CONSISTENT_DB`] over it: the test that found the path. A half is the channel's own
+/// voice when it stands over both its noise and [`CONSISTENT_DB`] over the echo: a talker
+/// speaks about as loud as the source, and the path loses at least [`MIN_LOSS_DB`]. Each
+/// segment keeps the runs of at least `min_run` own halves in a row (an echo's halves rise
+/// over their prediction now and then, one at a time, not for a syllable), bridged over
+/// gaps shorter than `bridge` and widened over the halves next to them that are not the
+/// echo's (the soft edges detection found). A segment without such a run was the echo.
+pub fn own_speech<P: Fn(usize) -> f32>(
+    source: &Leg<P>,
+    channel: &Leg<P>,
+    echo: &Echo,
+    n: usize,
+    bridge: usize,
+    min_run: usize,
+) -> Segments {
+    let heard = channel.heard_db();
+    let echo_level = |k: usize| {
+        k.checked_sub(echo.delay)
+            .filter(|&j| j < n)
+            .map_or(f64::NEG_INFINITY, |j| {
+                source.smeared(j, n) - echo.path_loss_db
+            })
+    };
+    let mut out = Segments::new();
+    for &(s, e) in channel.segments {
+        let (is_echo, own): (Vec<bool>, Vec<bool>) = (s..e)
+            .map(|k| {
+                let (level, echo) = (channel.level(k), echo_level(k));
+                (
+                    echo > heard && level <= echo + CONSISTENT_DB,
+                    level > heard.max(echo + CONSISTENT_DB),
+                )
+            })
+            .unzip();
+        // Runs of own halves long enough to be a voice, bridged.
+        let mut runs: Segments = Vec::new();
+        let mut i = 0;
+        while i < own.len() {
+            let len = own[i..].iter().take_while(|&&o| o).count();
+            if len >= min_run {
+                match runs.last_mut() {
+                    Some(last) if i - last.1 < bridge => last.1 = i + len,
+                    _ => runs.push((i, i + len)),
+                }
+            }
+            i += len.max(1);
+        }
+        // Widened over the halves that are not the echo's, within the segment.
+        for (a, b) in runs {
+            let a = a - is_echo[..a].iter().rev().take_while(|&&x| !x).count();
+            let b = b + is_echo[b..].iter().take_while(|&&x| !x).count();
+            match out.last_mut() {
+                Some(last) if last.1 >= s + a => last.1 = last.1.max(s + b),
+                _ => out.push((s + a, s + b)),
+            }
+        }
+    }
+    out
 }
 
 /// The `2 * width + 1` bins of `histogram` holding the most: their centre bin and count.

@@ -127,13 +127,14 @@ pub fn envelope(powers: &[f32], half_s: f64) -> Envelope {
 }
 
 /// `powers` are the full band's half powers, `band` the speech band's (see `measured_noise`).
-/// Hold music (`holds`) is neither silence nor noise.
+/// Hold music (`holds`) and another leg's echo (`echoed`) are neither silence nor noise.
 #[allow(clippy::too_many_arguments)]
 pub fn basics(
     powers: &[f32],
     band: &dyn Fn(usize) -> f32,
     segments: &Segments,
     holds: &Segments,
+    echoed: &Segments,
     estimate: &noise::NoiseEstimate,
     timing: Timing,
     cfg: &AnalysisConfig,
@@ -143,7 +144,8 @@ pub fn basics(
     let talk: f64 = segments.iter().map(|&(s, e)| t(e) - t(s)).sum::<f64>() + 0.0;
     let start = segments.first().map(|s| t(s.0));
     let end = segments.last().map(|s| t(s.1));
-    let occupied = segments::union(&[segments, holds]);
+    // Another leg's echo is neither this one's talk nor its noise (nor a silence in it).
+    let occupied = segments::union(&[segments, holds, echoed]);
     let gaps: Vec<f64> = occupied.windows(2).map(|w| t(w[1].0) - t(w[0].1)).collect();
     let dead: Vec<f64> = gaps
         .iter()
@@ -480,6 +482,7 @@ pub fn channel(
     powers: &[f32],
     seg: &segments::Segmentation,
     holds: &Segments,
+    echoed: &Segments,
     timing: Timing,
     cfg: &AnalysisConfig,
     t: &Thresholds,
@@ -490,6 +493,7 @@ pub fn channel(
         &|j| f.halves[j].band(),
         &seg.segments,
         holds,
+        echoed,
         &seg.noise,
         timing,
         cfg,
@@ -565,6 +569,7 @@ pub fn channel(
 pub fn mix(
     features: &[ChannelFeatures],
     channels: &[ChannelResult],
+    echoed: &Segments,
     timing: Timing,
     cfg: &AnalysisConfig,
     t: &Thresholds,
@@ -588,6 +593,7 @@ pub fn mix(
             &band,
             &union,
             &holds,
+            echoed,
             &estimate,
             timing,
             cfg,

@@ -222,7 +222,8 @@ fn judge(
         half_s: half_len as f64 / rate as f64,
         duration_s: samples as f64 / rate as f64,
     };
-    let (results, noises): (Vec<measure::ChannelResult>, Vec<noise::NoiseEstimate>) = features
+    // Music and speech, channel by channel.
+    let detected: Vec<(segments::Segmentation, segments::Segments)> = features
         .iter()
         .map(|f| {
             let music = music::spans(&f.tones, f.tone_hops, f.halves.len(), &|j| {
@@ -234,22 +235,9 @@ fn judge(
                 &seg.segments,
                 timing.halves(music::HOLD_GAP_S),
             );
-            // Made after segmenting, whose views are gone by then (on a 4-hour call each
-            // series of halves is 6 MB).
-            let powers: Vec<f32> = f.halves.iter().map(|h| h.power()).collect();
-            let result = measure::channel(
-                f,
-                &powers,
-                &seg,
-                &holds,
-                timing,
-                cfg,
-                &config.thresholds,
-                with_segments,
-            );
-            (result, seg.noise)
+            (seg, holds)
         })
-        .unzip();
+        .collect();
     let roles: Vec<String> = (0..features.len())
         .map(|i| {
             cfg.channel_roles
@@ -260,6 +248,67 @@ fn judge(
         .collect();
     let multi = features.len() > 1;
     let halves: Vec<&[features::Half]> = features.iter().map(|f| &f.halves[..]).collect();
+    // One leg's voice coming back in another: found, then taken out of that leg's talk (what
+    // it explains is neither the leg's speech nor its noise).
+    let mut own: Vec<segments::Segments> = detected
+        .iter()
+        .map(|(seg, _)| seg.segments.clone())
+        .collect();
+    let mut echoed: Vec<segments::Segments> = vec![Vec::new(); features.len()];
+    let echoes: Vec<model::EchoReport> = if multi {
+        let legs: Vec<echo::Leg<_>> = halves
+            .iter()
+            .zip(&detected)
+            .map(|(&h, (seg, _))| echo::Leg {
+                power: move |j: usize| h[j].power(),
+                noise: seg.noise,
+                segments: &seg.segments,
+            })
+            .collect();
+        let n = halves.iter().map(|h| h.len()).min().unwrap_or(0);
+        let p = segments::Params::new(&cfg.vad, timing.half_s);
+        let found = echo::echoes(&legs, n, timing.half_s);
+        for e in &found {
+            let (source, channel) = (&legs[e.source], &legs[e.channel]);
+            let kept = echo::own_speech(source, channel, e, n, p.bridge, p.min_run);
+            let taken = segments::minus(channel.segments, &kept);
+            own[e.channel] = segments::minus(&own[e.channel], &taken);
+            echoed[e.channel] = segments::union(&[&echoed[e.channel], &taken]);
+        }
+        found
+            .into_iter()
+            .map(|e| model::EchoReport {
+                source: roles[e.source].clone(),
+                channel: roles[e.channel].clone(),
+                delay_ms: (e.delay as f64 * timing.half_s * 1000.0).round(),
+                erl_db: (e.loss_db * 10.0).round() / 10.0,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let results: Vec<measure::ChannelResult> = features
+        .iter()
+        .zip(detected)
+        .zip(own.into_iter().zip(&echoed))
+        .map(|((f, (seg, holds)), (segments, echoed))| {
+            // Made after segmenting, whose views are gone by then (on a 4-hour call each
+            // series of halves is 6 MB).
+            let powers: Vec<f32> = f.halves.iter().map(|h| h.power()).collect();
+            let seg = segments::Segmentation { segments, ..seg };
+            measure::channel(
+                f,
+                &powers,
+                &seg,
+                &holds,
+                echoed,
+                timing,
+                cfg,
+                &config.thresholds,
+                with_segments,
+            )
+        })
+        .collect();
     let lost: Vec<model::LostLeg> = if multi {
         let segs: Vec<&segments::Segments> = results.iter().map(|r| &r.segments).collect();
         legs::lost(&halves, &segs, timing.half_s, cfg.leg_lost_min_s)
@@ -272,34 +321,11 @@ fn judge(
     } else {
         Vec::new()
     };
-    let echoes: Vec<model::EchoReport> = if multi {
-        let legs: Vec<echo::Leg<_>> = halves
-            .iter()
-            .zip(&results)
-            .zip(&noises)
-            .map(|((&h, r), noise)| echo::Leg {
-                power: move |j: usize| h[j].power(),
-                noise: *noise,
-                segments: &r.segments,
-            })
-            .collect();
-        let n = halves.iter().map(|h| h.len()).min().unwrap_or(0);
-        echo::echoes(&legs, n, timing.half_s)
-            .into_iter()
-            .map(|e| model::EchoReport {
-                source: roles[e.source].clone(),
-                channel: roles[e.channel].clone(),
-                delay_ms: (e.delay as f64 * timing.half_s * 1000.0).round(),
-                erl_db: (e.loss_db * 10.0).round() / 10.0,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
     let metrics = if multi {
         measure::mix(
             features,
             &results,
+            &segments::union(&echoed.iter().collect::<Vec<_>>()),
             timing,
             cfg,
             &config.thresholds,

@@ -784,6 +784,28 @@ pub fn union(all: &[&Segments]) -> Segments {
     bridge(&merged, 0)
 }
 
+/// The parts of `a` outside `b` (both sorted, their spans apart).
+pub fn minus(a: &Segments, b: &Segments) -> Segments {
+    let mut out = Vec::new();
+    let mut k = 0;
+    for &(s, e) in a {
+        while b.get(k).is_some_and(|r| r.1 <= s) {
+            k += 1;
+        }
+        let mut from = s;
+        for r in b[k.min(b.len())..].iter().take_while(|r| r.0 < e) {
+            if r.0 > from {
+                out.push((from, r.0));
+            }
+            from = from.max(r.1);
+        }
+        if from < e {
+            out.push((from, e));
+        }
+    }
+    out
+}
+
 /// The time covered by at least two of the channels at once, as segments.
 pub fn overlaps(all: &[&Segments]) -> Segments {
     let mut edges: Vec<(usize, i32)> = Vec::new();
@@ -812,6 +834,18 @@ pub fn overlaps(all: &[&Segments]) -> Segments {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn minus_leaves_what_the_second_does_not_cover() {
+        let a = vec![(0, 10), (20, 30), (40, 50)];
+        assert_eq!(minus(&a, &vec![]), a);
+        assert_eq!(minus(&a, &a), vec![]);
+        assert_eq!(
+            minus(&a, &vec![(2, 4), (8, 22), (25, 26), (45, 60)]),
+            vec![(0, 2), (4, 8), (22, 25), (26, 30), (40, 45)]
+        );
+        assert_eq!(minus(&vec![(5, 6)], &vec![(0, 1), (7, 9)]), vec![(5, 6)]);
+    }
 
     fn check_bridge(input: &[(usize, usize)], gap: usize, expected: &[(usize, usize)]) {
         assert_eq!(bridge(input, gap), expected, "bridge {input:?} gap {gap}");
