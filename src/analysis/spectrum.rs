@@ -102,6 +102,13 @@ pub struct Hum {
 /// a family counts when at least two of its harmonics up to `max_hz` stand `margin_db` above the
 /// median of the spectrum around them. Telephone paths often filter the fundamental away, so
 /// the harmonics carry the evidence. When both families qualify, the one with more lines wins.
+///
+/// Over noise, a line standing `margin_db` out of its surroundings is itself unlikely, so two
+/// are hum. Over music (the bed of a held call, a radio) tonal peaks stand out everywhere, and
+/// some land on the mains' harmonics by chance. So the same test runs halfway between the
+/// harmonics, as a control: where peaks stand there too, the family counts only when its lines
+/// outnumber the control's beyond chance (a one-sided sign test at 5 %: a peak is as likely
+/// on either grid if it has nothing to do with the mains).
 pub fn detect_hum(power: &[f64], bin_hz: f64, max_hz: f64, margin_db: f64) -> Option<Hum> {
     let bin = |hz: f64| (hz / bin_hz).round() as isize;
     let near_line = |hz: f64| {
@@ -110,43 +117,51 @@ pub fn detect_hum(power: &[f64], bin_hz: f64, max_hz: f64, margin_db: f64) -> Op
             k >= 1.0 && (hz - k * f0).abs() <= 4.0
         })
     };
-    let mut best: Option<Hum> = None;
     let mut around = Vec::new();
+    // The height over its surroundings of the strongest bin within 2 Hz of `f`, and that bin.
+    let mut stands = |f: f64| -> Option<(f64, f64)> {
+        let lo = bin(f - 2.0).max(0) as usize;
+        let hi = (bin(f + 2.0).max(0) as usize).min(power.len().saturating_sub(1));
+        if lo > hi {
+            return None;
+        }
+        let line = power[lo..=hi].iter().cloned().fold(0.0, f64::max);
+        around.clear();
+        let wlo = bin(f - 25.0).max(0) as usize;
+        let whi = (bin(f + 25.0).max(0) as usize).min(power.len().saturating_sub(1));
+        for (i, &p) in power.iter().enumerate().take(whi + 1).skip(wlo) {
+            if !near_line(i as f64 * bin_hz) {
+                around.push(p);
+            }
+        }
+        if around.len() < 4 || line <= 0.0 {
+            return None;
+        }
+        around.sort_by(|a, b| a.total_cmp(b));
+        let median = around[around.len() / 2].max(1e-30);
+        let excess = 10.0 * (line / median).log10();
+        (excess >= margin_db).then_some((excess, line))
+    };
+    let mut best: Option<Hum> = None;
     for f0 in [50u32, 60] {
         let mut lines = 0;
+        let mut control = 0;
         let mut strongest = f64::NEG_INFINITY;
         let mut power_sum = 0.0;
         let mut k = 1;
         while (k * f0) as f64 <= max_hz {
             let f = (k * f0) as f64;
             k += 1;
-            let lo = bin(f - 2.0).max(0) as usize;
-            let hi = (bin(f + 2.0).max(0) as usize).min(power.len().saturating_sub(1));
-            if lo > hi {
-                continue;
-            }
-            let line = power[lo..=hi].iter().cloned().fold(0.0, f64::max);
-            around.clear();
-            let wlo = bin(f - 25.0).max(0) as usize;
-            let whi = (bin(f + 25.0).max(0) as usize).min(power.len().saturating_sub(1));
-            for (i, &p) in power.iter().enumerate().take(whi + 1).skip(wlo) {
-                if !near_line(i as f64 * bin_hz) {
-                    around.push(p);
-                }
-            }
-            if around.len() < 4 || line <= 0.0 {
-                continue;
-            }
-            around.sort_by(|a, b| a.total_cmp(b));
-            let median = around[around.len() / 2].max(1e-30);
-            let excess = 10.0 * (line / median).log10();
-            if excess >= margin_db {
+            if let Some((excess, line)) = stands(f) {
                 lines += 1;
                 strongest = strongest.max(excess);
                 power_sum += line;
             }
+            if stands(f + 0.5 * f0 as f64).is_some() {
+                control += 1;
+            }
         }
-        if lines >= 2 {
+        if lines >= 2 && (control == 0 || beats_chance(lines, control)) {
             let candidate = Hum {
                 hz: f0,
                 lines,
@@ -162,6 +177,22 @@ pub fn detect_hum(power: &[f64], bin_hz: f64, max_hz: f64, margin_db: f64) -> Op
         }
     }
     best
+}
+
+/// Whether `hits` of `hits + misses` even chances is more than chance allows: the one-sided
+/// binomial tail P(X >= hits) at most 5 %.
+fn beats_chance(hits: usize, misses: usize) -> bool {
+    let n = hits + misses;
+    // C(n, i) / 2^n summed over i >= hits, in f64 (n is a few tens at most).
+    let mut c = 1.0f64; // C(n, 0)
+    let mut tail = 0.0;
+    for i in 0..=n {
+        if i >= hits {
+            tail += c;
+        }
+        c = c * (n - i) as f64 / (i + 1) as f64;
+    }
+    tail / 2f64.powi(n as i32) <= 0.05
 }
 
 #[cfg(test)]
@@ -208,5 +239,19 @@ mod tests {
         assert_eq!(detect_hum(&line_spectrum(&[]), 1.0, 480.0, 10.0), None);
         // One line alone is a tone, not mains hum.
         assert_eq!(detect_hum(&line_spectrum(&[50.0]), 1.0, 480.0, 10.0), None);
+    }
+
+    #[test]
+    fn music_peaks_on_and_off_the_mains_grid_are_not_hum() {
+        // A bed of notes: some peaks land on 50 Hz harmonics, as many between them.
+        let notes = [100.0, 175.0, 250.0, 325.0, 400.0, 275.0];
+        assert_eq!(detect_hum(&line_spectrum(&notes), 1.0, 480.0, 10.0), None);
+        // Hum with a stray note between its lines is still hum: 8 lines beat 1 by chance.
+        let mut hum: Vec<f64> = (1..=8).map(|k| 50.0 * k as f64).collect();
+        hum.push(325.0);
+        let h = detect_hum(&line_spectrum(&hum), 1.0, 480.0, 10.0);
+        assert_eq!(h.map(|h| (h.hz, h.lines)), Some((50, 8)));
+        assert!(beats_chance(5, 0) && !beats_chance(4, 0));
+        assert!(beats_chance(7, 1) && !beats_chance(6, 1));
     }
 }

@@ -428,8 +428,9 @@ fn speech_over_background_music_is_still_speech() {
                     let truth: f64 =
                         call.spans.iter().map(|(s, e)| (e - s) as f64).sum::<f64>() / RATE as f64;
                     let line = format!(
-                        "{half:?} {name} voice {v} {snr} dB: talk {:.1} of {truth:.1} s, hold {:.1} s, snr {:?}",
-                        a.metrics.speech.talk_time_s, a.metrics.hold.music_s, a.metrics.noise.snr_db
+                        "{half:?} {name} voice {v} {snr} dB: talk {:.1} of {truth:.1} s, hold {:.1} s, snr {:?}, hum {:?}",
+                        a.metrics.speech.talk_time_s, a.metrics.hold.music_s, a.metrics.noise.snr_db,
+                        a.metrics.noise.hum_hz
                     );
                     eprintln!("{line}");
                     let floor = match snr {
