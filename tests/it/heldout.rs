@@ -566,7 +566,12 @@ fn two_party_calls(prompts: &[(String, Vec<f32>)]) {
 fn heldout_one() {
     let dir =
         std::env::var_os("CALLWARDEN_HELDOUT").expect("CALLWARDEN_HELDOUT: run scripts/heldout");
-    let want = std::env::var("CW_ONE").expect("CW_ONE");
+    // A helper for one prompt: `scripts/heldout` alone runs the measurement above, and this
+    // has nothing to do without a name.
+    let Ok(want) = std::env::var("CW_ONE") else {
+        eprintln!("heldout_one: set CW_ONE to a prompt's name to look at it alone");
+        return;
+    };
     let kind = std::env::var("CW_KIND").unwrap_or_else(|_| "pink".into());
     let snr: f64 = std::env::var("CW_SNR").map_or(10.0, |s| s.parse().unwrap());
     let prompts = prompts(Path::new(&dir));
