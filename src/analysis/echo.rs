@@ -313,3 +313,113 @@ fn densest(histogram: &[u32], width: usize) -> (usize, u32) {
     }
     best
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const N: usize = 400;
+    const FLOOR_DB: f64 = -70.0;
+
+    fn power(db: f64) -> f64 {
+        10f64.powf(db / 10.0)
+    }
+
+    fn noise() -> NoiseEstimate {
+        NoiseEstimate {
+            power: power(FLOOR_DB),
+            spread_db: 1.0,
+            limit_db: FLOOR_DB + 6.0,
+        }
+    }
+
+    /// The source talks over `spans` at -20 dB, its syllables 3 dB up and down every 50 ms.
+    fn source_db(spans: &Segments) -> Vec<f64> {
+        (0..N)
+            .map(|j| match spans.iter().any(|&(s, e)| (s..e).contains(&j)) {
+                true if (j / 5) % 2 == 0 => -17.0,
+                true => -23.0,
+                false => FLOOR_DB,
+            })
+            .collect()
+    }
+
+    /// The other leg: the source's echo `DELAY` halves late and `LOSS_DB` down, its own voice
+    /// over `own` at -22 dB, and the floor.
+    const DELAY: usize = 3;
+    const LOSS_DB: f64 = 15.0;
+    fn channel_db(source: &[f64], own: &Segments) -> Vec<f64> {
+        (0..N)
+            .map(|k| {
+                let echo = k.checked_sub(DELAY).map_or(0.0, |j| {
+                    if source[j] > FLOOR_DB {
+                        power(source[j] - LOSS_DB)
+                    } else {
+                        0.0
+                    }
+                });
+                let voice = if own.iter().any(|&(s, e)| (s..e).contains(&k)) {
+                    power(-22.0)
+                } else {
+                    0.0
+                };
+                10.0 * (echo + voice + power(FLOOR_DB)).log10()
+            })
+            .collect()
+    }
+
+    /// `own_speech` of the channel whose detected speech is `detected`.
+    fn own_of(talk: &Segments, voice: &Segments, detected: &Segments) -> Segments {
+        let (s_db, c_db) = {
+            let s = source_db(talk);
+            let c = channel_db(&s, voice);
+            (s, c)
+        };
+        let sp: Vec<f32> = s_db.iter().map(|&d| power(d) as f32).collect();
+        let cp: Vec<f32> = c_db.iter().map(|&d| power(d) as f32).collect();
+        let at_source: &dyn Fn(usize) -> f32 = &|j| sp[j];
+        let at_channel: &dyn Fn(usize) -> f32 = &|j| cp[j];
+        let source = Leg {
+            power: at_source,
+            noise: noise(),
+            segments: talk,
+        };
+        let channel = Leg {
+            power: at_channel,
+            noise: noise(),
+            segments: detected,
+        };
+        // The search measures the loss against the smeared source: its loud syllables.
+        let echo = Echo {
+            source: 0,
+            channel: 1,
+            delay: DELAY,
+            loss_db: LOSS_DB,
+            path_loss_db: LOSS_DB,
+        };
+        own_speech(&source, &channel, &echo, N, 30, 8)
+    }
+
+    #[test]
+    fn an_echo_alone_is_taken_out_and_a_voice_over_it_is_kept() {
+        let talk = vec![(50, 150), (250, 350)];
+        // Detection saw the echo as speech, and the voice inside the second stretch of it.
+        let detected = vec![(53, 153), (253, 353)];
+        assert_eq!(
+            own_of(&talk, &vec![(280, 330)], &detected),
+            vec![(280, 330)]
+        );
+        // Two bursts of the voice 100 ms apart are one phrase; the echo around them is not.
+        assert_eq!(
+            own_of(&talk, &vec![(280, 300), (310, 330)], &detected),
+            vec![(280, 330)]
+        );
+        // A voice where the source is silent keeps the whole of its segment.
+        assert_eq!(
+            own_of(&talk, &vec![(180, 220)], &vec![(53, 153), (178, 222)]),
+            vec![(178, 222)]
+        );
+        // No voice at all: nothing is left.
+        assert_eq!(own_of(&talk, &vec![], &detected), vec![]);
+    }
+}

@@ -456,36 +456,7 @@ pub fn over_music(segments: &Segments, music: &Music, power: &dyn Fn(usize) -> f
             }
         }
     }
-    super::segments::union(&[&without(segments, &music.spans), &keep])
-}
-
-/// `segments` with the `music` cut out (both sorted, disjoint).
-pub fn without(segments: &Segments, music: &Segments) -> Segments {
-    let mut out = Vec::with_capacity(segments.len());
-    let mut m = 0;
-    for &(s, e) in segments {
-        let mut s = s;
-        while m < music.len() && music[m].1 <= s {
-            m += 1;
-        }
-        let mut k = m;
-        while s < e {
-            match music.get(k) {
-                Some(&(ms, me)) if ms < e => {
-                    if ms > s {
-                        out.push((s, ms));
-                    }
-                    s = s.max(me);
-                    k += 1;
-                }
-                _ => {
-                    out.push((s, e));
-                    break;
-                }
-            }
-        }
-    }
-    out
+    super::segments::union(&[&super::segments::minus(segments, &music.spans), &keep])
 }
 
 /// Music spans that follow one another with no speech between them are one hold (a rest in the
@@ -581,17 +552,6 @@ mod tests {
             spans(&tones, hops, 1000, &|_| 0.01).spans.is_empty(),
             "{tones:?}"
         );
-    }
-
-    #[test]
-    fn cutting_music_out_of_segments() {
-        let segs = vec![(0, 10), (20, 40), (50, 60)];
-        assert_eq!(
-            without(&segs, &vec![(5, 25), (30, 35)]),
-            vec![(0, 5), (25, 30), (35, 40), (50, 60)]
-        );
-        assert_eq!(without(&segs, &vec![]), segs);
-        assert_eq!(without(&segs, &vec![(0, 100)]), vec![]);
     }
 
     #[test]

@@ -784,7 +784,8 @@ pub fn union(all: &[&Segments]) -> Segments {
     bridge(&merged, 0)
 }
 
-/// The parts of `a` outside `b` (both sorted, their spans apart).
+/// The parts of `a` outside `b` (both sorted, their spans apart): music or an echo cut out of
+/// speech.
 pub fn minus(a: &Segments, b: &Segments) -> Segments {
     let mut out = Vec::new();
     let mut k = 0;
@@ -845,6 +846,13 @@ mod tests {
             vec![(0, 2), (4, 8), (22, 25), (26, 30), (40, 45)]
         );
         assert_eq!(minus(&vec![(5, 6)], &vec![(0, 1), (7, 9)]), vec![(5, 6)]);
+        // Music cut out of speech.
+        let segs = vec![(0, 10), (20, 40), (50, 60)];
+        assert_eq!(
+            minus(&segs, &vec![(5, 25), (30, 35)]),
+            vec![(0, 5), (25, 30), (35, 40), (50, 60)]
+        );
+        assert_eq!(minus(&segs, &vec![(0, 100)]), vec![]);
     }
 
     fn check_bridge(input: &[(usize, usize)], gap: usize, expected: &[(usize, usize)]) {
