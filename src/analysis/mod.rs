@@ -250,10 +250,6 @@ fn judge(
     let halves: Vec<&[features::Half]> = features.iter().map(|f| &f.halves[..]).collect();
     // One leg's voice coming back in another: found, then taken out of that leg's talk (what
     // it explains is neither the leg's speech nor its noise).
-    let mut own: Vec<segments::Segments> = detected
-        .iter()
-        .map(|(seg, _)| seg.segments.clone())
-        .collect();
     let mut echoed: Vec<segments::Segments> = vec![Vec::new(); features.len()];
     let echoes: Vec<model::EchoReport> = if multi {
         let legs: Vec<echo::Leg<_>> = halves
@@ -272,7 +268,6 @@ fn judge(
             let (source, channel) = (&legs[e.source], &legs[e.channel]);
             let kept = echo::own_speech(source, channel, e, n, p.bridge, p.min_run);
             let taken = segments::minus(channel.segments, &kept);
-            own[e.channel] = segments::minus(&own[e.channel], &taken);
             echoed[e.channel] = segments::union(&[&echoed[e.channel], &taken]);
         }
         found
@@ -290,12 +285,16 @@ fn judge(
     let results: Vec<measure::ChannelResult> = features
         .iter()
         .zip(detected)
-        .zip(own.into_iter().zip(&echoed))
-        .map(|((f, (seg, holds)), (segments, echoed))| {
+        .zip(&echoed)
+        .map(|((f, (seg, holds)), echoed)| {
             // Made after segmenting, whose views are gone by then (on a 4-hour call each
             // series of halves is 6 MB).
             let powers: Vec<f32> = f.halves.iter().map(|h| h.power()).collect();
-            let seg = segments::Segmentation { segments, ..seg };
+            // The leg's own speech: what detection found, less another leg's echo.
+            let seg = segments::Segmentation {
+                segments: segments::minus(&seg.segments, echoed),
+                ..seg
+            };
             measure::channel(
                 f,
                 &powers,
