@@ -619,6 +619,10 @@ impl Ingestor<'_> {
     /// Attaches a sidecar that arrived after its recording was stored. Returns whether a stored
     /// recording took it.
     pub fn attach_sidecar(&self, sidecar: &RecordingPath, now_ms: i64) -> Result<bool, StoreError> {
+        crate::store::until_fresh(|| self.try_attach_sidecar(sidecar, now_ms))
+    }
+
+    fn try_attach_sidecar(&self, sidecar: &RecordingPath, now_ms: i64) -> Result<bool, StoreError> {
         for ext in &self.config.ingest.extensions {
             for ext in [ext.to_lowercase(), ext.to_uppercase()] {
                 let recording = sidecar.with_extension(&ext);
@@ -685,6 +689,12 @@ impl Ingestor<'_> {
 
     /// Marks the record of a file that is gone as `missing`. Returns whether it was stored.
     pub fn mark_missing(&self, path: &RecordingPath, now_ms: i64) -> Result<bool, StoreError> {
+        // A worker may carry the record to its file's new name meanwhile (moved a moment after
+        // close): the write is then refused as stale, and the record is judged again.
+        crate::store::until_fresh(|| self.try_mark_missing(path, now_ms))
+    }
+
+    fn try_mark_missing(&self, path: &RecordingPath, now_ms: i64) -> Result<bool, StoreError> {
         let Some(old) = self.store.by_path(path)? else {
             return Ok(false);
         };
@@ -698,11 +708,9 @@ impl Ingestor<'_> {
         // The purge may have finished between the first read and the intent check (its
         // tombstone and the intent's removal are one transaction): read the record again, after
         // the check, so a fresh tombstone is never overwritten as "missing".
-        let Some(old) = self
-            .store
-            .get(old.id)?
-            .filter(|r| !matches!(r.state, RecordState::Missing | RecordState::Purged))
-        else {
+        let Some(old) = self.store.get(old.id)?.filter(|r| {
+            r.path == *path && !matches!(r.state, RecordState::Missing | RecordState::Purged)
+        }) else {
             return Ok(false);
         };
         let mut record = old.clone();

@@ -397,30 +397,46 @@ impl Purger<'_> {
         if gone.sha256.is_empty() {
             return Ok(());
         }
-        for old in self.store.by_sha(&gone.sha256)? {
-            if old.id == purged
-                || old.state == RecordState::Purged
-                || old.has(RecordFlag::EscapedPurge)
-                || old.ingested_ms < intent.planned_ms
-            {
-                continue;
-            }
-            let mut record = old.clone();
-            record.flag(RecordFlag::EscapedPurge);
-            record.twin = Some(purged);
-            tracing::warn!(id = record.id.0, path = %record.path, purged = purged.0,
-                "the bytes of a recording whose purge found it gone are still stored here");
-            let event = Draft::new(
-                self.actor,
-                AuditAction::EscapedPurge,
-                serde_json::json!({"path": record.path, "sha256": record.sha256,
-                    "purged": purged.0, "purged_path": gone.path}),
-            )
-            .about(record.id.0);
-            self.store
-                .commit(&record, Some(&old), event, self.at(now_ms))?;
+        for found in self.store.by_sha(&gone.sha256)? {
+            crate::store::until_fresh(|| self.flag_one_escaped(found.id, &gone, intent, now_ms))?;
         }
         Ok(())
+    }
+
+    /// Flags the record `id` as holding the bytes of the purged recording `gone`, if it does.
+    fn flag_one_escaped(
+        &self,
+        id: RecordingId,
+        gone: &Record,
+        intent: &Intent,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let purged = intent.id;
+        let Some(old) = self.store.get(id)? else {
+            return Ok(());
+        };
+        if old.id == purged
+            || old.sha256 != gone.sha256
+            || old.state == RecordState::Purged
+            || old.has(RecordFlag::EscapedPurge)
+            || old.ingested_ms < intent.planned_ms
+        {
+            return Ok(());
+        }
+        let mut record = old.clone();
+        record.flag(RecordFlag::EscapedPurge);
+        record.twin = Some(purged);
+        tracing::warn!(id = record.id.0, path = %record.path, purged = purged.0,
+            "the bytes of a recording whose purge found it gone are still stored here");
+        let event = Draft::new(
+            self.actor,
+            AuditAction::EscapedPurge,
+            serde_json::json!({"path": record.path, "sha256": record.sha256,
+                "purged": purged.0, "purged_path": gone.path}),
+        )
+        .about(record.id.0);
+        self.store
+            .commit(&record, Some(&old), event, self.at(now_ms))
     }
 
     /// The configured root `path` lies under, and the path's components below it (byte-exact).

@@ -622,12 +622,18 @@ fn workers(
                 };
                 let path = candidate.path.clone();
                 let _span = tracing::info_span!("recording", file = %path).entered();
-                let previous = ingest::live_record(&store, &path).ok().flatten();
-                let work = ingestor.process(candidate, previous);
-                let mut summary = Summary::default();
-                let error = ingestor
-                    .store_one(work, ingest::now_ms(), &mut summary)
-                    .err();
+                // Another writer (a file marked missing, a consent set over the socket) may
+                // change the record while it is analysed: the write is then refused as stale,
+                // and the file is judged again against the record as it is now.
+                let (summary, error) = loop {
+                    let previous = ingest::live_record(&store, &path).ok().flatten();
+                    let work = ingestor.process(candidate.clone(), previous);
+                    let mut summary = Summary::default();
+                    match ingestor.store_one(work, ingest::now_ms(), &mut summary) {
+                        Err(StoreError::Stale) => continue,
+                        done => break (summary, done.err()),
+                    }
+                };
                 if done
                     .send(Done {
                         path,

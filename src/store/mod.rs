@@ -67,6 +67,10 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
     #[error("{0}")]
     Refused(String),
+    /// A write made against a record that another writer changed since it was read: nothing
+    /// was written. The writer reads the record again and decides afresh.
+    #[error("store: the record changed under this write (another writer came first); nothing was written")]
+    Stale,
     #[error(
         "the store at {path} is behind its anchor {anchor}: its audit chain ends at entry \
          {store_seq}, but entry {anchored_seq} was written before: an older copy of the store \
@@ -160,6 +164,9 @@ const TREES: [&str; 23] = [
 
 type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
 
+/// The abort of a write whose `previous` is no longer the record stored ([`StoreError::Stale`]).
+const STALE: &str = "stale: the record changed since it was read";
+
 /// The writes of one transaction. (It cannot read the trees themselves: sled holds every
 /// other reader and writer back while a transaction runs, and would wait for itself.)
 struct Tx<'a>(&'a [TransactionalTree]);
@@ -172,6 +179,15 @@ impl Tx<'_> {
         let keys = crate::calls::recording_keys(&summary);
         if let Some(old) = previous {
             let old_key = old.key();
+            // Compare and swap: a write replaces the record its writer read, or nothing (the
+            // daemon's workers, its event loop and the control socket write concurrently).
+            let stored = t[RECORDINGS].get(old_key)?;
+            let same = stored.as_deref().is_some_and(|v| {
+                *v == encode(old)[..] || decode(&old_key, v).is_ok_and(|r| r == *old)
+            });
+            if !same {
+                return Err(ConflictableTransactionError::Abort(STALE.to_string()));
+            }
             let old_summary = Summary::of(old);
             let old_keys = crate::calls::recording_keys(&old_summary);
             self.touch(old.started_ms)?;
@@ -363,6 +379,17 @@ impl StoreError {
             self,
             StoreError::Sled { .. } | StoreError::Damaged { .. } | StoreError::Anchor { .. }
         )
+    }
+}
+
+/// Runs `step` (read records, decide, write) until its write is not refused as
+/// [`StoreError::Stale`]: each run reads the records as another writer left them.
+pub fn until_fresh<T>(mut step: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    loop {
+        match step() {
+            Err(StoreError::Stale) => continue,
+            done => return done,
+        }
     }
 }
 
@@ -563,6 +590,7 @@ impl Store {
         match trees.as_slice().transaction(|t| f(&Tx(t))) {
             Ok(v) => Ok(v),
             Err(TransactionError::Storage(e)) => Err(sled_err(what)(e)),
+            Err(TransactionError::Abort(why)) if why == STALE => Err(StoreError::Stale),
             Err(TransactionError::Abort(why)) => Err(StoreError::Refused(why)),
         }
     }

@@ -147,6 +147,54 @@ fn records_round_trip_and_indexes_follow_updates() {
 }
 
 #[test]
+fn a_write_against_a_record_changed_since_it_was_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let draft = || Draft::new("t", AuditAction::Ingest, serde_json::Value::Null);
+    let a = record(1, "/r/staging/a.wav", 100);
+    store.commit(&a, None, draft(), 1).unwrap();
+    // A worker carries the record to the file's new name...
+    let mut moved = a.clone();
+    moved.path = p("/r/day/a.wav");
+    store.commit(&moved, Some(&a), draft(), 2).unwrap();
+    // ... while the event loop, which read it at its old name, marks it missing: refused.
+    let mut missing = a.clone();
+    missing.state = RecordState::Missing;
+    let entries = store.audit_entries().count();
+    assert!(matches!(
+        store.commit(&missing, Some(&a), draft(), 3),
+        Err(StoreError::Stale)
+    ));
+    assert_eq!(store.audit_entries().count(), entries, "nothing written");
+    assert_eq!(store.all().count(), 1);
+    assert_eq!(
+        store.by_path(&p("/r/day/a.wav")).unwrap(),
+        Some(moved.clone())
+    );
+    assert_eq!(store.by_path(&p("/r/staging/a.wav")).unwrap(), None);
+    // Read again, the same change is written.
+    let mut n = 0;
+    crate::store::until_fresh(|| {
+        n += 1;
+        let old = if n == 1 {
+            a.clone()
+        } else {
+            store.get(a.id)?.unwrap()
+        };
+        let mut r = old.clone();
+        r.state = RecordState::Missing;
+        store.commit(&r, Some(&old), draft(), 3)
+    })
+    .unwrap();
+    assert_eq!(n, 2);
+    let now = store.get(a.id).unwrap().unwrap();
+    assert_eq!(
+        (now.path, now.state),
+        (p("/r/day/a.wav"), RecordState::Missing)
+    );
+}
+
+#[test]
 fn a_store_from_a_newer_version_is_refused_plainly() {
     let dir = tempfile::tempdir().unwrap();
     {
