@@ -173,12 +173,18 @@ impl Levels {
     const BINS: usize = ((20.0 - FLOOR_DB) / Self::STEP) as usize + 1;
 
     fn of(powers: impl Iterator<Item = f32>) -> Levels {
-        let mut hist = vec![0f64; Self::BINS];
-        let mut n = 0;
+        // Four counts per bin, taken in turn and summed at the end: neighbouring halves mostly
+        // fall in one bin, and a single count would make each increment wait for the last.
+        let mut counts = vec![[0u32; 4]; Self::BINS];
+        let mut n = 0usize;
         for p in powers {
-            hist[Self::bin(p)] += 1.0;
+            counts[Self::bin(p)][n & 3] += 1;
             n += 1;
         }
+        let hist = counts
+            .iter()
+            .map(|c| c.iter().map(|&k| k as f64).sum())
+            .collect();
         Levels { hist, n }
     }
 
