@@ -388,6 +388,7 @@ def electronic_piece(seed):
 PIECES = [
     ("dev-piano", piano_piece, 101),
     ("dev-synthpop", synthpop_piece, 202),
+    ("dev-dance", electronic_piece, 707),
     ("test-strings", strings_piece, 303),
     ("test-jazz", jazz_piece, 404),
     ("test-guitar", guitar_piece, 505),
