@@ -625,15 +625,14 @@ fn workers(
                 // Another writer (a file marked missing, a consent set over the socket) may
                 // change the record while it is analysed: the write is then refused as stale,
                 // and the file is judged again against the record as it is now.
-                let (summary, error) = loop {
+                let mut summary = Summary::default();
+                let error = crate::store::until_fresh(|| {
                     let previous = ingest::live_record(&store, &path).ok().flatten();
                     let work = ingestor.process(candidate.clone(), previous);
-                    let mut summary = Summary::default();
-                    match ingestor.store_one(work, ingest::now_ms(), &mut summary) {
-                        Err(StoreError::Stale) => continue,
-                        done => break (summary, done.err()),
-                    }
-                };
+                    summary = Summary::default();
+                    ingestor.store_one(work, ingest::now_ms(), &mut summary)
+                })
+                .err();
                 if done
                     .send(Done {
                         path,

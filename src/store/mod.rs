@@ -383,15 +383,21 @@ impl StoreError {
 }
 
 /// Runs `step` (read records, decide, write) until its write is not refused as
-/// [`StoreError::Stale`]: each run reads the records as another writer left them.
+/// [`StoreError::Stale`]: each run reads the records as another writer left them. A record
+/// changed under every one of [`MAX_FRESH_TRIES`] runs ends in the error (logged by the
+/// caller), never in a loop without end.
 pub fn until_fresh<T>(mut step: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    loop {
+    for _ in 1..MAX_FRESH_TRIES {
         match step() {
             Err(StoreError::Stale) => continue,
             done => return done,
         }
     }
+    step()
 }
+
+/// Runs of a read-decide-write refused as stale before the error is given up to the caller.
+pub const MAX_FRESH_TRIES: usize = 16;
 
 /// Creates `dir` (and its parents) with mode 0700, or narrows an existing one to 0700.
 fn private_dir(dir: &Path) -> std::io::Result<()> {

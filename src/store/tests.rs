@@ -195,6 +195,28 @@ fn a_write_against_a_record_changed_since_it_was_read_is_refused() {
 }
 
 #[test]
+fn a_write_stale_every_time_gives_up_with_the_error() {
+    let mut runs = 0;
+    let done: Result<(), StoreError> = crate::store::until_fresh(|| {
+        runs += 1;
+        Err(StoreError::Stale)
+    });
+    assert!(matches!(done, Err(StoreError::Stale)));
+    assert_eq!(runs, crate::store::MAX_FRESH_TRIES);
+    // Any other outcome ends the runs at once.
+    let mut runs = 0;
+    let done: Result<u8, StoreError> = crate::store::until_fresh(|| {
+        runs += 1;
+        if runs < 3 {
+            Err(StoreError::Stale)
+        } else {
+            Ok(7)
+        }
+    });
+    assert_eq!((done.unwrap(), runs), (7, 3));
+}
+
+#[test]
 fn a_store_from_a_newer_version_is_refused_plainly() {
     let dir = tempfile::tempdir().unwrap();
     {
