@@ -12,7 +12,8 @@
 //! mains hum or a dial tone is one steady tone with no new notes, speech leaves most of each
 //! window without tones. Drums break tones, so a steady beat also makes music: the level's
 //! onsets repeating at one lag of 0.3-1 s (60-200 bpm) over 3 s, which speech's irregular
-//! syllables never do. These are the persistent spectral peaks and the pulse metric of
+//! syllables never do; found, the beat is followed period by period out to its first and last
+//! onsets (a drum intro, the drums back after a break), as a beat tracker follows one. These are the persistent spectral peaks and the pulse metric of
 //! Scheirer and Slaney ("Construction and evaluation of a robust multifeature speech/music
 //! discriminator", ICASSP 1997), the peaks measured as the tonal-track persistence of
 //! sinusoidal modelling (McAulay and Quatieri, 1986).
@@ -284,6 +285,7 @@ fn beats(power: &dyn Fn(usize) -> f32, halves: usize, hops: usize, wanted: &[boo
         last = Some(level);
     }
     let mut out = vec![false; hops];
+    let mut lags = vec![0usize; hops];
     let mut w = vec![0f32; BEAT_WINDOW_FRAMES];
     for h in (BEAT_EVERY_HOPS / 2..hops).step_by(BEAT_EVERY_HOPS) {
         if !wanted[h] {
@@ -302,22 +304,97 @@ fn beats(power: &dyn Fn(usize) -> f32, halves: usize, hops: usize, wanted: &[boo
         if energy <= 0.0 {
             continue;
         }
-        let strongest = (BEAT_LAGS.0..=BEAT_LAGS.1)
+        let (strongest, lag) = (BEAT_LAGS.0..=BEAT_LAGS.1)
             .map(|lag| {
-                w[..w.len() - lag]
+                let r: f32 = w[..w.len() - lag]
                     .iter()
                     .zip(&w[lag..])
                     .map(|(a, b)| a * b)
-                    .sum::<f32>()
+                    .sum();
+                (r, lag)
             })
-            .fold(f32::MIN, f32::max);
+            .fold((f32::MIN, 0), |best, r| if r.0 > best.0 { r } else { best });
         if strongest >= MIN_BEAT * energy {
             let lo = h.saturating_sub(BEAT_EVERY_HOPS / 2);
             let hi = (h + BEAT_EVERY_HOPS.div_ceil(2)).min(hops);
             out[lo..hi].iter_mut().for_each(|b| *b = true);
+            lags[h] = lag;
         }
     }
+    follow_beats(&onsets, &lags, &mut out);
     out
+}
+
+/// An onset on the beat's grid is at least this share of the rise the grid was anchored on (a
+/// drum hit's rise varies with its accent, not by half).
+const ON_GRID_SHARE: f32 = 0.5;
+
+/// Carries each stretch of beat out to its first and last onsets, as a beat tracker follows a
+/// beat (Dixon, "Automatic extraction of tempo and beat from expressive performances", 2001):
+/// from the strongest onset of the period at the stretch's edge, the next beat is predicted one
+/// period (the lag found) further, and taken where an onset within one frame of the prediction
+/// rises at least `ON_GRID_SHARE` as much; it stops at the first beat not there. The 3 s window
+/// places a beat's start and end only to within half of it: a drum intro, the drums coming back
+/// after a break, the last bar before the music stops. A voice's onsets fall on a grid only by
+/// chance, one beat in a few. `lags` holds the lag (frames) found at each hop measured with a
+/// beat, else 0.
+fn follow_beats(onsets: &[f32], lags: &[usize], out: &mut [bool]) {
+    let hops = out.len();
+    // The strongest onset in frames `[a, b)`, if any rises.
+    let strongest = |a: usize, b: usize| -> Option<usize> {
+        let (a, b) = (a.min(onsets.len()), b.min(onsets.len()));
+        (a..b)
+            .filter(|&t| onsets[t] > 0.0)
+            .max_by(|&x, &y| onsets[x].total_cmp(&onsets[y]))
+    };
+    // Follows the grid from onset `at`, a period at a time; the last onset on it.
+    let follow = |mut at: usize, lag: usize, forward: bool| -> usize {
+        let reference = onsets[at];
+        loop {
+            let next = if forward {
+                Some(at + lag)
+            } else {
+                at.checked_sub(lag)
+            };
+            match next.and_then(|p| strongest(p.saturating_sub(1), p + 2)) {
+                Some(m) if onsets[m] >= ON_GRID_SHARE * reference => at = m,
+                _ => return at,
+            }
+        }
+    };
+    // The stretches as measured, before any is carried out.
+    let mut stretches = Vec::new();
+    let mut h = 0;
+    while h < hops {
+        let lo = h;
+        while h < hops && out[h] {
+            h += 1;
+        }
+        if h > lo {
+            stretches.push((lo, h));
+        }
+        h += 1;
+    }
+    for (lo, hi) in stretches {
+        let measured = |h: &usize| lags[*h] > 0;
+        let (Some(first), Some(last)) = ((lo..hi).find(measured), (lo..hi).rev().find(measured))
+        else {
+            continue;
+        };
+        let (lag, end) = (lags[last], hi * HOP_FRAMES);
+        if let Some(at) = strongest(end.saturating_sub(lag), end) {
+            // The music lasts half a period past its last onset.
+            let to = (follow(at, lag, true) + lag / 2)
+                .div_ceil(HOP_FRAMES)
+                .min(hops);
+            out[hi.min(to)..to].iter_mut().for_each(|b| *b = true);
+        }
+        let (lag, start) = (lags[first], lo * HOP_FRAMES);
+        if let Some(at) = strongest(start, start + lag) {
+            let from = (follow(at, lag, false) / HOP_FRAMES).min(lo);
+            out[from..lo].iter_mut().for_each(|b| *b = true);
+        }
+    }
 }
 
 /// The music of one channel, in halves (`[start, end)`).
@@ -514,6 +591,47 @@ mod tests {
                     .sum::<f64>() as f32
             })
             .collect()
+    }
+
+    #[test]
+    fn a_beat_is_followed_out_to_its_first_and_last_onsets_and_no_further() {
+        // Drum hits every 24 frames (125 bpm) from frame 100 to frame 700, the beat measured
+        // only in hops 60-119; before the drums a voice's onsets (off the grid), after them
+        // silence.
+        let mut onsets = vec![0f32; 1000];
+        for t in (100..=700).step_by(24) {
+            onsets[t] = 10.0;
+        }
+        for t in [13, 29, 41, 58, 66, 81, 93] {
+            onsets[t] = 20.0;
+        }
+        let hops = 250;
+        let mut out = vec![false; hops];
+        let mut lags = vec![0usize; hops];
+        out[60..120].iter_mut().for_each(|b| *b = true);
+        for h in (63..120).step_by(BEAT_EVERY_HOPS) {
+            lags[h] = 24;
+        }
+        follow_beats(&onsets, &lags, &mut out);
+        let first = out.iter().position(|&b| b).unwrap();
+        let last = out.iter().rposition(|&b| b).unwrap();
+        // From the first hit's hop to half a period past the last one.
+        assert_eq!(first, 100 / HOP_FRAMES);
+        assert_eq!(last + 1, (700 + 12usize).div_ceil(HOP_FRAMES));
+        assert!(out[first..=last].iter().all(|&b| b));
+        // A hit a frame off its prediction (a period of 24.5 frames) is still on the grid.
+        let mut onsets = vec![0f32; 1000];
+        for k in 0..25 {
+            onsets[100 + (24.5 * k as f64) as usize] = 10.0;
+        }
+        let mut out = vec![false; hops];
+        out[60..120].iter_mut().for_each(|b| *b = true);
+        follow_beats(&onsets, &lags, &mut out);
+        assert_eq!(out.iter().position(|&b| b), Some(100 / HOP_FRAMES));
+        // No beat measured: nothing is followed.
+        let mut out = vec![false; hops];
+        follow_beats(&onsets, &vec![0; hops], &mut out);
+        assert!(out.iter().all(|&b| !b));
     }
 
     #[test]
