@@ -149,7 +149,12 @@ pub fn segment(
     let refined = Edges::new(&bands, &p, voicing_follows).apply(&coarse);
     Segmentation {
         noise: measured_noise(halves, music),
-        segments: super::music::over_music(&bridge(&refined, p.bridge), music, &|j| halves[j].ac()),
+        segments: super::music::over_music(
+            &bridge(&refined, p.bridge),
+            music,
+            &|j| halves[j].ac(),
+            p.min_run,
+        ),
     }
 }
 

@@ -401,3 +401,54 @@ fn speech_over_background_music_is_still_speech() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// The same calls over many more draws (12 per piece and voice: other levels, hold lengths and
+/// places where the piece loops), to show how often a hold's edges miss by more than 1 s.
+/// Known shortfall, asserted as a ceiling (4 of 72 dev calls, 1 of 96 test calls): music that
+/// comes back after a rest for less than the 3 s a stretch of music needs just before the hold
+/// ends (a piano's last bars after its fermata, a dance track's drums after its break) is taken
+/// for speech; so is a dance track's drum intro where the hold ends in it (no tones under it, so
+/// its beat is not measured); and once a hold was found starting 1.03 s early.
+#[test]
+fn hold_music_over_many_draws() {
+    for half in BOTH {
+        let voices = voices(half);
+        let (mut tp, mut fp, mut fneg) = (0, 0, 0);
+        let (mut cases, mut off) = (0, Vec::new());
+        for (m, (name, piece)) in pieces(half).iter().enumerate() {
+            for (v, utterances) in voices.iter().enumerate() {
+                for seed in 1000..1012u64 {
+                    let dbfs = -20.0 - (seed % 11) as f64;
+                    let music_s = 10.0 + ((seed * 7 + m as u64) % 31) as f64;
+                    let call = hold_call(utterances, piece, music_s, dbfs, seed + 13 * m as u64);
+                    let a = analyze(&call.samples, 1);
+                    let truth = frames(&call.speech, call.samples.len());
+                    let (t, f, n) = confusion(&truth, &found_speech(&a, call.samples.len()));
+                    (tp, fp, fneg) = (tp + t, fp + f, fneg + n);
+                    let (start, end) = (
+                        call.music.0 as f64 / RATE as f64,
+                        call.music.1 as f64 / RATE as f64,
+                    );
+                    let found = &a.metrics.hold.music;
+                    if !matches!(found[..], [[s, e]] if (s - start).abs() <= 1.0 && (e - end).abs() <= 1.0)
+                    {
+                        off.push(format!(
+                            "{name}, voice {v}, seed {seed}, {dbfs} dBFS, {music_s} s: hold {found:?} for {start:.2}-{end:.2}"
+                        ));
+                    }
+                    cases += 1;
+                }
+            }
+        }
+        let f1 = 2.0 * tp as f64 / (2 * tp + fp + fneg) as f64;
+        eprintln!(
+            "{half:?}: {cases} calls, speech F1 {f1:.4} (fp {fp}, fn {fneg}); holds off by more than 1 s: {off:#?}"
+        );
+        assert!(f1 >= 0.92, "{half:?}: speech F1 {f1:.3}");
+        let ceiling = match half {
+            Half::Dev => 4,
+            Half::Test => 1,
+        };
+        assert!(off.len() <= ceiling, "{half:?}: {off:#?}");
+    }
+}
