@@ -375,19 +375,7 @@ fn follow_beats(onsets: &[f32], lags: &[usize], out: &mut [bool]) {
         }
     };
     // The stretches as measured, before any is carried out.
-    let mut stretches = Vec::new();
-    let mut h = 0;
-    while h < hops {
-        let lo = h;
-        while h < hops && out[h] {
-            h += 1;
-        }
-        if h > lo {
-            stretches.push((lo, h));
-        }
-        h += 1;
-    }
-    for (lo, hi) in stretches {
+    for (lo, hi) in flag_runs(out) {
         let measured = |h: &usize| lags[*h] > 0;
         let (Some(first), Some(last)) = ((lo..hi).find(measured), (lo..hi).rev().find(measured))
         else {
@@ -492,20 +480,27 @@ pub fn spans(tones: &[Tone], hops: usize, halves: usize, power: &dyn Fn(usize) -
         .filter(|&(s, e)| e - s >= MIN_MUSIC_HOPS)
         .map(|(s, e)| (to_halves(s), to_halves(e)))
         .collect();
-    let mut beat_spans: Segments = Vec::new();
-    for (h, &b) in beat.iter().enumerate() {
-        if !b {
-            continue;
-        }
-        match beat_spans.last_mut() {
-            Some(last) if last.1 == to_halves(h) => last.1 = to_halves(h + 1),
-            _ => beat_spans.push((to_halves(h), to_halves(h + 1))),
-        }
-    }
     Music {
         spans,
-        beat: beat_spans,
+        beat: flag_runs(&beat)
+            .into_iter()
+            .map(|(s, e)| (to_halves(s), to_halves(e)))
+            .filter(|&(s, e)| e > s)
+            .collect(),
     }
+}
+
+/// The runs of `true` in `flags`, as `[start, end)`.
+fn flag_runs(flags: &[bool]) -> Segments {
+    let mut out: Segments = Vec::new();
+    for (i, &f) in flags.iter().enumerate() {
+        match out.last_mut() {
+            Some(last) if f && last.1 == i => last.1 = i + 1,
+            _ if f => out.push((i, i + 1)),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Speech stands this far (dB) above a music bed to be heard over it as speech, the way it must
