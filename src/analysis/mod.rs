@@ -226,10 +226,15 @@ fn judge(
     let detected: Vec<(segments::Segmentation, segments::Segments)> = features
         .iter()
         .map(|f| {
-            let music = music::spans(&f.tones, f.tone_hops, f.halves.len(), &|j| {
+            let mut music = music::spans(&f.tones, f.tone_hops, f.halves.len(), &|j| {
                 f.halves[j].power()
             });
-            let seg = segments::segment(&f.halves, &f.vad, timing.half_s, &cfg.vad, &music);
+            let mut seg = segments::segment(&f.halves, &f.vad, timing.half_s, &cfg.vad, &music);
+            // Short music that continues a hold is the hold's: segmented again with it.
+            if let Some(continued) = music.continued(&seg.segments) {
+                seg = segments::segment(&f.halves, &f.vad, timing.half_s, &cfg.vad, &continued);
+                music = continued;
+            }
             let holds = music::holds(
                 &music.spans,
                 &seg.segments,

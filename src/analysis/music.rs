@@ -30,6 +30,8 @@ use super::spectrum::PowerSpectrum;
 pub const HOP_FRAMES: usize = 4;
 /// Halves (10 ms) per hop.
 pub const HOP_HALVES: usize = 2 * HOP_FRAMES;
+/// A hop's length, seconds.
+const HOP_S: f64 = HOP_HALVES as f64 * 0.01;
 /// Length of each spectrum's window (64 ms: bins of 15.6 Hz, a semitone at 260 Hz).
 const WINDOW_S: f64 = 0.064;
 /// The spectra are taken of the signal brought down to about this rate by means of
@@ -66,6 +68,7 @@ const MIN_MUSIC_HOPS: usize = 38;
 
 /// Music spans at most this far apart (seconds) with no speech between them are one hold.
 pub const HOLD_GAP_S: f64 = 5.0;
+const HOLD_GAP_HALVES: usize = (HOLD_GAP_S * 100.0) as usize;
 
 /// A tone: a spectral peak held from hop `start` for `hops` hops at `bin`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -403,6 +406,9 @@ pub struct Music {
     pub spans: Segments,
     /// Where a steady beat was found (its onsets are the music's, not a voice's).
     pub beat: Segments,
+    /// Music too short to be hold music on its own (under [`MIN_MUSIC_HOPS`]), within
+    /// [`HOLD_GAP_S`] of a span: hold music only where it continues one ([`Music::continued`]).
+    pub short: Segments,
 }
 
 /// The stretches of music among `hops` hops with these tones, in halves (`[start, end)`, at
@@ -475,18 +481,53 @@ pub fn spans(tones: &[Tone], hops: usize, halves: usize, power: &dyn Fn(usize) -
             (h * HOP_HALVES).min(halves)
         }
     };
-    let spans = merged
+    let (long, short): (Segments, Segments) = merged
         .into_iter()
-        .filter(|&(s, e)| e - s >= MIN_MUSIC_HOPS)
-        .map(|(s, e)| (to_halves(s), to_halves(e)))
-        .collect();
+        .partition(|&(s, e)| e - s >= MIN_MUSIC_HOPS);
+    let gap = (HOLD_GAP_S / HOP_S).round() as usize;
+    let near = |&(s, e): &(usize, usize)| {
+        long.iter()
+            .any(|&(ls, le)| s.abs_diff(le) <= gap || ls.abs_diff(e) <= gap)
+    };
+    let halves_of = |runs: &[(usize, usize)]| -> Segments {
+        runs.iter()
+            .map(|&(s, e)| (to_halves(s), to_halves(e)))
+            .collect()
+    };
     Music {
-        spans,
+        short: halves_of(&short.iter().copied().filter(near).collect::<Vec<_>>()),
+        spans: halves_of(&long),
         beat: flag_runs(&beat)
             .into_iter()
             .map(|(s, e)| (to_halves(s), to_halves(e)))
             .filter(|&(s, e)| e > s)
             .collect(),
+    }
+}
+
+impl Music {
+    /// The music with its short stretches that continue a span, no speech between them (the
+    /// last bars of a hold after a rest; the jingle before it), as spans of their own; `None`
+    /// when there are none. [`MIN_MUSIC_HOPS`] keeps a short piece of music standing alone
+    /// (a ring tone, a jingle in an ad) from being a hold, not a hold's own last bars.
+    pub fn continued(&self, speech: &Segments) -> Option<Music> {
+        let talk_between = |a: usize, b: usize| speech.iter().any(|&(s, e)| s < b && e > a);
+        let joined: Segments = self
+            .short
+            .iter()
+            .copied()
+            .filter(|&(s, e)| {
+                self.spans.iter().any(|&(ms, me)| {
+                    (me <= s && s - me <= HOLD_GAP_HALVES && !talk_between(me, s))
+                        || (e <= ms && ms - e <= HOLD_GAP_HALVES && !talk_between(e, ms))
+                })
+            })
+            .collect();
+        (!joined.is_empty()).then(|| Music {
+            spans: super::segments::union(&[&self.spans, &joined]),
+            beat: self.beat.clone(),
+            short: Vec::new(),
+        })
     }
 }
 
@@ -660,7 +701,7 @@ mod tests {
         // on), one ending 20 halves before it, one from 390 to 420.
         let music = Music {
             spans: vec![(100, 400)],
-            beat: Vec::new(),
+            ..Music::default()
         };
         let power = |_: usize| 1e-4f32;
         let segments = vec![(50, 80), (97, 150), (390, 420)];
@@ -714,5 +755,32 @@ mod tests {
             holds(&music, &vec![(210, 240)], 400),
             vec![(100, 200), (250, 400), (900, 1000)]
         );
+    }
+
+    #[test]
+    fn short_music_is_hold_music_only_where_it_continues_a_hold() {
+        // A hold over halves 1000-3000, its last 2 s after a 1.4 s rest (3140-3340), and 2 s of
+        // music 1.6 s before it.
+        let music = Music {
+            spans: vec![(1000, 3000)],
+            short: vec![(640, 840), (3140, 3340)],
+            ..Music::default()
+        };
+        let with_both = music.continued(&vec![(100, 500)]).expect("continued");
+        assert_eq!(
+            with_both.spans,
+            vec![(640, 840), (1000, 3000), (3140, 3340)]
+        );
+        assert!(with_both.short.is_empty());
+        // Talk in the rest (the agent back on the line): the bars after it are not the hold's.
+        let after_talk = music
+            .continued(&vec![(3050, 3120)])
+            .expect("the one before");
+        assert_eq!(after_talk.spans, vec![(640, 840), (1000, 3000)]);
+        // Speech taken inside the short music itself does not part it from the hold.
+        let inside = music.continued(&vec![(3160, 3300)]).expect("continued");
+        assert_eq!(inside.spans.len(), 3);
+        // Talk on both sides: nothing continues the hold.
+        assert_eq!(music.continued(&vec![(850, 990), (3010, 3100)]), None);
     }
 }

@@ -404,11 +404,12 @@ fn speech_over_background_music_is_still_speech() {
 
 /// The same calls over many more draws (12 per piece and voice: other levels, hold lengths and
 /// places where the piece loops), to show how often a hold's edges miss by more than 1 s.
-/// Known shortfall, asserted as a ceiling (4 of 72 dev calls, 1 of 96 test calls): music that
-/// comes back after a rest for less than the 3 s a stretch of music needs just before the hold
-/// ends (a piano's last bars after its fermata, a dance track's drums after its break) is taken
-/// for speech; so is a dance track's drum intro where the hold ends in it (no tones under it, so
-/// its beat is not measured); and once a hold was found starting 1.03 s early.
+/// Known shortfall, asserted as a ceiling (2 of 72 dev calls, 1 of 96 test calls): a dance
+/// track's drums back after its break with no tones under them, just before the hold ends, are
+/// taken for speech; so is its drum intro where the hold ends in it (no tones, so the beat is
+/// not measured); and once a hold was found starting 1.03 s early. (A piano's last bars after
+/// its fermata, under the 3 s a stretch of music needs, were taken for speech in 2 more dev
+/// calls until short music that continues a hold became the hold's, `Music::continued`.)
 #[test]
 fn hold_music_over_many_draws() {
     for half in BOTH {
@@ -446,7 +447,7 @@ fn hold_music_over_many_draws() {
         );
         assert!(f1 >= 0.92, "{half:?}: speech F1 {f1:.3}");
         let ceiling = match half {
-            Half::Dev => 4,
+            Half::Dev => 2,
             Half::Test => 1,
         };
         assert!(off.len() <= ceiling, "{half:?}: {off:#?}");
