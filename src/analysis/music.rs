@@ -271,22 +271,15 @@ const BEAT_LAGS: (usize, usize) = (15, 50);
 /// seconds): its strength stays near 0.2, drum-driven music's near 0.7.
 const MIN_BEAT: f32 = 0.5;
 /// The beat is measured every this many hops (about 0.5 s), where tones cover at least
-/// `BEAT_MIN_COVER` of the window (music with a beat still carries a bass line or chords).
+/// `BEAT_MIN_COVER` of the window (music with a beat still carries a bass line or chords), and
+/// within a hold's gap of music found (a drum intro carries none).
 const BEAT_EVERY_HOPS: usize = 6;
 const BEAT_MIN_COVER: f64 = 0.2;
 
 /// Whether each hop lies in a steady beat (Scheirer and Slaney's pulse metric, after Scheirer's
 /// tempo analysis, 1998): the rises of the level from one 20 ms frame to the next (onsets) are
 /// autocorrelated over a 3 s window, and a beat is a lag in tempo range where they repeat.
-fn beats(power: &dyn Fn(usize) -> f32, halves: usize, hops: usize, wanted: &[bool]) -> Vec<bool> {
-    let frames = halves / 2;
-    let mut onsets = Vec::with_capacity(frames);
-    let mut last = None;
-    for t in 0..frames {
-        let level = fast_level_db(0.5 * (power(2 * t) + power(2 * t + 1))) as f32;
-        onsets.push(last.map_or(0.0, |l: f32| (level - l).max(0.0)));
-        last = Some(level);
-    }
+fn beats(onsets: &[f32], hops: usize, wanted: &[bool]) -> Vec<bool> {
     let mut out = vec![false; hops];
     let mut lags = vec![0usize; hops];
     let mut w = vec![0f32; BEAT_WINDOW_FRAMES];
@@ -317,8 +310,21 @@ fn beats(power: &dyn Fn(usize) -> f32, halves: usize, hops: usize, wanted: &[boo
             lags[h] = lag;
         }
     }
-    follow_beats(&onsets, &lags, &mut out);
+    follow_beats(onsets, &lags, &mut out);
     out
+}
+
+/// The onsets: the rise of the level (dB) from each 20 ms frame to the next, none for a fall.
+fn level_onsets(power: &dyn Fn(usize) -> f32, halves: usize) -> Vec<f32> {
+    let frames = halves / 2;
+    let mut onsets = Vec::with_capacity(frames);
+    let mut last = None;
+    for t in 0..frames {
+        let level = fast_level_db(0.5 * (power(2 * t) + power(2 * t + 1))) as f32;
+        onsets.push(last.map_or(0.0, |l: f32| (level - l).max(0.0)));
+        last = Some(level);
+    }
+    onsets
 }
 
 /// The dot product of `a` and `b` (of one length), in eight running sums so that it vectorises.
@@ -442,8 +448,19 @@ pub fn spans(tones: &[Tone], hops: usize, halves: usize, power: &dyn Fn(usize) -
     };
     let (cover, onsets) = (count(&covered), count(&onset));
     let share = |h: usize| cover[h] as f64 / width(h);
-    let wanted: Vec<bool> = (0..hops).map(|h| share(h) >= BEAT_MIN_COVER).collect();
-    let beat = beats(power, halves, hops, &wanted);
+    let level_onsets = level_onsets(power, halves);
+    let tonal: Vec<bool> = (0..hops).map(|h| share(h) >= BEAT_MIN_COVER).collect();
+    let mut beat = beats(&level_onsets, hops, &tonal);
+    // A drum intro, or the drums back after a break, carry no tones: near music found (a beat,
+    // or tones over most of the window), the beat is looked for whatever the tones.
+    let found: Vec<bool> = (0..hops)
+        .map(|h| beat[h] || share(h) >= MIN_COVER)
+        .collect();
+    let near = within(&found, (HOLD_GAP_S / HOP_S).round() as usize);
+    if near.iter().zip(&tonal).any(|(&n, &t)| n && !t) {
+        let wanted: Vec<bool> = near.iter().zip(&tonal).map(|(&n, &t)| n || t).collect();
+        beat = beats(&level_onsets, hops, &wanted);
+    }
     let mut runs: Vec<(usize, usize)> = Vec::new();
     let mut start = None;
     let mut confirmed = false;
@@ -529,6 +546,26 @@ impl Music {
             short: Vec::new(),
         })
     }
+}
+
+/// Whether each of `flags` lies at most `reach` from one that is `true`.
+fn within(flags: &[bool], reach: usize) -> Vec<bool> {
+    let mut out = vec![false; flags.len()];
+    let mut last = None;
+    for (i, &f) in flags.iter().enumerate() {
+        if f {
+            last = Some(i);
+        }
+        out[i] = last.is_some_and(|l| i - l <= reach);
+    }
+    last = None;
+    for (i, &f) in flags.iter().enumerate().rev() {
+        if f {
+            last = Some(i);
+        }
+        out[i] |= last.is_some_and(|l| l - i <= reach);
+    }
+    out
 }
 
 /// The runs of `true` in `flags`, as `[start, end)`.
@@ -755,6 +792,19 @@ mod tests {
             holds(&music, &vec![(210, 240)], 400),
             vec![(100, 200), (250, 400), (900, 1000)]
         );
+    }
+
+    #[test]
+    fn within_reaches_both_ways() {
+        let flags = [false, false, false, true, false, false, false, false, true];
+        let got: Vec<usize> = within(&flags, 2)
+            .iter()
+            .enumerate()
+            .filter(|(_, &w)| w)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(got, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(within(&[false; 3], 5), vec![false; 3]);
     }
 
     #[test]

@@ -404,12 +404,13 @@ fn speech_over_background_music_is_still_speech() {
 
 /// The same calls over many more draws (12 per piece and voice: other levels, hold lengths and
 /// places where the piece loops), to show how often a hold's edges miss by more than 1 s.
-/// Known shortfall, asserted as a ceiling (2 of 72 dev calls, 1 of 96 test calls): a dance
-/// track's drums back after its break with no tones under them, just before the hold ends, are
-/// taken for speech; so is its drum intro where the hold ends in it (no tones, so the beat is
-/// not measured); and once a hold was found starting 1.03 s early. (A piano's last bars after
-/// its fermata, under the 3 s a stretch of music needs, were taken for speech in 2 more dev
-/// calls until short music that continues a hold became the hold's, `Music::continued`.)
+/// Known shortfall, asserted as a ceiling (1 of 72 dev calls, 1 of 96 test calls): a dance
+/// track's drums back after its break, with no tones under them, for 1.5 s before the hold
+/// ends, are taken for speech (test); once a hold was found starting 1.03 s early (dev). Fixed
+/// on the way, each on dev: a piano's last bars after its fermata, under the 3 s a stretch of
+/// music needs (2 calls; short music that continues a hold is the hold's, `Music::continued`),
+/// and a dance track's drum intro where the hold ends in it (1 call; near music found, the beat
+/// is looked for whatever the tones).
 #[test]
 fn hold_music_over_many_draws() {
     for half in BOTH {
@@ -447,7 +448,7 @@ fn hold_music_over_many_draws() {
         );
         assert!(f1 >= 0.92, "{half:?}: speech F1 {f1:.3}");
         let ceiling = match half {
-            Half::Dev => 2,
+            Half::Dev => 1,
             Half::Test => 1,
         };
         assert!(off.len() <= ceiling, "{half:?}: {off:#?}");
