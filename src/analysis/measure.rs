@@ -529,6 +529,7 @@ pub fn channel(
         floor_dbfs: (!unmeasured).then_some(noise_db),
         snr_db: b.snr_db.map(round2),
         phone_snr_db: b.snr_db.zip(band_db).map(|(s, d)| round2(s + d)),
+        speech_snr_db: speech_snr_db(f).map(round2),
         hum_hz: hum.map(|h| h.hz),
         hum_snr_db: hum_snr_db(b.active_power, hum),
     };
@@ -566,6 +567,37 @@ pub fn channel(
 
 /// The whole recording's measurements from its channels: speech is "anyone speaks", levels and
 /// noise are over the power sum of the channels (what a listener to both legs hears).
+/// Speech frames louder than this under the loud end of the speech (its 95th percentile) show
+/// their floor: in softer ones, the voice's own valleys fall under the noise of any call.
+const SPEECH_FLOOR_RANGE_DB: f64 = 15.0;
+/// The least number of speech spectra the SNR inside speech is measured on (about 1 s of
+/// speech, at 12.5 spectra a second).
+const SPEECH_FLOOR_MIN: u32 = 12;
+
+/// A clean voice's own floor, read as `features::SpeechFloor` reads noise: its valleys stand
+/// this far (dB) under its power (the `scripts/score-v2` dev half's clean prompts read 35.7 to
+/// 41 dB, median 37.3).
+const VOICE_VALLEYS_DB: f64 = 37.0;
+
+/// The SNR inside speech (`features::SpeechFloor`): the mean, over the loud speech frames, of
+/// each one's power over its spectral floor, less the voice's own valleys' share of that floor
+/// (powers add); `None` with too little speech, or no floor beyond the voice's own.
+fn speech_snr_db(f: &ChannelFeatures) -> Option<f64> {
+    let top = f.spectra[1].quantile_db(0.95, 1);
+    if !top.is_finite() {
+        return None;
+    }
+    let from = LevelSpectra::bucket(top - SPEECH_FLOOR_RANGE_DB);
+    let (sum, n) = f.speech_floor[from..]
+        .iter()
+        .fold((0.0, 0), |(s, n), &(x, k)| (s + x, n + k));
+    if n < SPEECH_FLOOR_MIN {
+        return None;
+    }
+    let floor = 10f64.powf(-sum / n as f64 / 10.0) - 10f64.powf(-VOICE_VALLEYS_DB / 10.0);
+    (floor > 0.0).then(|| -10.0 * floor.log10())
+}
+
 pub fn mix(
     features: &[ChannelFeatures],
     channels: &[ChannelResult],
@@ -631,6 +663,11 @@ pub fn mix(
         floor_dbfs: (b.noise_measured || holds.is_empty()).then_some(noise_db),
         snr_db: b.snr_db.map(round2),
         phone_snr_db: b.snr_db.zip(band_db).map(|(s, d)| round2(s + d)),
+        // The mix is as noisy inside speech as its noisiest leg.
+        speech_snr_db: channels
+            .iter()
+            .filter_map(|c| c.metrics.noise.speech_snr_db)
+            .min_by(f64::total_cmp),
         hum_hz: hum.map(|h| h.hz),
         hum_snr_db: hum_snr_db(b.active_power, hum),
     };

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const SCHEMA: &str = "callwarden.analysis.v1.4";
+pub const SCHEMA: &str = "callwarden.analysis.v1.5";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -168,6 +168,10 @@ pub struct Noise {
     /// The SNR in the telephone band (300-3400 Hz) a listener hears through a handset.
     #[serde(default)]
     pub phone_snr_db: Option<f64>,
+    /// The SNR inside speech (v1.5): the loud speech frames' power over their spectral floor,
+    /// which noise that lives only inside speech fills (see `docs/analysis-report.md`).
+    #[serde(default)]
+    pub speech_snr_db: Option<f64>,
     pub hum_hz: Option<u32>,
     /// The active speech level over the hum's, in dB.
     #[serde(default)]

@@ -1,6 +1,6 @@
 //! The quality score, its MOS and grade, and the flags: a pure judgement of measurements.
 //!
-//! Formula `score.v2`, explained term by term in `docs/scoring.md`: the score starts at 100 and
+//! Formula `score.v2.1`, explained term by term in `docs/scoring.md`: the score starts at 100 and
 //! each impairment takes points off, every term continuous and saturating, in the manner of the
 //! ITU-T G.107 E-model (whose rating R it mirrors, so its R-to-MOS mapping applies). Thresholds
 //! come from the configuration; nothing here reads a clock or a file.
@@ -9,7 +9,7 @@ use crate::config::{Config, Thresholds};
 
 use super::model::{DecodeReport, Flag, Grade, Metrics, Penalty, Quality, Severity};
 
-pub const FORMULA: &str = "score.v2";
+pub const FORMULA: &str = "score.v2.1";
 
 /// SNR at or above which noise costs nothing, and at which the noise term saturates.
 const SNR_CLEAN_DB: f64 = 35.0;
@@ -154,8 +154,14 @@ pub fn assess(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Quality {
 /// clipping, dropouts, bandwidth, hum.
 fn leg_terms(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<(&'static str, f64)> {
     let mut out = Vec::new();
-    // The noise a listener hears: in the telephone band where it was measured (v2).
-    if let Some(snr) = m.noise.phone_snr_db.or(m.noise.snr_db) {
+    // The noise a listener hears: in the telephone band where it was measured (v2), or inside
+    // the speech where it is louder there than in the pauses (v2.1).
+    let heard = m.noise.phone_snr_db.or(m.noise.snr_db);
+    if let Some(snr) = [heard, m.noise.speech_snr_db]
+        .into_iter()
+        .flatten()
+        .min_by(f64::total_cmp)
+    {
         let x = ((SNR_CLEAN_DB - snr) / (SNR_CLEAN_DB - SNR_WORST_DB)).clamp(0.0, 1.0);
         out.push(("noise", NOISE_MAX * x));
     }

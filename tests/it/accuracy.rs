@@ -688,3 +688,53 @@ fn the_snr_a_listener_hears_is_the_telephone_band_s_and_hum_is_graded() {
     }
     assert!(loud.2 > soft.2, "{soft:?} {loud:?}");
 }
+
+/// Noise that lives only inside speech (issue 22: "codec-damaged calls score too high"): a
+/// coarse quantiser leaves the pauses digitally silent, so the SNR from the pauses reads 90 dB,
+/// but fills the voice's spectral valleys. `noise.speech_snr_db` reads the quantiser's noise
+/// under the active speech level from 1 dB under to 6 dB over it (it is measured on the loud
+/// frames, which stand over the active level: white noise at 10-20 dB SNR reads 3-5 dB high
+/// too), and the noise term (score.v2.1) charges it; the clean call shows no noise inside its
+/// speech worth a point.
+#[test]
+fn noise_inside_speech_is_heard() {
+    let call = standard_call();
+    let clean = analyze(&call.samples, 1);
+    let active = 10f64.powf(clean.metrics.level.active_speech_dbfs.unwrap() / 10.0);
+    let noise_points = |a: &callwarden::analysis::Analysis| {
+        a.quality
+            .penalties
+            .iter()
+            .filter(|p| p.term == "noise")
+            .map(|p| p.points)
+            .sum::<f64>()
+    };
+    assert!(
+        clean.metrics.noise.speech_snr_db.is_none_or(|x| x >= 34.0),
+        "{:?}",
+        clean.metrics.noise
+    );
+    assert!(noise_points(&clean) < 1.0, "{:?}", clean.quality);
+    for truth in [20.0, 25.0] {
+        // A uniform quantiser's noise is step^2 / 12 wherever the signal moves.
+        let step = (12.0 * active * 10f64.powf(-truth / 10.0)).sqrt() as f32;
+        let coarse: Vec<f32> = call
+            .samples
+            .iter()
+            .map(|&x| (x / step).round() * step)
+            .collect();
+        let a = analyze(&coarse, 1);
+        let got = a.metrics.noise.speech_snr_db.expect("noise inside speech");
+        println!(
+            "quantised to {truth} dB: speech_snr_db {got:.1}, score {}",
+            a.quality.score
+        );
+        assert!(
+            got >= truth - 1.0 && got <= truth + 6.0,
+            "{truth}: {:?}",
+            a.metrics.noise
+        );
+        assert!(noise_points(&a) >= 10.0, "{truth}: {:?}", a.quality);
+        assert!(a.quality.score < clean.quality.score, "{truth}");
+    }
+}

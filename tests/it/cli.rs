@@ -76,7 +76,7 @@ fn json_lines_in_input_order_and_exit_2_when_any_file_fails() {
         .collect();
     assert_eq!(lines.len(), 3);
     for (line, file) in lines.iter().zip(files) {
-        assert_eq!(line["schema"], "callwarden.analysis.v1.4");
+        assert_eq!(line["schema"], "callwarden.analysis.v1.5");
         assert_eq!(line["file"], file);
     }
     assert_eq!(lines[1]["error"]["code"], "unsupported_format");
