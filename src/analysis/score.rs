@@ -31,10 +31,12 @@ const LOSS_MAX: f64 = 60.0;
 const BANDWIDTH_FLOOR_HZ: f64 = 500.0;
 /// v2: 1.3 times v1's 25, fitted to PESQ-NB.
 const BANDWIDTH_MAX: f64 = 33.0;
-/// Hum (v2, fitted to PESQ-NB): points per dB the speech stands less than `HUM_CLEAN_DB` over
-/// the hum, at most `HUM_MAX`; a report without that level pays v1's fixed 5.
-const HUM_PER_DB: f64 = 2.8;
-const HUM_CLEAN_DB: f64 = 23.0;
+/// Hum (fitted to PESQ-NB by `scripts/score-v2`, on top of what the noise term already charges
+/// for the hum's power in the telephone band): points per dB the speech stands less than
+/// `HUM_CLEAN_DB` over the hum, at most `HUM_MAX`; a report without that level pays v1's fixed
+/// 5. (v2's 2.8 per dB under 23 dB charged a hum twice: hum calls scored 40 for a PESQ of 3.)
+const HUM_PER_DB: f64 = 0.11;
+const HUM_CLEAN_DB: f64 = 60.0;
 const HUM_MAX: f64 = 50.0;
 const HUM_POINTS_V1: f64 = 5.0;
 const DEAD_AIR_EACH: f64 = 2.0;
