@@ -376,13 +376,16 @@ impl ChannelFeatures {
 /// bit quantisation 20-28 dB, and clean speech reads 35-41 dB (its own valleys; measured on the
 /// `scripts/score-v2` dev calls).
 struct SpeechFloor {
-    /// The telephone band's bins (300-3400 Hz), and room to sort them.
+    /// The telephone band's bins (300-3400 Hz), and room to order them.
     band: std::ops::Range<usize>,
-    scratch: Vec<f32>,
+    scratch: Vec<u32>,
 }
 
 /// The floor's percentile of a frame's band bins.
 const FLOOR_SHARE: f64 = 0.1;
+/// One speech spectrum in this many is read for its floor (about 6 a second of speech: the
+/// floor is an average, and reading each would cost 10 % of the analysis).
+const FLOOR_EVERY: u64 = 2;
 
 impl SpeechFloor {
     fn new(bin_hz: f64, bins: usize) -> SpeechFloor {
@@ -401,12 +404,13 @@ impl SpeechFloor {
         if band.len() < 10 {
             return None;
         }
+        // Powers are never negative, so their bits order as they do.
         self.scratch.clear();
-        self.scratch.extend_from_slice(band);
+        self.scratch.extend(band.iter().map(|p| p.to_bits()));
         let k = (band.len() as f64 * FLOOR_SHARE) as usize;
-        let (_, &mut floor, _) = self.scratch.select_nth_unstable_by(k, f32::total_cmp);
-        let total: f64 = band.iter().map(|&p| p as f64).sum();
-        (floor > 0.0).then(|| 10.0 * (total / (floor as f64 * band.len() as f64)).log10())
+        let floor = f32::from_bits(*self.scratch.select_nth_unstable(k).1);
+        let total: f32 = band.iter().sum();
+        (floor > 0.0).then(|| 10.0 * (total as f64 / (floor as f64 * band.len() as f64)).log10())
     }
 }
 
@@ -450,6 +454,7 @@ pub struct ChannelTracker {
     hum_spectrum: PowerSpectrum,
     tone_tracker: ToneTracker,
     speech_floor: SpeechFloor,
+    speech_spectra: u64,
     dtmf: Box<Dtmf>,
     beep: Option<Beep>,
     /// The fingerprint of the channel's start, where announcements are looked for.
@@ -559,6 +564,7 @@ impl ChannelTracker {
             hum_spectrum,
             tone_tracker: ToneTracker::new(rate, frame_len),
             speech_floor,
+            speech_spectra: 0,
             dtmf: Box::new(Dtmf::new(rate, half_len)),
             beep: beep_hz.map(|hz| Beep::new(hz, rate, half_len)),
             fingerprint: None,
@@ -724,7 +730,8 @@ impl ChannelTracker {
         if self.frames_seen.is_multiple_of(SPECTRUM_EVERY) {
             self.spectrum.compute(frame);
             self.f.spectra[speech as usize].add(level, &self.spectrum.power);
-            if speech {
+            self.speech_spectra += speech as u64;
+            if speech && self.speech_spectra.is_multiple_of(FLOOR_EVERY) {
                 if let Some(db) = self.speech_floor.over_floor_db(&self.spectrum.power) {
                     let b = &mut self.f.speech_floor[LevelSpectra::bucket(level)];
                     *b = (b.0 + db, b.1 + 1);

@@ -570,9 +570,9 @@ pub fn channel(
 /// Speech frames louder than this under the loud end of the speech (its 95th percentile) show
 /// their floor: in softer ones, the voice's own valleys fall under the noise of any call.
 const SPEECH_FLOOR_RANGE_DB: f64 = 15.0;
-/// The least number of speech spectra the SNR inside speech is measured on (about 1 s of
-/// speech, at 12.5 spectra a second).
-const SPEECH_FLOOR_MIN: u32 = 12;
+/// The least number of speech spectra the SNR inside speech is measured on (about 1.5 s of
+/// loud speech, at about 6 a second).
+const SPEECH_FLOOR_MIN: u32 = 8;
 
 /// A clean voice's own floor, read as `features::SpeechFloor` reads noise: its valleys stand
 /// this far (dB) under its power (the `scripts/score-v2` dev half's clean prompts read 35.7 to
