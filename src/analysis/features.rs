@@ -372,8 +372,8 @@ impl ChannelFeatures {
 /// from the pauses. It is seen in the speech's own spectrum: a voice's spectrum has deep valleys
 /// (between its harmonics, above its formants), and noise fills them. So a speech frame's power
 /// over its spectral floor (the 10th percentile of its telephone-band bins, as if flat over the
-/// band) bounds its SNR from above: white noise at 10-30 dB SNR reads 1-3 dB over the truth, 4-6
-/// bit quantisation 20-28 dB, and clean speech reads 35-41 dB (its own valleys; measured on the
+/// band) bounds its SNR from above: white noise at 10-30 dB SNR reads up to 5 dB over the truth,
+/// 4-6 bit quantisation 20-28 dB, and clean speech reads 35-41 dB (its own valleys; measured on the
 /// `scripts/score-v2` dev calls).
 struct SpeechFloor {
     /// The telephone band's bins (300-3400 Hz), and room to order them.

@@ -565,8 +565,6 @@ pub fn channel(
     }
 }
 
-/// The whole recording's measurements from its channels: speech is "anyone speaks", levels and
-/// noise are over the power sum of the channels (what a listener to both legs hears).
 /// Speech frames louder than this under the loud end of the speech (its 95th percentile) show
 /// their floor: in softer ones, the voice's own valleys fall under the noise of any call.
 const SPEECH_FLOOR_RANGE_DB: f64 = 15.0;
@@ -598,6 +596,8 @@ fn speech_snr_db(f: &ChannelFeatures) -> Option<f64> {
     (floor > 0.0).then(|| -10.0 * floor.log10())
 }
 
+/// The whole recording's measurements from its channels: speech is "anyone speaks", levels and
+/// noise are over the power sum of the channels (what a listener to both legs hears).
 pub fn mix(
     features: &[ChannelFeatures],
     channels: &[ChannelResult],

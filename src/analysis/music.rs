@@ -68,6 +68,7 @@ const MIN_MUSIC_HOPS: usize = 38;
 
 /// Music spans at most this far apart (seconds) with no speech between them are one hold.
 pub const HOLD_GAP_S: f64 = 5.0;
+/// The same, in halves (10 ms).
 const HOLD_GAP_HALVES: usize = (HOLD_GAP_S * 100.0) as usize;
 
 /// A tone: a spectral peak held from hop `start` for `hops` hops at `bin`.
