@@ -457,7 +457,8 @@ pub fn spans(tones: &[Tone], hops: usize, halves: usize, power: &dyn Fn(usize) -
     let found: Vec<bool> = (0..hops)
         .map(|h| beat[h] || share(h) >= MIN_COVER)
         .collect();
-    let near = within(&found, (HOLD_GAP_S / HOP_S).round() as usize);
+    let gap = (HOLD_GAP_S / HOP_S).round() as usize;
+    let near = within(&found, gap);
     if near.iter().zip(&tonal).any(|(&n, &t)| n && !t) {
         let wanted: Vec<bool> = near.iter().zip(&tonal).map(|(&n, &t)| n || t).collect();
         beat = beats(&level_onsets, hops, &wanted);
@@ -502,7 +503,6 @@ pub fn spans(tones: &[Tone], hops: usize, halves: usize, power: &dyn Fn(usize) -
     let (long, short): (Segments, Segments) = merged
         .into_iter()
         .partition(|&(s, e)| e - s >= MIN_MUSIC_HOPS);
-    let gap = (HOLD_GAP_S / HOP_S).round() as usize;
     let near = |&(s, e): &(usize, usize)| {
         long.iter()
             .any(|&(ls, le)| s.abs_diff(le) <= gap || ls.abs_diff(e) <= gap)
@@ -529,15 +529,14 @@ impl Music {
     /// when there are none. [`MIN_MUSIC_HOPS`] keeps a short piece of music standing alone
     /// (a ring tone, a jingle in an ad) from being a hold, not a hold's own last bars.
     pub fn continued(&self, speech: &Segments) -> Option<Music> {
-        let talk_between = |a: usize, b: usize| speech.iter().any(|&(s, e)| s < b && e > a);
         let joined: Segments = self
             .short
             .iter()
             .copied()
             .filter(|&(s, e)| {
                 self.spans.iter().any(|&(ms, me)| {
-                    (me <= s && s - me <= HOLD_GAP_HALVES && !talk_between(me, s))
-                        || (e <= ms && ms - e <= HOLD_GAP_HALVES && !talk_between(e, ms))
+                    (me <= s && s - me <= HOLD_GAP_HALVES && !talk_between(speech, me, s))
+                        || (e <= ms && ms - e <= HOLD_GAP_HALVES && !talk_between(speech, e, ms))
                 })
             })
             .collect();
@@ -634,14 +633,18 @@ pub fn over_music(
     out
 }
 
+/// Whether any of `speech` lies between halves `a` and `b`.
+fn talk_between(speech: &Segments, a: usize, b: usize) -> bool {
+    speech.iter().any(|&(s, e)| s < b && e > a)
+}
+
 /// Music spans that follow one another with no speech between them are one hold (a rest in the
 /// music, the loop of a music-on-hold class starting over).
 pub fn holds(music: &Segments, speech: &Segments, max_gap: usize) -> Segments {
     let mut out: Segments = Vec::with_capacity(music.len());
     for &(s, e) in music {
         if let Some(last) = out.last_mut() {
-            let talk_between = speech.iter().any(|&(a, b)| a < s && b > last.1);
-            if s - last.1 <= max_gap && !talk_between {
+            if s - last.1 <= max_gap && !talk_between(speech, last.1, s) {
                 last.1 = e;
                 continue;
             }
