@@ -764,6 +764,10 @@ pub struct AnalysisConfig {
     /// Recordings are analysed up to this long (the rest is hashed, not analysed): what the
     /// analysis holds grows with the duration.
     pub max_duration_s: f64,
+    /// The codec every call crossed before it was recorded (a G.729 trunk): the score takes its
+    /// ITU-T G.113 impairment off (`analysis::carried`). A sidecar's `codec` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<crate::analysis::carried::Codec>,
     pub vad: VadConfig,
 }
 
@@ -777,6 +781,7 @@ impl Default for AnalysisConfig {
             leg_lost_min_s: 10.0,
             min_duration_s: 2.0,
             max_duration_s: 43_200.0,
+            codec: None,
             vad: VadConfig::default(),
         }
     }

@@ -287,18 +287,24 @@ impl Ingestor<'_> {
             }
             _ => {
                 let name = candidate.path.to_string();
-                // The sidecar may say which side is on which channel.
+                // The sidecar may say which side is on which channel, and which codec the
+                // call crossed.
                 let sidecar = read_sidecar(
                     candidate.path.as_path(),
                     self.config.ingest.max_sidecar_bytes,
                 );
-                let with_roles;
+                let with_sidecar;
                 let config = match &sidecar {
-                    Some(Ok(m)) if !m.channels.is_empty() => {
+                    Some(Ok(m)) if !m.channels.is_empty() || m.codec.is_some() => {
                         let mut c = self.config.clone();
-                        c.analysis.channel_roles = m.channels.clone();
-                        with_roles = c;
-                        &with_roles
+                        if !m.channels.is_empty() {
+                            c.analysis.channel_roles = m.channels.clone();
+                        }
+                        if m.codec.is_some() {
+                            c.analysis.codec = m.codec.clone();
+                        }
+                        with_sidecar = c;
+                        &with_sidecar
                     }
                     _ => self.config,
                 };

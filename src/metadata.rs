@@ -75,6 +75,10 @@ pub struct Metadata {
     /// PBXs (FreeSWITCH writes the caller left). Overrides `analysis.channel_roles`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub channels: Vec<String>,
+    /// The codec the call was carried in before it was recorded (`G729`, `PCMU`, `gsm`): the
+    /// score takes its ITU-T G.113 impairment off. Overrides `analysis.codec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<crate::analysis::carried::Codec>,
     /// Fields this version does not know, kept as they came.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -122,7 +126,7 @@ impl Metadata {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
         }
-        take!(call_id, start_time, direction, agent, queue, caller, callee, consent);
+        take!(call_id, start_time, direction, agent, queue, caller, callee, consent, codec);
         if !over.tags.is_empty() {
             self.tags = over.tags;
         }

@@ -9,14 +9,17 @@ against its clean prompt) and OUT/analysis.jsonl (`callwarden analyze --json`). 
 assets/speech, the test half assets/speech-test (the split written in the repo). Conditions:
 white, pink, brown, babble and 50 Hz hum noise at 0-30 dB SNR (active speech level over noise
 power), low-pass filtering (800-2500 Hz), coarse quantisation (4-6 bits: codec-like damage),
-clipping (+6 to +20 dB of gain), lost 20 ms packets zeroed (1-8 %), and the clean prompt.
-Every random choice has a fixed seed."""
+clipping (+6 to +20 dB of gain), lost 20 ms packets zeroed (1-8 %), real codecs (GSM full
+rate, IMA ADPCM, LPC-10 through `sox`; Opus at 6-16 kbit/s through `opusenc`/`opusdec`, also
+over white noise at 20 dB; each analysed with its codec declared, `--codec`), and the clean
+prompt. Every random choice has a fixed seed."""
 
 import argparse
 import csv
 import json
 import subprocess
 import sys
+import tempfile
 import wave
 from pathlib import Path
 
@@ -90,6 +93,9 @@ def conditions():
         yield f"clip-{db}dB", ("clip", db)
     for pct in (1, 3, 8):
         yield f"loss-{pct}pct", ("loss", pct)
+    for name in ("gsm", "vox", "lpc10", "opus6", "opus8", "opus12", "opus16"):
+        yield f"codec-{name}", ("codec", name)
+    yield "codec-opus8-white-20dB", ("codec", "opus8", ("noise", "white", 20))
     yield "clean", ("clean",)
 
 
@@ -109,6 +115,9 @@ def degrade(x, how, rng, voices):
     if how[0] == "clip":
         y = x * 10 ** (how[1] / 20)
         return np.clip(y, -0.5, 0.5)
+    if how[0] == "codec":
+        y = degrade(x, how[2], rng, voices) if len(how) > 2 else x
+        return codec(y, how[1])
     if how[0] == "loss":
         y = x.copy()
         frames = len(y) // 160
@@ -116,6 +125,26 @@ def degrade(x, how, rng, voices):
             y[f * 160 : (f + 1) * 160] = 0
         return y
     return x
+
+
+def codec(x, name):
+    """`x` through an encoder and its decoder, cut or padded to its length (the decoders here
+    keep the timing: Opus drops its pre-skip; PESQ aligns what is left)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src, out = tmp / "in.wav", tmp / "out.wav"
+        write(src, x)
+        if name.startswith("opus"):
+            enc = tmp / "x.opus"
+            subprocess.run(["opusenc", "--quiet", "--bitrate", name[4:], src, enc], check=True)
+            subprocess.run(["opusdec", "--quiet", "--rate", str(FS), enc, out], check=True)
+        else:
+            kind = ["-t", name] + (["-r", str(FS), "-c", "1"] if name == "vox" else [])
+            enc = tmp / f"x.{name}"
+            subprocess.run(["sox", src] + kind + [enc], check=True)
+            subprocess.run(["sox"] + kind + [enc, "-b", "16", out], check=True)
+        y = read(out)
+    return np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)]
 
 
 def main():
@@ -149,12 +178,22 @@ def main():
         w = csv.writer(f)
         w.writerow(["half", "condition", "prompt", "path", "pesq"])
         w.writerows(rows)
+    # Each call is analysed as the daemon would with the codec it crossed declared (a sidecar's
+    # `codec`): the name the PBX would give (G.113 rates GSM; Opus, LPC-10 and the Dialogic
+    # ADPCM of VOX files have no planning value and cost nothing).
+    declared = {}
+    for half, name, _, path, _ in rows:
+        codec = name.split("-")[1] if name.startswith("codec-") else None
+        codec = "opus" if codec and codec.startswith("opus") else codec
+        declared.setdefault(codec, []).append(path)
     with open(a.out / "analysis.jsonl", "w") as f:
-        subprocess.run(
-            [a.callwarden, "analyze", "--json", "-j", "1", str(a.out / "dev"), str(a.out / "test")],
-            stdout=f,
-            check=False,
-        )
+        for codec, paths in declared.items():
+            extra = ["--codec", codec] if codec else []
+            subprocess.run(
+                [a.callwarden, "analyze", "--json", "-j", "1", *extra, *paths],
+                stdout=f,
+                check=False,
+            )
     print(f"{len(rows)} files; {a.out / 'pesq.csv'}, {a.out / 'analysis.jsonl'}")
 
 

@@ -5,6 +5,7 @@
 //! segments (`segments`), measurements (`measure`) and the score (`score`). It never reads a
 //! file, a clock or the environment, and never logs: the caller owns all I/O.
 
+pub mod carried;
 pub mod echo;
 pub mod features;
 pub mod fingerprint;

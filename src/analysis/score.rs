@@ -1,6 +1,6 @@
 //! The quality score, its MOS and grade, and the flags: a pure judgement of measurements.
 //!
-//! Formula `score.v2.1`, explained term by term in `docs/scoring.md`: the score starts at 100 and
+//! Formula `score.v2.2`, explained term by term in `docs/scoring.md`: the score starts at 100 and
 //! each impairment takes points off, every term continuous and saturating, in the manner of the
 //! ITU-T G.107 E-model (whose rating R it mirrors, so its R-to-MOS mapping applies). Thresholds
 //! come from the configuration; nothing here reads a clock or a file.
@@ -9,7 +9,7 @@ use crate::config::{Config, Thresholds};
 
 use super::model::{DecodeReport, Flag, Grade, Metrics, Penalty, Quality, Severity};
 
-pub const FORMULA: &str = "score.v2.1";
+pub const FORMULA: &str = "score.v2.2";
 
 /// SNR at or above which noise costs nothing, and at which the noise term saturates.
 const SNR_CLEAN_DB: f64 = 35.0;
@@ -114,6 +114,17 @@ pub fn assess(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Quality {
             take(term, points, role);
         }
         flags.extend(conversation_flags(m, ctx, config));
+        // The codec the call crossed before it was recorded, which the sound does not show.
+        take(
+            "codec",
+            config
+                .analysis
+                .codec
+                .as_ref()
+                .and_then(|c| c.ie())
+                .unwrap_or(0.0),
+            None,
+        );
         take(
             "dead_air",
             (DEAD_AIR_EACH * m.silence.dead_air_count as f64).min(DEAD_AIR_MAX),
@@ -396,11 +407,12 @@ fn leg_flags(m: &Metrics, sample_rate: u32, t: &Thresholds) -> Vec<Flag> {
 
 /// Every flag code [`call_flags`], [`leg_flags`] and [`conversation_flags`] can raise (docs/analysis-report.md), so that a counter by code can
 /// start at 0 for each. A test holds it to the codes `flags` uses.
-pub const FLAG_CODES: [&str; 20] = [
+pub const FLAG_CODES: [&str; 21] = [
     "too_short",
     "header_mismatch",
     "too_long",
     "truncated",
+    "codec",
     "no_speech",
     "hold_only",
     "low_snr",
@@ -486,6 +498,22 @@ fn call_flags(m: &Metrics, ctx: &Context<'_>, config: &Config) -> Vec<Flag> {
             );
         }
         return out.0;
+    }
+    if let Some(codec) = &config.analysis.codec {
+        out.flag(
+            "codec",
+            Severity::Info,
+            match codec.ie() {
+                Some(ie) => format!(
+                    "carried in {} before it was recorded: impairment {ie:.0} (ITU-T G.113)",
+                    codec.label()
+                ),
+                None => format!(
+                    "carried in {} before it was recorded: no ITU-T G.113 planning value, not charged",
+                    codec.label()
+                ),
+            },
+        );
     }
     out.0
 }

@@ -193,6 +193,10 @@ pub struct AnalyzeArgs {
     /// it exists, else the built-in defaults; `daemon` needs a file).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The codec the calls were carried in before they were recorded (`G729`, `PCMU`, `gsm`):
+    /// the score takes its ITU-T G.113 impairment off (overrides `analysis.codec`).
+    #[arg(long, value_parser = crate::analysis::carried::Codec::parse)]
+    pub codec: Option<crate::analysis::carried::Codec>,
 }
 
 pub fn main() -> ExitCode {
@@ -318,7 +322,10 @@ struct Outcome {
 }
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
-    let config = load_config(&args.config)?;
+    let mut config = load_config(&args.config)?;
+    if args.codec.is_some() {
+        config.analysis.codec = args.codec.clone();
+    }
     crate::pipeline::check(&config).map_err(|e| Exit(EXIT_BAD_INPUT, e))?;
     let (files, problems) = crate::ingest::expand(&args.files, &config.ingest.extensions);
     for p in &problems {

@@ -127,3 +127,54 @@ fn the_default_config_is_printed_and_loads() {
     let o = demo_with_config(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// The codec a call crossed before it was recorded costs its ITU-T G.113 impairment (`Ie`): from
+/// `--codec`, or `analysis.codec`, as a PBX or SDP names it. A codec G.113 gives no value is
+/// named in a flag and costs nothing; a name that is not one is refused.
+#[test]
+fn a_declared_codec_costs_its_g113_impairment() {
+    let demo = assets().join("demo/call-stereo.wav");
+    let demo = demo.to_str().unwrap();
+    let json = |o: Output| -> serde_json::Value {
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_str(stdout(&o).trim()).unwrap()
+    };
+    let score = |v: &serde_json::Value| v["quality"]["score"].as_i64().unwrap();
+    let codec_points = |v: &serde_json::Value| {
+        v["quality"]["penalties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["term"] == "codec")
+            .map(|p| p["points"].as_f64().unwrap())
+    };
+    let codec_flag = |v: &serde_json::Value| {
+        v["quality"]["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["code"] == "codec")
+            .map(|f| f["message"].as_str().unwrap().to_string())
+    };
+    let plain = json(callwarden(&["analyze", "--json", demo]));
+    assert_eq!(plain["quality"]["formula"], "score.v2.2");
+    assert_eq!((codec_points(&plain), codec_flag(&plain)), (None, None));
+    for (given, ie) in [("G729/8000", 10.0), ("gsm", 20.0), ("PCMA", 0.0)] {
+        let v = json(callwarden(&["analyze", "--json", "--codec", given, demo]));
+        assert_eq!(score(&plain) - score(&v), ie as i64, "{given}");
+        assert_eq!(codec_points(&v), (ie > 0.0).then_some(ie), "{given}");
+        let message = codec_flag(&v).unwrap();
+        assert!(message.contains(&format!("impairment {ie}")), "{message}");
+    }
+    let opus = json(callwarden(&["analyze", "--json", "--codec", "opus", demo]));
+    assert_eq!(score(&opus), score(&plain));
+    assert!(codec_flag(&opus).unwrap().contains("not charged"));
+    // From the configuration, and a name that is not one.
+    let from_config = demo_with_config(b"[analysis]\ncodec = \"g.729a\"\n");
+    assert!(stdout(&from_config).contains(&format!("score {} ", score(&plain) - 11)));
+    let o = demo_with_config(b"[analysis]\ncodec = \"g729 annex b\"\n");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("codec"), "{}", stderr(&o));
+    let o = callwarden(&["analyze", "--codec", "", demo]);
+    assert_eq!(o.status.code(), Some(2));
+}

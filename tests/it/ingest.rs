@@ -255,9 +255,10 @@ fn file_names_carry_metadata_and_sidecars_win() {
 }
 
 /// A sidecar's `channels` names the side on each channel (FreeSWITCH writes the caller left, so
-/// the agent's side changes with the direction); without it, `analysis.channel_roles` does.
+/// the agent's side changes with the direction); without it, `analysis.channel_roles` does. Its
+/// `codec` (the one the call crossed) costs the score that codec's ITU-T G.113 impairment.
 #[test]
-fn a_sidecar_names_the_side_on_each_channel() {
+fn a_sidecar_names_the_side_on_each_channel_and_the_codec() {
     let dir = tempfile::tempdir().unwrap();
     let f = Folder {
         root: dir.path().join("root"),
@@ -281,10 +282,21 @@ fn a_sidecar_names_the_side_on_each_channel() {
     let bad = f.root.join("bad.wav");
     write_wav(&bad, &stereo, 2);
     std::fs::write(bad.with_extension("json"), r#"{"channels": ["../x"]}"#).unwrap();
-    for p in [&named, &plain, &bad] {
+    // The codec the call crossed, which the score charges (and a name that is not one).
+    let gsm = f.root.join("gsm.wav");
+    let bad_codec = f.root.join("bad-codec.wav");
+    for (path, sidecar) in [(&gsm, "GSM"), (&bad_codec, "gsm; drop")] {
+        write_wav(path, &stereo, 2);
+        std::fs::write(
+            path.with_extension("json"),
+            format!(r#"{{"codec": "{sidecar}"}}"#),
+        )
+        .unwrap();
+    }
+    for p in [&named, &plain, &bad, &gsm, &bad_codec] {
         age(p);
     }
-    for p in [&named, &bad] {
+    for p in [&named, &bad, &gsm, &bad_codec] {
         age(&p.with_extension("json"));
     }
     let o = ingest(&[&f.root], &f.store);
@@ -311,4 +323,19 @@ fn a_sidecar_names_the_side_on_each_channel() {
             .is_some_and(|e| e.contains("channels")),
         "{r:?}"
     );
+    let score = |p: &Path| {
+        let r = store.by_path(&rp(p)).unwrap().unwrap();
+        let q = r.report.expect("analysed").quality;
+        let codec = q
+            .penalties
+            .iter()
+            .find(|p| p.term == "codec")
+            .map(|p| p.points);
+        (q.score, codec, r.metadata_error)
+    };
+    let (plain_score, ..) = score(&plain);
+    assert_eq!(score(&gsm), (plain_score - 20, Some(20.0), None));
+    let (s, codec, error) = score(&bad_codec);
+    assert_eq!((s, codec), (plain_score, None));
+    assert!(error.is_some_and(|e| e.contains("codec")));
 }
