@@ -96,13 +96,83 @@ impl<P: Fn(usize) -> f32> Leg<'_, P> {
 
     /// `smeared` over the halves `keep` accepts.
     fn smeared_where(&self, j: usize, n: usize, keep: impl Fn(usize) -> bool) -> f64 {
-        let lo = j.saturating_sub(SMEAR_LATE);
-        let hi = (j + SMEAR_EARLY).min(n - 1);
-        let loudest = (lo..=hi)
-            .filter(|&i| keep(i))
-            .map(|i| (self.power)(i))
-            .fold(0.0f32, f32::max);
-        fast_level_db(loudest)
+        smeared_of(&self.power, j, n, keep)
+    }
+}
+
+/// The loudest of `at`'s halves `j - SMEAR_LATE ..= j + SMEAR_EARLY` that `keep` accepts, in dB.
+fn smeared_of(at: &impl Fn(usize) -> f32, j: usize, n: usize, keep: impl Fn(usize) -> bool) -> f64 {
+    let lo = j.saturating_sub(SMEAR_LATE);
+    let hi = (j + SMEAR_EARLY).min(n - 1);
+    let loudest = (lo..=hi)
+        .filter(|&i| keep(i))
+        .map(at)
+        .fold(0.0f32, f32::max);
+    fast_level_db(loudest)
+}
+
+/// Another view of both legs' halves than their power (a band of it): a voice differs from an
+/// echo in spectrum as well as in level, so where it stands under the echo's level it may still
+/// stand out of it in a band (a fricative over a vowel's echo, a low voice over a hiss).
+pub struct View<'a> {
+    pub source: &'a dyn Fn(usize) -> f32,
+    pub channel: &'a dyn Fn(usize) -> f32,
+}
+
+/// The echo as one view sees it: its path's loss there and the channel's noise there.
+struct ViewedEcho<'a> {
+    view: &'a View<'a>,
+    path_loss_db: f64,
+    heard_db: f64,
+}
+
+impl<'a> ViewedEcho<'a> {
+    /// The echo's path as `view` sees it: the median loss, in that view, over the source's
+    /// speech halves whose echo the power view holds (heard, and within [`CONSISTENT_DB`] of
+    /// its prediction); none when fewer than [`MIN_AUDIBLE`] hold it.
+    fn measure<P: Fn(usize) -> f32>(
+        view: &'a View<'a>,
+        source: &Leg<P>,
+        channel: &Leg<P>,
+        echo: &Echo,
+        n: usize,
+    ) -> Option<ViewedEcho<'a>> {
+        let heard = channel.heard_db();
+        let mut losses: Vec<f64> = source
+            .segments
+            .iter()
+            .flat_map(|&(s, e)| s..e.min(n.saturating_sub(echo.delay)))
+            .filter(|&j| {
+                let predicted = source.smeared(j, n) - echo.path_loss_db;
+                predicted > heard
+                    && (channel.level(j + echo.delay) - predicted).abs() <= CONSISTENT_DB
+            })
+            .map(|j| {
+                smeared_of(&view.source, j, n, |_| true)
+                    - fast_level_db((view.channel)(j + echo.delay))
+            })
+            .collect();
+        if losses.len() < MIN_AUDIBLE {
+            return None;
+        }
+        let mid = losses.len() / 2;
+        let (_, &mut path_loss_db, _) = losses.select_nth_unstable_by(mid, f64::total_cmp);
+        let noise = super::noise::noise_floor_of(n, view.channel);
+        Some(ViewedEcho {
+            view,
+            path_loss_db,
+            heard_db: noise
+                .limit_db
+                .max(fast_level_db(noise.power as f32) + HEARD_DB),
+        })
+    }
+
+    /// Whether the channel's half `k` stands out of the echo in this view.
+    fn stands_out(&self, k: usize, delay: usize, n: usize) -> bool {
+        let echo = k.checked_sub(delay).map_or(f64::NEG_INFINITY, |j| {
+            smeared_of(&self.view.source, j, n, |_| true) - self.path_loss_db
+        });
+        fast_level_db((self.view.channel)(k)) > self.heard_db.max(echo + CONSISTENT_DB)
     }
 }
 
@@ -238,11 +308,16 @@ fn find<P: Fn(usize) -> f32>(
 /// path loss down stands over the channel's noise) and the channel's level lies no more than
 /// [`CONSISTENT_DB`] over it: the test that found the path. A half is the channel's own
 /// voice when it stands over both its noise and [`CONSISTENT_DB`] over the echo: a talker
-/// speaks about as loud as the source, and the path loses at least [`MIN_LOSS_DB`]. Each
-/// segment keeps the runs of at least `min_run` own halves in a row (an echo's halves rise
-/// over their prediction now and then, one at a time, not for a syllable), bridged over
+/// speaks about as loud as the source, and the path loses at least [`MIN_LOSS_DB`]. It may
+/// stand out in its power or in any of `views` (bands of it): under a strong echo (8-10 dB of
+/// loss) a voice's softer halves sit at the echo's level, yet a fricative over the echo of a
+/// vowel stands out in the pre-emphasised band, a low voice over the echo of a hiss in the
+/// voicing band. Each view has its own path loss (the echo path colours the voice) and noise.
+/// Each segment keeps the runs of at least `min_run` own halves in a row (an echo's halves
+/// rise over their prediction now and then, one at a time, not for a syllable), bridged over
 /// gaps shorter than `bridge` and widened over the halves next to them that are not the
-/// echo's (the soft edges detection found). A segment without such a run was the echo.
+/// echo's and stand over the noise (the voice's soft edges). A segment without such a run was
+/// the echo.
 pub fn own_speech<P: Fn(usize) -> f32>(
     source: &Leg<P>,
     channel: &Leg<P>,
@@ -250,8 +325,13 @@ pub fn own_speech<P: Fn(usize) -> f32>(
     n: usize,
     bridge: usize,
     min_run: usize,
+    views: &[View],
 ) -> Segments {
     let heard = channel.heard_db();
+    let viewed: Vec<ViewedEcho> = views
+        .iter()
+        .filter_map(|v| ViewedEcho::measure(v, source, channel, echo, n))
+        .collect();
     let echo_level = |k: usize| {
         k.checked_sub(echo.delay)
             .filter(|&j| j < n)
@@ -259,6 +339,7 @@ pub fn own_speech<P: Fn(usize) -> f32>(
                 source.smeared(j, n) - echo.path_loss_db
             })
     };
+    let echo_delay = echo.delay;
     let mut out = Segments::new();
     for &(s, e) in channel.segments {
         let (is_echo, own): (Vec<bool>, Vec<bool>) = (s..e)
@@ -266,10 +347,19 @@ pub fn own_speech<P: Fn(usize) -> f32>(
                 let (level, echo) = (channel.level(k), echo_level(k));
                 (
                     echo > heard && level <= echo + CONSISTENT_DB,
-                    level > heard.max(echo + CONSISTENT_DB),
+                    level > heard.max(echo + CONSISTENT_DB)
+                        || viewed.iter().any(|v| v.stands_out(k, echo_delay, n)),
                 )
             })
             .unzip();
+        // A segment the echo is nowhere in is the channel's own, whole.
+        if !is_echo.contains(&true) {
+            match out.last_mut() {
+                Some(last) if last.1 >= s => last.1 = last.1.max(e),
+                _ => out.push((s, e)),
+            }
+            continue;
+        }
         // Runs of own halves long enough to be a voice, bridged.
         let mut runs: Segments = Vec::new();
         let mut i = 0;
@@ -283,10 +373,13 @@ pub fn own_speech<P: Fn(usize) -> f32>(
             }
             i += len.max(1);
         }
-        // Widened over the halves that are not the echo's, within the segment.
+        // Widened over the halves that are not the echo's and stand over the noise, within the
+        // segment: the voice's soft edges. A pause between the echo and the voice, which
+        // detection bridged, is the line's noise and neither.
+        let widens = |i: usize| !is_echo[i] && channel.level(s + i) > heard;
         for (a, b) in runs {
-            let a = a - is_echo[..a].iter().rev().take_while(|&&x| !x).count();
-            let b = b + is_echo[b..].iter().take_while(|&&x| !x).count();
+            let a = a - (0..a).rev().take_while(|&i| widens(i)).count();
+            let b = b + (b..is_echo.len()).take_while(|&i| widens(i)).count();
             match out.last_mut() {
                 Some(last) if last.1 >= s + a => last.1 = last.1.max(s + b),
                 _ => out.push((s + a, s + b)),
@@ -397,7 +490,7 @@ mod tests {
             loss_db: LOSS_DB,
             path_loss_db: LOSS_DB,
         };
-        own_speech(&source, &channel, &echo, N, 30, 8)
+        own_speech(&source, &channel, &echo, N, 30, 8, &[])
     }
 
     #[test]
@@ -421,5 +514,11 @@ mod tests {
         );
         // No voice at all: nothing is left.
         assert_eq!(own_of(&talk, &vec![], &detected), vec![]);
+        // A voice 200 ms after the echo's tail, which detection bridged to it: the pause
+        // between them (the line's noise) is neither the echo nor the voice.
+        assert_eq!(
+            own_of(&talk, &vec![(173, 220)], &vec![(53, 222)]),
+            vec![(173, 220)]
+        );
     }
 }

@@ -272,7 +272,20 @@ fn judge(
         let found = echo::echoes(&legs, n, timing.half_s);
         for e in &found {
             let (source, channel) = (&legs[e.source], &legs[e.channel]);
-            let kept = echo::own_speech(source, channel, e, n, p.bridge, p.min_run);
+            let (hs, hc) = (halves[e.source], halves[e.channel]);
+            let (band_s, band_c) = (|j: usize| hs[j].band(), |j: usize| hc[j].band());
+            let (low_s, low_c) = (|j: usize| hs[j].low(), |j: usize| hc[j].low());
+            let views = [
+                echo::View {
+                    source: &band_s,
+                    channel: &band_c,
+                },
+                echo::View {
+                    source: &low_s,
+                    channel: &low_c,
+                },
+            ];
+            let kept = echo::own_speech(source, channel, e, n, p.bridge, p.min_run, &views);
             let taken = segments::minus(channel.segments, &kept);
             echoed[e.channel] = segments::union(&[&echoed[e.channel], &taken]);
         }

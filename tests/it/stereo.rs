@@ -361,10 +361,10 @@ fn an_echo_is_found_with_its_delay_and_loss() {
 /// over the agent at about the agent's level (where the echo is under their voice). Before
 /// the echo was taken out of its leg's talk, the customer's talk held the agent's too.
 ///
-/// Level is what tells a voice from its echo here, so where the echo is strong (8-10 dB
-/// down) the talker's softer halves under it cannot be told from it: over the agent, the
-/// customer's talk then comes out up to 1.3 s short of 16.9 s (overtalk up to 1.3 s short of
-/// 4.1 s). That is the measured limit, held here within 1.5 s; at 15-20 dB it is within
+/// Where the echo is strong (8-10 dB down) the talker's softer halves sit at its level. They
+/// are told from it in bands of their power too (`echo::own_speech`): over the agent, the
+/// customer's talk then comes out up to 0.59 s short of 16.9 s (overtalk up to 0.59 s short of
+/// 4.1 s; it was 1.3 s on power alone), held here within 0.65 s; at 15-20 dB it is within
 /// 0.5 s. A reply 8 dB under the agent's level, under an echo 8-10 dB down, stands at the
 /// echo's own level and is lost whole (measured with a 0.46 s reply).
 #[test]
@@ -402,7 +402,7 @@ fn an_echo_is_not_the_other_side_talking() {
             eprintln!("{line}");
             // Under a strong echo, double talk is under-counted (see above), never over.
             let short = if overlap > 1.0 && erl_db < 15.0 {
-                1.5
+                0.65
             } else {
                 0.5
             };
@@ -474,4 +474,79 @@ fn no_echo_is_found_where_there_is_none() {
             assert!(!codes(&a).contains(&"echo"));
         }
     }
+}
+
+/// The echo test on the test half's voices (issue 22: decided on the dev prompts above, reported
+/// here): each test voice's first three utterances as the agent (at -26 dBFS, 0.5, 12 and 26 s),
+/// the next voice's as the customer, answering 0.5 s after each or talking over the agent at its
+/// level, under the agent's echo 8-20 dB down and 12-480 ms late. The customer's talk time stays
+/// within 0.5 s of the truth and the echo is found, in every case. (Before the voice was looked
+/// for in bands of its power, talking over a strong echo came out up to 1.02 s short here; before
+/// the edges stopped at the line's noise, an answer 0.3 s after the echo's tail took the tail in:
+/// 0.83 s over.)
+#[test]
+fn an_echo_is_not_the_other_side_talking_on_the_test_voices() {
+    use crate::music::{voices, Half};
+    let vs = voices(Half::Test);
+    let mut lines = Vec::new();
+    let mut failures = Vec::new();
+    for v in 0..vs.len() {
+        let (agent_voice, customer_voice) = (&vs[v], &vs[(v + 1) % vs.len()]);
+        let place = |voice: &[Vec<f32>], at: [f64; 3]| {
+            let mut x = vec![0.0f32; 48 * RATE as usize];
+            let mut spans = Vec::new();
+            for (k, &at) in at.iter().enumerate() {
+                let u = &voice[k % voice.len()];
+                let gain = (10f64.powf(-26.0 / 10.0) / active_power(u, RATE)).sqrt() as f32;
+                let start = (at * RATE as f64) as usize;
+                let end = (start + u.len()).min(x.len());
+                for (y, &s) in x[start..end].iter_mut().zip(u) {
+                    *y = s * gain;
+                }
+                spans.push((start, end));
+            }
+            let len = x.len();
+            for (y, n) in x.iter_mut().zip(white(len, 7)) {
+                *y += n * 1e-3; // -60 dBFS of line noise
+            }
+            (x, spans)
+        };
+        let (agent, a_spans) = place(agent_voice, [0.5, 12.0, 26.0]);
+        let ends: Vec<f64> = a_spans.iter().map(|s| s.1 as f64 / RATE as f64).collect();
+        for (layout, at) in [
+            ("answers", [ends[0] + 0.5, ends[1] + 0.5, ends[2] + 0.5]),
+            ("talks over", [2.0, 13.0, 27.0]),
+        ] {
+            let (customer, c_spans) = place(customer_voice, at);
+            let truth = seconds(&c_spans);
+            for (delay_s, erl_db) in [(0.012, 8.0), (0.04, 10.0), (0.205, 15.0), (0.48, 20.0)] {
+                let d = (delay_s * RATE as f64).round() as usize;
+                let gain = 10f32.powf(-(erl_db as f32) / 20.0);
+                let mut with_echo = customer.clone();
+                for i in d..with_echo.len() {
+                    with_echo[i] += gain * agent[i - d];
+                }
+                let a = analyze(&interleave(&[&agent, &with_echo]), 2);
+                let talk = a.channels.as_ref().expect("channels")[1]
+                    .metrics
+                    .speech
+                    .talk_time_s;
+                let found = !a
+                    .conversation
+                    .as_ref()
+                    .expect("conversation")
+                    .echoes
+                    .is_empty();
+                let line = format!(
+                    "voice {v}, {layout}, {delay_s} s, {erl_db} dB: customer {talk:.2} of {truth:.2} s, echo found {found}"
+                );
+                if (talk - truth).abs() > 0.5 || !found {
+                    failures.push(line.clone());
+                }
+                lines.push(line);
+            }
+        }
+    }
+    eprintln!("{lines:#?}");
+    assert!(failures.is_empty(), "{failures:#?}");
 }
