@@ -307,6 +307,10 @@ pub struct ChannelFeatures {
 /// lost packets, not pauses.
 pub const MAX_LOST_HALVES: usize = 20;
 
+/// Sound whose peak stands this far over digital silence (12 dB over [`SILENCE_EPS`]) is what a
+/// lost packet interrupts; a line this close to digital silence has halves of it by chance.
+const SOUND_PEAK: f32 = 4.0 * SILENCE_EPS;
+
 impl ChannelFeatures {
     /// Fills each short run of fully silent halves between sound with the halves on either side
     /// of it (their geometric mean, view by view), so that detection sees through a lost packet
@@ -426,6 +430,15 @@ pub struct ChannelTracker {
     /// Takes mains hum out of the views detection reads (`mains`), into `residual`.
     mains: MainsCanceller,
     residual: Vec<f32>,
+    /// The last half that was not digital silence (when it stands out of it), the halves of
+    /// digital silence since, and room for a frame with its lost halves filled in. When
+    /// `sound_in_prev`, the last sound is the frame before's second half instead (peak
+    /// `prev_peak`), copied only once a frame with silence, or the end of a block, needs it.
+    last_sound: Vec<f32>,
+    sound_in_prev: bool,
+    prev_peak: f32,
+    silent_halves: usize,
+    patched: Vec<f32>,
     /// The first `PRIME_FRAMES` frames, until they are fed; then the primer frames still to
     /// replay.
     primer: Option<Vec<f32>>,
@@ -540,6 +553,11 @@ impl ChannelTracker {
             low_band: LowBand::new(rate),
             mains: MainsCanceller::new(rate),
             residual: Vec::with_capacity(frame_len),
+            last_sound: Vec::with_capacity(frame_len / 2),
+            sound_in_prev: false,
+            prev_peak: 0.0,
+            silent_halves: 0,
+            patched: Vec::with_capacity(frame_len),
             primer: Some(Vec::with_capacity(frame_len * PRIME_FRAMES)),
             replaying: 0,
             spectrum,
@@ -615,14 +633,18 @@ impl ChannelTracker {
                 return;
             }
             let frame = std::mem::take(&mut self.pending);
-            self.frame(&frame);
+            self.frame(&frame, None);
+            self.keep_sound_of(Some(&frame));
             self.pending = frame;
             self.pending.clear();
         }
         let mut chunks = samples.chunks_exact(self.frame_len);
+        let mut prev = None;
         for frame in &mut chunks {
-            self.frame(frame);
+            self.frame(frame, prev);
+            prev = Some(frame);
         }
+        self.keep_sound_of(prev);
         self.pending.extend_from_slice(chunks.remainder());
     }
 
@@ -649,18 +671,82 @@ impl ChannelTracker {
         self.f
     }
 
-    fn frame(&mut self, frame: &[f32]) {
+    fn frame(&mut self, frame: &[f32], prev: Option<&[f32]>) {
+        let half_len = self.f.half_len;
+        let raw = [&frame[..half_len], &frame[half_len..]].map(moments);
+        // A lost packet (digital silence, up to `MAX_LOST_HALVES`, after sound that stands out
+        // of digital silence) is heard by the VAD and the running floor as a decoder's
+        // concealment plays it: the last half of sound again. Left as silence, it resets the
+        // VAD's state and drops the floor for seconds, which moves decisions far from it; the
+        // halves keep the silence (`see_through_lost_packets`, the dropouts).
+        if raw.iter().all(|r| r.2 > SILENCE_EPS) {
+            // Sound throughout, nearly every frame: its last half is the last sound, read from
+            // it (`prev` of the next frame) only if needed.
+            self.silent_halves = 0;
+            self.sound_in_prev = true;
+            self.prev_peak = raw[1].2;
+            self.heard(frame, raw, None);
+            return;
+        }
+        self.keep_sound_of(prev);
+        let mut patched = std::mem::take(&mut self.patched);
+        patched.clear();
+        let mut lost = false;
+        for (half, r) in frame.chunks_exact(half_len).zip(&raw) {
+            if r.2 > SILENCE_EPS {
+                self.silent_halves = 0;
+                self.keep_sound(half, r.2);
+                patched.extend_from_slice(half);
+                continue;
+            }
+            self.silent_halves += 1;
+            if self.silent_halves <= MAX_LOST_HALVES && !self.last_sound.is_empty() {
+                lost = true;
+                patched.extend_from_slice(&self.last_sound);
+            } else {
+                patched.extend_from_slice(half);
+            }
+        }
+        self.heard(frame, raw, lost.then_some(&patched[..]));
+        self.patched = patched;
+    }
+
+    /// Keeps the last sound from `prev` (the frame before), if it is there.
+    fn keep_sound_of(&mut self, prev: Option<&[f32]>) {
+        if std::mem::take(&mut self.sound_in_prev) {
+            match prev {
+                Some(p) => self.keep_sound(&p[self.f.half_len..], self.prev_peak),
+                None => self.last_sound.clear(),
+            }
+        }
+    }
+
+    /// Keeps `half` (its peak `peak`) as the sound a lost packet after it would repeat, when it
+    /// stands out of digital silence.
+    fn keep_sound(&mut self, half: &[f32], peak: f32) {
+        self.last_sound.clear();
+        if peak > SOUND_PEAK {
+            self.last_sound.extend_from_slice(half);
+        }
+    }
+
+    /// One frame, `raw` its halves' moments; `concealed`, the frame the VAD and the running
+    /// floor hear in its place when it holds a lost packet.
+    fn heard(&mut self, frame: &[f32], raw: [(f32, f32, f32); 2], concealed: Option<&[f32]>) {
         let half_len = self.f.half_len;
         let mut frame_power = 0.0f64;
         let first = self.f.halves.len() as u32;
         let mut views = [HalfView::default(); 2];
-        let raw = [&frame[..half_len], &frame[half_len..]].map(moments);
         let energy = raw[0].1 + raw[1].1;
         let level = super::mains::level_db(energy, frame.len());
-        let floor = self.running_floor(level);
+        let heard_level = concealed.map_or(level, |c| {
+            super::mains::level_db(c.iter().map(|x| x * x).sum(), c.len())
+        });
+        let floor = self.running_floor(heard_level);
         let mut residual = std::mem::take(&mut self.residual);
-        // The primer's frames were learnt from before they were replayed.
-        let learn = self.replaying == 0 && level <= floor + MAINS_LEARN_DB;
+        // The primer's frames were learnt from before they were replayed; a lost packet is no
+        // hum to learn.
+        let learn = self.replaying == 0 && concealed.is_none() && level <= floor + MAINS_LEARN_DB;
         self.replaying = self.replaying.saturating_sub(1);
         let hum_taken = self.mains.process(frame, energy, learn, &mut residual);
         let halves = frame
@@ -721,8 +807,11 @@ impl ChannelTracker {
             beep.frame(first, halves, views);
         }
 
-        let obvious = self.floor_next > 0 && level > floor + FAR_ABOVE_FLOOR_DB;
-        let speech = self.vad_frame(if hum_taken { &residual } else { frame }, obvious);
+        let obvious = self.floor_next > 0 && heard_level > floor + FAR_ABOVE_FLOOR_DB;
+        let speech = self.vad_frame(
+            concealed.unwrap_or(if hum_taken { &residual } else { frame }),
+            obvious,
+        );
         self.residual = residual;
         // One frame in four is enough for long-term spectra (an unbiased sample of them: still
         // 12.5 spectra a second), and a quarter of the FFT cost.
@@ -995,27 +1084,36 @@ mod tests {
 
     #[test]
     fn frames_split_across_pushes_give_the_same_features() {
-        let x: Vec<f32> = (0..8000)
+        // Three seconds past the primer, with lost packets (digital silence) of 10-60 ms, some
+        // across the pushes' edges, and a silence longer than a lost packet.
+        let mut x: Vec<f32> = (0..32000)
             .map(|i| 0.3 * (i as f32 * 0.05).sin() + if i % 7 == 0 { 0.01 } else { 0.0 })
             .collect();
-        let whole = {
+        for (at, len) in [
+            (9990, 80),
+            (13000, 160),
+            (16650, 480),
+            (20000, 3000),
+            (27000, 240),
+        ] {
+            x[at..at + len].iter_mut().for_each(|v| *v = 0.0);
+        }
+        let features = |block: usize| {
             let mut t = ChannelTracker::new(8000, 1.0, VadMode::Aggressive, None).unwrap();
-            t.push(&x);
-            t.finish()
-        };
-        let split = {
-            let mut t = ChannelTracker::new(8000, 1.0, VadMode::Aggressive, None).unwrap();
-            for c in x.chunks(333) {
+            for c in x.chunks(block) {
                 t.push(c);
             }
             t.finish()
         };
-        assert_eq!(whole.halves.len(), 100);
-        assert_eq!(whole.halves.len(), split.halves.len());
-        assert_eq!(whole.vad, split.vad);
-        assert_eq!(whole.halves, split.halves);
-        assert_eq!(whole.zeros, split.zeros);
-        assert_eq!(whole.samples, 8000);
+        let whole = features(x.len());
+        assert_eq!(whole.halves.len(), 400);
+        assert_eq!(whole.samples, 32000);
+        for block in [333, 160, 1000] {
+            let split = features(block);
+            assert_eq!(whole.vad, split.vad, "{block}");
+            assert_eq!(whole.halves, split.halves, "{block}");
+            assert_eq!(whole.zeros, split.zeros, "{block}");
+        }
     }
 
     #[test]

@@ -10,9 +10,12 @@
 //!
 //! Where it does not hold yet the test asserts today's count as a ceiling (a regression guard)
 //! and says so: the copies hold on the test half and not on the dev half (11 of 72 calls lose
-//! or gain a 310-540 ms stretch); a gap still removes 10-440 ms of speech elsewhere in 16 of 360
-//! dev cases and 2 of 360 test cases (30 ms each), against 76 dev cases before lost packets
-//! were seen through (`ChannelFeatures::see_through_lost_packets`).
+//! or gain a 310-540 ms stretch); a gap still removes 10-170 ms of speech elsewhere in 13 of 360
+//! dev cases (most of them 160-320 ms away, where an edge judged against its phrase's level
+//! moves by a half) and 2 of 360 test cases (30 ms each, 11 and 16 s away), against 76 dev
+//! cases before lost packets were seen through (`ChannelFeatures::see_through_lost_packets`)
+//! and 16 before the VAD and the running floor heard a lost packet as the sound before it
+//! (a gap had taken 440 ms of speech 7.9 s away).
 
 use callwarden::analysis::Analysis;
 use callwarden::audio::g711;
@@ -299,7 +302,7 @@ fn a_packet_loss_gap_removes_no_speech_away_from_it() {
         eprintln!("{half:?}: {failures:#?}");
         let ceiling = match half {
             Half::Test => 2,
-            Half::Dev => 16,
+            Half::Dev => 13,
         };
         assert!(failures.len() <= ceiling, "{report:#?}");
     }
