@@ -731,7 +731,9 @@ impl ChannelTracker {
     }
 
     /// One frame, `raw` its halves' moments; `concealed`, the frame the VAD and the running
-    /// floor hear in its place when it holds a lost packet.
+    /// floor hear in its place when it holds a lost packet. (Inlined: it is `frame`'s body, run
+    /// 50 times a second per channel.)
+    #[inline(always)]
     fn heard(&mut self, frame: &[f32], raw: [(f32, f32, f32); 2], concealed: Option<&[f32]>) {
         let half_len = self.f.half_len;
         let mut frame_power = 0.0f64;
