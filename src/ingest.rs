@@ -159,6 +159,23 @@ pub fn read_sidecar(recording: &Path, max_bytes: u64) -> Option<Result<Metadata,
     }
 }
 
+/// The configuration a recording is analysed with when its sidecar names the channels' roles or
+/// the codec the call crossed (over `analysis.channel_roles` and `analysis.codec`); `None`: as
+/// configured.
+fn analysed_with(config: &Config, m: &Metadata) -> Option<Config> {
+    if m.channels.is_empty() && m.codec.is_none() {
+        return None;
+    }
+    let mut c = config.clone();
+    if !m.channels.is_empty() {
+        c.analysis.channel_roles = m.channels.clone();
+    }
+    if m.codec.is_some() {
+        c.analysis.codec = m.codec.clone();
+    }
+    Some(c)
+}
+
 /// What to do with a candidate, given what the store holds for its path.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
@@ -293,21 +310,11 @@ impl Ingestor<'_> {
                     candidate.path.as_path(),
                     self.config.ingest.max_sidecar_bytes,
                 );
-                let with_sidecar;
-                let config = match &sidecar {
-                    Some(Ok(m)) if !m.channels.is_empty() || m.codec.is_some() => {
-                        let mut c = self.config.clone();
-                        if !m.channels.is_empty() {
-                            c.analysis.channel_roles = m.channels.clone();
-                        }
-                        if m.codec.is_some() {
-                            c.analysis.codec = m.codec.clone();
-                        }
-                        with_sidecar = c;
-                        &with_sidecar
-                    }
-                    _ => self.config,
+                let with_sidecar = match &sidecar {
+                    Some(Ok(m)) => analysed_with(self.config, m),
+                    _ => None,
                 };
+                let config = with_sidecar.as_ref().unwrap_or(self.config);
                 let mut r = pipeline::analyze_file(&candidate.path, &name, config, KEPT);
                 // A transient error (a permission being fixed, descriptors running out) is
                 // tried again, backing off, before the file is stored as failed.

@@ -83,9 +83,7 @@ impl<P: Fn(usize) -> f32> Leg<'_, P> {
 
     /// The level a half must pass to be heard over the leg's noise.
     fn heard_db(&self) -> f64 {
-        self.noise
-            .limit_db
-            .max(fast_level_db(self.noise.power as f32) + HEARD_DB)
+        heard_over(&self.noise)
     }
 
     /// The source's level reaching half `j + delay` of another leg through a path `delay`
@@ -98,6 +96,14 @@ impl<P: Fn(usize) -> f32> Leg<'_, P> {
     fn smeared_where(&self, j: usize, n: usize, keep: impl Fn(usize) -> bool) -> f64 {
         smeared_of(&self.power, j, n, keep)
     }
+}
+
+/// The level a half must pass to be heard over `noise`: past its limit, and [`HEARD_DB`] over its
+/// mean power.
+fn heard_over(noise: &NoiseEstimate) -> f64 {
+    noise
+        .limit_db
+        .max(fast_level_db(noise.power as f32) + HEARD_DB)
 }
 
 /// The loudest of `at`'s halves `j - SMEAR_LATE ..= j + SMEAR_EARLY` that `keep` accepts, in dB.
@@ -157,13 +163,10 @@ impl<'a> ViewedEcho<'a> {
         }
         let mid = losses.len() / 2;
         let (_, &mut path_loss_db, _) = losses.select_nth_unstable_by(mid, f64::total_cmp);
-        let noise = super::noise::noise_floor_of(n, view.channel);
         Some(ViewedEcho {
             view,
             path_loss_db,
-            heard_db: noise
-                .limit_db
-                .max(fast_level_db(noise.power as f32) + HEARD_DB),
+            heard_db: heard_over(&super::noise::noise_floor_of(n, view.channel)),
         })
     }
 
@@ -354,10 +357,7 @@ pub fn own_speech<P: Fn(usize) -> f32>(
             .unzip();
         // A segment the echo is nowhere in is the channel's own, whole.
         if !is_echo.contains(&true) {
-            match out.last_mut() {
-                Some(last) if last.1 >= s => last.1 = last.1.max(e),
-                _ => out.push((s, e)),
-            }
+            push_joined(&mut out, (s, e));
             continue;
         }
         // Runs of own halves long enough to be a voice, bridged.
@@ -380,13 +380,18 @@ pub fn own_speech<P: Fn(usize) -> f32>(
         for (a, b) in runs {
             let a = a - (0..a).rev().take_while(|&i| widens(i)).count();
             let b = b + (b..is_echo.len()).take_while(|&i| widens(i)).count();
-            match out.last_mut() {
-                Some(last) if last.1 >= s + a => last.1 = last.1.max(s + b),
-                _ => out.push((s + a, s + b)),
-            }
+            push_joined(&mut out, (s + a, s + b));
         }
     }
     out
+}
+
+/// Appends `span` to the sorted `out`, joined to its last span where they touch or overlap.
+fn push_joined(out: &mut Segments, span: (usize, usize)) {
+    match out.last_mut() {
+        Some(last) if last.1 >= span.0 => last.1 = last.1.max(span.1),
+        _ => out.push(span),
+    }
 }
 
 /// The `2 * width + 1` bins of `histogram` holding the most: their centre bin and count.
